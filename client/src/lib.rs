@@ -1,0 +1,1 @@
+//! shmbus client library.

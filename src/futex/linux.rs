@@ -1,0 +1,54 @@
+//! `FUTEX_WAIT_BITSET` with an absolute `CLOCK_MONOTONIC` deadline, and
+//! `FUTEX_WAKE`, both shared (no `FUTEX_PRIVATE_FLAG`).
+#![allow(clippy::disallowed_types)]
+
+use core::num::NonZeroU32;
+use core::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use rustix::io::Errno;
+use rustix::thread::futex;
+
+/// Converts an `Instant` into an absolute `CLOCK_MONOTONIC` timespec.
+///
+/// `Instant` is `CLOCK_MONOTONIC` on Linux, but its representation is opaque,
+/// so this measures the distance from now and adds it to the clock's reading.
+fn monotonic_deadline(deadline: Instant) -> futex::Timespec {
+    let now_ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut secs = now_ts.tv_sec.saturating_add(left.as_secs() as i64);
+    let mut nsecs = now_ts.tv_nsec + i64::from(left.subsec_nanos());
+    if nsecs >= 1_000_000_000 {
+        nsecs -= 1_000_000_000;
+        secs = secs.saturating_add(1);
+    }
+    futex::Timespec {
+        tv_sec: secs,
+        tv_nsec: nsecs as _,
+    }
+}
+
+/// Sleeps while `*word == expected`, until woken, `deadline`, a signal, or
+/// spuriously. The caller re-checks its own condition afterwards.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+    let bitset = NonZeroU32::MAX; // FUTEX_BITSET_MATCH_ANY
+    let result = match deadline {
+        Some(d) => {
+            let ts = monotonic_deadline(d);
+            futex::wait_bitset(word, futex::Flags::empty(), expected, Some(&ts), bitset)
+        }
+        None => futex::wait_bitset(word, futex::Flags::empty(), expected, None, bitset),
+    };
+    match result {
+        // Woken, or the word had already changed, or timed out, or a signal:
+        // every one of these means "go and look again".
+        Ok(()) | Err(Errno::AGAIN) | Err(Errno::TIMEDOUT) | Err(Errno::INTR) => {}
+        Err(e) => debug_assert!(false, "unexpected futex wait error: {e}"),
+    }
+}
+
+/// Wakes up to `n` sleepers on `word`, in any process.
+pub(crate) fn wake(word: &AtomicU32, n: u32) {
+    let r = futex::wake(word, futex::Flags::empty(), n);
+    debug_assert!(r.is_ok(), "unexpected futex wake error: {r:?}");
+}

@@ -1,0 +1,296 @@
+//! The consumer end of a pipe.
+
+use core::ptr::NonNull;
+use std::time::Instant;
+
+use super::{attach, end, max_frame, release, PipeCtl, Ring, HEADER, KIND_DATA, KIND_PAD};
+use crate::error::{AttachError, RecvError, TryRecvError};
+use crate::futex::WaitError;
+use crate::sync::Ordering;
+use crate::util::round8;
+
+/// The consumer end of a pipe: the only writer of `head`.
+///
+/// `Send` but not `Sync`, like [`super::Producer`]. Dropping it detaches.
+#[derive(Debug)]
+pub struct Consumer {
+    ctl: NonNull<PipeCtl>,
+    ring: Ring,
+    me: u16,
+    capacity: u64,
+    max_frame: u64,
+    /// Our copy of `ctl.head`; we are its only writer.
+    head: u64,
+    /// Last `tail` we read; refreshed only when the ring looks empty.
+    cached_tail: u64,
+    /// Set once the shared state was found inconsistent.
+    poisoned: Option<&'static str>,
+}
+
+// SAFETY: as for `Producer`: the mapping outlives us by `attach`'s contract and
+// nothing here is tied to a thread.
+unsafe impl Send for Consumer {}
+
+/// Where the next frame is: payload offset and length, and the record's size.
+#[derive(Clone, Copy)]
+struct Next {
+    at: u64,
+    len: usize,
+    /// Bytes to release after reading (PAD records before it included).
+    advance: u64,
+}
+
+impl Consumer {
+    /// Attaches as the consumer of the pipe `ctl`, with owner tag `me`.
+    ///
+    /// # Safety
+    /// As [`super::Producer::attach`].
+    ///
+    /// # Errors
+    /// [`AttachError::Busy`] if another peer is the consumer;
+    /// [`AttachError::Corrupt`] if the positions are inconsistent.
+    pub unsafe fn attach(ctl: NonNull<PipeCtl>, ring: Ring, me: u16) -> Result<Self, AttachError> {
+        // SAFETY: the caller guarantees `ctl` is valid while we use it.
+        let c = unsafe { ctl.as_ref() };
+        attach(&c.ends.consumer, me)?;
+        // Relaxed: the attach CAS's Acquire made the previous consumer's last
+        // head store visible, and only consumers write `head`.
+        let head = c.head.load(Ordering::Relaxed);
+        // Acquire: pairs with the producer's Release store of tail.
+        let tail = c.tail.load(Ordering::Acquire);
+        let capacity = ring.capacity;
+        if tail.wrapping_sub(head) > capacity || head % 8 != 0 {
+            release(&c.ends.consumer, me);
+            return Err(AttachError::Corrupt(
+                "tail and head are more than a capacity apart",
+            ));
+        }
+        Ok(Self {
+            ctl,
+            ring,
+            me,
+            capacity,
+            max_frame: max_frame(capacity),
+            head,
+            cached_tail: tail,
+            poisoned: None,
+        })
+    }
+
+    #[inline(always)]
+    fn ctl(&self) -> &PipeCtl {
+        // SAFETY: `attach`'s caller keeps the control block mapped while we live.
+        unsafe { self.ctl.as_ref() }
+    }
+
+    /// Largest frame this pipe carries.
+    #[inline]
+    pub fn max_frame(&self) -> usize {
+        self.max_frame as usize
+    }
+
+    fn corrupt(&mut self, what: &'static str) -> TryRecvError {
+        self.poisoned = Some(what);
+        TryRecvError::Corrupt(what)
+    }
+
+    /// Finds the next frame without consuming it.
+    #[inline]
+    fn peek(&mut self) -> Result<Next, TryRecvError> {
+        if let Some(what) = self.poisoned {
+            return Err(TryRecvError::Corrupt(what));
+        }
+        let mut pos = self.head;
+        loop {
+            if pos == self.cached_tail {
+                self.refresh_tail(pos)?;
+            }
+            let off = pos & (self.capacity - 1);
+            let (len, kind) = self.ring.read_header(off);
+            let avail = self.cached_tail - pos;
+            match kind {
+                KIND_DATA => {
+                    let rec = HEADER + round8(u64::from(len));
+                    if u64::from(len) > self.max_frame || rec > avail || off + rec > self.capacity {
+                        return Err(
+                            self.corrupt("frame length runs past the published data or the ring")
+                        );
+                    }
+                    return Ok(Next {
+                        at: off + HEADER,
+                        len: len as usize,
+                        advance: pos + rec - self.head,
+                    });
+                }
+                KIND_PAD => {
+                    let rec = HEADER + u64::from(len);
+                    if off + rec != self.capacity || rec >= avail || pos != self.head {
+                        return Err(self.corrupt("padding record does not end at the ring's end"));
+                    }
+                    pos += rec;
+                }
+                _ => return Err(self.corrupt("unknown record kind")),
+            }
+        }
+    }
+
+    /// Re-reads `tail` when everything up to `pos` has been seen. Returns
+    /// `Empty` or `Disconnected` if there is still nothing.
+    #[cold]
+    #[inline(never)]
+    fn refresh_tail(&mut self, pos: u64) -> Result<(), TryRecvError> {
+        // Acquire: pairs with the Release store of tail in `Producer::publish`,
+        // making the records up to it visible.
+        let tail = self.ctl().tail.load(Ordering::Acquire);
+        self.check_tail(tail)?;
+        self.cached_tail = tail;
+        if tail != pos {
+            return Ok(());
+        }
+        // Acquire: pairs with the producer's Release detach, which comes after
+        // its last tail store.
+        if !end::gone(self.ctl().ends.producer.load(Ordering::Acquire)) {
+            return Err(TryRecvError::Empty);
+        }
+        // The producer left. Re-read tail: frames it published just before
+        // leaving must be read before we report end of file.
+        // Acquire: as above.
+        let tail = self.ctl().tail.load(Ordering::Acquire);
+        self.check_tail(tail)?;
+        self.cached_tail = tail;
+        if tail != pos {
+            return Ok(());
+        }
+        Err(TryRecvError::Disconnected)
+    }
+
+    fn check_tail(&mut self, tail: u64) -> Result<(), TryRecvError> {
+        if tail < self.head || tail - self.head > self.capacity || tail % 8 != 0 {
+            return Err(self.corrupt("tail is behind head or a capacity ahead of it"));
+        }
+        Ok(())
+    }
+
+    /// Releases the frame's bytes to the producer and wakes it if it sleeps.
+    #[inline(always)]
+    fn release(&mut self, advance: u64) {
+        self.head += advance;
+        // Release: hands the bytes back only after we finished reading them;
+        // pairs with the Acquire load of head in `Producer::refresh_head`.
+        self.ctl().head.store(self.head, Ordering::Release);
+        self.ctl().writable.notify();
+    }
+
+    /// Runs `f` on the next frame, in place, then releases it.
+    ///
+    /// Under `--cfg loom` the frame is copied out first (loom tracks the ring
+    /// word by word and cannot lend a slice of it).
+    ///
+    /// # Errors
+    /// `Empty` (try again later), `Disconnected` (the sender has gone and all
+    /// it sent was read), `Corrupt`.
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, TryRecvError> {
+        let next = self.peek()?;
+        let r = self.call_with(next, f);
+        self.release(next.advance);
+        Ok(r)
+    }
+
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn call_with<R>(&self, next: Next, f: impl FnOnce(&[u8]) -> R) -> R {
+        // SAFETY:
+        // - `peek` checked `at + len <= capacity`, so the bytes are in the ring;
+        // - they lie between head and the tail we loaded with Acquire, so the
+        //   producer finished writing them and will not touch them until we
+        //   publish a head past them, which happens after `f` returns;
+        // - the slice does not escape `f`.
+        let bytes = unsafe { core::slice::from_raw_parts(self.ring.byte_ptr(next.at), next.len) };
+        f(bytes)
+    }
+
+    #[cfg(loom)]
+    fn call_with<R>(&self, next: Next, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut buf = vec![0u8; next.len];
+        self.ring.read_bytes(next.at, &mut buf);
+        f(&buf)
+    }
+
+    /// Copies the next frame into `buf` (cleared first).
+    ///
+    /// # Errors
+    /// As [`Consumer::try_recv_with`].
+    #[inline]
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, TryRecvError> {
+        let next = self.peek()?;
+        buf.clear();
+        buf.resize(next.len, 0);
+        self.ring.read_bytes(next.at, buf);
+        self.release(next.advance);
+        Ok(next.len)
+    }
+
+    /// Waits until a frame is readable (or end of file), until `deadline`.
+    fn wait_readable(
+        &mut self,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+    ) -> Result<Next, RecvError> {
+        match self.peek() {
+            Ok(n) => return Ok(n),
+            Err(TryRecvError::Empty) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ctl = self.ctl;
+        // SAFETY: as in `ctl()`; a copy of the pointer lets the closure borrow
+        // `self` mutably while the doorbell is borrowed from the mapping.
+        let readable = unsafe { &ctl.as_ref().readable };
+        let r = readable.wait(deadline, interrupt, || match self.peek() {
+            Err(TryRecvError::Empty) => None,
+            other => Some(other),
+        });
+        match r {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(e.into()),
+            Err(WaitError::Timeout) => Err(RecvError::Timeout),
+            Err(WaitError::Interrupted) => Err(RecvError::Interrupted),
+        }
+    }
+
+    /// Waits for the next frame until `deadline` (forever if `None`), runs `f`
+    /// on it in place, and releases it.
+    ///
+    /// # Errors
+    /// `Timeout`, `Interrupted`, `Disconnected` (end of file), `Corrupt`.
+    pub fn recv_with_until<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, RecvError> {
+        let next = self.wait_readable(deadline, interrupt)?;
+        let r = self.call_with(next, f);
+        self.release(next.advance);
+        Ok(r)
+    }
+}
+
+impl From<TryRecvError> for RecvError {
+    fn from(e: TryRecvError) -> Self {
+        match e {
+            TryRecvError::Disconnected => Self::Disconnected,
+            TryRecvError::Corrupt(w) => Self::Corrupt(w),
+            TryRecvError::Empty => unreachable!("Empty is retried, never converted"),
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if release(&self.ctl().ends.consumer, self.me) {
+            // Wake a producer sleeping on a full ring: it now sees Disconnected.
+            self.ctl().writable.notify();
+        }
+    }
+}

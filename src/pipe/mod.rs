@@ -1,0 +1,411 @@
+//! Single-producer single-consumer pipe of byte frames.
+//!
+//! A byte ring of power-of-two capacity with free-running `u64` positions:
+//! `tail` (written only by the producer) and `head` (only by the consumer), each
+//! on its own 128-byte line. Each side caches the other's position and re-reads
+//! it (Acquire) only when its cached view says full or empty, as rtrb's
+//! `cached_head`/`cached_tail` do. A frame is one record:
+//!
+//! ```text
+//! record = header (8 B) + payload, padded to a multiple of 8
+//! header = len: u32 (little-endian) | kind: u32
+//!          kind 1 = DATA: payload of `len` bytes follows
+//!          kind 2 = PAD:  skip `len` more bytes, to the end of the ring
+//! ```
+//!
+//! A record that does not fit before the end of the ring is preceded by a PAD
+//! record that fills the rest, so every payload is contiguous (zero-copy reads
+//! and writes). The largest frame is `capacity / 8` bytes.
+//!
+//! Everything read from the ring or the other side's position is untrusted:
+//! `tail - head <= capacity`, record alignment and lengths are checked, and a
+//! violation is reported as `Corrupt`, never undefined behaviour.
+//!
+//! Endpoints are claimed by CAS on an endpoint word in the control block (see
+//! [`end`]), so two processes can never both be the producer.
+
+mod consumer;
+mod producer;
+
+pub use consumer::Consumer;
+pub use producer::{Claim, Producer};
+
+use core::ptr::NonNull;
+
+use crate::futex::Doorbell;
+use crate::sync::cell::UnsafeCell;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::util::Line;
+
+/// `b"PIPE"` as a little-endian `u32`.
+pub const PIPE_MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
+/// Smallest ring capacity in bytes.
+pub const MIN_CAPACITY: u64 = 64;
+/// Largest ring capacity in bytes (1 GiB).
+pub const MAX_CAPACITY: u64 = 1 << 30;
+/// Size of the control block that precedes the ring.
+pub const CTL_SIZE: u64 = 6 * 128;
+/// Record header size.
+pub const HEADER: u64 = 8;
+/// Record kind: a data frame.
+pub const KIND_DATA: u32 = 1;
+/// Record kind: padding to the end of the ring.
+pub const KIND_PAD: u32 = 2;
+
+/// The endpoint words [`Ends::producer`] and [`Ends::consumer`].
+///
+/// # Bit layout
+/// ```text
+/// 63                    16 15          0
+/// +-----------------------+------------+
+/// | attaches (48 bits)    | owner (16) |
+/// +-----------------------+------------+
+/// ```
+/// | owner | attaches | meaning |
+/// |---|---|---|
+/// | 0 | 0 | this end was never attached |
+/// | 0 | > 0 | attached before, now free: the other side sees `Disconnected` once it cannot go on |
+/// | k > 0 | > 0 | held by peer slot `k - 1` |
+///
+/// An attach is `CAS (n, 0) → (n + 1, me)`; a detach is `CAS (n, me) → (n, 0)`.
+pub mod end {
+    /// Mask of the owner tag.
+    pub const OWNER_MASK: u64 = 0xFFFF;
+    /// One attach.
+    pub const ATTACH_ONE: u64 = 1 << 16;
+
+    /// The owner tag (peer slot + 1, or 0).
+    #[inline]
+    pub const fn owner(w: u64) -> u16 {
+        (w & OWNER_MASK) as u16
+    }
+
+    /// True if this end was attached before and is free now.
+    #[inline]
+    pub const fn gone(w: u64) -> bool {
+        owner(w) == 0 && w >= ATTACH_ONE
+    }
+}
+
+/// Immutable parameters, written by the daemon at creation.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct Meta {
+    /// [`PIPE_MAGIC`].
+    pub magic: AtomicU32,
+    /// Reserved, zero.
+    pub flags: AtomicU32,
+    /// Ring capacity in bytes (a power of two).
+    pub capacity: AtomicU64,
+}
+
+/// Endpoint claims (see [`end`]).
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct Ends {
+    /// The producer's endpoint word.
+    pub producer: AtomicU64,
+    /// The consumer's endpoint word.
+    pub consumer: AtomicU64,
+}
+
+/// A pipe's control block; the ring's `capacity` bytes follow at [`CTL_SIZE`].
+///
+/// # Layout
+/// | line | contents | written by |
+/// |---|---|---|
+/// | 0 | [`Meta`] | the daemon, at creation |
+/// | 1 | `tail` | the producer |
+/// | 2 | `head` | the consumer |
+/// | 3 | [`Ends`] | attaching/detaching endpoints, the daemon's recovery |
+/// | 4 | `readable`: [`Doorbell`] the consumer sleeps on | consumer (waiters), producer (bell) |
+/// | 5 | `writable`: [`Doorbell`] the producer sleeps on | producer (waiters), consumer (bell) |
+///
+/// `tail` and `head` count bytes since creation; `0 <= tail - head <= capacity`.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct PipeCtl {
+    /// Immutable parameters.
+    pub meta: Line<Meta>,
+    /// Bytes ever published by producers.
+    pub tail: Line<AtomicU64>,
+    /// Bytes ever released by consumers.
+    pub head: Line<AtomicU64>,
+    /// Endpoint words.
+    pub ends: Line<Ends>,
+    /// Rung when data is published or the producer detaches.
+    pub readable: Line<Doorbell>,
+    /// Rung when space is released or the consumer detaches.
+    pub writable: Line<Doorbell>,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<PipeCtl>() as u64 == CTL_SIZE);
+    assert!(align_of::<PipeCtl>() == 128);
+    assert!(offset_of!(PipeCtl, tail) == 128);
+    assert!(offset_of!(PipeCtl, head) == 256);
+    assert!(offset_of!(PipeCtl, ends) == 384);
+    assert!(offset_of!(PipeCtl, readable) == 512);
+    assert!(offset_of!(PipeCtl, writable) == 640);
+};
+
+/// Snapshot of a pipe for `ls`-style listings (all values approximate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipeStats {
+    /// Ring capacity in bytes.
+    pub capacity: u64,
+    /// Bytes waiting to be read (headers and padding included).
+    pub used: u64,
+    /// Owner tag of the producer, 0 if none.
+    pub producer: u16,
+    /// Owner tag of the consumer, 0 if none.
+    pub consumer: u16,
+}
+
+/// Checks a capacity requested for a new pipe.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn check_capacity(capacity: u64) -> Result<(), String> {
+    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+        return Err(format!(
+            "pipe capacity {capacity} must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes a pipe of `capacity` takes in the arena (control block + ring).
+pub const fn body_len(capacity: u64) -> u64 {
+    CTL_SIZE + capacity
+}
+
+/// Largest frame a pipe of `capacity` takes.
+pub const fn max_frame(capacity: u64) -> u64 {
+    capacity / 8
+}
+
+impl PipeCtl {
+    /// Initialises a zeroed control block (daemon only, before the directory
+    /// entry is published).
+    pub fn init(&self, capacity: u64) {
+        debug_assert!(check_capacity(capacity).is_ok());
+        // Relaxed: published to clients by the Release store of the directory
+        // entry's state (or the segment's READY state).
+        self.meta.capacity.store(capacity, Ordering::Relaxed);
+        self.meta.magic.store(PIPE_MAGIC, Ordering::Relaxed);
+    }
+
+    /// Reads and checks the immutable parameters against what the directory
+    /// says (`capacity`) and the space the body has (`body_len`).
+    ///
+    /// # Errors
+    /// `Err` naming the first inconsistency.
+    pub fn check(&self, capacity: u64, body: u64) -> Result<u64, &'static str> {
+        if self.meta.magic.load(Ordering::Relaxed) != PIPE_MAGIC {
+            return Err("bad magic in the pipe's control block");
+        }
+        let cap = self.meta.capacity.load(Ordering::Relaxed);
+        if cap != capacity || check_capacity(cap).is_err() {
+            return Err("capacity in the control block disagrees with the directory");
+        }
+        if body < body_len(cap) {
+            return Err("ring extends past the channel's allocation");
+        }
+        Ok(cap)
+    }
+
+    /// A snapshot for listings.
+    pub fn stats(&self) -> PipeStats {
+        // Relaxed everywhere: a listing is a snapshot, not a synchronisation.
+        let tail = self.tail.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
+        PipeStats {
+            capacity: self.meta.capacity.load(Ordering::Relaxed),
+            used: tail.wrapping_sub(head),
+            producer: end::owner(self.ends.producer.load(Ordering::Relaxed)),
+            consumer: end::owner(self.ends.consumer.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Wakes both sides' sleepers (daemon shutdown).
+    pub fn wake_all(&self) {
+        self.readable.ring();
+        self.writable.ring();
+    }
+
+    /// Releases every end held by `owner` (daemon recovery after the death of
+    /// that peer is confirmed) and wakes the other side, which then sees
+    /// `Disconnected` once it cannot go on. Returns how many ends it released.
+    pub fn release_owner(&self, owner: u16) -> u32 {
+        let mut n = 0;
+        if release(&self.ends.producer, owner) {
+            self.readable.notify();
+            n += 1;
+        }
+        if release(&self.ends.consumer, owner) {
+            self.writable.notify();
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Claims an endpoint word for `me`.
+fn attach(word: &AtomicU64, me: u16) -> Result<(), AttachError> {
+    debug_assert!(me != 0);
+    // Relaxed: only a starting guess for the CAS.
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        let owner = end::owner(cur);
+        if owner != 0 {
+            return Err(AttachError::Busy { owner });
+        }
+        let attaches = (cur & !end::OWNER_MASK).wrapping_add(end::ATTACH_ONE);
+        // AcqRel: Acquire pairs with the previous holder's Release detach, so we
+        // see its last position; Release publishes the attach to the other side.
+        match word.compare_exchange_weak(
+            cur,
+            attaches | u64::from(me),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Frees an endpoint word if `me` holds it. Returns whether it did.
+fn release(word: &AtomicU64, me: u16) -> bool {
+    // Relaxed: only a starting guess for the CAS.
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        if end::owner(cur) != me {
+            return false;
+        }
+        // Release: orders our last position store before the detach; pairs with
+        // the Acquire in `attach` and in the other side's `gone` checks.
+        match word.compare_exchange_weak(
+            cur,
+            cur & !end::OWNER_MASK,
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+use crate::error::AttachError;
+
+/// The ring bytes, as 8-byte words.
+///
+/// Under `--cfg loom` each word is a loom `UnsafeCell`, so loom checks that the
+/// producer never writes a word the consumer may still read, and vice versa.
+/// In real builds the words are plain shared memory and copies are `memcpy`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ring {
+    words: NonNull<UnsafeCell<u64>>,
+    capacity: u64,
+}
+
+impl Ring {
+    /// A ring of `capacity` bytes at `words`.
+    ///
+    /// # Safety
+    /// - `words` points to `capacity` bytes, 8-byte aligned, that stay mapped
+    ///   and valid for as long as the ring (or anything built on it) is used;
+    /// - those bytes are accessed only through the pipe protocol.
+    pub unsafe fn new(words: NonNull<UnsafeCell<u64>>, capacity: u64) -> Self {
+        debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
+        debug_assert!(words.as_ptr() as usize % 8 == 0);
+        Self { words, capacity }
+    }
+
+    /// Pointer to the byte at `off`.
+    ///
+    /// # Safety
+    /// `off <= capacity`.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    unsafe fn byte_ptr(&self, off: u64) -> *mut u8 {
+        debug_assert!(off <= self.capacity);
+        // SAFETY: the caller keeps `off` within the ring's `capacity` bytes, so
+        // the result is within (or one past) the allocation named in `new`.
+        unsafe { self.words.as_ptr().cast::<u8>().add(off as usize) }
+    }
+
+    /// Reads the record header at `off` (8-aligned, `off + 8 <= capacity`).
+    #[inline(always)]
+    fn read_header(&self, off: u64) -> (u32, u32) {
+        assert!(off % 8 == 0 && off + HEADER <= self.capacity);
+        // SAFETY: `off / 8` is a word index below `capacity / 8` (checked just
+        // above), inside the ring named in `new`.
+        let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
+        // SAFETY: the pipe protocol gives the consumer this word (between head
+        // and tail) until it publishes a new head, so no write races the read.
+        let w = cell.with(|p| unsafe { p.read() });
+        let w = u64::from_le(w);
+        (w as u32, (w >> 32) as u32)
+    }
+
+    /// Writes a record header at `off` (8-aligned, `off + 8 <= capacity`).
+    #[inline(always)]
+    fn write_header(&self, off: u64, len: u32, kind: u32) {
+        assert!(off % 8 == 0 && off + HEADER <= self.capacity);
+        let w = (u64::from(len) | (u64::from(kind) << 32)).to_le();
+        // SAFETY: in bounds, checked above.
+        let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
+        // SAFETY: the protocol gives the producer this word (between tail and
+        // head + capacity) until it publishes a new tail.
+        cell.with_mut(|p| unsafe { p.write(w) });
+    }
+
+    /// Copies `src` into the ring at `off` (8-aligned, in bounds).
+    #[inline(always)]
+    fn write_bytes(&self, off: u64, src: &[u8]) {
+        assert!(off % 8 == 0 && off + src.len() as u64 <= self.capacity);
+        #[cfg(not(loom))]
+        // SAFETY: the destination is `src.len()` bytes inside the ring (checked
+        // above) that the protocol reserves to the producer; `src` is a Rust
+        // slice in private memory, so the two cannot overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.byte_ptr(off), src.len())
+        };
+        #[cfg(loom)]
+        for (i, chunk) in src.chunks(8).enumerate() {
+            // SAFETY: word index within the checked range.
+            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
+            cell.with_mut(|p| {
+                let mut b = [0u8; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                // SAFETY: this word is reserved to the producer by the protocol.
+                unsafe { p.write(u64::from_ne_bytes(b)) }
+            });
+        }
+    }
+
+    /// Copies `dst.len()` bytes out of the ring at `off` (8-aligned, in bounds).
+    #[inline(always)]
+    fn read_bytes(&self, off: u64, dst: &mut [u8]) {
+        assert!(off % 8 == 0 && off + dst.len() as u64 <= self.capacity);
+        #[cfg(not(loom))]
+        // SAFETY: the source is in bounds (checked above) and reserved to the
+        // consumer by the protocol; `dst` is private memory, so no overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.byte_ptr(off), dst.as_mut_ptr(), dst.len())
+        };
+        #[cfg(loom)]
+        for (i, chunk) in dst.chunks_mut(8).enumerate() {
+            // SAFETY: word index within the checked range.
+            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
+            // SAFETY: this word is reserved to the consumer by the protocol.
+            let w = cell.with(|p| unsafe { p.read() });
+            chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
+        }
+    }
+}

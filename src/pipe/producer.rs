@@ -1,0 +1,361 @@
+//! The producer end of a pipe.
+
+use core::ptr::NonNull;
+use std::time::Instant;
+
+use super::{attach, end, max_frame, release, PipeCtl, Ring, HEADER, KIND_DATA, KIND_PAD};
+use crate::error::{AttachError, SendError, TrySendError};
+use crate::futex::WaitError;
+use crate::sync::Ordering;
+use crate::util::round8;
+
+/// The producer end of a pipe: the only writer of `tail`.
+///
+/// `Send` but not `Sync`: all methods take `&mut self`, so one thread at a time
+/// uses it, and the endpoint word in the control block keeps any other process
+/// from attaching a second producer. Dropping it detaches.
+#[derive(Debug)]
+pub struct Producer {
+    ctl: NonNull<PipeCtl>,
+    ring: Ring,
+    me: u16,
+    capacity: u64,
+    max_frame: u64,
+    /// Our copy of `ctl.tail`; we are its only writer.
+    tail: u64,
+    /// Last `head` we read; refreshed only when the ring looks full.
+    cached_head: u64,
+    /// Set once the shared state was found inconsistent.
+    poisoned: Option<&'static str>,
+}
+
+// SAFETY: the pointers refer to shared memory that `new`'s caller keeps mapped
+// for the producer's lifetime; nothing in `Producer` is tied to a thread.
+unsafe impl Send for Producer {}
+
+impl Producer {
+    /// Attaches as the producer of the pipe `ctl`, with owner tag `me`
+    /// (peer slot + 1).
+    ///
+    /// # Safety
+    /// - `ctl` points to a [`PipeCtl`] that passed [`PipeCtl::check`] with the
+    ///   ring's capacity, and `ring` is that pipe's ring;
+    /// - both stay mapped for the producer's whole lifetime (until drop).
+    ///
+    /// # Errors
+    /// [`AttachError::Busy`] if another peer is the producer;
+    /// [`AttachError::Corrupt`] if the positions are inconsistent.
+    pub unsafe fn attach(ctl: NonNull<PipeCtl>, ring: Ring, me: u16) -> Result<Self, AttachError> {
+        // SAFETY: the caller guarantees `ctl` is valid while we use it.
+        let c = unsafe { ctl.as_ref() };
+        attach(&c.ends.producer, me)?;
+        // Relaxed: the Acquire of the attach CAS made the previous producer's
+        // last tail store visible, and only producers write `tail`.
+        let tail = c.tail.load(Ordering::Relaxed);
+        // Acquire: pairs with the consumer's Release store of head.
+        let head = c.head.load(Ordering::Acquire);
+        let capacity = ring.capacity;
+        if tail.wrapping_sub(head) > capacity || tail % 8 != 0 {
+            release(&c.ends.producer, me);
+            return Err(AttachError::Corrupt(
+                "tail and head are more than a capacity apart",
+            ));
+        }
+        Ok(Self {
+            ctl,
+            ring,
+            me,
+            capacity,
+            max_frame: max_frame(capacity),
+            tail,
+            cached_head: head,
+            poisoned: None,
+        })
+    }
+
+    #[inline(always)]
+    fn ctl(&self) -> &PipeCtl {
+        // SAFETY: `attach`'s caller keeps the control block mapped while we live.
+        unsafe { self.ctl.as_ref() }
+    }
+
+    /// Largest frame this pipe takes (`capacity / 8`).
+    #[inline]
+    pub fn max_frame(&self) -> usize {
+        self.max_frame as usize
+    }
+
+    /// Ring capacity in bytes.
+    #[inline]
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Where a record for `len` payload bytes goes: `(offset, bytes consumed)`,
+    /// where the bytes include a PAD record if it must wrap. Refreshes the
+    /// cached head only when the cached view says there is no room.
+    #[inline]
+    fn reserve(&mut self, len: usize) -> Result<(u64, u64), TrySendError> {
+        if let Some(what) = self.poisoned {
+            return Err(TrySendError::Corrupt(what));
+        }
+        let len64 = len as u64;
+        if len64 > self.max_frame {
+            return Err(TrySendError::TooLarge {
+                len,
+                max: self.max_frame as usize,
+            });
+        }
+        let rec = HEADER + round8(len64);
+        let off = self.tail & (self.capacity - 1);
+        let to_end = self.capacity - off;
+        let need = if rec > to_end { to_end + rec } else { rec };
+        if self.tail + need - self.cached_head > self.capacity {
+            self.refresh_head(need)?;
+        }
+        Ok((off, need))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refresh_head(&mut self, need: u64) -> Result<(), TrySendError> {
+        // Acquire: pairs with the Release store of head in `Consumer::release`,
+        // so the consumer is done reading the bytes we are about to reuse.
+        let head = self.ctl().head.load(Ordering::Acquire);
+        if head > self.tail || self.tail - head > self.capacity || head % 8 != 0 {
+            let what = "head is ahead of tail or a capacity behind it";
+            self.poisoned = Some(what);
+            return Err(TrySendError::Corrupt(what));
+        }
+        self.cached_head = head;
+        if self.tail + need - head <= self.capacity {
+            return Ok(());
+        }
+        // Acquire: pairs with the Release detach in `release`.
+        if end::gone(self.ctl().ends.consumer.load(Ordering::Acquire)) {
+            // Re-read head: the consumer's last release happened before its
+            // detach, so room it made just before leaving is seen now.
+            let head = self.ctl().head.load(Ordering::Acquire);
+            if head <= self.tail && self.tail - head <= self.capacity {
+                self.cached_head = head;
+                if self.tail + need - head <= self.capacity {
+                    return Ok(());
+                }
+            }
+            return Err(TrySendError::Disconnected);
+        }
+        Err(TrySendError::Full)
+    }
+
+    /// Writes the PAD record (if wrapping) and the data header; returns the
+    /// payload offset.
+    #[inline(always)]
+    fn lay_out(&self, off: u64, need: u64, len: usize) -> u64 {
+        let rec = HEADER + round8(len as u64);
+        let off = if need > rec {
+            // Pad the rest of the ring; `need - rec` is the distance to the end.
+            self.ring
+                .write_header(off, (need - rec - HEADER) as u32, KIND_PAD);
+            0
+        } else {
+            off
+        };
+        self.ring.write_header(off, len as u32, KIND_DATA);
+        off + HEADER
+    }
+
+    /// Publishes `need` more bytes and wakes a sleeping consumer.
+    #[inline(always)]
+    fn publish(&mut self, need: u64) {
+        self.tail += need;
+        // Release: publishes the record; pairs with the Acquire load of tail in
+        // `Consumer::refresh_tail`.
+        self.ctl().tail.store(self.tail, Ordering::Release);
+        self.ctl().readable.notify();
+    }
+
+    /// Sends one frame if there is room now.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] (try again later), `Disconnected` (full, and the
+    /// receiver has gone), `TooLarge`, or `Corrupt`.
+    #[inline]
+    pub fn try_send(&mut self, frame: &[u8]) -> Result<(), TrySendError> {
+        let (off, need) = self.reserve(frame.len())?;
+        let at = self.lay_out(off, need, frame.len());
+        self.ring.write_bytes(at, frame);
+        self.publish(need);
+        Ok(())
+    }
+
+    /// Claims room for a frame of `len` bytes, to be written in place and then
+    /// published with [`Claim::commit`]. Dropping the claim publishes nothing.
+    ///
+    /// # Errors
+    /// As [`Producer::try_send`].
+    #[inline]
+    pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>, TrySendError> {
+        let (off, need) = self.reserve(len)?;
+        Ok(Claim {
+            producer: self,
+            off,
+            need,
+            len,
+        })
+    }
+
+    /// Waits until a frame of `len` bytes fits, then claims it.
+    ///
+    /// # Errors
+    /// `Timeout` after `deadline`, `Interrupted` when `interrupt` says so,
+    /// `Disconnected`, `TooLarge`, `Corrupt`.
+    pub fn claim_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+    ) -> Result<Claim<'_>, SendError> {
+        let (off, need) = self.reserve_until(len, deadline, interrupt)?;
+        Ok(Claim {
+            producer: self,
+            off,
+            need,
+            len,
+        })
+    }
+
+    /// Sends one frame, waiting for room until `deadline` (forever if `None`).
+    ///
+    /// # Errors
+    /// As [`Producer::claim_until`].
+    pub fn send_until(
+        &mut self,
+        frame: &[u8],
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+    ) -> Result<(), SendError> {
+        let (off, need) = self.reserve_until(frame.len(), deadline, interrupt)?;
+        let at = self.lay_out(off, need, frame.len());
+        self.ring.write_bytes(at, frame);
+        self.publish(need);
+        Ok(())
+    }
+
+    fn reserve_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+    ) -> Result<(u64, u64), SendError> {
+        match self.reserve(len) {
+            Ok(r) => return Ok(r),
+            Err(TrySendError::Full) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ctl = self.ctl;
+        // SAFETY: as in `ctl()`; a copy of the pointer lets the closure borrow
+        // `self` mutably while the doorbell is borrowed from the mapping.
+        let writable = unsafe { &ctl.as_ref().writable };
+        let r = writable.wait(deadline, interrupt, || match self.reserve(len) {
+            Err(TrySendError::Full) => None,
+            other => Some(other),
+        });
+        match r {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(e.into()),
+            Err(WaitError::Timeout) => Err(SendError::Timeout),
+            Err(WaitError::Interrupted) => Err(SendError::Interrupted),
+        }
+    }
+}
+
+impl From<TrySendError> for SendError {
+    fn from(e: TrySendError) -> Self {
+        match e {
+            TrySendError::Disconnected => Self::Disconnected,
+            TrySendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            TrySendError::Corrupt(w) => Self::Corrupt(w),
+            TrySendError::Full => unreachable!("Full is retried, never converted"),
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if release(&self.ctl().ends.producer, self.me) {
+            // Wake a consumer sleeping on an empty ring: it now sees end of file.
+            self.ctl().readable.notify();
+        }
+    }
+}
+
+/// Room for one frame, claimed by [`Producer::try_claim`]: write the payload in
+/// place, then [`commit`](Claim::commit) it.
+#[derive(Debug)]
+pub struct Claim<'a> {
+    producer: &'a mut Producer,
+    off: u64,
+    need: u64,
+    len: usize,
+}
+
+impl Claim<'_> {
+    /// Length of the claimed payload.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a zero-length claim.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The claimed payload bytes, to write in place (contents unspecified).
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let at = self.payload_offset();
+        debug_assert!(at + self.len as u64 <= self.producer.capacity);
+        // SAFETY:
+        // - `at .. at + len` lies inside the ring: `reserve` placed the record
+        //   before the end of the ring (wrapping with a PAD when needed);
+        // - those bytes lie between tail and head + capacity, which the protocol
+        //   reserves to the producer: no other process reads or writes them
+        //   until `commit` publishes them;
+        // - the slice borrows `self` mutably, so it cannot outlive the claim.
+        unsafe { core::slice::from_raw_parts_mut(self.producer.ring.byte_ptr(at), self.len) }
+    }
+
+    /// Copies `src` into the claimed payload at `pos` (`pos` a multiple of 8).
+    ///
+    /// # Panics
+    /// If `pos` is not a multiple of 8 or `pos + src.len()` exceeds the claim.
+    #[inline]
+    pub fn write_at(&mut self, pos: usize, src: &[u8]) {
+        assert!(
+            pos % 8 == 0 && pos + src.len() <= self.len,
+            "write outside the claim"
+        );
+        let at = self.payload_offset() + pos as u64;
+        self.producer.ring.write_bytes(at, src);
+    }
+
+    fn payload_offset(&self) -> u64 {
+        let rec = HEADER + round8(self.len as u64);
+        if self.need > rec {
+            HEADER
+        } else {
+            self.off + HEADER
+        }
+    }
+
+    /// Publishes the frame.
+    #[inline]
+    pub fn commit(self) {
+        let p = self.producer;
+        p.lay_out(self.off, self.need, self.len);
+        p.publish(self.need);
+    }
+}

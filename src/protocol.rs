@@ -1,0 +1,387 @@
+//! Control-plane messages between clients and the daemon.
+//!
+//! The control connection is a Unix stream socket. Each message is one line of
+//! ASCII text ending in `\n`, at most [`MAX_LINE`] bytes, words separated by one
+//! space. Names are validated (no spaces), so no quoting is needed; an error's
+//! message is the rest of its line. Text keeps the protocol debuggable with
+//! `socat` and costs nothing that matters: it is used only to attach, never on
+//! the data plane.
+//!
+//! | request | response |
+//! |---|---|
+//! | `HELLO <abi> <pid>` | `WELCOME <slot> <generation> <epoch> <segment_size>` |
+//! | `OPEN <kind> <name> <create:0/1> <p0> <p1> <p2>` | `CHANNEL <index> <generation> <kind> <offset> <length> <p0> <p1> <p2>` |
+//! | any | `ERR <code> <message…>` |
+//!
+//! In `OPEN`, a parameter is a number or `-` (default, or "any" when opening an
+//! existing channel). For a pipe, `p0` is the ring capacity in bytes.
+
+use core::fmt;
+
+use crate::layout::Kind;
+
+/// Longest line either side sends or accepts, newline included.
+pub const MAX_LINE: usize = 4096;
+
+/// A request from a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// First message: the client's ABI version and pid.
+    Hello {
+        /// [`crate::layout::ABI_VERSION`] of the client.
+        abi: u32,
+        /// The client's pid (the daemon checks it against `SO_PEERCRED`).
+        pid: u32,
+    },
+    /// Open a channel, creating it if absent and `create` is set.
+    Open {
+        /// Expected kind.
+        kind: Kind,
+        /// Channel name (validated by both sides).
+        name: String,
+        /// Create with `params` (defaults for `None`) if it does not exist.
+        create: bool,
+        /// Kind-specific parameters; `None` = default / any.
+        params: [Option<u64>; 3],
+    },
+}
+
+/// Error codes of `ERR` responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// No channel of that name.
+    NotFound,
+    /// A channel of that name exists with another kind.
+    KindMismatch,
+    /// A channel of that name exists with other parameters.
+    ParamMismatch,
+    /// The name is not valid.
+    BadName,
+    /// Parameters out of range (e.g. a capacity that is not a power of two).
+    BadParams,
+    /// The arena has no room for the channel.
+    NoSpace,
+    /// The directory or the peer table is full.
+    Full,
+    /// The client speaks another ABI version.
+    Abi,
+    /// The peer is not allowed on this bus.
+    Denied,
+    /// The daemon is shutting down.
+    Closing,
+    /// A malformed or unexpected message.
+    Protocol,
+}
+
+impl ErrorCode {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not-found",
+            Self::KindMismatch => "kind-mismatch",
+            Self::ParamMismatch => "param-mismatch",
+            Self::BadName => "bad-name",
+            Self::BadParams => "bad-params",
+            Self::NoSpace => "no-space",
+            Self::Full => "full",
+            Self::Abi => "abi",
+            Self::Denied => "denied",
+            Self::Closing => "closing",
+            Self::Protocol => "protocol",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "not-found" => Self::NotFound,
+            "kind-mismatch" => Self::KindMismatch,
+            "param-mismatch" => Self::ParamMismatch,
+            "bad-name" => Self::BadName,
+            "bad-params" => Self::BadParams,
+            "no-space" => Self::NoSpace,
+            "full" => Self::Full,
+            "abi" => Self::Abi,
+            "denied" => Self::Denied,
+            "closing" => Self::Closing,
+            "protocol" => Self::Protocol,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A response from the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Registered: the client's peer slot.
+    Welcome {
+        /// Peer slot index; owner tags are `slot + 1`.
+        slot: u16,
+        /// The slot's generation.
+        generation: u32,
+        /// The segment's epoch (changes with each daemon start).
+        epoch: u64,
+        /// Size of the segment in bytes.
+        segment_size: u64,
+    },
+    /// Where an opened channel lives.
+    Channel {
+        /// Directory index.
+        index: u32,
+        /// Directory entry generation.
+        generation: u32,
+        /// Its kind.
+        kind: Kind,
+        /// Offset of its body from the segment base.
+        offset: u64,
+        /// Length of its body.
+        length: u64,
+        /// Its parameters.
+        params: [u64; 3],
+    },
+    /// The request failed.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// A message for a person.
+        message: String,
+    },
+}
+
+/// A line that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed control message: {}", self.0)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+fn bad(line: &str) -> ProtocolError {
+    let mut s: String = line.chars().take(80).collect();
+    if line.len() > 80 {
+        s.push('…');
+    }
+    ProtocolError(format!("{s:?}"))
+}
+
+fn num<T: core::str::FromStr>(w: Option<&str>, line: &str) -> Result<T, ProtocolError> {
+    w.and_then(|w| w.parse().ok()).ok_or_else(|| bad(line))
+}
+
+fn opt(w: Option<&str>, line: &str) -> Result<Option<u64>, ProtocolError> {
+    match w {
+        Some("-") => Ok(None),
+        w => num(w, line).map(Some),
+    }
+}
+
+fn fmt_opt(p: Option<u64>) -> String {
+    p.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+impl Request {
+    /// The request as one line, newline included.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Hello { abi, pid } => format!("HELLO {abi} {pid}\n"),
+            Self::Open {
+                kind,
+                name,
+                create,
+                params,
+            } => format!(
+                "OPEN {kind} {name} {} {} {} {}\n",
+                u8::from(*create),
+                fmt_opt(params[0]),
+                fmt_opt(params[1]),
+                fmt_opt(params[2])
+            ),
+        }
+    }
+
+    /// Parses one line (with or without its newline).
+    ///
+    /// # Errors
+    /// [`ProtocolError`] if the line is not a well-formed request.
+    pub fn decode(line: &str) -> Result<Self, ProtocolError> {
+        let t = line.strip_suffix('\n').unwrap_or(line);
+        let mut w = t.split(' ');
+        let r = match w.next() {
+            Some("HELLO") => Self::Hello {
+                abi: num(w.next(), line)?,
+                pid: num(w.next(), line)?,
+            },
+            Some("OPEN") => {
+                let kind = w.next().and_then(Kind::parse).ok_or_else(|| bad(line))?;
+                let name = w.next().ok_or_else(|| bad(line))?.to_owned();
+                let create = match w.next() {
+                    Some("0") => false,
+                    Some("1") => true,
+                    _ => return Err(bad(line)),
+                };
+                let params = [
+                    opt(w.next(), line)?,
+                    opt(w.next(), line)?,
+                    opt(w.next(), line)?,
+                ];
+                Self::Open {
+                    kind,
+                    name,
+                    create,
+                    params,
+                }
+            }
+            _ => return Err(bad(line)),
+        };
+        if w.next().is_some() {
+            return Err(bad(line));
+        }
+        Ok(r)
+    }
+}
+
+impl Response {
+    /// The response as one line, newline included.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Welcome {
+                slot,
+                generation,
+                epoch,
+                segment_size,
+            } => format!("WELCOME {slot} {generation} {epoch} {segment_size}\n"),
+            Self::Channel {
+                index,
+                generation,
+                kind,
+                offset,
+                length,
+                params,
+            } => format!(
+                "CHANNEL {index} {generation} {kind} {offset} {length} {} {} {}\n",
+                params[0], params[1], params[2]
+            ),
+            Self::Error { code, message } => {
+                let m: String = message
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .take(MAX_LINE / 2)
+                    .collect();
+                format!("ERR {code} {m}\n")
+            }
+        }
+    }
+
+    /// Parses one line (with or without its newline).
+    ///
+    /// # Errors
+    /// [`ProtocolError`] if the line is not a well-formed response.
+    pub fn decode(line: &str) -> Result<Self, ProtocolError> {
+        let t = line.strip_suffix('\n').unwrap_or(line);
+        if let Some(rest) = t.strip_prefix("ERR ") {
+            let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            let code = ErrorCode::parse(code).ok_or_else(|| bad(line))?;
+            return Ok(Self::Error {
+                code,
+                message: message.to_owned(),
+            });
+        }
+        let mut w = t.split(' ');
+        let r = match w.next() {
+            Some("WELCOME") => Self::Welcome {
+                slot: num(w.next(), line)?,
+                generation: num(w.next(), line)?,
+                epoch: num(w.next(), line)?,
+                segment_size: num(w.next(), line)?,
+            },
+            Some("CHANNEL") => Self::Channel {
+                index: num(w.next(), line)?,
+                generation: num(w.next(), line)?,
+                kind: w.next().and_then(Kind::parse).ok_or_else(|| bad(line))?,
+                offset: num(w.next(), line)?,
+                length: num(w.next(), line)?,
+                params: [
+                    num(w.next(), line)?,
+                    num(w.next(), line)?,
+                    num(w.next(), line)?,
+                ],
+            },
+            _ => return Err(bad(line)),
+        };
+        if w.next().is_some() {
+            return Err(bad(line));
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let reqs = [
+            Request::Hello { abi: 1, pid: 42 },
+            Request::Open {
+                kind: Kind::Pipe,
+                name: "a.b-c_d".into(),
+                create: true,
+                params: [Some(4096), None, None],
+            },
+        ];
+        for r in reqs {
+            assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+        }
+        let resps = [
+            Response::Welcome {
+                slot: 3,
+                generation: 9,
+                epoch: u64::MAX,
+                segment_size: 1 << 20,
+            },
+            Response::Channel {
+                index: 1,
+                generation: 2,
+                kind: Kind::Pipe,
+                offset: 8192,
+                length: 4096 + 768,
+                params: [4096, 0, 0],
+            },
+            Response::Error {
+                code: ErrorCode::NotFound,
+                message: "no channel named x".into(),
+            },
+        ];
+        for r in resps {
+            assert_eq!(Response::decode(&r.encode()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for l in [
+            "",
+            "HELLO",
+            "HELLO x 1",
+            "HELLO 1 2 3",
+            "OPEN pipe",
+            "OPEN tube a 0 - - -",
+            "ERR nope x",
+        ] {
+            assert!(
+                Request::decode(l).is_err() || Response::decode(l).is_err(),
+                "{l}"
+            );
+        }
+    }
+}

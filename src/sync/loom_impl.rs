@@ -1,0 +1,76 @@
+//! loom's model-checked atomics and cells, and a futex stand-in.
+
+use std::time::Instant;
+
+pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// Spin and scheduling hints (loom's, which let other model threads run).
+pub mod hint {
+    pub use loom::hint::spin_loop;
+    pub use loom::thread::yield_now;
+}
+
+/// loom's `UnsafeCell`, which checks every access for data races.
+pub mod cell {
+    pub use loom::cell::UnsafeCell;
+}
+
+/// Futex stand-in for loom: a mutex and condition variable beside the word.
+///
+/// `wait` re-checks the word under the lock, as the kernel re-checks it under
+/// its hash-bucket lock, and ignores deadlines, so a lost wake-up in a protocol
+/// that uses it becomes a loom deadlock instead of a timeout.
+#[derive(Debug)]
+pub struct FutexWord {
+    word: AtomicU32,
+    lock: loom::sync::Mutex<()>,
+    cv: loom::sync::Condvar,
+}
+
+impl Default for FutexWord {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl FutexWord {
+    /// A word holding `v`.
+    pub fn new(v: u32) -> Self {
+        Self {
+            word: AtomicU32::new(v),
+            lock: loom::sync::Mutex::new(()),
+            cv: loom::sync::Condvar::new(),
+        }
+    }
+
+    /// Loads the word.
+    pub fn load(&self, order: Ordering) -> u32 {
+        self.word.load(order)
+    }
+
+    /// Stores the word.
+    pub fn store(&self, v: u32, order: Ordering) {
+        self.word.store(v, order)
+    }
+
+    /// Adds to the word (wrapping), returning the previous value.
+    pub fn fetch_add(&self, v: u32, order: Ordering) -> u32 {
+        self.word.fetch_add(v, order)
+    }
+
+    /// Sleeps while the word equals `expected` (deadline ignored under loom).
+    pub fn wait(&self, expected: u32, _deadline: Option<Instant>) {
+        let guard = self.lock.lock().unwrap();
+        // The kernel compares the word atomically with queueing the waiter.
+        if self.word.load(Ordering::SeqCst) != expected {
+            return;
+        }
+        drop(self.cv.wait(guard).unwrap());
+    }
+
+    /// Wakes every sleeper.
+    pub fn wake_all(&self) {
+        let _guard = self.lock.lock().unwrap();
+        self.cv.notify_all();
+    }
+}
