@@ -1,1 +1,207 @@
-//! shmbusd.
+//! # shmbusd
+//!
+//! The daemon that owns a shmbus bus (DESIGN.md §1): it creates the shared
+//! segment `/dev/shm/NAME`, is the only writer of its metadata (header, peer
+//! table, directory, arena), serves the control socket, and runs recovery when
+//! a client's connection ends.
+//!
+//! | module | what |
+//! |---|---|
+//! | `cli` | the command line ([`Cli`]) |
+//! | [`config`] | command line + TOML file → a validated [`Spec`] |
+//! | `run` | singleton lock, segment creation, serving, shutdown ([`Daemon`]) |
+//! | `server` | accepting and serving control connections |
+//! | `alloc` | the arena (bump allocator) and the directory |
+//! | `supervisor` | peer slots, and recovery when a client goes away |
+//!
+//! ## Life of a daemon
+//! 1. Take `flock(LOCK_EX | LOCK_NB)` on the bus's lock file: one daemon per bus.
+//!    If another daemon holds it, refuse ([`Error::AlreadyServed`]).
+//! 2. A segment or socket left behind is stale (its daemon died): remove it.
+//! 3. Create the segment (`O_CREAT | O_EXCL | O_NOFOLLOW`, `fchmod`, `ftruncate`,
+//!    `fallocate` so a full `/dev/shm` fails now with `ENOSPC`, not later with
+//!    `SIGBUS`), map it, write the layout, create the declared channels, publish.
+//! 4. Bind the control socket and serve: a thread per connection.
+//! 5. On SIGINT/SIGTERM (or [`StopHandle::stop`]): mark the segment `CLOSING`,
+//!    wake every sleeper, remove the segment, socket and lock file.
+//!
+//! ## Using it from Rust
+//! [`main_with_args`] is the whole `shmbusd` binary (parse, [`run()`], print the
+//! error, return the exit status); a test binary that re-executes itself as a
+//! daemon can call it, or [`run()`] with a parsed [`Cli`]. To run a daemon inside a process that
+//! has other work (or several daemons, or no signal handler), use [`Daemon`]:
+//! ```no_run
+//! use shmbus_daemon::{Cli, Daemon, Spec, StopHandle};
+//! let spec = Spec::from_cli(Cli::parse_args(["shmbusd", "--name", "demo"]).unwrap()).unwrap();
+//! let stop = StopHandle::new();
+//! let daemon = Daemon::start(spec, stop.clone()).unwrap(); // segment and socket exist now
+//! let server = std::thread::spawn(move || daemon.serve());
+//! // ... use the bus ...
+//! stop.stop();
+//! server.join().unwrap().unwrap();
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub
+)]
+
+mod alloc;
+mod cli;
+pub mod config;
+mod run;
+mod server;
+mod supervisor;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Write as _};
+
+pub use cli::Cli;
+pub use config::Spec;
+pub use run::{Daemon, StopHandle};
+
+/// Why the daemon could not start or stopped with a failure.
+///
+/// Every variant's `Display` is one line meant for a person; [`exit_code`]
+/// gives the status the binary exits with.
+///
+/// [`exit_code`]: Error::exit_code
+#[derive(Debug)]
+pub enum Error {
+    /// The command line or config file is wrong (exit status 2).
+    Config(String),
+    /// Another daemon already serves this bus (exit status 1).
+    AlreadyServed {
+        /// The bus name.
+        bus: String,
+        /// The serving daemon's pid, if it could be found out.
+        pid: Option<u32>,
+    },
+    /// A system call failed (exit status 1).
+    Io {
+        /// What the daemon was doing, naming the file involved.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The daemon could not go on for another reason (exit status 1).
+    Failed(String),
+}
+
+impl Error {
+    /// The exit status for this error: 2 for a usage error, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            _ => 1,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: impl Into<io::Error>) -> Self {
+        Self::Io {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(m) | Self::Failed(m) => f.write_str(m),
+            Self::AlreadyServed { bus, pid } => {
+                write!(f, "bus {bus:?} is already served by a running shmbusd")?;
+                if let Some(pid) = pid {
+                    write!(f, " (pid {pid})")?;
+                }
+                write!(f, "; stop it first, or pick another bus with --name")
+            }
+            Self::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Serves the bus that `cli` describes until SIGINT or SIGTERM, then removes
+/// its files: what the `shmbusd` binary does after parsing its arguments.
+///
+/// Installs a process-wide SIGINT/SIGTERM handler, so call it at most once per
+/// process; use [`Daemon`] directly to manage shutdown yourself.
+///
+/// # Errors
+/// [`Error::Config`] for a bad command line or config file;
+/// [`Error::AlreadyServed`] if another daemon serves the bus; [`Error::Io`] or
+/// [`Error::Failed`] if the segment or socket cannot be created or serving
+/// fails. Files created before the failure are removed.
+///
+/// # Examples
+/// A test binary that re-executes itself as a daemon (the role check is the
+/// caller's):
+/// ```no_run
+/// if std::env::var_os("MY_TEST_ROLE").is_some_and(|r| r == "daemon") {
+///     let cli = shmbus_daemon::Cli::parse_args(["shmbusd", "--name", "t-1", "--quiet"]).unwrap();
+///     let code = match shmbus_daemon::run(cli) {
+///         Ok(()) => 0,
+///         Err(e) => {
+///             eprintln!("shmbusd: error: {e}");
+///             i32::from(e.exit_code())
+///         }
+///     };
+///     std::process::exit(code);
+/// }
+/// ```
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let spec = Spec::from_cli(cli)?;
+    let stop = StopHandle::new();
+    let on_signal = stop.clone();
+    ctrlc::set_handler(move || on_signal.stop())
+        .map_err(|e| Error::Failed(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
+    Daemon::start(spec, stop)?.serve()
+}
+
+/// The whole `shmbusd` program: parses `args` (the first item is the program
+/// name), runs the daemon until SIGINT/SIGTERM, prints any error as one line on
+/// stderr, and returns the exit status: 0 after a clean shutdown (or for
+/// `--help` / `--version`), 1 if the bus could not be served, 2 for a bad
+/// command line or configuration.
+///
+/// Like [`run()`], it installs a process-wide signal handler: call it once per
+/// process, typically as `std::process::exit(main_with_args(...))`.
+///
+/// # Examples
+/// ```no_run
+/// let argv = ["shmbusd", "--name", "t-1", "--pipe", "a:4096"];
+/// std::process::exit(shmbus_daemon::main_with_args(argv));
+/// ```
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::parse_args(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors go to stderr, --help and --version to stdout.
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(io::stderr().lock(), "shmbusd: error: {e}");
+            i32::from(e.exit_code())
+        }
+    }
+}

@@ -3,7 +3,10 @@
 use core::ptr::NonNull;
 use std::time::Instant;
 
-use super::{attach, end, max_frame, release, PipeCtl, Ring, HEADER, KIND_DATA, KIND_PAD};
+use super::{
+    attach, end, max_frame, positions_ok, release, PipeCtl, Ring, BAD_POSITIONS, HEADER, KIND_DATA,
+    KIND_PAD,
+};
 use crate::error::{AttachError, RecvError, TryRecvError};
 use crate::futex::WaitError;
 use crate::sync::Ordering;
@@ -59,11 +62,9 @@ impl Consumer {
         // Acquire: pairs with the producer's Release store of tail.
         let tail = c.tail.load(Ordering::Acquire);
         let capacity = ring.capacity;
-        if tail.wrapping_sub(head) > capacity || head % 8 != 0 {
+        if !positions_ok(tail, head, capacity) {
             release(&c.ends.consumer, me);
-            return Err(AttachError::Corrupt(
-                "tail and head are more than a capacity apart",
-            ));
+            return Err(AttachError::Corrupt(BAD_POSITIONS));
         }
         Ok(Self {
             ctl,
@@ -240,7 +241,7 @@ impl Consumer {
         match self.peek() {
             Ok(n) => return Ok(n),
             Err(TryRecvError::Empty) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(blocking(e)),
         }
         let ctl = self.ctl;
         // SAFETY: as in `ctl()`; a copy of the pointer lets the closure borrow
@@ -252,7 +253,7 @@ impl Consumer {
         });
         match r {
             Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(e.into()),
+            Ok(Err(e)) => Err(blocking(e)),
             Err(WaitError::Timeout) => Err(RecvError::Timeout),
             Err(WaitError::Interrupted) => Err(RecvError::Interrupted),
         }
@@ -276,13 +277,13 @@ impl Consumer {
     }
 }
 
-impl From<TryRecvError> for RecvError {
-    fn from(e: TryRecvError) -> Self {
-        match e {
-            TryRecvError::Disconnected => Self::Disconnected,
-            TryRecvError::Corrupt(w) => Self::Corrupt(w),
-            TryRecvError::Empty => unreachable!("Empty is retried, never converted"),
-        }
+/// The blocking error for a non-blocking one that waiting cannot cure.
+/// `Empty` never reaches here: the blocking calls wait it out.
+fn blocking(e: TryRecvError) -> RecvError {
+    match e {
+        TryRecvError::Disconnected => RecvError::Disconnected,
+        TryRecvError::Corrupt(w) => RecvError::Corrupt(w),
+        TryRecvError::Empty => RecvError::Corrupt("empty after waiting for a frame"),
     }
 }
 

@@ -253,6 +253,22 @@ impl PipeCtl {
     }
 }
 
+/// Positions at or above this are refused at attach: no pipe carries 2^63
+/// bytes, and the bound keeps the producer's `tail + need` from overflowing.
+const MAX_POSITION: u64 = 1 << 63;
+
+/// Whether `tail` and `head`, read from a control block at attach, are
+/// consistent: in order (compared as plain numbers, not wrapping), at most
+/// `capacity` apart, 8-byte aligned, and far from overflowing. The per-call
+/// checks of each side rely on this starting point.
+fn positions_ok(tail: u64, head: u64, capacity: u64) -> bool {
+    head <= tail && tail - head <= capacity && tail % 8 == 0 && head % 8 == 0 && tail < MAX_POSITION
+}
+
+/// Message for an attach refused by [`positions_ok`].
+const BAD_POSITIONS: &str =
+    "tail and head are out of order, misaligned or more than a capacity apart";
+
 /// Claims an endpoint word for `me`.
 fn attach(word: &AtomicU64, me: u16) -> Result<(), AttachError> {
     debug_assert!(me != 0);
@@ -301,6 +317,100 @@ fn release(word: &AtomicU64, me: u16) -> bool {
 }
 
 use crate::error::AttachError;
+
+/// A pipe whose control block and ring live on the heap instead of in a
+/// segment: for tests, benchmarks and loom models, which check the protocol
+/// without mapping shared memory. Works under `--cfg loom` too (construct it
+/// inside `loom::model`, since loom's atomics only exist there).
+///
+/// # Examples
+/// ```
+/// use shmbus::pipe::HeapPipe;
+///
+/// let pipe = HeapPipe::new(64);
+/// // SAFETY: `pipe` outlives both endpoints (they are dropped first).
+/// let (mut tx, mut rx) = unsafe { (pipe.producer(1).unwrap(), pipe.consumer(2).unwrap()) };
+/// tx.try_send(b"hi").unwrap();
+/// assert_eq!(rx.try_recv_with(|b| b.to_vec()).unwrap(), b"hi");
+/// ```
+#[derive(Debug)]
+pub struct HeapPipe {
+    ctl: Box<PipeCtl>,
+    ring: Box<[UnsafeCell<u64>]>,
+}
+
+// SAFETY: the control block is made of atomics, and the ring words are only
+// reached through `Producer`/`Consumer` (whose `attach` is `unsafe` and whose
+// protocol hands each word to one side at a time) or through `words`, whose
+// cells need `unsafe` to touch.
+unsafe impl Sync for HeapPipe {}
+
+impl HeapPipe {
+    /// A fresh, initialised pipe of `capacity` bytes with no endpoint attached.
+    ///
+    /// # Panics
+    /// If [`check_capacity`] refuses `capacity`.
+    pub fn new(capacity: u64) -> Self {
+        if let Err(e) = check_capacity(capacity) {
+            panic!("{e}");
+        }
+        let ctl = Box::<PipeCtl>::default();
+        ctl.init(capacity);
+        let ring = (0..capacity / 8).map(|_| UnsafeCell::new(0)).collect();
+        Self { ctl, ring }
+    }
+
+    /// The control block (to inspect, or to scribble on in corruption tests).
+    pub fn ctl(&self) -> &PipeCtl {
+        &self.ctl
+    }
+
+    /// Pointer to the control block, as [`Producer::attach`] takes it.
+    pub fn ctl_ptr(&self) -> NonNull<PipeCtl> {
+        NonNull::from(&*self.ctl)
+    }
+
+    /// The ring, as [`Producer::attach`] takes it. Valid while `self` lives.
+    pub fn ring(&self) -> Ring {
+        // From the whole slice, so the pointer may reach every word.
+        let words = NonNull::from(&*self.ring).cast::<UnsafeCell<u64>>();
+        // SAFETY: `words` points to `capacity` bytes of `u64` cells (8-aligned)
+        // owned by `self`; the ring only reaches them through endpoints whose
+        // `attach` contract makes the caller keep `self` alive.
+        unsafe { Ring::new(words, self.ring.len() as u64 * 8) }
+    }
+
+    /// The ring's words, for tests that scribble on records.
+    pub fn words(&self) -> &[UnsafeCell<u64>] {
+        &self.ring
+    }
+
+    /// Attaches a producer with owner tag `me`.
+    ///
+    /// # Safety
+    /// `self` must outlive the returned producer. (Moving `self` is fine: the
+    /// control block and the ring are boxed.)
+    ///
+    /// # Errors
+    /// As [`Producer::attach`].
+    pub unsafe fn producer(&self, me: u16) -> Result<Producer, AttachError> {
+        // SAFETY: the control block passed `init`, the ring is its ring, and
+        // the caller keeps both alive as long as the producer.
+        unsafe { Producer::attach(self.ctl_ptr(), self.ring(), me) }
+    }
+
+    /// Attaches a consumer with owner tag `me`.
+    ///
+    /// # Safety
+    /// As [`HeapPipe::producer`].
+    ///
+    /// # Errors
+    /// As [`Consumer::attach`].
+    pub unsafe fn consumer(&self, me: u16) -> Result<Consumer, AttachError> {
+        // SAFETY: as in `producer`.
+        unsafe { Consumer::attach(self.ctl_ptr(), self.ring(), me) }
+    }
+}
 
 /// The ring bytes, as 8-byte words.
 ///
@@ -407,5 +517,53 @@ impl Ring {
             let w = cell.with(|p| unsafe { p.read() });
             chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_ok_accepts_consistent_positions() {
+        for (tail, head) in [(0, 0), (64, 0), (128, 64), (1 << 40, (1 << 40) - 64)] {
+            assert!(positions_ok(tail, head, 64), "tail {tail} head {head}");
+        }
+    }
+
+    #[test]
+    fn positions_ok_refuses_inconsistent_positions() {
+        let cases = [
+            (72, 0),                      // more than a capacity apart
+            (0, 8),                       // head ahead of tail
+            (0, u64::MAX - 7),            // head ahead, though `wrapping_sub` is small
+            (4, 0),                       // tail misaligned
+            (8, 4),                       // head misaligned
+            (MAX_POSITION, MAX_POSITION), // `tail + need` could overflow
+            (u64::MAX - 7, u64::MAX - 7), // likewise
+        ];
+        for (tail, head) in cases {
+            assert!(!positions_ok(tail, head, 64), "tail {tail} head {head}");
+        }
+    }
+
+    #[test]
+    fn endpoint_words() {
+        assert!(!end::gone(0), "never attached");
+        assert!(end::gone(end::ATTACH_ONE), "attached once, left");
+        assert!(!end::gone(end::ATTACH_ONE | 5), "held by tag 5");
+        assert_eq!(end::owner((3 * end::ATTACH_ONE) | 7), 7);
+    }
+
+    #[test]
+    fn attach_and_release_count_attaches() {
+        let w = AtomicU64::new(0);
+        attach(&w, 3).unwrap();
+        assert_eq!(attach(&w, 4), Err(AttachError::Busy { owner: 3 }));
+        assert!(!release(&w, 4), "not the holder");
+        assert!(release(&w, 3));
+        assert!(!release(&w, 3), "already free");
+        attach(&w, 4).unwrap();
+        assert_eq!(w.load(Ordering::Relaxed), (2 * end::ATTACH_ONE) | 4);
     }
 }

@@ -3,7 +3,10 @@
 use core::ptr::NonNull;
 use std::time::Instant;
 
-use super::{attach, end, max_frame, release, PipeCtl, Ring, HEADER, KIND_DATA, KIND_PAD};
+use super::{
+    attach, end, max_frame, positions_ok, release, PipeCtl, Ring, BAD_POSITIONS, HEADER, KIND_DATA,
+    KIND_PAD,
+};
 use crate::error::{AttachError, SendError, TrySendError};
 use crate::futex::WaitError;
 use crate::sync::Ordering;
@@ -55,11 +58,9 @@ impl Producer {
         // Acquire: pairs with the consumer's Release store of head.
         let head = c.head.load(Ordering::Acquire);
         let capacity = ring.capacity;
-        if tail.wrapping_sub(head) > capacity || tail % 8 != 0 {
+        if !positions_ok(tail, head, capacity) {
             release(&c.ends.producer, me);
-            return Err(AttachError::Corrupt(
-                "tail and head are more than a capacity apart",
-            ));
+            return Err(AttachError::Corrupt(BAD_POSITIONS));
         }
         Ok(Self {
             ctl,
@@ -250,7 +251,7 @@ impl Producer {
         match self.reserve(len) {
             Ok(r) => return Ok(r),
             Err(TrySendError::Full) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(blocking(e)),
         }
         let ctl = self.ctl;
         // SAFETY: as in `ctl()`; a copy of the pointer lets the closure borrow
@@ -262,21 +263,21 @@ impl Producer {
         });
         match r {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(e.into()),
+            Ok(Err(e)) => Err(blocking(e)),
             Err(WaitError::Timeout) => Err(SendError::Timeout),
             Err(WaitError::Interrupted) => Err(SendError::Interrupted),
         }
     }
 }
 
-impl From<TrySendError> for SendError {
-    fn from(e: TrySendError) -> Self {
-        match e {
-            TrySendError::Disconnected => Self::Disconnected,
-            TrySendError::TooLarge { len, max } => Self::TooLarge { len, max },
-            TrySendError::Corrupt(w) => Self::Corrupt(w),
-            TrySendError::Full => unreachable!("Full is retried, never converted"),
-        }
+/// The blocking error for a non-blocking one that waiting cannot cure.
+/// `Full` never reaches here: the blocking calls wait it out.
+fn blocking(e: TrySendError) -> SendError {
+    match e {
+        TrySendError::Disconnected => SendError::Disconnected,
+        TrySendError::TooLarge { len, max } => SendError::TooLarge { len, max },
+        TrySendError::Corrupt(w) => SendError::Corrupt(w),
+        TrySendError::Full => SendError::Corrupt("full after waiting for room"),
     }
 }
 

@@ -1,0 +1,427 @@
+//! The pipe benchmark's body (see `benches/pipe.rs`).
+
+use std::env;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use shmbus::sync::{AtomicU64, Ordering};
+use shmbus_client::Bus;
+
+const ROLE: &str = "SHMBUS_BENCH_ROLE";
+const FRAME: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Counts {
+    round_trips: u64,
+    blocking_round_trips: u64,
+    frames: u64,
+    runs: usize,
+}
+
+const FULL: Counts = Counts {
+    round_trips: 2_000_000,
+    blocking_round_trips: 200_000,
+    frames: 20_000_000,
+    runs: 5,
+};
+const QUICK: Counts = Counts {
+    round_trips: 20_000,
+    blocking_round_trips: 2_000,
+    frames: 200_000,
+    runs: 2,
+};
+
+pub(crate) fn main() {
+    if let Ok(role) = env::var(ROLE) {
+        child(&role);
+        return;
+    }
+    let full = env::args().any(|a| a == "--bench");
+    let counts = if full { FULL } else { QUICK };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = cpus >= 2;
+    if pinned {
+        pin(0);
+    }
+    eprintln!(
+        "shmbus pipe benchmark ({} mode), {cpus} cpus, {}",
+        if full { "full" } else { "quick" },
+        if pinned {
+            "parent on cpu 0, child on cpu 1"
+        } else {
+            "not pinned (1 cpu)"
+        }
+    );
+
+    let bus = format!("bench-{}", std::process::id());
+    let daemon = Daemon::start(&bus);
+
+    let mut rows = Vec::new();
+    let floor = floor_round_trip(counts.round_trips, pinned);
+    rows.push(Row::latency("floor: raw cache-line ping-pong", &floor));
+
+    let rt = pipe_round_trip(&bus, counts.round_trips, "busy", pinned);
+    rows.push(Row::latency("pipe round trip, busy-poll (64 B)", &rt));
+
+    let brt = pipe_round_trip(&bus, counts.blocking_round_trips, "blocking", pinned);
+    rows.push(Row::latency("pipe round trip, blocking (64 B)", &brt));
+
+    let tput = pipe_throughput(&bus, counts.frames, counts.runs, pinned);
+    drop(daemon);
+
+    let f50 = floor.value_at_quantile(0.5) as f64;
+    println!();
+    println!("| measurement | p50 ns | p90 ns | p99 ns | p99.9 ns | max ns | p50 / floor |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.2}× |",
+            r.name,
+            r.q[0],
+            r.q[1],
+            r.q[2],
+            r.q[3],
+            r.q[4],
+            r.q[0] as f64 / f50
+        );
+    }
+    println!();
+    println!("| throughput | median frames/s | median MB/s | runs |");
+    println!("|---|---:|---:|---:|");
+    let all: Vec<String> = tput.iter().map(|r| format!("{:.1}", r / 1e6)).collect();
+    let median = tput[tput.len() / 2];
+    println!(
+        "| pipe one-way, 64 B frames | {:.2} M | {:.0} | {} (M/s: {}) |",
+        median / 1e6,
+        median * FRAME as f64 / 1e6,
+        counts.runs,
+        all.join(", ")
+    );
+}
+
+struct Row {
+    name: &'static str,
+    q: [u64; 5],
+}
+
+impl Row {
+    fn latency(name: &'static str, h: &Histogram<u64>) -> Self {
+        Self {
+            name,
+            q: [
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max(),
+            ],
+        }
+    }
+}
+
+fn pin(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+        eprintln!("warning: could not pin to cpu {cpu}: {e}");
+    }
+}
+
+fn spawn_child(role: &str, args: &[&str], pinned: bool) -> Child {
+    Command::new(env::current_exe().expect("current_exe"))
+        .env(ROLE, role)
+        .env("SHMBUS_BENCH_PIN", if pinned { "1" } else { "0" })
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child")
+}
+
+fn wait_child(mut c: Child) {
+    let st = c.wait().expect("wait child");
+    assert!(st.success(), "child failed: {st}");
+}
+
+fn child(role: &str) {
+    if env::var("SHMBUS_BENCH_PIN").as_deref() == Ok("1") {
+        pin(1);
+    }
+    let args: Vec<String> = env::args().skip(1).collect();
+    match role {
+        "daemon" => daemon_main(&args),
+        "floor" => floor_child(&args[0], args[1].parse().unwrap()),
+        "echo" => echo_child(&args[0], args[1].parse().unwrap(), &args[2]),
+        "sender" => sender_child(&args[0], args[1].parse().unwrap()),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+// ---- daemon ----------------------------------------------------------------
+
+struct Daemon {
+    child: Child,
+    paths: shmbus::name::BusPaths,
+}
+
+impl Daemon {
+    fn start(bus: &str) -> Self {
+        let child = Command::new(env::current_exe().expect("current_exe"))
+            .env(ROLE, "daemon")
+            .args(["--name", bus, "--size", "64M", "--quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn daemon");
+        let paths = shmbus::name::BusPaths::new(bus);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Bus::connect_to(bus).is_err() {
+            assert!(Instant::now() < deadline, "daemon did not come up");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self { child, paths }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
+        let _ = self.child.wait();
+        for p in [&self.paths.segment, &self.paths.socket, &self.paths.lock] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn daemon_main(args: &[String]) {
+    let argv = std::iter::once("shmbusd".to_owned()).chain(args.iter().cloned());
+    std::process::exit(shmbus_daemon::main_with_args(argv));
+}
+
+// ---- floor -------------------------------------------------------------------
+
+/// Two words on separate 128-byte lines of a `/dev/shm` file.
+struct Lines {
+    map: memmap2::MmapRaw,
+    path: PathBuf,
+    owner: bool,
+}
+
+impl Lines {
+    fn create() -> Self {
+        let path = PathBuf::from(format!(
+            "/dev/shm/shmbus-bench-floor-{}",
+            std::process::id()
+        ));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create floor file");
+        f.set_len(4096).expect("size floor file");
+        let map = memmap2::MmapOptions::new()
+            .map_raw(&f)
+            .expect("map floor file");
+        Self {
+            map,
+            path,
+            owner: true,
+        }
+    }
+
+    fn open(path: &str) -> Self {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open floor file");
+        let map = memmap2::MmapOptions::new()
+            .map_raw(&f)
+            .expect("map floor file");
+        Self {
+            map,
+            path: path.into(),
+            owner: false,
+        }
+    }
+
+    fn word(&self, line: usize) -> &AtomicU64 {
+        assert!(line < 2 && self.map.len() >= 256);
+        // SAFETY: the mapping is at least 256 bytes (checked) and page-aligned,
+        // so `line * 128` is in bounds and 8-byte aligned; `AtomicU64` has the
+        // size and alignment of `u64` and every bit pattern is valid; the
+        // mapping lives as long as `self`, which the returned reference borrows.
+        unsafe { &*self.map.as_mut_ptr().add(line * 128).cast::<AtomicU64>() }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        if self.owner {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn floor_round_trip(n: u64, pinned: bool) -> Histogram<u64> {
+    let lines = Lines::create();
+    let child = spawn_child(
+        "floor",
+        &[lines.path.to_str().unwrap(), &n.to_string()],
+        pinned,
+    );
+    let (ping, pong) = (lines.word(0), lines.word(1));
+    let mut h = Histogram::<u64>::new(3).unwrap();
+    for i in 1..=n {
+        let t = Instant::now();
+        // Release/Acquire: the floor uses exactly the orderings a pipe needs.
+        ping.store(i, Ordering::Release);
+        while pong.load(Ordering::Acquire) != i {
+            core::hint::spin_loop();
+        }
+        h.record(t.elapsed().as_nanos() as u64).unwrap();
+    }
+    wait_child(child);
+    h
+}
+
+fn floor_child(path: &str, n: u64) {
+    let lines = Lines::open(path);
+    let (ping, pong) = (lines.word(0), lines.word(1));
+    for i in 1..=n {
+        while ping.load(Ordering::Acquire) != i {
+            core::hint::spin_loop();
+        }
+        pong.store(i, Ordering::Release);
+    }
+}
+
+// ---- pipe --------------------------------------------------------------------
+
+fn pipe_round_trip(bus: &str, n: u64, mode: &str, pinned: bool) -> Histogram<u64> {
+    let b = Bus::connect_to(bus).expect("connect");
+    let tag = format!("{mode}-{}", std::process::id());
+    let ping = b.pipe(&format!("ping-{tag}")).expect("ping pipe");
+    let pong = b.pipe(&format!("pong-{tag}")).expect("pong pipe");
+    let mut tx = ping.sender().expect("ping sender");
+    let mut rx = pong.receiver().expect("pong receiver");
+    let child = spawn_child("echo", &[bus, &n.to_string(), &tag], pinned);
+    let blocking = mode == "blocking";
+    let mut frame = [0u8; FRAME];
+    let mut h = Histogram::<u64>::new(3).unwrap();
+    for i in 0..n {
+        frame[..8].copy_from_slice(&i.to_le_bytes());
+        let t = Instant::now();
+        if blocking {
+            tx.send(&frame).expect("send");
+            let got = rx
+                .recv_with(|b| u64::from_le_bytes(b[..8].try_into().unwrap()))
+                .expect("recv");
+            assert_eq!(got, i);
+        } else {
+            while tx.try_send(&frame).is_err() {
+                core::hint::spin_loop();
+            }
+            loop {
+                match rx.try_recv_with(|b| u64::from_le_bytes(b[..8].try_into().unwrap())) {
+                    Ok(got) => {
+                        assert_eq!(got, i);
+                        break;
+                    }
+                    Err(_) => core::hint::spin_loop(),
+                }
+            }
+        }
+        h.record(t.elapsed().as_nanos() as u64).unwrap();
+    }
+    drop(tx);
+    wait_child(child);
+    h
+}
+
+fn echo_child(bus: &str, n: u64, tag: &str) {
+    let b = Bus::connect_to(bus).expect("connect");
+    let mut rx = b
+        .pipe(&format!("ping-{tag}"))
+        .unwrap()
+        .receiver()
+        .expect("ping receiver");
+    let mut tx = b
+        .pipe(&format!("pong-{tag}"))
+        .unwrap()
+        .sender()
+        .expect("pong sender");
+    let blocking = tag.starts_with("blocking");
+    let mut frame = [0u8; FRAME];
+    for _ in 0..n {
+        if blocking {
+            rx.recv_with(|b| frame.copy_from_slice(b)).expect("recv");
+            tx.send(&frame).expect("send");
+        } else {
+            while rx.try_recv_with(|b| frame.copy_from_slice(b)).is_err() {
+                core::hint::spin_loop();
+            }
+            while tx.try_send(&frame).is_err() {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// One-way throughput of each run, in frames per second, sorted.
+fn pipe_throughput(bus: &str, n: u64, runs: usize, pinned: bool) -> Vec<f64> {
+    let b = Bus::connect_to(bus).expect("connect");
+    let mut rates = Vec::new();
+    for run in 0..runs {
+        let name = format!("tput-{}-{run}", std::process::id());
+        let mut rx = b
+            .pipe_with_capacity(&name, 1 << 20)
+            .expect("pipe")
+            .receiver()
+            .expect("receiver");
+        let child = spawn_child("sender", &[bus, &n.to_string(), &name], pinned);
+        let mut got = 0u64;
+        let mut start = None;
+        let mut sum = 0u64;
+        while got < n {
+            match rx.try_recv_with(|b| b[0] as u64) {
+                Ok(v) => {
+                    if got == 0 {
+                        start = Some(Instant::now());
+                    }
+                    sum += v;
+                    got += 1;
+                }
+                Err(_) => core::hint::spin_loop(),
+            }
+        }
+        let secs = start.unwrap().elapsed().as_secs_f64();
+        std::hint::black_box(sum);
+        wait_child(child);
+        let rate = (n - 1) as f64 / secs;
+        eprintln!("  throughput run {}: {:.2} M frames/s", run + 1, rate / 1e6);
+        rates.push(rate);
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rates
+}
+
+fn sender_child(bus: &str, n: u64) {
+    let name = env::args().nth(3).expect("pipe name");
+    let b = Bus::connect_to(bus).expect("connect");
+    let mut tx = b.pipe(&name).unwrap().sender().expect("sender");
+    let frame = [1u8; FRAME];
+    for _ in 0..n {
+        while tx.try_send(&frame).is_err() {
+            core::hint::spin_loop();
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! [`Bus`]: one connection to a daemon plus the mapped segment.
+
+use std::fmt;
+use std::sync::Arc;
+
+use shmbus::layout::{entry_state, peer_state, state, Kind};
+use shmbus::name::{validate_bus, validate_channel, BusPaths};
+use shmbus::protocol::{ErrorCode, Request, Response};
+use shmbus::sync::{fence, Ordering};
+
+use crate::control::{Control, RequestError};
+use crate::error::{Error, Result};
+use crate::pipe::Pipe;
+use crate::segment::Mapping;
+
+/// Bus name used when none is given and `$SHMBUS_BUS` is unset.
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmbus_client::DEFAULT_BUS, "shmbus");
+/// ```
+pub const DEFAULT_BUS: &str = "shmbus";
+
+/// Environment variable naming the default bus, read by [`Bus::connect`] and
+/// the `shmbus` command.
+///
+/// # Examples
+/// ```no_run
+/// std::env::set_var(shmbus_client::BUS_ENV, "prices");
+/// let bus = shmbus_client::Bus::connect()?; // connects to "prices"
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+pub const BUS_ENV: &str = "SHMBUS_BUS";
+
+/// The bus [`Bus::connect`] uses: `$SHMBUS_BUS` if set, else [`DEFAULT_BUS`].
+///
+/// # Examples
+/// ```
+/// std::env::remove_var("SHMBUS_BUS");
+/// assert_eq!(shmbus_client::default_bus_name(), "shmbus");
+/// ```
+pub fn default_bus_name() -> String {
+    match std::env::var_os(BUS_ENV) {
+        Some(v) => v.to_string_lossy().into_owned(),
+        None => DEFAULT_BUS.to_owned(),
+    }
+}
+
+/// How many times [`Bus::connect_to`] starts over when the segment it mapped
+/// turns out not to be the one the daemon serves (a daemon restart in between).
+const CONNECT_ATTEMPTS: u32 = 3;
+
+/// Everything one connection owns. Shared by the [`Bus`] handles and by every
+/// endpoint, so the peer slot, the control connection (the daemon's liveness
+/// signal for our endpoints) and the mapping live as long as any of them.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    name: String,
+    control: Control,
+    map: Mapping,
+}
+
+impl Inner {
+    /// The segment.
+    #[inline]
+    pub(crate) fn map(&self) -> &Mapping {
+        &self.map
+    }
+
+    /// The bus name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Our owner tag: peer slot + 1 (never 0; `Control::connect` refuses slot
+    /// `u16::MAX`).
+    #[inline]
+    pub(crate) fn owner(&self) -> u16 {
+        self.control.welcome().slot + 1
+    }
+
+    /// True once the bus is gone for us: the daemon marked it closing, a new
+    /// daemon re-initialised the segment (epoch changed), or the daemon closed
+    /// our connection (it exited or was killed).
+    ///
+    /// This is the `interrupt` check that blocking calls run between futex
+    /// sleeps of at most [`shmbus::futex::INTERRUPT_SLICE`]; it makes one
+    /// non-blocking `recv` system call, so it never runs on the fast path.
+    pub(crate) fn is_closed(&self) -> bool {
+        let h = self.map.header();
+        // Acquire: pairs with the daemon's Release store of CLOSING; a hint
+        // only, nothing else is read on the strength of it.
+        h.state.load(Ordering::Acquire) == state::CLOSING
+            // Relaxed: the epoch is a hint too; a stale read is caught by the
+            // next check, 200 ms later at most.
+            || h.epoch.load(Ordering::Relaxed) != self.control.welcome().epoch
+            || self.control.peer_gone()
+    }
+
+    /// The pid holding peer slot `slot`, if the peer table says.
+    pub(crate) fn peer_pid(&self, slot: u16) -> Option<u32> {
+        let p = self.map.peer(slot)?;
+        // Acquire: pairs with the daemon's Release store of LIVE after it
+        // wrote the pid.
+        if p.state.load(Ordering::Acquire) != peer_state::LIVE {
+            return None;
+        }
+        // Relaxed: ordered by the Acquire above; informational anyway.
+        Some(p.pid.load(Ordering::Relaxed))
+    }
+}
+
+/// A connection to one bus: the control connection to its daemon, held for
+/// this handle's life, and the mapped shared segment.
+///
+/// Cheap to clone (an `Arc`), `Send + Sync`. Every [`Pipe`] and endpoint made
+/// from it keeps the connection alive: the daemon frees this client's peer slot
+/// and releases its pipe ends only when the last of them is dropped (or when
+/// the process dies).
+///
+/// # Examples
+/// ```no_run
+/// use shmbus_client::Bus;
+///
+/// let bus = Bus::connect()?; // $SHMBUS_BUS, else "shmbus"
+/// let pipe = bus.pipe("greetings")?;
+/// let (mut tx, mut rx) = (pipe.sender()?, pipe.receiver()?);
+/// tx.send(b"hello")?;
+/// assert_eq!(rx.recv()?, b"hello");
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Bus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bus")
+            .field("name", &self.inner.name)
+            .field("slot", &self.inner.control.welcome().slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    /// Connects to the default bus: `$SHMBUS_BUS`, else `shmbus`.
+    ///
+    /// # Errors
+    /// As [`Bus::connect_to`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// println!("connected to {}", bus.name());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn connect() -> Result<Self> {
+        Self::connect_to(&default_bus_name())
+    }
+
+    /// Connects to bus `name`: maps and validates `/dev/shm/NAME`, connects to
+    /// its daemon and registers (which hands out this client's peer slot).
+    ///
+    /// # Errors
+    /// - [`Error::BadName`] for a name outside `[A-Za-z0-9._-]{1,200}`;
+    /// - [`Error::DaemonNotRunning`] if no daemon serves the bus;
+    /// - [`Error::PermissionDenied`];
+    /// - `NotShmbus`, `Truncated`, `SizeMismatch`, `AbiMismatch`,
+    ///   `CorruptSegment` if `/dev/shm/NAME` is not a valid segment of this
+    ///   shmbus version;
+    /// - `NotReady` while the daemon starts, `BusClosed` while it stops;
+    /// - `Refused` if the daemon turns this client away (peer table full,
+    ///   permissions), `Protocol`, `Io`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect_to("prices")?;
+    /// assert_eq!(bus.name(), "prices");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn connect_to(name: &str) -> Result<Self> {
+        validate_bus(name).map_err(|error| Error::BadName {
+            what: "bus",
+            name: name.to_owned(),
+            error,
+        })?;
+        let paths = BusPaths::new(name);
+        let mut mismatch = String::new();
+        for _ in 0..CONNECT_ATTEMPTS {
+            let map = Mapping::open(name, &paths.segment)?;
+            let control = Control::connect(name, &paths.socket)?;
+            let w = *control.welcome();
+            // Relaxed: `validate` read the header after an Acquire of READY.
+            let epoch = map.header().epoch.load(Ordering::Relaxed);
+            if w.epoch == epoch && w.segment_size == map.geometry().total_size {
+                return Ok(Self {
+                    inner: Arc::new(Inner {
+                        name: name.to_owned(),
+                        control,
+                        map,
+                    }),
+                });
+            }
+            // The daemon that answered is not the one that made the segment we
+            // mapped (it restarted in between): map again.
+            mismatch = format!(
+                "{} has epoch {epoch} and size {}, the daemon serves epoch {} and size {}",
+                paths.segment.display(),
+                map.geometry().total_size,
+                w.epoch,
+                w.segment_size
+            );
+        }
+        Err(Error::Protocol(mismatch))
+    }
+
+    /// The bus name.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect_to("prices")?;
+    /// assert_eq!(bus.name(), "prices");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// This client's peer slot on the bus (owner tags in the segment are
+    /// `slot + 1`).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// println!("peer slot {}", bus.peer_slot());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn peer_slot(&self) -> u16 {
+        self.inner.control.welcome().slot
+    }
+
+    /// True if the bus has gone away for this client: the daemon is shutting
+    /// down, exited, was killed, or was replaced by a new one. Blocking calls
+    /// check this while they wait and return `BusClosed`.
+    ///
+    /// Makes one non-blocking system call.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// if bus.is_closed() {
+    ///     eprintln!("shmbusd went away; reconnect");
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Opens pipe `name`, creating it with the daemon's default capacity if it
+    /// does not exist yet. An existing pipe is opened whatever its capacity.
+    ///
+    /// # Errors
+    /// [`Error::BadName`], `KindMismatch` (the name is taken by another
+    /// kind of channel), `NoSpace` / `DirectoryFull` (no room to create it),
+    /// `BusClosed`, `Denied`, `Corrupt`, `Protocol`, `Io`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let pipe = bus.pipe("orders")?;
+    /// println!("{}: {} bytes", pipe.name(), pipe.capacity());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn pipe(&self, name: &str) -> Result<Pipe> {
+        self.open_pipe_impl(name, true, None)
+    }
+
+    /// Opens pipe `name`, creating it with a ring of `capacity` bytes if it
+    /// does not exist yet. The largest frame is `capacity / 8` bytes.
+    ///
+    /// # Errors
+    /// [`Error::BadParams`] unless `capacity` is a power of two from 64
+    /// bytes to 1 GiB; `ParamMismatch` if the pipe exists with another
+    /// capacity; otherwise as [`Bus::pipe`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let pipe = bus.pipe_with_capacity("video", 1 << 24)?;
+    /// assert_eq!(pipe.max_frame(), 1 << 21);
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn pipe_with_capacity(&self, name: &str, capacity: u64) -> Result<Pipe> {
+        if let Err(message) = shmbus::pipe::check_capacity(capacity) {
+            return Err(Error::BadParams {
+                channel: name.to_owned(),
+                message,
+            });
+        }
+        self.open_pipe_impl(name, true, Some(capacity))
+    }
+
+    /// Opens existing pipe `name`; never creates one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no channel of that name; otherwise
+    /// as [`Bus::pipe`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmbus_client::{Bus, Error};
+    ///
+    /// let bus = Bus::connect()?;
+    /// match bus.open_pipe("orders") {
+    ///     Ok(pipe) => println!("orders holds {} bytes", pipe.capacity()),
+    ///     Err(Error::NotFound { .. }) => println!("no orders yet"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn open_pipe(&self, name: &str) -> Result<Pipe> {
+        self.open_pipe_impl(name, false, None)
+    }
+
+    fn open_pipe_impl(&self, name: &str, create: bool, capacity: Option<u64>) -> Result<Pipe> {
+        let g = self.open(Kind::Pipe, name, create, [capacity, None, None])?;
+        let capacity = g.params[0];
+        if let Err(what) = self.inner.map.pipe(g.offset, g.length, capacity) {
+            return Err(Error::Corrupt(what));
+        }
+        Ok(Pipe::new(
+            Arc::clone(&self.inner),
+            name.into(),
+            g.offset,
+            g.length,
+            capacity,
+        ))
+    }
+
+    /// Sends `OPEN` and checks the answer.
+    fn open(
+        &self,
+        kind: Kind,
+        name: &str,
+        create: bool,
+        params: [Option<u64>; 3],
+    ) -> Result<Grant> {
+        validate_channel(name).map_err(|error| Error::BadName {
+            what: "channel",
+            name: name.to_owned(),
+            error,
+        })?;
+        let req = Request::Open {
+            kind,
+            name: name.to_owned(),
+            create,
+            params,
+        };
+        let channel = || name.to_owned();
+        match self.inner.control.request(&req) {
+            Ok(Response::Channel {
+                kind: k,
+                offset,
+                length,
+                params,
+                ..
+            }) if k == kind => Ok(Grant {
+                offset,
+                length,
+                params,
+            }),
+            Ok(Response::Error { code, message }) => Err(match code {
+                ErrorCode::NotFound => Error::NotFound { channel: channel() },
+                ErrorCode::KindMismatch => Error::KindMismatch {
+                    channel: channel(),
+                    expected: kind,
+                    found: self.kind_of(name),
+                },
+                ErrorCode::ParamMismatch => Error::ParamMismatch {
+                    channel: channel(),
+                    message,
+                },
+                ErrorCode::BadParams => Error::BadParams {
+                    channel: channel(),
+                    message,
+                },
+                ErrorCode::NoSpace => Error::NoSpace {
+                    channel: channel(),
+                    message,
+                },
+                ErrorCode::Full => Error::DirectoryFull {
+                    channel: channel(),
+                    message,
+                },
+                ErrorCode::Denied => Error::Denied {
+                    channel: channel(),
+                    message,
+                },
+                ErrorCode::Closing => Error::BusClosed,
+                // The name passed `validate_channel` here, and ABI and protocol
+                // errors are not ours to fix: all three mean the two sides
+                // disagree about the protocol.
+                ErrorCode::BadName | ErrorCode::Abi | ErrorCode::Protocol => {
+                    Error::Protocol(format!("shmbusd answered {code}: {message}"))
+                }
+            }),
+            Ok(other) => Err(Error::Protocol(format!(
+                "expected CHANNEL for a {kind}, got {}",
+                other.encode().trim_end()
+            ))),
+            Err(RequestError::Closed) => Err(Error::BusClosed),
+            Err(RequestError::Protocol(message)) => Err(Error::Protocol(message)),
+            Err(RequestError::Io(source)) => Err(Error::Io {
+                doing: "talking to shmbusd",
+                source,
+            }),
+        }
+    }
+
+    /// The kind of the live channel called `name`, from the directory.
+    fn kind_of(&self, name: &str) -> Option<Kind> {
+        self.channels()
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.kind)
+    }
+
+    /// A snapshot of the bus's channels, read from the segment's directory
+    /// (no request to the daemon).
+    ///
+    /// Every value is read with loads another process may race, so counts are
+    /// approximate; everything is bounds-checked before use, and an entry that
+    /// changes while it is read is skipped.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmbus_client::{Bus, ChannelDetails};
+    ///
+    /// for c in Bus::connect()?.channels() {
+    ///     if let ChannelDetails::Pipe(p) = c.details {
+    ///         println!("{}: {} of {} bytes waiting", c.name, p.waiting, p.capacity);
+    ///     }
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        let n = self.inner.map.geometry().dir_count;
+        (0..n).filter_map(|i| self.read_entry(i)).collect()
+    }
+
+    fn read_entry(&self, index: u32) -> Option<ChannelInfo> {
+        let m = &self.inner.map;
+        let e = m.entry(index)?;
+        // Acquire: pairs with the daemon's Release store of LIVE, made after
+        // it wrote every other field of the entry.
+        if e.state.load(Ordering::Acquire) != entry_state::LIVE {
+            return None;
+        }
+        // Relaxed, all: ordered after the Acquire above, and re-validated by
+        // the second look below.
+        let generation = e.generation.load(Ordering::Relaxed);
+        let kind = e.kind.load(Ordering::Relaxed);
+        let name = shmbus::layout::read_name(e)?;
+        let offset = e.offset.load(Ordering::Relaxed);
+        let length = e.length.load(Ordering::Relaxed);
+        let params = [
+            e.params[0].load(Ordering::Relaxed),
+            e.params[1].load(Ordering::Relaxed),
+            e.params[2].load(Ordering::Relaxed),
+        ];
+        // Acquire fence: keeps the loads above before the second look, as a
+        // seqlock reader does; if the daemon freed or reused the entry
+        // meanwhile, the state or generation differ and we skip it.
+        fence(Ordering::Acquire);
+        if e.state.load(Ordering::Relaxed) != entry_state::LIVE
+            || e.generation.load(Ordering::Relaxed) != generation
+        {
+            return None;
+        }
+        let name = String::from_utf8(name).ok()?;
+        let kind = Kind::from_u32(kind)?;
+        let details = match kind {
+            Kind::Pipe => match m.pipe(offset, length, params[0]) {
+                Ok(body) => {
+                    let s = body.ctl.stats();
+                    ChannelDetails::Pipe(PipeInfo {
+                        capacity: s.capacity,
+                        waiting: s.used.min(s.capacity),
+                        sender: self.holder(s.producer),
+                        receiver: self.holder(s.consumer),
+                    })
+                }
+                Err(what) => ChannelDetails::Corrupt(what),
+            },
+            _ => ChannelDetails::Other { params },
+        };
+        Some(ChannelInfo {
+            name,
+            kind,
+            details,
+        })
+    }
+
+    fn holder(&self, owner: u16) -> Option<Holder> {
+        let slot = owner.checked_sub(1)?;
+        Some(Holder {
+            slot,
+            pid: self.inner.peer_pid(slot),
+        })
+    }
+}
+
+/// Where the daemon put an opened channel.
+struct Grant {
+    offset: u64,
+    length: u64,
+    params: [u64; 3],
+}
+
+/// One channel of a bus, as listed by [`Bus::channels`].
+///
+/// # Examples
+/// ```no_run
+/// for c in shmbus_client::Bus::connect()?.channels() {
+///     println!("{} ({})", c.name, c.kind);
+/// }
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelInfo {
+    /// The channel's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// Kind-specific state.
+    pub details: ChannelDetails,
+}
+
+/// Kind-specific part of a [`ChannelInfo`].
+///
+/// # Examples
+/// ```no_run
+/// use shmbus_client::ChannelDetails;
+///
+/// for c in shmbus_client::Bus::connect()?.channels() {
+///     match c.details {
+///         ChannelDetails::Pipe(p) => println!("{}: {} bytes waiting", c.name, p.waiting),
+///         ChannelDetails::Corrupt(what) => println!("{}: corrupt: {what}", c.name),
+///         _ => println!("{}", c.name),
+///     }
+/// }
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelDetails {
+    /// A pipe's state.
+    Pipe(PipeInfo),
+    /// A kind this version does not inspect; its raw parameters.
+    Other {
+        /// The directory's parameters.
+        params: [u64; 3],
+    },
+    /// The channel's body failed validation.
+    Corrupt(&'static str),
+}
+
+/// A snapshot of a pipe, in [`ChannelDetails::Pipe`].
+///
+/// # Examples
+/// ```no_run
+/// use shmbus_client::ChannelDetails;
+///
+/// for c in shmbus_client::Bus::connect()?.channels() {
+///     if let ChannelDetails::Pipe(p) = c.details {
+///         let busy = p.sender.is_some() && p.receiver.is_some();
+///         println!("{}: {}", c.name, if busy { "in use" } else { "waiting for an end" });
+///     }
+/// }
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipeInfo {
+    /// Ring capacity in bytes.
+    pub capacity: u64,
+    /// Bytes waiting to be read, record headers and padding included.
+    pub waiting: u64,
+    /// Who holds the sending end, if anyone.
+    pub sender: Option<Holder>,
+    /// Who holds the receiving end, if anyone.
+    pub receiver: Option<Holder>,
+}
+
+/// The holder of a pipe end: a peer slot, and its process if the peer table
+/// says.
+///
+/// # Examples
+/// ```
+/// let h = shmbus_client::Holder { slot: 2, pid: Some(4242) };
+/// assert_eq!(h.to_string(), "pid 4242");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// Peer slot.
+    pub slot: u16,
+    /// pid of the process in that slot.
+    pub pid: Option<u32>,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pid {
+            Some(pid) => write!(f, "pid {pid}"),
+            None => write!(f, "slot {}", self.slot),
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! The client's error type: [`Error`], one enum for every operation.
+//!
+//! One type, so that `?` works across connecting, opening, attaching, sending
+//! and receiving, as Python code catches exceptions. Each variant says which
+//! operations return it; every `Display` is one line that says what went wrong
+//! and what to do. Core errors (`shmbus::error`) are wrapped into it by the
+//! `From` impls below; the core's `Interrupted` (a blocking call stopped by the
+//! client's liveness check) becomes [`Error::BusClosed`].
+//!
+//! | operation | variants it can return |
+//! |---|---|
+//! | [`Bus::connect`](crate::Bus::connect) | `BadName`, `DaemonNotRunning`, `PermissionDenied`, `NotShmbus`, `Truncated`, `SizeMismatch`, `AbiMismatch`, `NotReady`, `CorruptSegment`, `BusClosed`, `Refused`, `Protocol`, `Io` |
+//! | [`Bus::pipe`](crate::Bus::pipe) and friends | `BadName`, `NotFound`, `KindMismatch`, `ParamMismatch`, `BadParams`, `NoSpace`, `DirectoryFull`, `Denied`, `BusClosed`, `Corrupt`, `Protocol`, `Io` |
+//! | [`Pipe::sender`](crate::Pipe::sender) / [`receiver`](crate::Pipe::receiver) | `Busy`, `Corrupt` |
+//! | `try_send`, `try_claim` | `Full`, `Disconnected`, `TooLarge`, `Corrupt` |
+//! | `send`, `claim` and their `_timeout`/`_deadline` forms | `Disconnected`, `TooLarge`, `Timeout`, `BusClosed`, `Corrupt` |
+//! | `try_recv` and the other `try_` receives | `Empty`, `Disconnected`, `Corrupt` |
+//! | `recv` and the other blocking receives | `Disconnected`, `Timeout`, `BusClosed`, `Corrupt` |
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use shmbus::error as core;
+use shmbus::layout::{Kind, LayoutError};
+use shmbus::name::NameError;
+use shmbus::protocol::ErrorCode;
+
+/// `Result` with the client's [`Error`].
+///
+/// # Examples
+/// ```no_run
+/// fn hello() -> shmbus_client::Result<()> {
+///     let mut tx = shmbus_client::Bus::connect()?.pipe("greetings")?.sender()?;
+///     tx.send(b"hello")
+/// }
+/// ```
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One end of a pipe, as named in [`Error::Busy`].
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmbus_client::End::Sender.to_string(), "sender");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum End {
+    /// The sending (producer) end.
+    Sender,
+    /// The receiving (consumer) end.
+    Receiver,
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sender => "sender",
+            Self::Receiver => "receiver",
+        })
+    }
+}
+
+/// Everything that can go wrong in the client; see the [module docs](self) for
+/// which operation returns which variant.
+///
+/// # Examples
+/// ```no_run
+/// use std::time::Duration;
+/// use shmbus_client::{Bus, Error};
+///
+/// let bus = match Bus::connect_to("prices") {
+///     Ok(bus) => bus,
+///     Err(e @ Error::DaemonNotRunning { .. }) => {
+///         eprintln!("{e}"); // "no shmbusd serves bus prices: start it with ..."
+///         std::process::exit(1);
+///     }
+///     Err(e) => return Err(e),
+/// };
+/// let mut rx = bus.pipe("ticks")?.receiver()?;
+/// loop {
+///     match rx.recv_timeout(Duration::from_secs(1)) {
+///         Ok(frame) => println!("{} bytes", frame.len()),
+///         Err(Error::Timeout) => println!("quiet second"),
+///         Err(Error::Disconnected) => break, // the sender is done
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- connecting -------------------------------------------------------
+    /// A bus or channel name is not valid (`[A-Za-z0-9._-]`, not `.`/`..`).
+    BadName {
+        /// `"bus"` or `"channel"`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        error: NameError,
+    },
+    /// No daemon serves this bus: there is no segment or socket, or the socket
+    /// refuses connections (left behind by a daemon that died).
+    DaemonNotRunning {
+        /// The bus name.
+        bus: String,
+        /// True if a socket left behind by a dead daemon was found.
+        stale: bool,
+    },
+    /// The segment or the socket exists, but this user may not open it.
+    PermissionDenied {
+        /// The file concerned.
+        path: PathBuf,
+        /// The error from the system.
+        source: io::Error,
+    },
+    /// `/dev/shm/NAME` exists but is not a shmbus segment: another program's
+    /// file, a symbolic link, a directory, or a bad magic number.
+    NotShmbus {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The segment file is smaller than a segment header.
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The segment's size disagrees with the size its header records.
+    SizeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Size recorded in the header.
+        header: u64,
+        /// Size of the file.
+        file: u64,
+    },
+    /// The segment was laid out by a different ABI version of shmbus.
+    AbiMismatch {
+        /// Version found in the segment.
+        found: u32,
+        /// Version this library speaks.
+        expected: u32,
+    },
+    /// The daemon has not finished setting the segment up; try again shortly.
+    NotReady {
+        /// The bus name.
+        bus: String,
+    },
+    /// The segment's header is inconsistent: unknown state, or a region out
+    /// of bounds or misaligned.
+    CorruptSegment {
+        /// The file.
+        path: PathBuf,
+        /// The first inconsistency found.
+        error: LayoutError,
+    },
+    /// The daemon refused to register this client (peer table full, not
+    /// allowed, other ABI).
+    Refused {
+        /// The daemon's reason code.
+        code: ErrorCode,
+        /// The daemon's message.
+        message: String,
+    },
+
+    // ---- opening channels -------------------------------------------------
+    /// No channel of that name exists (and it was not to be created).
+    NotFound {
+        /// The channel name.
+        channel: String,
+    },
+    /// A channel of that name exists with another kind.
+    KindMismatch {
+        /// The channel name.
+        channel: String,
+        /// The kind asked for.
+        expected: Kind,
+        /// The kind it has, if the directory says.
+        found: Option<Kind>,
+    },
+    /// A channel of that name exists with other parameters (e.g. another
+    /// capacity).
+    ParamMismatch {
+        /// The channel name.
+        channel: String,
+        /// The daemon's explanation.
+        message: String,
+    },
+    /// Parameters out of range (e.g. a capacity that is not a power of two).
+    BadParams {
+        /// The channel name.
+        channel: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The segment has no room left for the channel.
+    NoSpace {
+        /// The channel name.
+        channel: String,
+        /// The daemon's explanation.
+        message: String,
+    },
+    /// The bus's directory has no free entry for another channel.
+    DirectoryFull {
+        /// The channel name.
+        channel: String,
+        /// The daemon's explanation.
+        message: String,
+    },
+    /// This client may not open the channel.
+    Denied {
+        /// The channel name.
+        channel: String,
+        /// The daemon's explanation.
+        message: String,
+    },
+
+    // ---- attaching --------------------------------------------------------
+    /// Another handle already holds this end of the pipe; each end has one
+    /// holder at a time on the whole bus.
+    Busy {
+        /// The channel name.
+        channel: String,
+        /// Which end.
+        end: End,
+        /// Peer slot of the holder.
+        slot: u16,
+        /// pid of the holder, if the peer table says.
+        pid: Option<u32>,
+        /// True if the holder is this very connection.
+        this_connection: bool,
+    },
+
+    // ---- data plane -------------------------------------------------------
+    /// `try_send`: no room now; try again once the receiver has read.
+    Full,
+    /// `try_recv`: nothing to read now.
+    Empty,
+    /// Receiving: the sender has gone and everything it sent has been read
+    /// (end of file; Python's `EOFError`). Sending: the receiver has gone and
+    /// the pipe is full (Python's `BrokenPipeError`).
+    Disconnected,
+    /// The frame can never fit in this pipe.
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The largest frame the pipe takes (`capacity / 8`).
+        max: usize,
+    },
+    /// A `_timeout` or `_deadline` call ran out of time.
+    Timeout,
+    /// The daemon is shutting down, exited, was killed or was replaced: this
+    /// connection is over. Reconnect once a daemon serves the bus again.
+    BusClosed,
+    /// A channel's shared state is inconsistent (another process scribbled on
+    /// the segment, or the daemon pointed outside it).
+    Corrupt(&'static str),
+
+    // ---- anything else ----------------------------------------------------
+    /// The daemon answered something this client does not understand, or the
+    /// daemon and the segment disagree.
+    Protocol(String),
+    /// An I/O error talking to the daemon or opening the segment.
+    Io {
+        /// What the client was doing.
+        doing: &'static str,
+        /// The error from the system.
+        source: io::Error,
+    },
+}
+
+const RESTART_HINT: &str = "restart shmbusd to recreate the bus";
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadName { what, name, error } => write!(f, "bad {what} name {name:?}: {error}"),
+            Self::DaemonNotRunning { bus, stale } => {
+                write!(f, "no shmbusd serves bus {bus}")?;
+                if *stale {
+                    write!(f, " (its socket was left behind by a daemon that died)")?;
+                }
+                write!(f, ": start it with `shmbusd --name {bus}`")
+            }
+            Self::PermissionDenied { path, source } => write!(
+                f,
+                "cannot open {}: {source}; run as the user that started shmbusd, \
+                 or start it with a wider --mode",
+                path.display()
+            ),
+            Self::NotShmbus { path, reason } => write!(
+                f,
+                "{} is not a shmbus segment ({reason}); if it belongs to another program \
+                 pick another bus name (--bus / $SHMBUS_BUS), otherwise remove it",
+                path.display()
+            ),
+            Self::Truncated { path, size } => write!(
+                f,
+                "{} is only {size} bytes, too small for a shmbus segment: it is not a bus \
+                 or was truncated; remove it and restart shmbusd",
+                path.display()
+            ),
+            Self::SizeMismatch { path, header, file } => write!(
+                f,
+                "{} is {file} bytes but its header says {header}: the file was truncated \
+                 or extended by someone else; {RESTART_HINT}",
+                path.display()
+            ),
+            Self::AbiMismatch { found, expected } => write!(
+                f,
+                "the bus uses shmbus ABI version {found}, this program speaks version \
+                 {expected}: use a client and a daemon from the same shmbus release"
+            ),
+            Self::NotReady { bus } => write!(
+                f,
+                "shmbusd is still setting up bus {bus}; try again in a moment"
+            ),
+            Self::CorruptSegment { path, error } => {
+                write!(f, "{}: {error}; {RESTART_HINT}", path.display())
+            }
+            Self::Refused { code, message } => {
+                write!(f, "shmbusd refused this client ({code}): {message}")
+            }
+            Self::NotFound { channel } => write!(
+                f,
+                "no channel named {channel} on this bus: create it first \
+                 (e.g. `Bus::pipe` or `shmbus send {channel}`)"
+            ),
+            Self::KindMismatch {
+                channel,
+                expected,
+                found: Some(found),
+            } => write!(
+                f,
+                "channel {channel} is a {found}, not a {expected}: \
+                 open it as a {found} or use another name"
+            ),
+            Self::KindMismatch {
+                channel,
+                expected,
+                found: None,
+            } => write!(
+                f,
+                "channel {channel} exists but is not a {expected}: use another name"
+            ),
+            Self::ParamMismatch { channel, message } => write!(
+                f,
+                "channel {channel} exists with other parameters ({message}): \
+                 open it without parameters or use another name"
+            ),
+            Self::BadParams { channel, message } => {
+                write!(f, "bad parameters for channel {channel}: {message}")
+            }
+            Self::NoSpace { channel, message } => write!(
+                f,
+                "no room in the bus for channel {channel} ({message}): use a smaller \
+                 capacity or restart shmbusd with a larger --size"
+            ),
+            Self::DirectoryFull { channel, message } => write!(
+                f,
+                "cannot add channel {channel}: the bus's directory is full ({message}); \
+                 restart shmbusd with a larger --max-channels"
+            ),
+            Self::Denied { channel, message } => {
+                write!(f, "not allowed to open channel {channel}: {message}")
+            }
+            Self::Busy {
+                channel,
+                end,
+                slot,
+                pid,
+                this_connection,
+            } => {
+                write!(f, "pipe {channel} already has a {end}")?;
+                if *this_connection {
+                    return write!(f, " held by this program: drop the other handle first");
+                }
+                match pid {
+                    Some(pid) => write!(f, " (process {pid}, peer slot {slot})")?,
+                    None => write!(f, " (peer slot {slot})")?,
+                }
+                write!(
+                    f,
+                    "; a pipe has one {end} at a time: stop that one or use another pipe"
+                )
+            }
+            Self::Full => write!(
+                f,
+                "pipe is full: the receiver is not keeping up; retry, or use a blocking send"
+            ),
+            Self::Empty => write!(f, "pipe is empty: nothing new has been sent"),
+            Self::Disconnected => write!(
+                f,
+                "pipe disconnected: its other end has gone (end of file when receiving; \
+                 nobody left to read when sending)"
+            ),
+            Self::TooLarge { len, max } => write!(
+                f,
+                "frame of {len} bytes is larger than this pipe's limit of {max} bytes \
+                 (capacity / 8): create the pipe with a larger capacity"
+            ),
+            Self::Timeout => write!(f, "timed out"),
+            Self::BusClosed => write!(
+                f,
+                "the bus was closed: shmbusd stopped or restarted; reconnect once it runs again"
+            ),
+            Self::Corrupt(what) => write!(
+                f,
+                "corrupt channel: {what}; another process wrote into the segment; {RESTART_HINT}"
+            ),
+            Self::Protocol(message) => write!(
+                f,
+                "unexpected answer from shmbusd: {message}; \
+                 are the client and the daemon from the same shmbus release?"
+            ),
+            Self::Io { doing, source } => write!(f, "{doing}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::BadName { error, .. } => Some(error),
+            Self::PermissionDenied { source, .. } | Self::Io { source, .. } => Some(source),
+            Self::CorruptSegment { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<core::TrySendError> for Error {
+    #[inline]
+    fn from(e: core::TrySendError) -> Self {
+        match e {
+            core::TrySendError::Full => Self::Full,
+            core::TrySendError::Disconnected => Self::Disconnected,
+            core::TrySendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            core::TrySendError::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<core::SendError> for Error {
+    /// The core's `Interrupted` comes only from the client's closed-bus check,
+    /// so it becomes [`Error::BusClosed`].
+    #[inline]
+    fn from(e: core::SendError) -> Self {
+        match e {
+            core::SendError::Disconnected => Self::Disconnected,
+            core::SendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            core::SendError::Timeout => Self::Timeout,
+            core::SendError::Interrupted => Self::BusClosed,
+            core::SendError::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<core::TryRecvError> for Error {
+    #[inline]
+    fn from(e: core::TryRecvError) -> Self {
+        match e {
+            core::TryRecvError::Empty => Self::Empty,
+            core::TryRecvError::Disconnected => Self::Disconnected,
+            core::TryRecvError::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<core::RecvError> for Error {
+    /// The core's `Interrupted` comes only from the client's closed-bus check,
+    /// so it becomes [`Error::BusClosed`].
+    #[inline]
+    fn from(e: core::RecvError) -> Self {
+        match e {
+            core::RecvError::Disconnected => Self::Disconnected,
+            core::RecvError::Timeout => Self::Timeout,
+            core::RecvError::Interrupted => Self::BusClosed,
+            core::RecvError::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_interrupted_is_bus_closed() {
+        assert!(matches!(
+            Error::from(core::SendError::Interrupted),
+            Error::BusClosed
+        ));
+        assert!(matches!(
+            Error::from(core::RecvError::Interrupted),
+            Error::BusClosed
+        ));
+        assert!(matches!(Error::from(core::TrySendError::Full), Error::Full));
+        assert!(matches!(
+            Error::from(core::TryRecvError::Empty),
+            Error::Empty
+        ));
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let errs = [
+            Error::DaemonNotRunning {
+                bus: "b".into(),
+                stale: true,
+            },
+            Error::NotFound {
+                channel: "c".into(),
+            },
+            Error::Busy {
+                channel: "c".into(),
+                end: End::Sender,
+                slot: 3,
+                pid: Some(42),
+                this_connection: false,
+            },
+            Error::TooLarge { len: 9, max: 8 },
+            Error::BusClosed,
+            Error::Io {
+                doing: "x",
+                source: io::Error::other("y"),
+            },
+        ];
+        for e in errs {
+            let s = e.to_string();
+            assert!(!s.contains('\n'), "{s}");
+        }
+        let s = Error::DaemonNotRunning {
+            bus: "b".into(),
+            stale: false,
+        }
+        .to_string();
+        assert_eq!(
+            s,
+            "no shmbusd serves bus b: start it with `shmbusd --name b`"
+        );
+    }
+}

@@ -1,0 +1,489 @@
+//! Mapping a bus's segment, and checking it before anything in it is trusted.
+//!
+//! The segment is `/dev/shm/NAME`, written by the daemon (metadata) and by
+//! clients (inside the channels they opened). This module opens it with
+//! `O_NOFOLLOW`, maps it with [`memmap2::MmapRaw`] (a raw pointer, never a
+//! `&[u8]`: other processes write it), validates the header with
+//! [`shmbus::layout::validate`] and keeps the validated [`Geometry`]. Every
+//! later access goes through a bounds-checked accessor here: the header,
+//! directory entries, peer slots and pipe bodies, each only as `&T` where `T`
+//! is made of atomics.
+//!
+//! A process that truncates the file after we mapped it would make later
+//! accesses fault (SIGBUS); only the daemon and its clients write the segment,
+//! and the daemon `fallocate`s it whole, so that is out of scope.
+
+use std::fs::File;
+use std::io;
+use std::mem::{align_of, size_of};
+use std::path::Path;
+use std::ptr::NonNull;
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+use shmbus::layout::{self, DirEntry, Geometry, Header, LayoutError, PeerSlot};
+use shmbus::pipe::{PipeCtl, CTL_SIZE};
+use shmbus::sync::cell::UnsafeCell;
+
+use crate::error::Error;
+
+/// A mapped, validated segment. Unmapped on drop; shared through the bus's
+/// `Arc` so that every endpoint keeps it mapped while it lives.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    map: MmapRaw,
+    geometry: Geometry,
+}
+
+/// Where a pipe's control block and ring are, checked to lie in the arena.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PipeBody<'a> {
+    /// The control block (all atomics), validated by [`PipeCtl::check`].
+    pub(crate) ctl: &'a PipeCtl,
+    /// The first of the ring's `capacity` bytes, 8-byte aligned.
+    pub(crate) ring: NonNull<UnsafeCell<u64>>,
+    /// The ring's capacity in bytes.
+    pub(crate) capacity: u64,
+}
+
+impl Mapping {
+    /// Opens, maps and validates the segment at `path` for bus `bus`.
+    ///
+    /// # Errors
+    /// - `DaemonNotRunning` if the file does not exist;
+    /// - `PermissionDenied`;
+    /// - `NotShmbus` for a symbolic link, a non-regular file, or a bad magic;
+    /// - `Truncated` if smaller than a header;
+    /// - one variant per [`LayoutError`] (see [`layout_error`]);
+    /// - `Io` for anything else.
+    pub(crate) fn open(bus: &str, path: &Path) -> Result<Self, Error> {
+        let io = |doing, e: io::Error| Error::Io { doing, source: e };
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::NOENT => Error::DaemonNotRunning {
+                bus: bus.to_owned(),
+                stale: false,
+            },
+            Errno::ACCESS | Errno::PERM => Error::PermissionDenied {
+                path: path.to_owned(),
+                source: e.into(),
+            },
+            Errno::LOOP => Error::NotShmbus {
+                path: path.to_owned(),
+                reason: "it is a symbolic link".into(),
+            },
+            // O_RDWR on a directory.
+            Errno::ISDIR => Error::NotShmbus {
+                path: path.to_owned(),
+                reason: "it is a directory".into(),
+            },
+            e => io("opening the segment", e.into()),
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| io("examining the segment", e.into()))?;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if ft != FileType::RegularFile {
+            return Err(Error::NotShmbus {
+                path: path.to_owned(),
+                reason: format!("it is a {ft:?}, not a regular file"),
+            });
+        }
+        // A negative size cannot happen for a regular file; treat it as empty.
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        if size < size_of::<Header>() as u64 {
+            return Err(Error::Truncated {
+                path: path.to_owned(),
+                size,
+            });
+        }
+        let len = usize::try_from(size).map_err(|_| Error::SizeMismatch {
+            path: path.to_owned(),
+            header: 0,
+            file: size,
+        })?;
+        let file = File::from(fd);
+        // Exactly `size` bytes, shared and writable (the file is O_RDWR).
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw(&file)
+            .map_err(|e| io("mapping the segment", e))?;
+        // The mapping stays valid after the file is closed.
+        drop(file);
+        let base = map.as_mut_ptr();
+        if base.is_null() || base as usize % align_of::<Header>() != 0 {
+            return Err(io(
+                "mapping the segment",
+                io::Error::other("mmap returned a misaligned address"),
+            ));
+        }
+        // SAFETY:
+        // - `base` is the start of a live mapping of `size >= size_of::<Header>()`
+        //   bytes (checked above), aligned for `Header` (checked above; mmap
+        //   returns page-aligned addresses);
+        // - `Header` is `repr(C)` and made only of atomics, for which every bit
+        //   pattern is valid, and other processes only ever access it atomically,
+        //   so a shared reference to it is sound while the mapping lives;
+        // - the reference lives only within this function, while `map` does.
+        let header = unsafe { &*base.cast::<Header>() };
+        let geometry = layout::validate(header, size).map_err(|e| layout_error(bus, path, e))?;
+        Ok(Self { map, geometry })
+    }
+
+    /// The validated geometry.
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// A `&T` at `offset`, if `T` fits in the segment there and is aligned.
+    ///
+    /// # Safety
+    /// `T` must be made only of atomics (every bit pattern valid, and every
+    /// access by other processes atomic), like the segment's `repr(C)` types.
+    #[inline]
+    unsafe fn at<T>(&self, offset: u64) -> Option<&T> {
+        let end = offset.checked_add(size_of::<T>() as u64)?;
+        if end > self.geometry.total_size || offset % align_of::<T>() as u64 != 0 {
+            return None;
+        }
+        // `total_size` is the mapping's length (validated against fstat), and
+        // that length is a `usize`, so `offset` fits one.
+        let off = usize::try_from(offset).ok()?;
+        // SAFETY: `off + size_of::<T>() <= total_size == map.len()` (checked
+        // above), so the pointer stays inside the mapping.
+        let p = unsafe { self.map.as_mut_ptr().add(off) };
+        // SAFETY:
+        // - `p .. p + size_of::<T>()` lies inside the mapping (checked above);
+        // - `p` is aligned for `T`: the base is page-aligned and `offset` is a
+        //   multiple of `align_of::<T>()` (checked above);
+        // - `T` is all atomics (the caller's contract), so any contents are a
+        //   valid `T` and concurrent writes by other processes are atomic;
+        // - the reference borrows `self`, which keeps the mapping alive.
+        Some(unsafe { &*p.cast::<T>() })
+    }
+
+    /// The segment header.
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: `Header` is all atomics.
+        let h = unsafe { self.at::<Header>(0) };
+        // `open` checked that the file holds a header at offset 0.
+        h.expect("the header was checked at open")
+    }
+
+    /// Directory entry `index`, if the directory has one.
+    pub(crate) fn entry(&self, index: u32) -> Option<&DirEntry> {
+        let g = &self.geometry;
+        if index >= g.dir_count {
+            return None;
+        }
+        let off = g
+            .dir_off
+            .checked_add(u64::from(index).checked_mul(size_of::<DirEntry>() as u64)?)?;
+        // SAFETY: `DirEntry` is all atomics.
+        unsafe { self.at::<DirEntry>(off) }
+    }
+
+    /// Peer slot `slot`, if the peer table has one.
+    pub(crate) fn peer(&self, slot: u16) -> Option<&PeerSlot> {
+        let g = &self.geometry;
+        if u32::from(slot) >= g.peers_count {
+            return None;
+        }
+        let off = g
+            .peers_off
+            .checked_add(u64::from(slot).checked_mul(size_of::<PeerSlot>() as u64)?)?;
+        // SAFETY: `PeerSlot` is all atomics.
+        unsafe { self.at::<PeerSlot>(off) }
+    }
+
+    /// The pipe body at `offset .. offset + length` with ring `capacity`, as
+    /// the daemon or the directory describe it (untrusted).
+    ///
+    /// # Errors
+    /// A message naming the first check that failed: the body must lie in the
+    /// arena (checked arithmetic), the control block be 128-aligned, the ring
+    /// 8-aligned, the capacity valid, and the control block must agree
+    /// ([`PipeCtl::check`]).
+    pub(crate) fn pipe(
+        &self,
+        offset: u64,
+        length: u64,
+        capacity: u64,
+    ) -> Result<PipeBody<'_>, &'static str> {
+        let g = &self.geometry;
+        let arena_end = g
+            .arena_off
+            .checked_add(g.arena_len)
+            .ok_or("arena bounds overflow")?;
+        let end = offset
+            .checked_add(length)
+            .ok_or("pipe body bounds overflow")?;
+        if offset < g.arena_off || end > arena_end {
+            return Err("pipe body lies outside the arena");
+        }
+        if offset % align_of::<PipeCtl>() as u64 != 0 {
+            return Err("pipe control block is not 128-byte aligned");
+        }
+        shmbus::pipe::check_capacity(capacity).map_err(|_| "pipe capacity out of range")?;
+        let ring_off = offset
+            .checked_add(CTL_SIZE)
+            .ok_or("pipe body bounds overflow")?;
+        let ring_end = ring_off
+            .checked_add(capacity)
+            .ok_or("pipe body bounds overflow")?;
+        if ring_end > end {
+            return Err("ring extends past the channel's allocation");
+        }
+        if ring_off % 8 != 0 {
+            return Err("ring is not 8-byte aligned");
+        }
+        // SAFETY: `PipeCtl` is all atomics (meta, positions, endpoint words,
+        // doorbells); `at` checks bounds and alignment.
+        let ctl =
+            unsafe { self.at::<PipeCtl>(offset) }.ok_or("pipe control block out of bounds")?;
+        ctl.check(capacity, length)?;
+        let ring_off = usize::try_from(ring_off).map_err(|_| "ring offset overflow")?;
+        // SAFETY: `ring_off + capacity <= end <= arena_end <= total_size`
+        // (checked above; `validate` checked the arena against the file size,
+        // which is the mapping's length), so the pointer is inside the mapping.
+        let ring = unsafe { self.map.as_mut_ptr().add(ring_off) };
+        let ring = NonNull::new(ring.cast::<UnsafeCell<u64>>()).ok_or("null ring")?;
+        Ok(PipeBody {
+            ctl,
+            ring,
+            capacity,
+        })
+    }
+}
+
+/// The client error for a header that failed [`layout::validate`]: each
+/// [`LayoutError`] variant has its own [`Error`] variant, except the two forms
+/// of corruption (unknown state, bad region), which share `CorruptSegment` and
+/// keep the `LayoutError` to tell them apart. `Closing` is `BusClosed`, as for
+/// a bus that closes later.
+pub(crate) fn layout_error(bus: &str, path: &Path, e: LayoutError) -> Error {
+    let path = path.to_owned();
+    match e {
+        LayoutError::TooShort { file_size } => Error::Truncated {
+            path,
+            size: file_size,
+        },
+        LayoutError::BadMagic { found } => Error::NotShmbus {
+            path,
+            reason: format!("its magic number is {found:#018x}"),
+        },
+        LayoutError::AbiMismatch { found, expected } => Error::AbiMismatch { found, expected },
+        LayoutError::NotReady => Error::NotReady {
+            bus: bus.to_owned(),
+        },
+        LayoutError::Closing => Error::BusClosed,
+        LayoutError::SizeMismatch { header, file } => Error::SizeMismatch { path, header, file },
+        e @ (LayoutError::BadState(_) | LayoutError::BadRegion { .. }) => {
+            Error::CorruptSegment { path, error: e }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Validation of hand-made segments; no daemon needed.
+
+    use super::*;
+    use shmbus::layout::{entry_state, Kind};
+    use shmbus::sync::Ordering;
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    /// A file under /dev/shm removed on drop.
+    struct TempShm(PathBuf);
+
+    impl TempShm {
+        fn new(tag: &str, bytes: &[u8]) -> Self {
+            let p = PathBuf::from(format!(
+                "/dev/shm/shmbus-client-unit-{}-{tag}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&p);
+            let mut f = File::create(&p).unwrap();
+            f.write_all(bytes).unwrap();
+            Self(p)
+        }
+    }
+
+    impl Drop for TempShm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    const SIZE: u64 = 256 * 1024;
+
+    /// A valid segment image: header for 4 peers and 8 channels, one pipe of
+    /// 4096 bytes at the arena's start in directory entry 0.
+    fn image() -> Vec<u8> {
+        let g = Geometry::plan(SIZE, 4, 8).unwrap();
+        // A page-aligned heap buffer, so the segment types are aligned in it.
+        #[repr(C, align(4096))]
+        struct Page([u8; 4096]);
+        let mut pages: Vec<Page> = (0..SIZE / 4096).map(|_| Page([0; 4096])).collect();
+        let p = pages.as_mut_ptr().cast::<u8>();
+        // SAFETY: `p` is 4096-aligned and the buffer is SIZE bytes; Header,
+        // DirEntry and PipeCtl are all atomics over zeroed memory.
+        unsafe {
+            let h = &*p.cast::<Header>();
+            layout::init(h, &g, 77, 1, 2);
+            let e = &*p.add(g.dir_off as usize).cast::<DirEntry>();
+            layout::write_name(e, b"p");
+            e.kind.store(Kind::Pipe as u32, Ordering::Relaxed);
+            e.offset.store(g.arena_off, Ordering::Relaxed);
+            e.length.store(CTL_SIZE + 4096, Ordering::Relaxed);
+            e.params[0].store(4096, Ordering::Relaxed);
+            e.state.store(entry_state::LIVE, Ordering::Release);
+            let c = &*p.add(g.arena_off as usize).cast::<PipeCtl>();
+            c.init(4096);
+            layout::publish(h);
+        }
+        // SAFETY: `pages` is SIZE initialised bytes.
+        unsafe { std::slice::from_raw_parts(p, SIZE as usize) }.to_vec()
+    }
+
+    fn open(bytes: &[u8], tag: &str) -> Result<Mapping, Error> {
+        let f = TempShm::new(tag, bytes);
+        Mapping::open("b", &f.0)
+    }
+
+    #[test]
+    fn valid_image_opens_and_pipe_checks() {
+        let m = open(&image(), "valid").unwrap();
+        let g = *m.geometry();
+        assert_eq!(g.total_size, SIZE);
+        let e = m.entry(0).unwrap();
+        assert_eq!(layout::read_name(e).unwrap(), b"p");
+        assert!(m.entry(8).is_none());
+        assert!(m.peer(3).is_some());
+        assert!(m.peer(4).is_none());
+        let body = m.pipe(g.arena_off, CTL_SIZE + 4096, 4096).unwrap();
+        assert_eq!(body.capacity, 4096);
+        // Out of the arena, misaligned, overflowing, wrong capacity, too short.
+        assert!(m.pipe(0, CTL_SIZE + 4096, 4096).is_err());
+        assert!(m.pipe(g.arena_off + 8, CTL_SIZE + 4096, 4096).is_err());
+        assert!(m.pipe(u64::MAX - 10, 100, 4096).is_err());
+        assert!(m.pipe(g.arena_off, u64::MAX, 4096).is_err());
+        assert!(m.pipe(g.arena_off, CTL_SIZE + 4096, 2048).is_err());
+        assert!(m.pipe(g.arena_off, CTL_SIZE + 100, 4096).is_err());
+        assert!(m.pipe(g.arena_off, CTL_SIZE + 4096, 3000).is_err());
+        assert!(m.pipe(SIZE - 128, CTL_SIZE + 4096, 4096).is_err());
+    }
+
+    #[test]
+    fn random_bytes_are_not_shmbus() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let bytes: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let e = open(&bytes, "random").unwrap_err();
+        assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+        assert!(e.to_string().contains("not a shmbus segment"), "{e}");
+    }
+
+    #[test]
+    fn wrong_magic_is_not_shmbus() {
+        let mut img = image();
+        img[0] ^= 0xFF;
+        let e = open(&img, "magic").unwrap_err();
+        assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn wrong_abi_version() {
+        let mut img = image();
+        img[8..12].copy_from_slice(&99u32.to_le_bytes());
+        let e = open(&img, "abi").unwrap_err();
+        assert!(
+            matches!(e, Error::AbiMismatch { found: 99, expected } if expected == layout::ABI_VERSION),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn truncated_files() {
+        let img = image();
+        let e = open(&img[..100], "short").unwrap_err();
+        assert!(matches!(e, Error::Truncated { size: 100, .. }), "{e:?}");
+        let e = open(&[], "empty").unwrap_err();
+        assert!(matches!(e, Error::Truncated { size: 0, .. }), "{e:?}");
+        let e = open(&img[..4096 * 3], "cut").unwrap_err();
+        assert!(
+            matches!(e, Error::SizeMismatch { header: SIZE, file, .. } if file == 4096 * 3),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn states() {
+        for (st, want) in [
+            (layout::state::INITIALIZING, "NotReady"),
+            (layout::state::UNINIT, "NotReady"),
+            (layout::state::CLOSING, "BusClosed"),
+            (9, "CorruptSegment"),
+        ] {
+            let mut img = image();
+            img[32..36].copy_from_slice(&st.to_le_bytes());
+            let e = open(&img, "state").unwrap_err();
+            assert!(format!("{e:?}").starts_with(want), "{st}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn bad_region() {
+        let mut img = image();
+        // Directory offset past the end of the file.
+        img[64..72].copy_from_slice(&(SIZE * 2).to_le_bytes());
+        let e = open(&img, "region").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::CorruptSegment {
+                    error: LayoutError::BadRegion { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn missing_symlink_and_directory() {
+        let e = Mapping::open("b", Path::new("/dev/shm/shmbus-client-unit-none")).unwrap_err();
+        assert!(matches!(e, Error::DaemonNotRunning { .. }), "{e:?}");
+
+        let f = TempShm::new("target", &image());
+        let link = PathBuf::from(format!(
+            "/dev/shm/shmbus-client-unit-{}-link",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&f.0, &link).unwrap();
+        let e = Mapping::open("b", &link).unwrap_err();
+        let _ = std::fs::remove_file(&link);
+        assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+
+        let dir = PathBuf::from(format!(
+            "/dev/shm/shmbus-client-unit-{}-dir",
+            std::process::id()
+        ));
+        let _ = std::fs::create_dir(&dir);
+        let e = Mapping::open("b", &dir).unwrap_err();
+        let _ = std::fs::remove_dir(&dir);
+        assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+    }
+}

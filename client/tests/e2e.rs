@@ -1,0 +1,730 @@
+//! End-to-end tests of the client library and the `shmbus` command against a
+//! real `shmbusd` (from `target/<profile>/shmbusd`) and real processes.
+//!
+//! Every test uses its own bus; guards stop daemons, kill children and remove
+//! `/dev/shm` files on drop, and every wait has a watchdog.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use shmbus_client::{Bus, ChannelDetails, End, Error, Kind};
+use support::{shmbus, shmbus_bg, within, Daemon, ShmFile, WATCHDOG};
+
+/// Long enough never to fire on a loaded 2-core machine, short enough that a
+/// hang fails the test instead of the CI run.
+const LONG: Duration = Duration::from_secs(30);
+
+fn code(o: &support::Output) -> Option<i32> {
+    o.status.code()
+}
+
+// ---- connecting -------------------------------------------------------------
+
+#[test]
+fn connect_to_a_missing_bus_says_how_to_start_the_daemon() {
+    let bus = support::unique_bus("missing");
+    match Bus::connect_to(&bus) {
+        Err(Error::DaemonNotRunning { bus: b, stale }) => {
+            assert_eq!(b, bus);
+            assert!(!stale);
+        }
+        other => panic!("expected DaemonNotRunning, got {other:?}"),
+    }
+    let o = shmbus(&bus, &["ls"]);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    assert_eq!(
+        o.stderr,
+        format!("shmbus: no shmbusd serves bus {bus}: start it with `shmbusd --name {bus}`\n")
+    );
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn bad_bus_name_is_refused_before_touching_files() {
+    match Bus::connect_to("../etc/passwd") {
+        Err(Error::BadName { what: "bus", .. }) => {}
+        other => panic!("expected BadName, got {other:?}"),
+    }
+    let o = shmbus("a/b", &["ls"]);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    assert!(
+        o.stderr.starts_with("shmbus: bad bus name \"a/b\""),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn stale_files_of_a_killed_daemon() {
+    let mut d = Daemon::start("stale", &[]);
+    d.signal(Signal::KILL);
+    d.wait();
+    // The segment and socket are still there; nobody listens.
+    assert!(d.paths.socket.exists() && d.paths.segment.exists());
+    match Bus::connect_to(&d.bus) {
+        Err(Error::DaemonNotRunning { stale: true, .. }) => {}
+        other => panic!("expected DaemonNotRunning {{ stale: true }}, got {other:?}"),
+    }
+    let o = shmbus(&d.bus, &["ls"]);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    assert!(
+        o.stderr.contains("left behind by a daemon that died"),
+        "{o:?}"
+    );
+}
+
+// ---- foreign and corrupt segments -------------------------------------------
+
+/// Bytes of a real segment, copied while its daemon runs.
+fn real_segment() -> Vec<u8> {
+    let d = Daemon::start("copy", &["--pipe", "p:4096"]);
+    std::fs::read(&d.paths.segment).expect("read the live segment")
+}
+
+/// Connects to a bus whose only file is `bytes` at /dev/shm/NAME, through the
+/// library and through the CLI; returns the library's error and checks that
+/// the CLI failed cleanly with the same message.
+fn open_file(tag: &str, bytes: &[u8]) -> Error {
+    let f = ShmFile::new(tag, bytes);
+    let e = match Bus::connect_to(&f.bus) {
+        Ok(b) => panic!("connected to a bad segment: {b:?}"),
+        Err(e) => e,
+    };
+    let o = shmbus(&f.bus, &["ls"]);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    assert_eq!(o.stderr, format!("shmbus: {e}\n"));
+    e
+}
+
+#[test]
+fn foreign_and_corrupt_segments_give_errors_not_crashes() {
+    let real = real_segment();
+    assert!(real.len() >= 4096);
+
+    // Random bytes.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let random: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let e = open_file("random", &random);
+    assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+    assert!(e.to_string().contains("not a shmbus segment"), "{e}");
+
+    // Another program's text file.
+    let e = open_file(
+        "text",
+        b"hello, I am somebody else's file\n".repeat(100).as_slice(),
+    );
+    assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+
+    // A real header with the wrong magic.
+    let mut img = real.clone();
+    img[0] ^= 0x55;
+    let e = open_file("magic", &img);
+    assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+
+    // A real header with another ABI version.
+    let mut img = real.clone();
+    img[8..12].copy_from_slice(&(shmbus::layout::ABI_VERSION + 1).to_le_bytes());
+    let e = open_file("abi", &img);
+    match e {
+        Error::AbiMismatch { found, expected } => {
+            assert_eq!(found, shmbus::layout::ABI_VERSION + 1);
+            assert_eq!(expected, shmbus::layout::ABI_VERSION);
+        }
+        other => panic!("expected AbiMismatch, got {other:?}"),
+    }
+
+    // A real segment cut short.
+    let e = open_file("cut", &real[..real.len() / 2]);
+    match e {
+        Error::SizeMismatch { header, file, .. } => {
+            assert_eq!(header, real.len() as u64);
+            assert_eq!(file, real.len() as u64 / 2);
+        }
+        other => panic!("expected SizeMismatch, got {other:?}"),
+    }
+
+    // Shorter than a header; empty.
+    let e = open_file("short", &real[..64]);
+    assert!(matches!(e, Error::Truncated { size: 64, .. }), "{e:?}");
+    let e = open_file("empty", &[]);
+    assert!(matches!(e, Error::Truncated { size: 0, .. }), "{e:?}");
+
+    // A real header whose directory lies past the end of the file.
+    let mut img = real.clone();
+    img[64..72].copy_from_slice(&(real.len() as u64 * 4).to_le_bytes());
+    let e = open_file("region", &img);
+    assert!(matches!(e, Error::CorruptSegment { .. }), "{e:?}");
+
+    // A real header in an unknown state; one still initialising.
+    let mut img = real.clone();
+    img[32..36].copy_from_slice(&77u32.to_le_bytes());
+    let e = open_file("state", &img);
+    assert!(matches!(e, Error::CorruptSegment { .. }), "{e:?}");
+    let mut img = real.clone();
+    img[32..36].copy_from_slice(&shmbus::layout::state::INITIALIZING.to_le_bytes());
+    let e = open_file("init", &img);
+    assert!(matches!(e, Error::NotReady { .. }), "{e:?}");
+
+    // A valid copy whose daemon is gone: the segment checks out, the socket
+    // does not exist.
+    let f = ShmFile::new("orphan", &real);
+    match Bus::connect_to(&f.bus) {
+        Err(Error::DaemonNotRunning { .. }) => {}
+        other => panic!("expected DaemonNotRunning, got {other:?}"),
+    }
+}
+
+#[test]
+fn symlink_and_directory_at_the_segment_path() {
+    let target = ShmFile::new("target", b"x");
+    let bus = support::unique_bus("link");
+    let link = shmbus::name::BusPaths::new(&bus).segment;
+    std::os::unix::fs::symlink(&target.path, &link).unwrap();
+    let e = Bus::connect_to(&bus).unwrap_err();
+    let _ = std::fs::remove_file(&link);
+    assert!(
+        matches!(e, Error::NotShmbus { ref reason, .. } if reason.contains("symbolic link")),
+        "{e:?}"
+    );
+
+    let bus = support::unique_bus("dir");
+    let dir = shmbus::name::BusPaths::new(&bus).segment;
+    std::fs::create_dir(&dir).unwrap();
+    let e = Bus::connect_to(&bus).unwrap_err();
+    let _ = std::fs::remove_dir(&dir);
+    assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+}
+
+// ---- opening pipes ----------------------------------------------------------
+
+#[test]
+fn open_create_and_parameters() {
+    let d = Daemon::start("open", &[]);
+    let bus = d.connect();
+    match bus.open_pipe("absent") {
+        Err(Error::NotFound { channel }) => assert_eq!(channel, "absent"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    let p = bus.pipe_with_capacity("p", 4096).unwrap();
+    assert_eq!((p.name(), p.capacity(), p.max_frame()), ("p", 4096, 512));
+    // Open again: any capacity, the same capacity, another capacity.
+    assert_eq!(bus.open_pipe("p").unwrap().capacity(), 4096);
+    assert_eq!(bus.pipe("p").unwrap().capacity(), 4096);
+    assert_eq!(bus.pipe_with_capacity("p", 4096).unwrap().capacity(), 4096);
+    match bus.pipe_with_capacity("p", 8192) {
+        Err(Error::ParamMismatch { channel, message }) => {
+            assert_eq!(channel, "p");
+            assert!(message.contains("4096"), "{message}");
+        }
+        other => panic!("expected ParamMismatch, got {other:?}"),
+    }
+    // Refused locally, before asking the daemon.
+    assert!(matches!(
+        bus.pipe_with_capacity("q", 1000),
+        Err(Error::BadParams { .. })
+    ));
+    assert!(matches!(
+        bus.pipe("a b"),
+        Err(Error::BadName {
+            what: "channel",
+            ..
+        })
+    ));
+    // A default pipe.
+    let q = bus.pipe("q").unwrap();
+    assert!(q.capacity().is_power_of_two());
+}
+
+#[test]
+fn no_space_in_the_arena() {
+    let d = Daemon::start("nospace", &[]);
+    let bus = d.connect();
+    // The segment is 1 MiB: a 1 MiB ring cannot fit.
+    match bus.pipe_with_capacity("big", 1 << 20) {
+        Err(e @ Error::NoSpace { .. }) => assert!(e.to_string().contains("--size"), "{e}"),
+        other => panic!("expected NoSpace, got {other:?}"),
+    }
+}
+
+// ---- the library across processes ------------------------------------------
+
+#[test]
+fn send_and_recv_in_process_through_the_daemon() {
+    let d = Daemon::start("inproc", &[]);
+    let bus = d.connect();
+    let pipe = bus.pipe_with_capacity("p", 4096).unwrap();
+    let mut tx = pipe.sender().unwrap();
+    let mut rx = pipe.receiver().unwrap();
+    assert_eq!(tx.max_frame(), 512);
+    assert_eq!(rx.max_frame(), 512);
+
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    tx.try_send(b"one").unwrap();
+    tx.send(b"two").unwrap();
+    tx.send_timeout(b"three", LONG).unwrap();
+    tx.send_deadline(b"", Instant::now() + LONG).unwrap();
+    assert_eq!(rx.try_recv().unwrap(), b"one");
+    assert_eq!(rx.recv().unwrap(), b"two");
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), b"three");
+    assert_eq!(rx.recv_deadline(Instant::now() + LONG).unwrap(), b"");
+
+    // Zero-copy both ways; a dropped claim publishes nothing.
+    {
+        let mut c = tx.try_claim(5).unwrap();
+        assert_eq!(c.len(), 5);
+        c.copy_from_slice(b"never");
+    }
+    let mut c = tx.claim(6).unwrap();
+    c.copy_from_slice(b"claim1");
+    assert_eq!(&c[..], b"claim1");
+    c.commit();
+    let mut c = tx.claim_timeout(6, LONG).unwrap();
+    c.copy_from_slice(b"claim2");
+    c.commit();
+    let mut c = tx.claim_deadline(6, Instant::now() + LONG).unwrap();
+    c.copy_from_slice(b"claim3");
+    c.commit();
+    assert_eq!(rx.try_recv_with(|b| b.to_vec()).unwrap(), b"claim1");
+    assert_eq!(rx.recv_with(|b| b.len()).unwrap(), 6);
+    let mut buf = Vec::with_capacity(16);
+    assert_eq!(rx.recv_into(&mut buf).unwrap(), 6);
+    assert_eq!(buf, b"claim3");
+    assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
+
+    // Timeouts on an empty and on a full pipe.
+    let t = Instant::now();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    assert!(matches!(
+        rx.recv_with_timeout(Duration::ZERO, |b| b.len()),
+        Err(Error::Timeout)
+    ));
+    while tx.try_send(&[1u8; 100]).is_ok() {}
+    assert!(matches!(tx.try_send(&[1u8; 100]), Err(Error::Full)));
+    assert!(matches!(
+        tx.send_timeout(&[1u8; 100], Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        tx.claim_timeout(100, Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
+
+    // Too large, however empty the pipe.
+    while rx.try_recv().is_ok() {}
+    match tx.send(&[0u8; 513]) {
+        Err(Error::TooLarge { len: 513, max: 512 }) => {}
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(matches!(tx.try_claim(513), Err(Error::TooLarge { .. })));
+    assert!(matches!(tx.claim(10_000), Err(Error::TooLarge { .. })));
+    tx.send(&[0u8; 512]).unwrap();
+    assert_eq!(rx.recv().unwrap().len(), 512);
+
+    // Sender gone: end of file once drained.
+    tx.send(b"last").unwrap();
+    drop(tx);
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), b"last");
+    assert!(matches!(rx.recv_timeout(LONG), Err(Error::Disconnected)));
+    assert!(matches!(rx.try_recv(), Err(Error::Disconnected)));
+}
+
+#[test]
+fn each_end_has_one_holder() {
+    let d = Daemon::start("busy", &[]);
+    let bus = d.connect();
+    let pipe = bus.pipe("p").unwrap();
+    let tx = pipe.sender().unwrap();
+    let rx = pipe.receiver().unwrap();
+
+    // Same connection.
+    match pipe.sender() {
+        Err(Error::Busy {
+            end: End::Sender,
+            this_connection: true,
+            ..
+        }) => {}
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    // Another connection of this process.
+    let other = d.connect();
+    match other.pipe("p").unwrap().receiver() {
+        Err(
+            e @ Error::Busy {
+                end: End::Receiver,
+                this_connection: false,
+                ..
+            },
+        ) => {
+            let Error::Busy { pid, slot, .. } = &e else {
+                unreachable!()
+            };
+            assert_eq!(*pid, Some(std::process::id()));
+            assert_eq!(*slot, bus.peer_slot());
+            assert!(
+                e.to_string()
+                    .contains(&format!("process {}", std::process::id())),
+                "{e}"
+            );
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    // Another process: the CLI.
+    let o = shmbus(&d.bus, &["send", "p", "x"]);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    assert!(
+        o.stderr.starts_with(&format!(
+            "shmbus: pipe p already has a sender (process {}",
+            std::process::id()
+        )),
+        "{o:?}"
+    );
+    // Released on drop.
+    drop(tx);
+    drop(rx);
+    let _tx = other.pipe("p").unwrap().sender().unwrap();
+    let _rx = other.pipe("p").unwrap().receiver().unwrap();
+}
+
+#[test]
+fn channels_lists_the_directory() {
+    let d = Daemon::start("list", &["--pipe", "pre:4096"]);
+    let bus = d.connect();
+    let chans = bus.channels();
+    assert_eq!(chans.len(), 1, "{chans:?}");
+    assert_eq!(chans[0].name, "pre");
+    assert_eq!(chans[0].kind, Kind::Pipe);
+    let pipe = bus.pipe_with_capacity("p", 8192).unwrap();
+    let mut tx = pipe.sender().unwrap();
+    tx.send(b"12345678").unwrap(); // 8 + 8 bytes in the ring
+    let c = bus
+        .channels()
+        .into_iter()
+        .find(|c| c.name == "p")
+        .expect("p listed");
+    match c.details {
+        ChannelDetails::Pipe(p) => {
+            assert_eq!(p.capacity, 8192);
+            assert_eq!(p.waiting, 16);
+            let h = p.sender.expect("sender listed");
+            assert_eq!(h.slot, bus.peer_slot());
+            assert_eq!(h.pid, Some(std::process::id()));
+            assert!(p.receiver.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let o = shmbus(&d.bus, &["ls"]);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    let out = o.stdout_str();
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "KIND", "CAPACITY", "WAITING", "ATTACHED"]
+    );
+    assert!(
+        lines.contains(&vec!["pre", "pipe", "4096", "0", "-"]),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&vec!["p", "pipe", "8192", "16", "sender"]),
+        "{out}"
+    );
+    let _rx = pipe.receiver().unwrap();
+    let out = shmbus(&d.bus, &["ls"]).stdout_str();
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["p", "pipe", "8192", "16", "sender,receiver"]),
+        "{out}"
+    );
+}
+
+// ---- the CLI ----------------------------------------------------------------
+
+#[test]
+fn cli_send_and_recv_across_processes() {
+    let d = Daemon::start("cli", &[]);
+    // The receiver starts first and blocks until frames come.
+    let rx = shmbus_bg(&d.bus, &["recv", "p", "-n", "3"]);
+    let o = shmbus(&d.bus, &["send", "p", "hello", "wide world", ""]);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    let o = rx.wait(WATCHDOG);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    assert_eq!(o.stdout, b"hello\nwide world\n\n");
+    assert!(o.stderr.is_empty(), "{o:?}");
+}
+
+#[test]
+fn cli_recv_count_leaves_the_rest_and_eof_ends_the_stream() {
+    let d = Daemon::start("count", &[]);
+    let o = shmbus(&d.bus, &["send", "p", "1", "2", "3", "4", "5"]);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    let o = shmbus(&d.bus, &["recv", "p", "-n", "2"]);
+    assert_eq!(
+        (code(&o), o.stdout_str().as_str()),
+        (Some(0), "1\n2\n"),
+        "{o:?}"
+    );
+    // The sender has gone: the rest, then end of file (exit 0).
+    let o = shmbus(&d.bus, &["recv", "p"]);
+    assert_eq!(
+        (code(&o), o.stdout_str().as_str()),
+        (Some(0), "3\n4\n5\n"),
+        "{o:?}"
+    );
+    let o = shmbus(&d.bus, &["recv", "p", "--count", "0"]);
+    assert_eq!((code(&o), o.stdout.len()), (Some(0), 0), "{o:?}");
+}
+
+#[test]
+fn cli_send_reads_lines_from_stdin_and_recv_sees_eof_when_it_exits() {
+    let d = Daemon::start("stdin", &[]);
+    let rx = shmbus_bg(&d.bus, &["recv", "p"]);
+    let mut tx = shmbus_bg(&d.bus, &["send", "p"]);
+    tx.write_stdin(b"alpha\n\nbeta\xff\ngamma");
+    tx.close_stdin();
+    let o = tx.wait(WATCHDOG);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    let o = rx.wait(WATCHDOG);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    assert_eq!(o.stdout, b"alpha\n\nbeta\xff\ngamma\n");
+}
+
+#[test]
+fn cli_recv_timeout_exits_nonzero() {
+    let d = Daemon::start("timeout", &[]);
+    let t = Instant::now();
+    let o = shmbus(&d.bus, &["recv", "fresh", "--timeout", "0.3"]);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert_eq!(code(&o), Some(124), "{o:?}");
+    assert!(o.stdout.is_empty());
+    assert!(
+        o.stderr
+            .starts_with("shmbus: no frame on pipe fresh for 300ms"),
+        "{o:?}"
+    );
+    // Frames that did come are printed before the timeout.
+    let bus = d.connect();
+    let mut tx = bus.pipe("p").unwrap().sender().unwrap();
+    tx.send(b"early").unwrap();
+    let o = shmbus(&d.bus, &["recv", "p", "--timeout", "0.2"]);
+    assert_eq!(code(&o), Some(124), "{o:?}");
+    assert_eq!(o.stdout, b"early\n");
+}
+
+#[test]
+fn cli_send_timeout_and_too_large() {
+    let d = Daemon::start("sendto", &[]);
+    let bus = d.connect();
+    let pipe = bus.pipe_with_capacity("small", 4096).unwrap();
+    let big = "x".repeat(600);
+    let o = shmbus(&d.bus, &["send", "small", &big]);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    assert!(
+        o.stderr.starts_with(
+            "shmbus: sending to pipe small: frame of 600 bytes is larger than this pipe's limit of 512 bytes"
+        ),
+        "{o:?}"
+    );
+    // Fill it, with a receiver attached that does not read.
+    let _rx = pipe.receiver().unwrap();
+    {
+        let mut tx = pipe.sender().unwrap();
+        while tx.try_send(&[0u8; 100]).is_ok() {}
+        // Empty frames take 8 bytes each: now not a byte is left.
+        while tx.try_send(&[]).is_ok() {}
+    }
+    let o = shmbus(&d.bus, &["send", "small", "more", "--timeout", "0.2"]);
+    assert_eq!(code(&o), Some(124), "{o:?}");
+    assert!(o.stderr.contains("stayed full"), "{o:?}");
+}
+
+#[test]
+fn cli_quietly_stops_when_stdout_closes() {
+    let d = Daemon::start("epipe", &[]);
+    let bus = d.connect();
+    let mut tx = bus.pipe("p").unwrap().sender().unwrap();
+    let mut rx = support::Proc::spawn_raw_stdout(
+        support::shmbus_cmd(&d.bus, &["recv", "p"]),
+        "shmbus recv p",
+    );
+    tx.send(b"first").unwrap();
+    let mut out = BufReader::new(rx.raw_stdout.take().unwrap());
+    let mut line = String::new();
+    within(LONG, "reading the first line", move || {
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "first\n");
+        // `out` is dropped here: the reader of recv's stdout has gone.
+    });
+    for _ in 0..100 {
+        match tx.send_timeout(b"more", LONG) {
+            Ok(()) => {}
+            // recv exited and released its end.
+            Err(Error::Disconnected) => break,
+            Err(e) => panic!("{e}"),
+        }
+        if !rx.running() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let o = rx.wait(WATCHDOG);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    assert!(o.stderr.is_empty(), "{o:?}");
+}
+
+#[test]
+fn cli_usage_errors() {
+    let o = shmbus("b", &["recv"]);
+    assert_eq!(code(&o), Some(2), "{o:?}");
+    let o = shmbus("b", &["recv", "p", "--timeout", "soon"]);
+    assert_eq!(code(&o), Some(2), "{o:?}");
+    assert!(o.stderr.contains("not a number of seconds"), "{o:?}");
+    let o = shmbus("b", &["--help"]);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    for cmd in ["ls", "send", "recv"] {
+        assert!(o.stdout_str().contains(cmd), "{o:?}");
+    }
+}
+
+// ---- the daemon going away ----------------------------------------------------
+
+fn blocked_receiver_sees_bus_closed(sig: Signal) {
+    let mut d = Daemon::start("closed", &[]);
+    let bus = d.connect();
+    let mut rx = bus.pipe("p").unwrap().receiver().unwrap();
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = rx.recv_timeout(LONG);
+        (r, t.elapsed())
+    });
+    // Also the CLI in another process.
+    let cli = shmbus_bg(&d.bus, &["recv", "q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!bus.is_closed());
+    d.signal(sig);
+    let (r, waited) = within(LONG, "the blocked receive", move || waiter.join().unwrap());
+    assert!(matches!(r, Err(Error::BusClosed)), "{r:?}");
+    assert!(waited < LONG, "{waited:?}");
+    assert!(bus.is_closed());
+    let o = cli.wait(WATCHDOG);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    assert!(o.stderr.contains("the bus was closed"), "{o:?}");
+    // Control requests fail too.
+    assert!(matches!(bus.pipe("r"), Err(Error::BusClosed)));
+    d.wait();
+}
+
+#[test]
+fn blocked_receiver_sees_bus_closed_on_sigterm() {
+    blocked_receiver_sees_bus_closed(Signal::TERM);
+}
+
+#[test]
+fn blocked_receiver_sees_bus_closed_on_sigkill() {
+    blocked_receiver_sees_bus_closed(Signal::KILL);
+}
+
+#[test]
+fn blocked_sender_sees_bus_closed_when_the_daemon_dies() {
+    let mut d = Daemon::start("closed-tx", &[]);
+    let bus = d.connect();
+    let pipe = bus.pipe_with_capacity("p", 4096).unwrap();
+    let _rx = pipe.receiver().unwrap();
+    let mut tx = pipe.sender().unwrap();
+    while tx.try_send(&[0u8; 64]).is_ok() {}
+    let waiter = std::thread::spawn(move || tx.send_timeout(&[0u8; 64], LONG));
+    std::thread::sleep(Duration::from_millis(200));
+    d.signal(Signal::KILL);
+    let r = within(LONG, "the blocked send", move || waiter.join().unwrap());
+    assert!(matches!(r, Err(Error::BusClosed)), "{r:?}");
+    d.wait();
+}
+
+#[test]
+fn endpoints_keep_the_connection_alive() {
+    let d = Daemon::start("alive", &[]);
+    let (mut tx, mut rx) = {
+        let bus = d.connect();
+        let pipe = bus.pipe("p").unwrap();
+        (pipe.sender().unwrap(), pipe.receiver().unwrap())
+        // `bus` and `pipe` are dropped here; the endpoints hold the connection.
+    };
+    tx.send(b"still here").unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), b"still here");
+    // The daemon still lists both ends as attached.
+    let out = shmbus(&d.bus, &["ls"]).stdout_str();
+    assert!(out.contains("sender,receiver"), "{out}");
+    // The Bus is Send + Sync and endpoints are Send.
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Bus>();
+    send_sync::<shmbus_client::Pipe>();
+    send::<shmbus_client::PipeSender>();
+    send::<shmbus_client::PipeReceiver>();
+}
+
+#[test]
+fn a_restarted_daemon_closes_old_handles_and_serves_new_ones() {
+    let mut d1 = Daemon::start("restart", &[]);
+    let bus = d1.bus.clone();
+    let old = d1.connect();
+    let mut rx = old.pipe("p").unwrap().receiver().unwrap();
+    d1.signal(Signal::KILL);
+    d1.wait();
+    // A new daemon takes the name over (and removes the old files).
+    let d2 = Daemon::start_named(bus.clone(), &[]);
+    assert!(old.is_closed());
+    assert!(matches!(rx.recv_timeout(LONG), Err(Error::BusClosed)));
+    assert!(matches!(old.pipe("p"), Err(Error::BusClosed)));
+    // New connections see the new bus: a fresh, empty pipe with no receiver.
+    let new = d2.connect();
+    let pipe = new.pipe("p").unwrap();
+    let mut rx2 = pipe.receiver().unwrap();
+    pipe.sender().unwrap().send(b"new").unwrap();
+    assert_eq!(rx2.recv_timeout(LONG).unwrap(), b"new");
+    // Locals drop in reverse order: `d2` stops before `d1`'s guard removes
+    // the bus's files.
+}
+
+#[test]
+fn a_full_peer_table_refuses_the_next_client() {
+    let d = Daemon::start("peers", &["--max-peers", "1"]);
+    let first = d.connect();
+    match Bus::connect_to(&d.bus) {
+        Err(e @ Error::Refused { .. }) => {
+            let Error::Refused { code, .. } = &e else {
+                unreachable!()
+            };
+            assert_eq!(*code, shmbus::protocol::ErrorCode::Full);
+            assert!(
+                e.to_string()
+                    .starts_with("shmbusd refused this client (full)"),
+                "{e}"
+            );
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    // The slot comes back when the first client goes.
+    drop(first);
+    let deadline = Instant::now() + LONG;
+    while Bus::connect_to(&d.bus).is_err() {
+        assert!(Instant::now() < deadline, "the peer slot was never freed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

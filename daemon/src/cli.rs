@@ -1,0 +1,128 @@
+//! The `shmbusd` command line.
+//!
+//! Flags are only parsed here; [`crate::config`] merges them with the optional
+//! TOML file and checks every value. Sizes and capacities are kept as strings so
+//! that both places accept the same suffixes (`64K`, `32M`, `1G`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Command-line arguments of `shmbusd`.
+///
+/// Precedence, highest first: these flags, the `--config` file, `$SHMBUS_BUS`
+/// (bus name only), the built-in defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
+#[command(
+    name = "shmbusd",
+    version,
+    about = "Serve a shmbus shared-memory message bus",
+    long_about = "Serve a shmbus shared-memory message bus.\n\n\
+        Creates the segment /dev/shm/NAME and a control socket beside it, serves \
+        clients until SIGINT, SIGTERM or SIGHUP, then removes both. Without --name (or a \
+        name in the config file) the bus is $SHMBUS_BUS, else \"shmbus\".",
+    after_help = "Exit status: 0 after a clean shutdown, 1 if the bus could not be \
+        served (another daemon serves it, /dev/shm is full, ...), 2 for a bad \
+        command line or configuration."
+)]
+pub struct Cli {
+    /// Bus name: [A-Za-z0-9._-], 1-200 bytes [default: $SHMBUS_BUS, else "shmbus"].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Segment size in bytes; K, M, G, T suffixes are powers of 1024 [default: 32M].
+    #[arg(long, value_name = "BYTES")]
+    pub size: Option<String>,
+
+    /// Number of peer slots: at most this many clients at once [default: 128].
+    #[arg(long, value_name = "N")]
+    pub max_peers: Option<u32>,
+
+    /// Number of directory entries: at most this many channels [default: 256].
+    #[arg(long, value_name = "N")]
+    pub max_channels: Option<u32>,
+
+    /// Permissions of the segment and the socket, in octal [default: 0600].
+    #[arg(long, value_name = "OCTAL")]
+    pub mode: Option<String>,
+
+    /// Create a pipe at start; CAPACITY is a power of two in bytes [default: 64K].
+    /// Repeatable.
+    #[arg(long = "pipe", value_name = "NAME[:CAPACITY]")]
+    pub pipes: Vec<String>,
+
+    /// TOML file with the same settings; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print only errors, not the log of notable events.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl Cli {
+    /// Parses `args` (the first item is the program name), as `main` does with
+    /// the process's own arguments.
+    ///
+    /// # Errors
+    /// A [`clap::Error`] for a bad command line, or for `--help` / `--version`
+    /// (whose [`clap::Error::exit_code`] is 0); `print()` it.
+    ///
+    /// # Examples
+    /// ```
+    /// let cli = shmbus_daemon::Cli::parse_args(["shmbusd", "--name", "demo"]).unwrap();
+    /// assert_eq!(cli.name.as_deref(), Some("demo"));
+    /// ```
+    pub fn parse_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::try_parse_from(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        let c = Cli::parse_args([
+            "shmbusd",
+            "--name",
+            "b",
+            "--size",
+            "64M",
+            "--max-peers",
+            "8",
+            "--max-channels",
+            "9",
+            "--mode",
+            "0640",
+            "--pipe",
+            "a",
+            "--pipe",
+            "c:4096",
+            "--config",
+            "x.toml",
+            "--quiet",
+        ])
+        .unwrap();
+        assert_eq!(c.name.as_deref(), Some("b"));
+        assert_eq!(c.size.as_deref(), Some("64M"));
+        assert_eq!(c.max_peers, Some(8));
+        assert_eq!(c.max_channels, Some(9));
+        assert_eq!(c.mode.as_deref(), Some("0640"));
+        assert_eq!(c.pipes, ["a", "c:4096"]);
+        assert_eq!(c.config, Some(PathBuf::from("x.toml")));
+        assert!(c.quiet);
+    }
+}

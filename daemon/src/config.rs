@@ -1,0 +1,639 @@
+//! Command line + TOML file → a validated [`Spec`].
+//!
+//! Everything a user can get wrong is checked here, before any file is touched:
+//! the bus and channel names, sizes, the mode, pipe capacities, and whether the
+//! declared channels fit the segment. A [`Spec`] is therefore always servable
+//! except for what only the system can refuse (a held lock, a full `/dev/shm`).
+//!
+//! # The config file
+//! ```toml
+//! name = "prices"          # bus name
+//! size = "64M"             # or an integer number of bytes
+//! max_peers = 128
+//! max_channels = 256
+//! mode = "0640"            # a string in octal, or a TOML octal integer 0o640
+//! quiet = false
+//!
+//! [[pipe]]
+//! name = "ticks"
+//! capacity = 4096          # or "4K"; default 64K
+//! ```
+//! Unknown keys are errors, so a typo cannot silently fall back to a default.
+//! Each channel kind has its own array of tables (`[[pipe]]` now; `[[queue]]`,
+//! `[[value]]`, `[[array]]` when those kinds arrive): a new kind adds one field
+//! to `FileConfig`, one variant to [`ChannelParams`] and one loop in
+//! [`Spec::from_cli`].
+//!
+//! # Precedence
+//! A command-line flag beats the file, which beats `$SHMBUS_BUS` (bus name
+//! only), which beats the default. `--pipe NAME` adds a pipe, or, if the file
+//! declares `NAME` too, overrides its capacity when the flag gives one.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Deserialize;
+use shmbus::layout::{Geometry, Kind, LINE};
+use shmbus::name::{self, BusPaths};
+use shmbus::pipe;
+
+use crate::cli::Cli;
+use crate::Error;
+
+/// Bus served when neither `--name`, the config file nor `$SHMBUS_BUS` names one.
+pub const DEFAULT_BUS: &str = "shmbus";
+/// Environment variable naming the default bus (shared with the clients).
+pub const BUS_ENV: &str = "SHMBUS_BUS";
+/// Default segment size: 32 MiB.
+pub const DEFAULT_SIZE: u64 = 32 << 20;
+/// Default number of peer slots.
+pub const DEFAULT_MAX_PEERS: u32 = 128;
+/// Default number of directory entries.
+pub const DEFAULT_MAX_CHANNELS: u32 = 256;
+/// Default permissions of the segment and the socket.
+pub const DEFAULT_MODE: u32 = 0o600;
+/// Default pipe ring capacity in bytes.
+pub const DEFAULT_PIPE_CAPACITY: u64 = 65_536;
+
+/// Kind-specific parameters of a channel to create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelParams {
+    /// A pipe with a ring of `capacity` bytes (checked by [`pipe::check_capacity`]).
+    Pipe {
+        /// Ring capacity in bytes.
+        capacity: u64,
+    },
+}
+
+impl ChannelParams {
+    /// The channel kind these parameters create.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Pipe { .. } => Kind::Pipe,
+        }
+    }
+
+    /// Bytes the channel's body takes in the arena (before alignment).
+    pub fn body_len(&self) -> u64 {
+        match *self {
+            Self::Pipe { capacity } => pipe::body_len(capacity),
+        }
+    }
+
+    /// The parameters as stored in `DirEntry::params` and sent in `CHANNEL`.
+    pub fn words(&self) -> [u64; 3] {
+        match *self {
+            Self::Pipe { capacity } => [capacity, 0, 0],
+        }
+    }
+}
+
+/// A channel declared at start (`--pipe` or `[[pipe]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// Its (validated) name.
+    pub name: String,
+    /// What to create.
+    pub params: ChannelParams,
+}
+
+/// Everything the daemon needs to serve a bus, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    name: String,
+    paths: BusPaths,
+    geometry: Geometry,
+    mode: u32,
+    quiet: bool,
+    channels: Vec<ChannelSpec>,
+}
+
+impl Spec {
+    /// Merges the command line with its `--config` file (if any) and the
+    /// environment, and checks the result.
+    ///
+    /// # Errors
+    /// [`Error::Config`] with a message naming the bad value and the rule it
+    /// breaks (the binary exits with status 2).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmbus_daemon::{Cli, Spec};
+    /// let cli = Cli::parse_args(["shmbusd", "--name", "demo", "--pipe", "a:4096"]).unwrap();
+    /// let spec = Spec::from_cli(cli).unwrap();
+    /// assert_eq!(spec.name(), "demo");
+    /// assert_eq!(spec.channels().len(), 1);
+    /// assert!(Spec::from_cli(Cli::parse_args(["shmbusd", "--name", "a/b"]).unwrap()).is_err());
+    /// ```
+    pub fn from_cli(cli: Cli) -> Result<Self, Error> {
+        let file = match &cli.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let env = std::env::var(BUS_ENV).ok().filter(|s| !s.is_empty());
+        Self::merge(cli, file, env)
+    }
+
+    fn merge(cli: Cli, file: FileConfig, env_bus: Option<String>) -> Result<Self, Error> {
+        let name = cli
+            .name
+            .or(file.name)
+            .or(env_bus)
+            .unwrap_or_else(|| DEFAULT_BUS.to_owned());
+        name::validate_bus(&name)
+            .map_err(|e| Error::Config(format!("bad bus name {name:?}: {e}")))?;
+
+        let size = match (&cli.size, &file.size) {
+            (Some(s), _) => parse_size(s).map_err(|e| Error::Config(format!("--size: {e}")))?,
+            (None, Some(v)) => {
+                value_size(v).map_err(|e| Error::Config(format!("config `size`: {e}")))?
+            }
+            (None, None) => DEFAULT_SIZE,
+        };
+        let peers = cli
+            .max_peers
+            .or(file.max_peers)
+            .unwrap_or(DEFAULT_MAX_PEERS);
+        let channels_max = cli
+            .max_channels
+            .or(file.max_channels)
+            .unwrap_or(DEFAULT_MAX_CHANNELS);
+        let mode = match (&cli.mode, &file.mode) {
+            (Some(s), _) => parse_mode(s).map_err(|e| Error::Config(format!("--mode: {e}")))?,
+            (None, Some(v)) => {
+                value_mode(v).map_err(|e| Error::Config(format!("config `mode`: {e}")))?
+            }
+            (None, None) => DEFAULT_MODE,
+        };
+        let quiet = cli.quiet || file.quiet.unwrap_or(false);
+
+        // Channels: the file's first, in order, then the command line's.
+        let mut channels: Vec<ChannelSpec> = Vec::new();
+        for p in &file.pipe {
+            let capacity = match &p.capacity {
+                Some(v) => value_size(v).map_err(|e| {
+                    Error::Config(format!("config [[pipe]] {:?}: capacity: {e}", p.name))
+                })?,
+                None => DEFAULT_PIPE_CAPACITY,
+            };
+            let c = channel("config [[pipe]]", &p.name, capacity)?;
+            if channels.iter().any(|x| x.name == c.name) {
+                return Err(Error::Config(format!(
+                    "config file declares channel {:?} twice",
+                    c.name
+                )));
+            }
+            channels.push(c);
+        }
+        let from_file = channels.len();
+        for arg in &cli.pipes {
+            let (pname, cap) = match arg.split_once(':') {
+                Some((n, c)) => (
+                    n,
+                    Some(
+                        parse_size(c)
+                            .map_err(|e| Error::Config(format!("--pipe {arg}: capacity: {e}")))?,
+                    ),
+                ),
+                None => (arg.as_str(), None),
+            };
+            let c = channel(
+                &format!("--pipe {arg}"),
+                pname,
+                cap.unwrap_or(DEFAULT_PIPE_CAPACITY),
+            )?;
+            match channels.iter().position(|x| x.name == c.name) {
+                Some(i) if i >= from_file => {
+                    return Err(Error::Config(format!(
+                        "--pipe {arg}: channel {pname:?} is declared twice on the command line"
+                    )))
+                }
+                // The flag overrides the file's capacity only if it gives one.
+                Some(i) => {
+                    if cap.is_some() {
+                        channels[i] = c;
+                    }
+                }
+                None => channels.push(c),
+            }
+        }
+
+        let geometry = Geometry::plan(size, peers, channels_max).map_err(|e| {
+            Error::Config(format!(
+                "cannot lay out a segment of {size} bytes with {peers} peers and \
+                 {channels_max} channels: {e}"
+            ))
+        })?;
+        if channels.len() > channels_max as usize {
+            return Err(Error::Config(format!(
+                "{} channels are declared but --max-channels is {channels_max}",
+                channels.len()
+            )));
+        }
+        let mut need: u64 = 0;
+        for c in &channels {
+            need = need.saturating_add(align_line(c.params.body_len()));
+        }
+        if need > geometry.arena_len {
+            let mut list = String::new();
+            for c in &channels {
+                let _ = write!(list, " {}", c.name);
+            }
+            return Err(Error::Config(format!(
+                "the declared channels ({}) need {need} bytes of arena, but a segment of \
+                 {size} bytes leaves only {}; raise --size",
+                list.trim_start(),
+                geometry.arena_len
+            )));
+        }
+
+        Ok(Self {
+            paths: BusPaths::new(&name),
+            name,
+            geometry,
+            mode,
+            quiet,
+            channels,
+        })
+    }
+
+    /// The bus name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the bus's segment, socket and lock file live.
+    pub fn paths(&self) -> &BusPaths {
+        &self.paths
+    }
+
+    /// The planned layout; `geometry().total_size` is the segment size (the
+    /// requested size rounded down to a whole page).
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Permissions of the segment and the socket (`0o600` by default).
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+
+    /// Whether to log only errors.
+    pub fn quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// Channels to create before the bus is published.
+    pub fn channels(&self) -> &[ChannelSpec] {
+        &self.channels
+    }
+}
+
+/// Rounds an arena allocation up to a whole line.
+pub(crate) fn align_line(v: u64) -> u64 {
+    v.saturating_add(LINE - 1) & !(LINE - 1)
+}
+
+fn channel(what: &str, cname: &str, capacity: u64) -> Result<ChannelSpec, Error> {
+    name::validate_channel(cname)
+        .map_err(|e| Error::Config(format!("{what}: bad channel name {cname:?}: {e}")))?;
+    pipe::check_capacity(capacity).map_err(|e| Error::Config(format!("{what}: {e}")))?;
+    Ok(ChannelSpec {
+        name: cname.to_owned(),
+        params: ChannelParams::Pipe { capacity },
+    })
+}
+
+/// The config file as written; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    name: Option<String>,
+    size: Option<toml::Value>,
+    max_peers: Option<u32>,
+    max_channels: Option<u32>,
+    mode: Option<toml::Value>,
+    quiet: Option<bool>,
+    #[serde(default)]
+    pipe: Vec<PipeDecl>,
+}
+
+/// One `[[pipe]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipeDecl {
+    name: String,
+    capacity: Option<toml::Value>,
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
+    parse_file(&text).map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))
+}
+
+fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " | "))
+}
+
+/// Parses a byte count with an optional binary suffix: `4096`, `64K`, `32M`,
+/// `1G`, `1T` (also `KiB`, `MiB`, ..., any case; `B` alone means bytes).
+///
+/// # Errors
+/// A message saying what is wrong.
+///
+/// # Examples
+/// ```
+/// use shmbus_daemon::config::parse_size;
+/// assert_eq!(parse_size("64M"), Ok(64 << 20));
+/// assert_eq!(parse_size("4096"), Ok(4096));
+/// assert!(parse_size("12Q").is_err());
+/// ```
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(format!(
+            "{s:?} is not a size: expected a number of bytes like 4096 or 64M"
+        ));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is too large for a size"))?;
+    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown suffix {suffix:?}: use K, M, G or T (powers of 1024)"
+            ))
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large for a size"))
+}
+
+/// Parses a permission mode in octal (`600`, `0640`, `0o660`).
+///
+/// # Errors
+/// A message if it is not octal, has bits beyond `0o777`, or does not give the
+/// owner read and write (the daemon's own clients need both).
+///
+/// # Examples
+/// ```
+/// use shmbus_daemon::config::parse_mode;
+/// assert_eq!(parse_mode("0640"), Ok(0o640));
+/// assert!(parse_mode("0400").is_err());
+/// ```
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return Err(format!(
+            "{s:?} is not an octal permission mode like 0600 or 0660"
+        ));
+    }
+    let m = u32::from_str_radix(digits, 8).map_err(|e| format!("{s:?}: {e}"))?;
+    check_mode(m)
+}
+
+fn check_mode(m: u32) -> Result<u32, String> {
+    if m > 0o777 {
+        return Err(format!(
+            "{m:#o} has bits beyond 0777 (setuid, setgid and sticky make no sense here)"
+        ));
+    }
+    if m & 0o600 != 0o600 {
+        return Err(format!(
+            "{m:04o} does not give the owner read and write permission"
+        ));
+    }
+    Ok(m)
+}
+
+fn value_size(v: &toml::Value) -> Result<u64, String> {
+    match v {
+        toml::Value::Integer(i) => {
+            u64::try_from(*i).map_err(|_| format!("{i} is negative: sizes are byte counts"))
+        }
+        toml::Value::String(s) => parse_size(s),
+        other => Err(format!(
+            "expected an integer or a string like \"64M\", found {}",
+            other.type_str()
+        )),
+    }
+}
+
+fn value_mode(v: &toml::Value) -> Result<u32, String> {
+    match v {
+        toml::Value::Integer(i) => {
+            let m = u32::try_from(*i).map_err(|_| format!("{i} is not a permission mode"))?;
+            check_mode(m).map_err(|e| {
+                format!(
+                    "{e}; note that a TOML integer like 640 is decimal: \
+                     write 0o640 or the string \"0640\""
+                )
+            })
+        }
+        toml::Value::String(s) => parse_mode(s),
+        other => Err(format!(
+            "expected a string like \"0640\" or an octal integer like 0o640, found {}",
+            other.type_str()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut v = vec!["shmbusd"];
+        v.extend_from_slice(args);
+        Cli::parse_args(v).unwrap()
+    }
+
+    fn spec(args: &[&str], file: &str, env: Option<&str>) -> Result<Spec, String> {
+        let f = parse_file(file)?;
+        Spec::merge(cli(args), f, env.map(str::to_owned)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("32M"), Ok(32 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("12B"), Ok(12));
+        for bad in [
+            "",
+            "M",
+            "-1",
+            "1.5M",
+            "12Q",
+            "99999999999999999999",
+            "20000000T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0o660"), Ok(0o660));
+        assert_eq!(parse_mode("0777"), Ok(0o777));
+        for bad in ["", "0800", "rw", "04600", "0400", "0066", "12345"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = spec(&[], "", None).unwrap();
+        assert_eq!(s.name(), DEFAULT_BUS);
+        assert_eq!(s.geometry().total_size, DEFAULT_SIZE);
+        assert_eq!(s.geometry().peers_count, DEFAULT_MAX_PEERS);
+        assert_eq!(s.geometry().dir_count, DEFAULT_MAX_CHANNELS);
+        assert_eq!(s.mode(), 0o600);
+        assert!(!s.quiet());
+        assert!(s.channels().is_empty());
+        assert_eq!(s.paths().segment, std::path::Path::new("/dev/shm/shmbus"));
+    }
+
+    #[test]
+    fn name_precedence() {
+        assert_eq!(spec(&[], "", Some("e")).unwrap().name(), "e");
+        assert_eq!(spec(&[], "name = \"f\"", Some("e")).unwrap().name(), "f");
+        assert_eq!(
+            spec(&["--name", "c"], "name = \"f\"", Some("e"))
+                .unwrap()
+                .name(),
+            "c"
+        );
+        let e = spec(&["--name", "a/b"], "", None).unwrap_err();
+        assert!(e.contains("a/b") && e.contains("'/'"), "{e}");
+        assert!(spec(&["--name", ".."], "", None).is_err());
+        assert!(spec(&[], "", Some("x y")).is_err());
+    }
+
+    #[test]
+    fn file_settings() {
+        let s = spec(
+            &[],
+            "name = \"x\"\nsize = \"4M\"\nmax_peers = 4\nmax_channels = 8\nmode = 0o640\n\
+             quiet = true\n[[pipe]]\nname = \"a\"\ncapacity = 4096\n[[pipe]]\nname = \"b\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.geometry().total_size, 4 << 20);
+        assert_eq!(s.geometry().peers_count, 4);
+        assert_eq!(s.geometry().dir_count, 8);
+        assert_eq!(s.mode(), 0o640);
+        assert!(s.quiet());
+        assert_eq!(
+            s.channels(),
+            [
+                ChannelSpec {
+                    name: "a".into(),
+                    params: ChannelParams::Pipe { capacity: 4096 }
+                },
+                ChannelSpec {
+                    name: "b".into(),
+                    params: ChannelParams::Pipe {
+                        capacity: DEFAULT_PIPE_CAPACITY
+                    }
+                },
+            ]
+        );
+        assert_eq!(spec(&[], "mode = \"0660\"", None).unwrap().mode(), 0o660);
+        assert_eq!(
+            spec(&[], "size = 8388608", None)
+                .unwrap()
+                .geometry()
+                .total_size,
+            8 << 20
+        );
+    }
+
+    #[test]
+    fn file_errors() {
+        for (bad, needle) in [
+            ("nmae = \"x\"", "nmae"),
+            ("size = -1", "negative"),
+            ("size = true", "boolean"),
+            ("mode = 640", "decimal"),
+            ("[[pipe]]\nname = \"a\"\ncapacity = 100", "power of two"),
+            ("[[pipe]]\nname = \"a/b\"", "bad channel name"),
+            ("[[pipe]]\nname = \"a\"\n[[pipe]]\nname = \"a\"", "twice"),
+            ("[[pipe]]\nname = \"a\"\ncolour = 1", "colour"),
+            ("[[queue]]\nname = \"a\"", "queue"),
+            ("name = ", ""),
+        ] {
+            let e = spec(&[], bad, None).unwrap_err();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_override_and_add() {
+        let file = "size = \"4M\"\nmode = \"0600\"\n[[pipe]]\nname = \"a\"\ncapacity = 4096\n";
+        let s = spec(
+            &[
+                "--size", "8M", "--mode", "0660", "--pipe", "b:1K", "--pipe", "a:8192",
+            ],
+            file,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.geometry().total_size, 8 << 20);
+        assert_eq!(s.mode(), 0o660);
+        let caps: Vec<_> = s
+            .channels()
+            .iter()
+            .map(|c| (c.name.as_str(), c.params.words()[0]))
+            .collect();
+        assert_eq!(caps, [("a", 8192), ("b", 1024)]);
+        // A flag without a capacity keeps the file's.
+        let s = spec(&["--pipe", "a"], file, None).unwrap();
+        assert_eq!(s.channels()[0].params.words()[0], 4096);
+        // The same pipe twice on the command line is an error.
+        assert!(spec(&["--pipe", "c", "--pipe", "c:128"], "", None).is_err());
+    }
+
+    #[test]
+    fn pipe_flag_errors() {
+        let e = spec(&["--pipe", "a:100"], "", None).unwrap_err();
+        assert!(e.contains("power of two"), "{e}");
+        let e = spec(&["--pipe", "a:xyz"], "", None).unwrap_err();
+        assert!(e.contains("--pipe a:xyz"), "{e}");
+        let e = spec(&["--pipe", "a b"], "", None).unwrap_err();
+        assert!(e.contains("bad channel name"), "{e}");
+        let e = spec(&["--pipe", ":64"], "", None).unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn capacity_checks() {
+        let e = spec(&["--size", "1K"], "", None).unwrap_err();
+        assert!(e.contains("too small"), "{e}");
+        let e = spec(&["--max-peers", "0"], "", None).unwrap_err();
+        assert!(e.contains("peer count"), "{e}");
+        let e = spec(
+            &["--max-channels", "1", "--pipe", "a", "--pipe", "b"],
+            "",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("--max-channels"), "{e}");
+        let e = spec(&["--size", "1M", "--pipe", "big:1M"], "", None).unwrap_err();
+        assert!(e.contains("raise --size"), "{e}");
+    }
+}

@@ -1,0 +1,737 @@
+//! Accepting and serving control connections (the protocol is in
+//! `shmbus::protocol`).
+//!
+//! One thread accepts; each connection gets its own thread, which holds the
+//! client's peer slot for as long as the connection is open. The bus's mutable
+//! state (directory, arena, peer table) sits behind one mutex: control requests
+//! are rare and short, and the data plane never touches it.
+//!
+//! # A connection
+//! 1. The peer's uid and pid come from `SO_PEERCRED`.
+//! 2. The first line must be `HELLO <abi> <pid>` within [`HELLO_TIMEOUT`]: the
+//!    ABI must be ours, the pid the socket's, the uid ours or root's. Then the
+//!    client gets a peer slot and `WELCOME`.
+//! 3. Then any number of `OPEN` requests, each answered by `CHANNEL` or `ERR`.
+//! 4. A malformed line, a line over `MAX_LINE` bytes, a second `HELLO` or a
+//!    failed `HELLO` gets `ERR` and the connection is closed.
+//! 5. When the connection ends for any reason, the supervisor recovers the slot.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use shmbus::layout::{state, Kind, ABI_VERSION};
+use shmbus::name;
+use shmbus::pipe;
+use shmbus::protocol::{ErrorCode, Request, Response, MAX_LINE};
+use shmbus::sync::Ordering;
+
+use crate::alloc::{AllocError, Channel, Channels};
+use crate::config::{ChannelSpec, DEFAULT_PIPE_CAPACITY};
+use crate::run::{proc_start_time, Log, Segment, StopHandle};
+use crate::supervisor::{self, Peers};
+use crate::Error;
+
+/// How long a new connection may take to send `HELLO`.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections beyond the peer count allowed at once (clients still saying
+/// `HELLO`, or about to be refused).
+const EXTRA_CONNECTIONS: usize = 32;
+
+/// State changed by control requests.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) channels: Channels,
+    pub(crate) peers: Peers,
+    /// Set at shutdown: no more slots or channels are handed out.
+    pub(crate) closing: bool,
+}
+
+/// Open connections, so shutdown can close them.
+#[derive(Debug, Default)]
+struct Conns {
+    next_id: u64,
+    open: HashMap<u64, UnixStream>,
+}
+
+/// Everything the connection threads share.
+#[derive(Debug)]
+pub(crate) struct Bus {
+    pub(crate) seg: Segment,
+    pub(crate) log: Log,
+    name: String,
+    epoch: u64,
+    /// The daemon's effective uid: allowed to connect, with root.
+    uid: u32,
+    max_conns: usize,
+    state: Mutex<State>,
+    conns: Mutex<Conns>,
+    conns_cv: Condvar,
+}
+
+impl Bus {
+    pub(crate) fn new(seg: Segment, name: String, epoch: u64, log: Log) -> Self {
+        let g = *seg.geometry();
+        Self {
+            state: Mutex::new(State {
+                channels: Channels::new(&g),
+                peers: Peers::new(g.peers_count),
+                closing: false,
+            }),
+            conns: Mutex::default(),
+            conns_cv: Condvar::new(),
+            max_conns: g.peers_count as usize + EXTRA_CONNECTIONS,
+            uid: rustix::process::geteuid().as_raw(),
+            seg,
+            log,
+            name,
+            epoch,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panicking connection thread must not take the bus down with it;
+        // the state is only changed in complete steps under this lock.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn conns(&self) -> MutexGuard<'_, Conns> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates a channel declared on the command line or in the config file,
+    /// before the segment is published.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] if it does not fit (config validation makes that
+    /// unlikely) or is declared twice.
+    pub(crate) fn create_declared(&self, c: &ChannelSpec) -> Result<(), Error> {
+        let mut st = self.state();
+        if st.channels.get(&c.name).is_some() {
+            return Err(Error::Failed(format!(
+                "channel {:?} declared twice",
+                c.name
+            )));
+        }
+        let (_, ch) = st
+            .channels
+            .create(&self.seg, &c.name, c.params)
+            .map_err(|e| Error::Failed(format!("cannot create {:?}: {}", c.name, alloc_msg(e))))?;
+        self.log.info(format_args!(
+            "created {} {} ({}) at offset {}",
+            ch.kind,
+            ch.name,
+            describe(ch),
+            ch.offset
+        ));
+        Ok(())
+    }
+
+    /// First step of shutdown: stop handing out slots and channels, mark the
+    /// segment `CLOSING`, wake every sleeper on every pipe. Returns the number
+    /// of pipes woken.
+    pub(crate) fn begin_shutdown(&self) -> usize {
+        let mut st = self.state();
+        st.closing = true;
+        // Release: pairs with clients' Acquire loads of the state (their
+        // bus-closed checks, `layout::validate`): a woken sleeper that re-checks
+        // sees CLOSING.
+        self.seg
+            .header()
+            .state
+            .store(state::CLOSING, Ordering::Release);
+        let mut n = 0;
+        for c in st.channels.iter() {
+            if c.kind == Kind::Pipe {
+                self.seg.pipe(c.offset).wake_all();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Closes every client connection (they see EOF) and waits up to `grace`
+    /// for their threads to finish recovery.
+    pub(crate) fn disconnect_all(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut conns = self.conns();
+        for s in conns.open.values() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        while !conns.open.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.log.warn(format_args!(
+                    "{} connection threads still running at exit",
+                    conns.open.len()
+                ));
+                break;
+            }
+            conns = self
+                .conns_cv
+                .wait_timeout(conns, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Registers a new connection; `None` if there are too many already.
+    fn add_conn(&self, stream: &UnixStream) -> Option<u64> {
+        let mut c = self.conns();
+        if c.open.len() >= self.max_conns {
+            return None;
+        }
+        let clone = stream.try_clone().ok()?;
+        let id = c.next_id;
+        c.next_id += 1;
+        c.open.insert(id, clone);
+        Some(id)
+    }
+
+    fn remove_conn(&self, id: u64) {
+        self.conns().open.remove(&id);
+        self.conns_cv.notify_all();
+    }
+}
+
+/// Accepts connections until `stop` is requested; each gets a thread. A fatal
+/// accept error stops the daemon.
+pub(crate) fn accept_loop(bus: &std::sync::Arc<Bus>, listener: &UnixListener, stop: &StopHandle) {
+    loop {
+        let accepted = listener.accept();
+        if stop.is_stopped() {
+            return;
+        }
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => match e.raw_os_error() {
+                Some(libc_errno::EINTR | libc_errno::ECONNABORTED | libc_errno::EPROTO) => continue,
+                Some(
+                    libc_errno::EMFILE
+                    | libc_errno::ENFILE
+                    | libc_errno::ENOBUFS
+                    | libc_errno::ENOMEM,
+                ) => {
+                    bus.log
+                        .warn(format_args!("accept: {e}; retrying in 100 ms"));
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                _ => {
+                    stop.fail(format!("accepting on the control socket failed: {e}"));
+                    return;
+                }
+            },
+        };
+        let Some(id) = bus.add_conn(&stream) else {
+            let _ = (&stream).write_all(
+                error(
+                    ErrorCode::Full,
+                    format!(
+                        "too many connections to bus {} ({} at most)",
+                        bus.name, bus.max_conns
+                    ),
+                )
+                .encode()
+                .as_bytes(),
+            );
+            continue;
+        };
+        let b = std::sync::Arc::clone(bus);
+        let spawned = std::thread::Builder::new()
+            .name(format!("shmbusd-conn-{id}"))
+            .spawn(move || {
+                serve_conn(&b, stream);
+                b.remove_conn(id);
+            });
+        if let Err(e) = spawned {
+            bus.log
+                .warn(format_args!("cannot start a connection thread: {e}"));
+            bus.remove_conn(id);
+        }
+    }
+}
+
+/// errno values, named (rustix's `Errno` does not compare with `io::Error`).
+mod libc_errno {
+    use rustix::io::Errno;
+    pub(super) const EINTR: i32 = Errno::INTR.raw_os_error();
+    pub(super) const ECONNABORTED: i32 = Errno::CONNABORTED.raw_os_error();
+    pub(super) const EPROTO: i32 = Errno::PROTO.raw_os_error();
+    pub(super) const EMFILE: i32 = Errno::MFILE.raw_os_error();
+    pub(super) const ENFILE: i32 = Errno::NFILE.raw_os_error();
+    pub(super) const ENOBUFS: i32 = Errno::NOBUFS.raw_os_error();
+    pub(super) const ENOMEM: i32 = Errno::NOMEM.raw_os_error();
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error {
+        code,
+        message: message.into(),
+    }
+}
+
+/// How a connection ended, for the log.
+enum End {
+    /// The client closed it.
+    Eof,
+    /// We closed it after an `ERR` (protocol violation or refused `HELLO`).
+    Refused,
+    /// A read or write failed (a client killed mid-write, a timeout, shutdown).
+    Io(io::Error),
+}
+
+/// Why a line could not be read.
+enum LineError {
+    /// Over [`MAX_LINE`] bytes without a newline.
+    TooLong,
+    /// The connection ended in the middle of a line.
+    Truncated,
+    Io(io::Error),
+}
+
+/// Reads one line (newline included) of at most [`MAX_LINE`] bytes into `buf`.
+/// `Ok(false)` at a clean end of stream.
+fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, LineError> {
+    buf.clear();
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        if avail.is_empty() {
+            return if buf.is_empty() {
+                Ok(false)
+            } else {
+                Err(LineError::Truncated)
+            };
+        }
+        let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = (MAX_LINE + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&avail[..take.min(room)]);
+        r.consume(take);
+        if buf.len() > MAX_LINE {
+            return Err(LineError::TooLong);
+        }
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+/// One client connection.
+struct Conn<'a> {
+    bus: &'a Bus,
+    stream: &'a UnixStream,
+    pid: u32,
+    uid: u32,
+    /// Set once `HELLO` succeeded.
+    slot: Option<u16>,
+}
+
+fn serve_conn(bus: &Bus, stream: UnixStream) {
+    let cred = match rustix::net::sockopt::socket_peercred(&stream) {
+        Ok(c) => c,
+        Err(e) => {
+            bus.log
+                .warn(format_args!("SO_PEERCRED failed on a new connection: {e}"));
+            return;
+        }
+    };
+    let mut conn = Conn {
+        bus,
+        stream: &stream,
+        pid: cred.pid.as_raw_nonzero().get().unsigned_abs(),
+        uid: cred.uid.as_raw(),
+        slot: None,
+    };
+    let end = conn.run();
+    if let Some(slot) = conn.slot {
+        let r = {
+            let mut st = bus.state();
+            let st = &mut *st;
+            supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot)
+        };
+        let how = match &end {
+            End::Eof => "disconnected".to_owned(),
+            End::Refused => "disconnected after a protocol error".to_owned(),
+            End::Io(e) => format!("disconnected ({e})"),
+        };
+        bus.log.info(format_args!(
+            "client pid {} slot {slot} {how}; slot freed, {} pipe ends released",
+            conn.pid, r.released_ends
+        ));
+    }
+}
+
+impl Conn<'_> {
+    fn run(&mut self) -> End {
+        let _ = self.stream.set_read_timeout(Some(HELLO_TIMEOUT));
+        let mut reader = BufReader::new(self.stream);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            match read_line(&mut reader, &mut line) {
+                Ok(true) => {}
+                Ok(false) => return End::Eof,
+                Err(LineError::TooLong) => {
+                    let e = error(
+                        ErrorCode::Protocol,
+                        format!("line longer than {MAX_LINE} bytes"),
+                    );
+                    return self.refuse(e);
+                }
+                Err(LineError::Truncated) => return End::Eof,
+                Err(LineError::Io(e)) => {
+                    if self.slot.is_none()
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        )
+                    {
+                        let secs = HELLO_TIMEOUT.as_secs();
+                        return self.refuse(error(
+                            ErrorCode::Protocol,
+                            format!("no HELLO within {secs} s"),
+                        ));
+                    }
+                    return End::Io(e);
+                }
+            }
+            let req = match std::str::from_utf8(&line)
+                .map_err(|_| "line is not UTF-8".to_owned())
+                .and_then(|l| Request::decode(l).map_err(|e| e.to_string()))
+            {
+                Ok(r) => r,
+                Err(m) => return self.refuse(error(ErrorCode::Protocol, m)),
+            };
+            let resp = match (req, self.slot) {
+                (Request::Hello { abi, pid }, None) => match self.hello(abi, pid) {
+                    Ok(r) => {
+                        let _ = self.stream.set_read_timeout(None);
+                        r
+                    }
+                    Err(r) => return self.refuse(r),
+                },
+                (Request::Hello { .. }, Some(_)) => {
+                    return self.refuse(error(ErrorCode::Protocol, "HELLO sent twice"))
+                }
+                (Request::Open { .. }, None) => {
+                    return self.refuse(error(
+                        ErrorCode::Protocol,
+                        "the first message must be HELLO",
+                    ))
+                }
+                (
+                    Request::Open {
+                        kind,
+                        name,
+                        create,
+                        params,
+                    },
+                    Some(slot),
+                ) => self.open(slot, kind, &name, create, params),
+            };
+            if let Err(e) = self.send(&resp) {
+                return End::Io(e);
+            }
+        }
+    }
+
+    fn send(&self, r: &Response) -> io::Result<()> {
+        let mut s = self.stream;
+        s.write_all(r.encode().as_bytes())
+    }
+
+    /// Sends a final `ERR` and ends the connection.
+    fn refuse(&self, r: Response) -> End {
+        match self.send(&r) {
+            Ok(()) => End::Refused,
+            Err(e) => End::Io(e),
+        }
+    }
+
+    fn hello(&mut self, abi: u32, pid: u32) -> Result<Response, Response> {
+        let bus = self.bus;
+        if abi != ABI_VERSION {
+            return Err(error(
+                ErrorCode::Abi,
+                format!(
+                    "client speaks ABI version {abi}, this daemon speaks {ABI_VERSION}: \
+                     use a client and daemon from the same shmbus release"
+                ),
+            ));
+        }
+        if pid != self.pid {
+            return Err(error(
+                ErrorCode::Denied,
+                format!(
+                    "HELLO says pid {pid} but the connection belongs to pid {}",
+                    self.pid
+                ),
+            ));
+        }
+        if self.uid != bus.uid && self.uid != 0 {
+            bus.log.info(format_args!(
+                "refused client pid {} uid {}: only uid {} and root may use this bus",
+                self.pid, self.uid, bus.uid
+            ));
+            return Err(error(
+                ErrorCode::Denied,
+                format!(
+                    "uid {} may not use bus {}: only uid {} and root may",
+                    self.uid, bus.name, bus.uid
+                ),
+            ));
+        }
+        // Read before taking the lock: it is a file read.
+        let start_time = proc_start_time(self.pid).unwrap_or(0);
+        let mut st = bus.state();
+        if st.closing {
+            return Err(error(ErrorCode::Closing, "the daemon is shutting down"));
+        }
+        let (slot, generation) = st
+            .peers
+            .register(&bus.seg, self.pid, self.uid, start_time)
+            .map_err(|f| {
+                error(
+                    ErrorCode::Full,
+                    format!(
+                        "all {} peer slots of bus {} are taken; restart the daemon with a \
+                         larger --max-peers",
+                        f.slots, bus.name
+                    ),
+                )
+            })?;
+        let live = st.peers.live();
+        drop(st);
+        self.slot = Some(slot);
+        bus.log.info(format_args!(
+            "client pid {} uid {} connected: slot {slot} generation {generation} \
+             ({live} connected)",
+            self.pid, self.uid
+        ));
+        Ok(Response::Welcome {
+            slot,
+            generation,
+            epoch: bus.epoch,
+            segment_size: bus.seg.geometry().total_size,
+        })
+    }
+
+    fn open(
+        &self,
+        slot: u16,
+        kind: Kind,
+        cname: &str,
+        create: bool,
+        params: [Option<u64>; 3],
+    ) -> Response {
+        let bus = self.bus;
+        if let Err(e) = name::validate_channel(cname) {
+            return error(
+                ErrorCode::BadName,
+                format!("bad channel name {cname:?}: {e}"),
+            );
+        }
+        let mut st = bus.state();
+        if st.closing {
+            return error(ErrorCode::Closing, "the daemon is shutting down");
+        }
+        if let Some((index, ch)) = st.channels.get(cname) {
+            return match check_existing(ch, kind, params) {
+                Ok(()) => channel_response(index, ch),
+                Err(r) => r,
+            };
+        }
+        if kind != Kind::Pipe {
+            return error(
+                ErrorCode::BadParams,
+                format!("{kind} channels are not supported yet by this daemon (only pipes)"),
+            );
+        }
+        if !create {
+            return error(
+                ErrorCode::NotFound,
+                format!("no channel named {cname} on bus {}", bus.name),
+            );
+        }
+        if params[1..].iter().any(|p| p.is_some_and(|v| v != 0)) {
+            return error(
+                ErrorCode::BadParams,
+                "a pipe takes one parameter, its capacity: p1 and p2 must be - or 0",
+            );
+        }
+        let capacity = params[0].unwrap_or(DEFAULT_PIPE_CAPACITY);
+        if let Err(m) = pipe::check_capacity(capacity) {
+            return error(ErrorCode::BadParams, m);
+        }
+        let free = st.channels.arena_free();
+        let count = st.channels.len();
+        match st.channels.create(
+            &bus.seg,
+            cname,
+            crate::config::ChannelParams::Pipe { capacity },
+        ) {
+            Ok((index, ch)) => {
+                bus.log.info(format_args!(
+                    "created {kind} {cname} ({}) at offset {} for client pid {} slot {slot} \
+                     ({} channels, {} arena bytes left)",
+                    describe(ch),
+                    ch.offset,
+                    self.pid,
+                    count + 1,
+                    free - crate::config::align_line(ch.length),
+                ));
+                channel_response(index, ch)
+            }
+            Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
+            Err(e @ AllocError::NoSpace { .. }) => error(
+                ErrorCode::NoSpace,
+                format!("pipe {cname}: {}", alloc_msg(e)),
+            ),
+        }
+    }
+}
+
+/// Checks an `OPEN` of an existing channel against what it is.
+fn check_existing(ch: &Channel, kind: Kind, params: [Option<u64>; 3]) -> Result<(), Response> {
+    if ch.kind != kind {
+        return Err(error(
+            ErrorCode::KindMismatch,
+            format!("channel {} is a {}, not a {kind}", ch.name, ch.kind),
+        ));
+    }
+    for (i, (want, have)) in params.iter().zip(ch.params).enumerate() {
+        match want {
+            Some(w) if *w != have => {
+                let what = match (ch.kind, i) {
+                    (Kind::Pipe, 0) => "capacity".to_owned(),
+                    _ => format!("parameter p{i}"),
+                };
+                return Err(error(
+                    ErrorCode::ParamMismatch,
+                    format!("{} {} has {what} {have}, not {w}", ch.kind, ch.name),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn channel_response(index: u32, ch: &Channel) -> Response {
+    Response::Channel {
+        index,
+        generation: ch.generation,
+        kind: ch.kind,
+        offset: ch.offset,
+        length: ch.length,
+        params: ch.params,
+    }
+}
+
+fn describe(ch: &Channel) -> String {
+    match ch.kind {
+        Kind::Pipe => format!("capacity {}", ch.params[0]),
+        _ => format!("params {:?}", ch.params),
+    }
+}
+
+fn alloc_msg(e: AllocError) -> String {
+    match e {
+        AllocError::Full { entries } => format!(
+            "the directory is full ({entries} channels); restart the daemon with a larger \
+             --max-channels"
+        ),
+        AllocError::NoSpace { need, free } => format!(
+            "needs {need} bytes but the arena has {free} free; restart the daemon with a \
+             larger --size"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<Result<String, &'static str>> {
+        let mut r = BufReader::with_capacity(7, input);
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            match read_line(&mut r, &mut buf) {
+                Ok(true) => out.push(Ok(String::from_utf8(buf.clone()).unwrap())),
+                Ok(false) => return out,
+                Err(LineError::TooLong) => {
+                    out.push(Err("too long"));
+                    return out;
+                }
+                Err(LineError::Truncated) => {
+                    out.push(Err("truncated"));
+                    return out;
+                }
+                Err(LineError::Io(_)) => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn line_reader() {
+        assert_eq!(
+            lines(b"HELLO 1 2\nOPEN pipe a 1 - - -\n"),
+            [
+                Ok("HELLO 1 2\n".to_owned()),
+                Ok("OPEN pipe a 1 - - -\n".to_owned())
+            ]
+        );
+        assert_eq!(lines(b"abc"), [Err("truncated")]);
+        let mut max = vec![b'x'; MAX_LINE - 1];
+        max.push(b'\n');
+        assert_eq!(lines(&max).len(), 1);
+        assert!(lines(&max)[0].is_ok());
+        let mut over = vec![b'x'; MAX_LINE];
+        over.push(b'\n');
+        assert_eq!(lines(&over), [Err("too long")]);
+        assert_eq!(lines(&vec![b'x'; 3 * MAX_LINE]), [Err("too long")]);
+    }
+
+    #[test]
+    fn existing_checks() {
+        let ch = Channel {
+            name: "x".into(),
+            kind: Kind::Pipe,
+            generation: 1,
+            offset: 8192,
+            length: 768 + 4096,
+            params: [4096, 0, 0],
+        };
+        assert!(check_existing(&ch, Kind::Pipe, [None; 3]).is_ok());
+        assert!(check_existing(&ch, Kind::Pipe, [Some(4096), None, Some(0)]).is_ok());
+        let Err(Response::Error { code, message }) = check_existing(&ch, Kind::Queue, [None; 3])
+        else {
+            panic!()
+        };
+        assert_eq!(code, ErrorCode::KindMismatch);
+        assert!(
+            message.contains("pipe") && message.contains("queue"),
+            "{message}"
+        );
+        let Err(Response::Error { code, message }) =
+            check_existing(&ch, Kind::Pipe, [Some(8192), None, None])
+        else {
+            panic!()
+        };
+        assert_eq!(code, ErrorCode::ParamMismatch);
+        assert!(
+            message.contains("4096") && message.contains("8192"),
+            "{message}"
+        );
+    }
+}

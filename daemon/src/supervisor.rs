@@ -1,0 +1,242 @@
+//! Peer slots, and what happens when a client's connection ends.
+//!
+//! A client gets a peer slot when its `HELLO` is accepted and keeps it for as
+//! long as its control connection is open (DESIGN.md §1, §5). The connection is
+//! the liveness signal: when it ends, by a clean close, an error, or the
+//! kernel closing the socket of a process killed with SIGKILL, [`recover`] runs
+//! for that slot:
+//!
+//! 1. the slot is marked `RECOVERING`;
+//! 2. every live pipe gets `PipeCtl::release_owner(slot + 1)`: the ends the
+//!    peer held are freed and the other side is woken, so it sees
+//!    `Disconnected` once it has read everything;
+//! 3. the slot's pid, uid and start time are cleared, its generation is bumped
+//!    and it is marked `FREE`, ready to be handed out again.
+//!
+//! # What this does not do (yet)
+//! - Death is not confirmed with a pidfd: the end of the connection is taken
+//!   as the end of the process. A client that closes its control connection
+//!   while it goes on running loses its pipe ends; if it keeps using them it
+//!   races the next owner, which the pipe's checks report as `Corrupt`, never
+//!   as undefined behaviour. A process that passed the connection to a child
+//!   (fork without close-on-exec) keeps the slot alive until both have closed
+//!   it.
+//! - Only pipes are recovered, since they are the only kind the daemon creates.
+//!   Queue cells, value writer locks and waiting flags arrive with those kinds.
+//! - The slot's pid and start time (`/proc/PID/stat` field 22) are recorded for
+//!   listings and for that future confirmation, not used for decisions.
+//!
+//! # Peer slot stores
+//! | event | stores | ordering |
+//! |---|---|---|
+//! | register | generation, pid, uid, start time; then `state = LIVE` | Relaxed, then Release (pairs with readers' Acquire of `state`) |
+//! | recover | `state = RECOVERING`; release pipe ends; clear pid, uid, start time; bump generation; then `state = FREE` | Relaxed, then Release |
+
+use shmbus::layout::{peer_state, Kind};
+use shmbus::sync::Ordering;
+
+use crate::alloc::Channels;
+use crate::run::Segment;
+
+/// A registered client, as the daemon knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Peer {
+    pub(crate) pid: u32,
+    pub(crate) uid: u32,
+    pub(crate) start_time: u64,
+    pub(crate) generation: u32,
+}
+
+/// The peer table mirror: the daemon's truth about which slots are taken.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    slots: Vec<Option<Peer>>,
+    /// Last generation each slot had (0 = never used).
+    generations: Vec<u32>,
+}
+
+/// Every peer slot is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PeersFull {
+    pub(crate) slots: u32,
+}
+
+/// What [`recover`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Recovery {
+    /// Pipe ends the peer held that were released.
+    pub(crate) released_ends: u32,
+}
+
+impl Peers {
+    /// `count` free slots.
+    pub(crate) fn new(count: u32) -> Self {
+        Self {
+            slots: vec![None; count as usize],
+            generations: vec![0; count as usize],
+        }
+    }
+
+    /// Number of registered peers.
+    pub(crate) fn live(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// Hands the lowest free slot to a client and publishes it in the segment.
+    /// Returns the slot index and its new generation.
+    ///
+    /// # Errors
+    /// [`PeersFull`] if every slot is taken.
+    pub(crate) fn register(
+        &mut self,
+        seg: &Segment,
+        pid: u32,
+        uid: u32,
+        start_time: u64,
+    ) -> Result<(u16, u32), PeersFull> {
+        let full = PeersFull {
+            slots: self.slots.len() as u32,
+        };
+        let i = self.slots.iter().position(Option::is_none).ok_or(full)?;
+        // Peer counts are at most `layout::MAX_PEERS` (4096), checked by
+        // `Geometry::plan`, so the index fits the protocol's u16.
+        let slot = u16::try_from(i).map_err(|_| full)?;
+        let generation = self.generations[i].wrapping_add(1);
+        self.generations[i] = generation;
+        let p = seg.peer(u32::from(slot));
+        // Relaxed: published by the Release store of LIVE below.
+        p.generation.store(generation, Ordering::Relaxed);
+        p.pid.store(pid, Ordering::Relaxed);
+        p.uid.store(uid, Ordering::Relaxed);
+        p.start_time.store(start_time, Ordering::Relaxed);
+        // Release: publishes the fields above; pairs with readers' Acquire load
+        // of the slot's state.
+        p.state.store(peer_state::LIVE, Ordering::Release);
+        self.slots[i] = Some(Peer {
+            pid,
+            uid,
+            start_time,
+            generation,
+        });
+        Ok((slot, generation))
+    }
+
+    /// The peer in `slot`, if registered.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn get(&self, slot: u16) -> Option<&Peer> {
+        self.slots.get(usize::from(slot))?.as_ref()
+    }
+}
+
+/// Runs recovery for `slot` after its client's connection ended (see the module
+/// docs) and frees the slot. Does nothing for a slot that is not registered.
+pub(crate) fn recover(
+    peers: &mut Peers,
+    channels: &Channels,
+    seg: &Segment,
+    slot: u16,
+) -> Recovery {
+    let i = usize::from(slot);
+    let mut r = Recovery { released_ends: 0 };
+    if peers.slots.get(i).map_or(true, Option::is_none) {
+        return r;
+    }
+    let p = seg.peer(u32::from(slot));
+    // Relaxed: informational for listings; the Release store of FREE orders it.
+    p.state.store(peer_state::RECOVERING, Ordering::Relaxed);
+    let owner = slot + 1;
+    for c in channels.iter() {
+        if c.kind == Kind::Pipe {
+            // `release_owner` CASes the ends with Release and rings the other
+            // side's doorbell, so a sleeping peer wakes up and sees the end gone.
+            r.released_ends += seg.pipe(c.offset).release_owner(owner);
+        }
+    }
+    let generation = peers.generations[i].wrapping_add(1);
+    peers.generations[i] = generation;
+    // Relaxed: published by the Release store of FREE below.
+    p.pid.store(0, Ordering::Relaxed);
+    p.uid.store(0, Ordering::Relaxed);
+    p.start_time.store(0, Ordering::Relaxed);
+    p.generation.store(generation, Ordering::Relaxed);
+    // Release: pairs with readers' Acquire load of the slot's state.
+    p.state.store(peer_state::FREE, Ordering::Release);
+    peers.slots[i] = None;
+    r
+}
+
+// Not under loom: these view real (anonymous) mappings as segment structs.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::config::ChannelParams;
+    use memmap2::{MmapOptions, MmapRaw};
+    use shmbus::layout::{self, Geometry};
+    use shmbus::pipe::end;
+
+    fn segment() -> Segment {
+        let g = Geometry::plan(1 << 20, 3, 4).unwrap();
+        let map: MmapRaw = MmapOptions::new()
+            .len(g.total_size as usize)
+            .map_anon()
+            .unwrap()
+            .into();
+        let seg = Segment::new(map, g).unwrap();
+        layout::init(seg.header(), &g, 7, 1, 1);
+        seg
+    }
+
+    #[test]
+    fn register_until_full_and_reuse() {
+        let seg = segment();
+        let ch = Channels::new(seg.geometry());
+        let mut peers = Peers::new(3);
+        assert_eq!(peers.register(&seg, 10, 0, 5), Ok((0, 1)));
+        assert_eq!(peers.register(&seg, 11, 0, 5), Ok((1, 1)));
+        assert_eq!(peers.register(&seg, 12, 0, 5), Ok((2, 1)));
+        assert_eq!(peers.register(&seg, 13, 0, 5), Err(PeersFull { slots: 3 }));
+        assert_eq!(peers.live(), 3);
+        let s = seg.peer(1);
+        assert_eq!(s.state.load(Ordering::Acquire), peer_state::LIVE);
+        assert_eq!(s.pid.load(Ordering::Relaxed), 11);
+
+        recover(&mut peers, &ch, &seg, 1);
+        assert_eq!(s.state.load(Ordering::Acquire), peer_state::FREE);
+        assert_eq!(s.generation.load(Ordering::Relaxed), 2);
+        assert_eq!(s.pid.load(Ordering::Relaxed), 0);
+        assert!(peers.get(1).is_none());
+        // Recovering a free slot is a no-op.
+        recover(&mut peers, &ch, &seg, 1);
+        assert_eq!(s.generation.load(Ordering::Relaxed), 2);
+        // The slot is handed out again with a newer generation.
+        assert_eq!(peers.register(&seg, 14, 0, 5), Ok((1, 3)));
+        assert_eq!(peers.get(1).map(|p| p.pid), Some(14));
+    }
+
+    #[test]
+    fn recovery_releases_pipe_ends() {
+        let seg = segment();
+        let mut ch = Channels::new(seg.geometry());
+        let mut peers = Peers::new(3);
+        let (a, _) = peers.register(&seg, 10, 0, 5).unwrap();
+        let (b, _) = peers.register(&seg, 11, 0, 5).unwrap();
+        let off = ch
+            .create(&seg, "p", ChannelParams::Pipe { capacity: 64 })
+            .unwrap()
+            .1
+            .offset;
+        let ctl = seg.pipe(off);
+        // a is the producer, b the consumer (as `attach` would leave them).
+        ctl.ends
+            .producer
+            .store(end::ATTACH_ONE | u64::from(a + 1), Ordering::Relaxed);
+        ctl.ends
+            .consumer
+            .store(end::ATTACH_ONE | u64::from(b + 1), Ordering::Relaxed);
+        let r = recover(&mut peers, &ch, &seg, a);
+        assert_eq!(r.released_ends, 1);
+        let p = ctl.ends.producer.load(Ordering::Relaxed);
+        assert!(end::gone(p), "{p:#x}");
+        assert_eq!(end::owner(ctl.ends.consumer.load(Ordering::Relaxed)), b + 1);
+    }
+}

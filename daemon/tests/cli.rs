@@ -1,0 +1,921 @@
+//! End-to-end tests of `shmbusd`: real processes, real `/dev/shm`.
+//!
+//! Every test uses its own bus name, every daemon is a [`Daemon`] guard that
+//! kills it and removes its files on drop (so a failing test leaves nothing
+//! behind), and every wait has a watchdog that fails the test instead of
+//! hanging. No test asserts how long anything takes. Child output is captured,
+//! never inherited.
+//!
+//! Not built under `--cfg loom`: loom's atomics are not words in a real segment.
+#![cfg(not(loom))]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::process::{kill_process, Pid, Signal};
+use shmbus::layout::{
+    self, entry_state, peer_state, state, DirEntry, Geometry, Header, Kind, PeerSlot, ABI_VERSION,
+};
+use shmbus::name::BusPaths;
+use shmbus::pipe::{end, PipeCtl};
+use shmbus::protocol::{ErrorCode, Response};
+use shmbus::sync::Ordering;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shmbusd");
+/// Longest any single wait may take before the test fails (not a timing
+/// assertion: it only turns a hang into a failure).
+const WATCHDOG: Duration = Duration::from_secs(60);
+const ROLE_ENV: &str = "SHMBUSD_TEST_ROLE";
+const BUS_ENV: &str = "SHMBUSD_TEST_BUS";
+
+/// A bus name no other test (or concurrent test run) uses.
+fn unique(tag: &str) -> String {
+    static N: shmbus::sync::AtomicU32 = shmbus::sync::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "t-{tag}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn remove_files(paths: &BusPaths) {
+    for p in [&paths.segment, &paths.socket, &paths.lock] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Removes a bus's files on drop (for commands expected to fail).
+struct Files(BusPaths);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        remove_files(&self.0);
+    }
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = r.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+/// Waits for `child` with a watchdog; kills it and fails the test on timeout.
+fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watchdog: {what} did not exit within {WATCHDOG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `shmbusd ARGS` to completion (it is expected to exit by itself).
+fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("SHMBUS_BUS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shmbusd");
+    let out = drain(child.stdout.take().expect("stdout"));
+    let err = drain(child.stderr.take().expect("stderr"));
+    let st = wait_child(&mut child, &format!("shmbusd {args:?}"));
+    let _ = out.join();
+    (st, err.join().unwrap_or_default())
+}
+
+/// A running daemon. Drop kills it and removes the bus's files.
+struct Daemon {
+    name: String,
+    paths: BusPaths,
+    child: Option<Child>,
+    stderr: Option<JoinHandle<String>>,
+    stdout: Option<JoinHandle<String>>,
+    remove_on_drop: bool,
+}
+
+impl Daemon {
+    /// Starts `shmbusd --name NAME ARGS` and waits until it serves.
+    fn start(name: &str, args: &[&str]) -> Self {
+        let mut d = Self::spawn(name, args, &[]);
+        d.wait_ready();
+        d
+    }
+
+    fn spawn(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        if !env.iter().any(|(k, _)| *k == "SHMBUS_BUS") {
+            cmd.arg("--name").arg(name).env_remove("SHMBUS_BUS");
+        }
+        let mut child = cmd
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn shmbusd");
+        let stdout = Some(drain(child.stdout.take().expect("stdout")));
+        let stderr = Some(drain(child.stderr.take().expect("stderr")));
+        Self {
+            name: name.to_owned(),
+            paths: BusPaths::new(name),
+            child: Some(child),
+            stderr,
+            stdout,
+            remove_on_drop: true,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Polls until the socket exists and the segment validates, with this
+    /// daemon's pid in the header.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + WATCHDOG;
+        loop {
+            if self.paths.socket.exists() {
+                if let Ok(seg) = Segment::open(&self.paths.segment) {
+                    let h = seg.header();
+                    if layout::validate(h, seg.len()).is_ok()
+                        && h.daemon_pid.load(Ordering::Relaxed) == self.pid()
+                    {
+                        return;
+                    }
+                }
+            }
+            let child = self.child.as_mut().expect("running");
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                let err = self.stderr.take().map(|h| h.join().unwrap_or_default());
+                panic!(
+                    "shmbusd {} exited with {st} before serving:\n{}",
+                    self.name,
+                    err.unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "watchdog: shmbusd {} not ready within {WATCHDOG:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, sig: Signal) {
+        let child = self.child.as_ref().expect("running");
+        kill_process(Pid::from_child(child), sig).expect("kill");
+    }
+
+    /// Waits for the daemon to exit; returns its status and stderr.
+    fn wait_exit(&mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let st = wait_child(&mut child, &format!("shmbusd {}", self.name));
+        if let Some(h) = self.stdout.take() {
+            let _ = h.join();
+        }
+        let err = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (st, err)
+    }
+
+    /// SIGKILLs the daemon and leaves its files behind (as a crash would),
+    /// for another guard to clean up. Returns its stderr.
+    fn crash(mut self) -> String {
+        self.signal(Signal::KILL);
+        let (st, err) = self.wait_exit();
+        assert!(!st.success());
+        self.remove_on_drop = false;
+        err
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if self.remove_on_drop {
+            remove_files(&self.paths);
+        }
+    }
+}
+
+/// A read-write mapping of a segment file, as a client would have.
+struct Segment {
+    map: MmapRaw,
+}
+
+impl Segment {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let len = f.metadata()?.len();
+        if len < 4096 {
+            return Err(std::io::Error::other("too short"));
+        }
+        Ok(Self {
+            map: MmapOptions::new().len(len as usize).map_raw(&f)?,
+        })
+    }
+
+    fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// The `T` at `off`, after checking bounds and alignment.
+    ///
+    /// `T` must be one of the segment's structs: only atomics, any bits valid.
+    fn at<T>(&self, off: u64) -> &T {
+        let size = std::mem::size_of::<T>() as u64;
+        assert!(off + size <= self.len(), "offset {off} out of bounds");
+        assert_eq!(off % std::mem::align_of::<T>() as u64, 0, "misaligned");
+        // SAFETY: in bounds and aligned (asserted; the mapping is page-aligned);
+        // callers use only `Header`/`PeerSlot`/`DirEntry`/`PipeCtl`, which hold
+        // only atomics, so a shared reference is fine while the daemon writes;
+        // the reference borrows `self`, which owns the mapping.
+        unsafe { &*self.map.as_ptr().add(off as usize).cast::<T>() }
+    }
+
+    fn header(&self) -> &Header {
+        self.at(0)
+    }
+
+    fn geometry(&self) -> Geometry {
+        layout::validate(self.header(), self.len()).expect("valid segment")
+    }
+
+    fn peer(&self, slot: u16) -> &PeerSlot {
+        let g = self.geometry();
+        assert!(u32::from(slot) < g.peers_count);
+        self.at(g.peers_off + u64::from(slot) * 128)
+    }
+
+    fn entry(&self, index: u32) -> &DirEntry {
+        let g = self.geometry();
+        assert!(index < g.dir_count);
+        self.at(g.dir_off + u64::from(index) * 256)
+    }
+
+    fn pipe(&self, offset: u64) -> &PipeCtl {
+        assert!(offset >= self.geometry().arena_off);
+        self.at(offset)
+    }
+}
+
+/// A raw control-protocol client over the daemon's socket.
+struct Client {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Client {
+    fn connect(paths: &BusPaths) -> Self {
+        let stream = UnixStream::connect(&paths.socket).expect("connect");
+        stream.set_read_timeout(Some(WATCHDOG)).expect("timeout");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Self { stream, reader }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.stream.write_all(line.as_bytes()).expect("write");
+    }
+
+    /// The next line, or `None` at end of stream.
+    fn recv_line(&mut self) -> Option<String> {
+        let mut s = String::new();
+        let n = self.reader.read_line(&mut s).expect("read (watchdog?)");
+        (n > 0).then_some(s)
+    }
+
+    fn request(&mut self, line: &str) -> Response {
+        self.send(line);
+        let l = self.recv_line().expect("daemon closed the connection");
+        Response::decode(&l).unwrap_or_else(|e| panic!("bad response {l:?}: {e}"))
+    }
+
+    fn hello(&mut self) -> (u16, u32, u64, u64) {
+        match self.request(&format!("HELLO {ABI_VERSION} {}\n", std::process::id())) {
+            Response::Welcome {
+                slot,
+                generation,
+                epoch,
+                segment_size,
+            } => (slot, generation, epoch, segment_size),
+            r => panic!("expected WELCOME, got {r:?}"),
+        }
+    }
+
+    /// Expects the daemon to close the connection next.
+    fn expect_eof(&mut self) {
+        assert_eq!(self.recv_line(), None, "connection still open");
+    }
+}
+
+fn expect_err(r: Response, want: ErrorCode) -> String {
+    match r {
+        Response::Error { code, message } if code == want => message,
+        r => panic!("expected ERR {want}, got {r:?}"),
+    }
+}
+
+fn expect_channel(r: Response) -> (u32, u64, u64, [u64; 3]) {
+    match r {
+        Response::Channel {
+            index,
+            kind: Kind::Pipe,
+            offset,
+            length,
+            params,
+            ..
+        } => (index, offset, length, params),
+        r => panic!("expected CHANNEL pipe, got {r:?}"),
+    }
+}
+
+/// Polls `cond` until true; fails the test after the watchdog.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WATCHDOG;
+    while !cond() {
+        assert!(Instant::now() < deadline, "watchdog: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777
+}
+
+#[test]
+fn starts_with_private_segment_and_socket() {
+    let name = unique("start");
+    let d = Daemon::start(&name, &[]);
+    assert_eq!(d.paths.segment, Path::new("/dev/shm").join(&name));
+    assert_eq!(mode_of(&d.paths.segment), 0o600);
+    assert_eq!(mode_of(&d.paths.socket), 0o600);
+    assert!(std::fs::symlink_metadata(&d.paths.socket)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    assert!(d.paths.lock.exists());
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    let g = layout::validate(seg.header(), seg.len()).expect("header validates");
+    assert_eq!(g.total_size, 32 << 20);
+    assert_eq!(g.peers_count, 128);
+    assert_eq!(g.dir_count, 256);
+    let h = seg.header();
+    assert_eq!(h.state.load(Ordering::Acquire), state::READY);
+    assert_eq!(h.daemon_pid.load(Ordering::Relaxed), d.pid());
+    assert_ne!(h.daemon_start.load(Ordering::Relaxed), 0);
+    assert_ne!(h.epoch.load(Ordering::Relaxed), 0);
+    assert_eq!(h.arena_used.load(Ordering::Relaxed), 0);
+    // The lock file names the daemon too.
+    let lock = std::fs::read_to_string(&d.paths.lock).unwrap();
+    assert_eq!(lock.trim(), d.pid().to_string());
+}
+
+#[test]
+fn mode_and_size_options() {
+    let name = unique("mode");
+    let d = Daemon::start(
+        &name,
+        &["--mode", "0640", "--size", "4M", "--max-peers", "8"],
+    );
+    assert_eq!(mode_of(&d.paths.segment), 0o640);
+    assert_eq!(mode_of(&d.paths.socket), 0o640);
+    assert_eq!(std::fs::metadata(&d.paths.segment).unwrap().len(), 4 << 20);
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    assert_eq!(seg.geometry().peers_count, 8);
+}
+
+#[test]
+fn bus_name_from_environment() {
+    let name = unique("env");
+    let mut d = Daemon::spawn(&name, &[], &[("SHMBUS_BUS", &name)]);
+    d.wait_ready();
+    assert!(d.paths.segment.exists());
+}
+
+#[test]
+fn second_daemon_on_a_live_bus_is_refused() {
+    let name = unique("second");
+    let d = Daemon::start(&name, &[]);
+    let (st, err) = run_to_end(&["--name", &name], &[]);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains(&name), "message should name the bus: {err}");
+    assert!(
+        err.contains(&format!("pid {}", d.pid())),
+        "message should name the live daemon's pid: {err}"
+    );
+    // The first daemon is unharmed.
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    assert_eq!(
+        seg.header().daemon_pid.load(Ordering::Relaxed),
+        d.pid(),
+        "the refused daemon must not touch the segment"
+    );
+    assert!(d.paths.socket.exists());
+    Client::connect(&d.paths).hello();
+}
+
+#[test]
+fn sigterm_and_sigint_shut_down_cleanly() {
+    for sig in [Signal::TERM, Signal::INT] {
+        let name = unique("term");
+        let mut d = Daemon::start(&name, &["--pipe", "p"]);
+        let seg = Segment::open(&d.paths.segment).unwrap();
+        let mut c = Client::connect(&d.paths);
+        c.hello();
+        d.signal(sig);
+        let (st, err) = d.wait_exit();
+        assert_eq!(st.code(), Some(0), "{sig:?}: {err}");
+        assert!(err.contains("shutting down"), "{err}");
+        for p in [&d.paths.segment, &d.paths.socket, &d.paths.lock] {
+            assert!(!p.exists(), "{} left behind", p.display());
+        }
+        // Our mapping outlives the file: the daemon marked it CLOSING.
+        assert_eq!(seg.header().state.load(Ordering::Acquire), state::CLOSING);
+        // And the client's connection was closed.
+        c.expect_eof();
+    }
+}
+
+#[test]
+fn stale_segment_of_a_killed_daemon_is_taken_over() {
+    let name = unique("stale");
+    let first = Daemon::start(&name, &["--pipe", "old"]);
+    let old_pid = first.pid();
+    let old_epoch = Segment::open(&first.paths.segment)
+        .unwrap()
+        .header()
+        .epoch
+        .load(Ordering::Relaxed);
+    let paths = first.paths.clone();
+    first.crash();
+    assert!(paths.segment.exists() && paths.socket.exists() && paths.lock.exists());
+
+    let mut second = Daemon::start(&name, &[]);
+    let seg = Segment::open(&paths.segment).unwrap();
+    let h = seg.header();
+    assert_eq!(h.daemon_pid.load(Ordering::Relaxed), second.pid());
+    assert_ne!(h.epoch.load(Ordering::Relaxed), old_epoch);
+    // A fresh segment: the old daemon's pipe is gone.
+    let mut c = Client::connect(&paths);
+    c.hello();
+    expect_err(c.request("OPEN pipe old 0 - - -\n"), ErrorCode::NotFound);
+    drop(c);
+    second.signal(Signal::TERM);
+    let (st, err) = second.wait_exit();
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert!(err.contains("taking over stale segment"), "{err}");
+    assert!(err.contains(&format!("pid {old_pid}")), "{err}");
+}
+
+#[test]
+fn foreign_file_is_not_removed() {
+    let name = unique("foreign");
+    let files = Files(BusPaths::new(&name));
+    std::fs::write(&files.0.segment, b"not a shmbus segment at all").unwrap();
+    let (st, err) = run_to_end(&["--name", &name], &[]);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("not a shmbus segment"), "{err}");
+    assert_eq!(
+        std::fs::read(&files.0.segment).unwrap(),
+        b"not a shmbus segment at all"
+    );
+}
+
+#[test]
+fn bad_bus_name_is_refused() {
+    for bad in ["a/b", "..", "", "sp ace"] {
+        let (st, err) = run_to_end(&["--name", bad], &[]);
+        assert_eq!(st.code(), Some(2), "{bad:?}: {err}");
+        assert!(err.contains("bad bus name"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn segment_too_large_for_dev_shm_fails_cleanly() {
+    let name = unique("huge");
+    let files = Files(BusPaths::new(&name));
+    let (st, err) = run_to_end(&["--name", &name, "--size", "1T"], &[]);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left") || err.contains("no room"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line of error: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for p in [&files.0.segment, &files.0.socket, &files.0.lock] {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+}
+
+#[test]
+fn bad_pipe_capacity_is_refused() {
+    let name = unique("cap");
+    let files = Files(BusPaths::new(&name));
+    let (st, err) = run_to_end(&["--name", &name, "--pipe", "a:100"], &[]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(err.contains("power of two"), "{err}");
+    assert!(!files.0.segment.exists());
+}
+
+#[test]
+fn config_file_and_flags_declare_pipes() {
+    let name = unique("config");
+    let cfg = std::env::temp_dir().join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"{name}\"\nsize = \"8M\"\n\
+             [[pipe]]\nname = \"a\"\ncapacity = 4096\n\
+             [[pipe]]\nname = \"b\"\ncapacity = \"8K\"\n"
+        ),
+    )
+    .unwrap();
+    struct Rm<'a>(&'a Path);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _rm = Rm(&cfg);
+    let cfg_s = cfg.to_str().unwrap();
+    let mut d = Daemon::spawn(
+        &name,
+        &["--config", cfg_s, "--pipe", "b:16K", "--pipe", "c"],
+        &[],
+    );
+    d.wait_ready();
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    assert_eq!(seg.len(), 8 << 20);
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    for (p, cap) in [("a", 4096), ("b", 16384), ("c", 65536)] {
+        let (index, offset, length, params) =
+            expect_channel(c.request(&format!("OPEN pipe {p} 0 - - -\n")));
+        assert_eq!(params, [cap, 0, 0], "{p}");
+        let e = seg.entry(index);
+        assert_eq!(e.state.load(Ordering::Acquire), entry_state::LIVE);
+        assert_eq!(layout::read_name(e).unwrap(), p.as_bytes());
+        assert_eq!(seg.pipe(offset).check(cap, length), Ok(cap));
+    }
+}
+
+#[test]
+fn control_protocol() {
+    let name = unique("proto");
+    let d = Daemon::start(&name, &[]);
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    let g = seg.geometry();
+
+    let mut c = Client::connect(&d.paths);
+    let (slot, generation, epoch, size) = c.hello();
+    assert_eq!(epoch, seg.header().epoch.load(Ordering::Relaxed));
+    assert_eq!(size, seg.len());
+    let p = seg.peer(slot);
+    assert_eq!(p.state.load(Ordering::Acquire), peer_state::LIVE);
+    assert_eq!(p.generation.load(Ordering::Relaxed), generation);
+    assert_eq!(p.pid.load(Ordering::Relaxed), std::process::id());
+    assert_eq!(
+        p.uid.load(Ordering::Relaxed),
+        rustix::process::getuid().as_raw()
+    );
+    assert_ne!(p.start_time.load(Ordering::Relaxed), 0);
+
+    // Create, then find it again.
+    let (index, offset, length, params) = expect_channel(c.request("OPEN pipe x 1 - - -\n"));
+    assert_eq!(params, [65536, 0, 0]);
+    assert!(offset >= g.arena_off && offset % 128 == 0, "{offset}");
+    assert!(offset + length <= size, "{offset} + {length} > {size}");
+    assert_eq!(length, shmbus::pipe::body_len(65536));
+    let e = seg.entry(index);
+    assert_eq!(e.state.load(Ordering::Acquire), entry_state::LIVE);
+    assert_eq!(e.kind.load(Ordering::Relaxed), Kind::Pipe as u32);
+    assert_eq!(layout::read_name(e).unwrap(), b"x");
+    assert_eq!(e.offset.load(Ordering::Relaxed), offset);
+    assert_eq!(seg.pipe(offset).check(65536, length), Ok(65536));
+    assert!(seg.header().arena_used.load(Ordering::Relaxed) >= length);
+    assert_eq!(
+        expect_channel(c.request("OPEN pipe x 0 - - -\n")),
+        (index, offset, length, params)
+    );
+    assert_eq!(
+        expect_channel(c.request("OPEN pipe x 1 65536 - -\n")),
+        (index, offset, length, params)
+    );
+
+    // Errors that keep the connection open.
+    let m = expect_err(c.request("OPEN queue x 0 - - -\n"), ErrorCode::KindMismatch);
+    assert!(m.contains("pipe") && m.contains("queue"), "{m}");
+    let m = expect_err(
+        c.request("OPEN pipe x 1 4096 - -\n"),
+        ErrorCode::ParamMismatch,
+    );
+    assert!(m.contains("65536") && m.contains("4096"), "{m}");
+    expect_err(c.request("OPEN pipe nope 0 - - -\n"), ErrorCode::NotFound);
+    let m = expect_err(c.request("OPEN pipe y 1 100 - -\n"), ErrorCode::BadParams);
+    assert!(m.contains("power of two"), "{m}");
+    expect_err(c.request("OPEN pipe y 1 - 5 -\n"), ErrorCode::BadParams);
+    let m = expect_err(c.request("OPEN queue q 1 - - -\n"), ErrorCode::BadParams);
+    assert!(m.contains("not supported yet"), "{m}");
+    expect_err(c.request("OPEN pipe a/b 1 - - -\n"), ErrorCode::BadName);
+    let long = "n".repeat(200);
+    expect_err(
+        c.request(&format!("OPEN pipe {long} 1 - - -\n")),
+        ErrorCode::BadName,
+    );
+
+    // A second client gets another slot and sees the same channel.
+    let mut c2 = Client::connect(&d.paths);
+    let (slot2, ..) = c2.hello();
+    assert_ne!(slot2, slot);
+    assert_eq!(
+        expect_channel(c2.request("OPEN pipe x 0 - - -\n")).1,
+        offset
+    );
+
+    // Garbage ends the connection, and the slot is freed.
+    expect_err(c.request("FROBNICATE 1 2 3\n"), ErrorCode::Protocol);
+    c.expect_eof();
+    wait_until("slot freed after disconnect", || {
+        p.state.load(Ordering::Acquire) == peer_state::FREE
+    });
+    assert_ne!(p.generation.load(Ordering::Relaxed), generation);
+    assert_eq!(p.pid.load(Ordering::Relaxed), 0);
+    // The other client is unaffected.
+    assert_eq!(
+        seg.peer(slot2).state.load(Ordering::Acquire),
+        peer_state::LIVE
+    );
+    drop(c2);
+    wait_until("second slot freed", || {
+        seg.peer(slot2).state.load(Ordering::Acquire) == peer_state::FREE
+    });
+}
+
+#[test]
+fn hello_is_required_and_checked() {
+    let name = unique("hello");
+    let d = Daemon::start(&name, &[]);
+
+    let mut c = Client::connect(&d.paths);
+    expect_err(c.request("OPEN pipe x 1 - - -\n"), ErrorCode::Protocol);
+    c.expect_eof();
+
+    let mut c = Client::connect(&d.paths);
+    let m = expect_err(
+        c.request(&format!("HELLO 999 {}\n", std::process::id())),
+        ErrorCode::Abi,
+    );
+    assert!(m.contains("999"), "{m}");
+    c.expect_eof();
+
+    let mut c = Client::connect(&d.paths);
+    expect_err(
+        c.request(&format!("HELLO {ABI_VERSION} 1\n")),
+        ErrorCode::Denied,
+    );
+    c.expect_eof();
+
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    expect_err(
+        c.request(&format!("HELLO {ABI_VERSION} {}\n", std::process::id())),
+        ErrorCode::Protocol,
+    );
+    c.expect_eof();
+
+    // A line over MAX_LINE is refused without reading it all.
+    let mut c = Client::connect(&d.paths);
+    let long = "x".repeat(shmbus::protocol::MAX_LINE + 10);
+    c.send(&long);
+    let l = c.recv_line().expect("ERR before close");
+    expect_err(Response::decode(&l).unwrap(), ErrorCode::Protocol);
+
+    // Every refused connection left the peer table empty.
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    wait_until("all slots free", || {
+        (0..4).all(|i| seg.peer(i).state.load(Ordering::Acquire) == peer_state::FREE)
+    });
+}
+
+#[test]
+fn full_directory_and_arena() {
+    let name = unique("full");
+    // 128 KiB with 2 directory entries leaves an arena of about 100 KiB: one
+    // 64 KiB pipe fits, a second does not.
+    let d = Daemon::start(&name, &["--size", "128K", "--max-channels", "2"]);
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    expect_channel(c.request("OPEN pipe a 1 65536 - -\n"));
+    let m = expect_err(c.request("OPEN pipe b 1 65536 - -\n"), ErrorCode::NoSpace);
+    assert!(m.contains("--size"), "{m}");
+    expect_channel(c.request("OPEN pipe c 1 64 - -\n"));
+    let m = expect_err(c.request("OPEN pipe d 1 64 - -\n"), ErrorCode::Full);
+    assert!(m.contains("--max-channels"), "{m}");
+}
+
+#[test]
+fn peer_table_full() {
+    let name = unique("peers");
+    let d = Daemon::start(&name, &["--max-peers", "1"]);
+    let mut a = Client::connect(&d.paths);
+    a.hello();
+    let mut b = Client::connect(&d.paths);
+    let m = expect_err(
+        b.request(&format!("HELLO {ABI_VERSION} {}\n", std::process::id())),
+        ErrorCode::Full,
+    );
+    assert!(m.contains("--max-peers"), "{m}");
+    drop(a);
+    // Once the first client is gone its slot is handed out again.
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    wait_until("slot 0 freed", || {
+        seg.peer(0).state.load(Ordering::Acquire) == peer_state::FREE
+    });
+    let (slot, ..) = Client::connect(&d.paths).hello();
+    assert_eq!(slot, 0);
+}
+
+/// Child role for [`sigkilled_client_releases_its_pipe_end`]: registers,
+/// creates pipe `p`, claims its producer end as `attach` would, reports, and
+/// waits to be killed.
+fn producer_child(bus: &str) {
+    let paths = BusPaths::new(bus);
+    let mut c = Client::connect(&paths);
+    let (slot, ..) = c.hello();
+    let (_, offset, ..) = expect_channel(c.request("OPEN pipe p 1 4096 - -\n"));
+    let seg = Segment::open(&paths.segment).unwrap();
+    let ctl = seg.pipe(offset);
+    ctl.ends
+        .producer
+        .compare_exchange(
+            0,
+            end::ATTACH_ONE | u64::from(slot + 1),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .expect("producer end free");
+    println!("attached {slot}");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(WATCHDOG);
+}
+
+/// Dispatches child roles; an ordinary test run passes through.
+#[test]
+fn child_role() {
+    if let (Ok(role), Ok(bus)) = (std::env::var(ROLE_ENV), std::env::var(BUS_ENV)) {
+        match role.as_str() {
+            "producer" => producer_child(&bus),
+            r => panic!("unknown role {r}"),
+        }
+    }
+}
+
+#[test]
+fn sigkilled_client_releases_its_pipe_end() {
+    let name = unique("kill");
+    let d = Daemon::start(&name, &[]);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_role",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_ENV, "producer")
+        .env(BUS_ENV, &name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = drain(child.stderr.take().unwrap());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut l = String::new();
+        while out.read_line(&mut l).unwrap_or(0) > 0 {
+            if l.starts_with("attached ") {
+                let _ = tx.send(l.clone());
+                break;
+            }
+            l.clear();
+        }
+    });
+    let line = match rx.recv_timeout(WATCHDOG) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = child.0.kill();
+            panic!(
+                "child never attached:\n{}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+    };
+    let slot: u16 = line.trim()["attached ".len()..].parse().unwrap();
+
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    let (_, offset, ..) = expect_channel(c.request("OPEN pipe p 0 - - -\n"));
+    let ctl = seg.pipe(offset);
+    assert_eq!(
+        end::owner(ctl.ends.producer.load(Ordering::Acquire)),
+        slot + 1
+    );
+    assert_eq!(
+        seg.peer(slot).state.load(Ordering::Acquire),
+        peer_state::LIVE
+    );
+
+    kill_process(Pid::from_child(&child.0), Signal::KILL).unwrap();
+    let _ = wait_child(&mut child.0, "killed child");
+    wait_until("producer end released", || {
+        end::gone(ctl.ends.producer.load(Ordering::Acquire))
+    });
+    wait_until("slot freed", || {
+        seg.peer(slot).state.load(Ordering::Acquire) == peer_state::FREE
+    });
+    // The freed end can be claimed again (by the next producer).
+    let w = ctl.ends.producer.load(Ordering::Acquire);
+    assert_eq!(end::owner(w), 0);
+    assert_eq!(w & !end::OWNER_MASK, end::ATTACH_ONE);
+}
+
+#[test]
+fn live_daemon_is_not_taken_over_even_without_its_lock_file() {
+    let name = unique("nolock");
+    let d = Daemon::start(&name, &[]);
+    // Someone deletes the lock file by hand: the next daemon gets a lock on a
+    // new file, but the segment header still names a live daemon.
+    std::fs::remove_file(&d.paths.lock).unwrap();
+    let (st, err) = run_to_end(&["--name", &name], &[]);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("pid {}", d.pid())), "{err}");
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    assert_eq!(seg.header().daemon_pid.load(Ordering::Relaxed), d.pid());
+    Client::connect(&d.paths).hello();
+}
+
+#[test]
+fn quiet_prints_nothing_on_success() {
+    let name = unique("quiet");
+    let mut d = Daemon::start(&name, &["--quiet", "--pipe", "p"]);
+    Client::connect(&d.paths).hello();
+    d.signal(Signal::TERM);
+    let (st, err) = d.wait_exit();
+    assert_eq!(st.code(), Some(0));
+    assert_eq!(err, "");
+}
+
+#[test]
+fn help_and_bad_flags() {
+    let (st, _) = run_to_end(&["--help"], &[]);
+    assert_eq!(st.code(), Some(0));
+    let (st, err) = run_to_end(&["--no-such-flag"], &[]);
+    assert_eq!(st.code(), Some(2));
+    assert!(err.contains("--no-such-flag"), "{err}");
+    let (st, err) = run_to_end(&["--mode", "0400", "--name", &unique("m")], &[]);
+    assert_eq!(st.code(), Some(2));
+    assert!(err.contains("owner read and write"), "{err}");
+}

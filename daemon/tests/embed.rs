@@ -1,0 +1,105 @@
+//! The library API: a daemon run inside the test process with [`Daemon`] and
+//! stopped with a [`StopHandle`], without signals.
+//!
+//! Not built under `--cfg loom`: loom's atomics are not words in a real segment.
+#![cfg(not(loom))]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use shmbus::layout::ABI_VERSION;
+use shmbus::name::BusPaths;
+use shmbus::protocol::Response;
+use shmbus_daemon::{Cli, Daemon, Error, Spec, StopHandle};
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("t-{tag}-{}-{nanos}", std::process::id())
+}
+
+fn spec(name: &str) -> Spec {
+    let cli = Cli::parse_args(["shmbusd", "--name", name, "--size", "1M", "--quiet"]).unwrap();
+    Spec::from_cli(cli).unwrap()
+}
+
+/// Removes the bus's files even if the test fails.
+struct Files(BusPaths);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        for p in [&self.0.segment, &self.0.socket, &self.0.lock] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[test]
+fn start_serve_stop_in_process() {
+    let name = unique("embed");
+    let files = Files(BusPaths::new(&name));
+    let stop = StopHandle::new();
+    let daemon = Daemon::start(spec(&name), stop.clone()).unwrap();
+    // Ready as soon as `start` returns.
+    assert!(files.0.segment.exists() && files.0.socket.exists());
+
+    // A second daemon for the same bus in the same process is refused too.
+    match Daemon::start(spec(&name), StopHandle::new()) {
+        Err(Error::AlreadyServed { bus, pid }) => {
+            assert_eq!(bus, name);
+            assert_eq!(pid, Some(std::process::id()));
+        }
+        other => panic!("expected AlreadyServed, got {other:?}"),
+    }
+
+    let server = std::thread::spawn(move || daemon.serve());
+    let stream = UnixStream::connect(&files.0.socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    (&stream)
+        .write_all(format!("HELLO {ABI_VERSION} {}\n", std::process::id()).as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(
+        matches!(Response::decode(&line), Ok(Response::Welcome { .. })),
+        "{line}"
+    );
+
+    stop.stop();
+    server.join().unwrap().unwrap();
+    for p in [&files.0.segment, &files.0.socket, &files.0.lock] {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    // Our connection was closed by the shutdown.
+    line.clear();
+    assert_eq!(reader.read_line(&mut line).unwrap(), 0);
+}
+
+#[test]
+fn dropping_an_unserved_daemon_removes_its_files() {
+    let name = unique("drop");
+    let files = Files(BusPaths::new(&name));
+    let daemon = Daemon::start(spec(&name), StopHandle::new()).unwrap();
+    assert!(files.0.segment.exists());
+    drop(daemon);
+    for p in [&files.0.segment, &files.0.socket, &files.0.lock] {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    // And the bus can be served again.
+    drop(Daemon::start(spec(&name), StopHandle::new()).unwrap());
+}
+
+#[test]
+fn stop_before_serve_returns_at_once() {
+    let name = unique("early");
+    let _files = Files(BusPaths::new(&name));
+    let stop = StopHandle::new();
+    let daemon = Daemon::start(spec(&name), stop.clone()).unwrap();
+    stop.stop();
+    daemon.serve().unwrap();
+}
