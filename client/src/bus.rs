@@ -185,6 +185,9 @@ impl Bus {
             name: name.to_owned(),
             error,
         })?;
+        // Lets this process's wake-up checks on the data plane be compiler
+        // fences (see `shmbus::sync::light_barrier`); harmless if refused.
+        shmbus::sync::enable_asymmetric_barriers();
         let paths = BusPaths::new(name);
         let mut mismatch = String::new();
         for _ in 0..CONNECT_ATTEMPTS {

@@ -11,7 +11,7 @@ pub(crate) mod linux;
 
 use std::time::{Duration, Instant};
 
-use crate::sync::{fence, AtomicU32, Backoff, FutexWord, Ordering};
+use crate::sync::{heavy_barrier, light_barrier, AtomicU32, Backoff, FutexWord, Ordering};
 
 /// Longest single futex sleep when the caller has an interrupt check, so that
 /// the check runs at least this often (for example to notice a dead daemon).
@@ -33,14 +33,18 @@ pub enum WaitError {
 /// | waiter | notifier |
 /// |---|---|
 /// | `seen = bell` | publish the condition (a Release store) |
-/// | `waiters += 1` | `fence(SeqCst)` |
-/// | `fence(SeqCst)` | if `waiters != 0`: `bell += 1`, `FUTEX_WAKE` |
+/// | `waiters += 1` | light barrier |
+/// | heavy barrier | if `waiters != 0`: `bell += 1`, `FUTEX_WAKE` |
 /// | re-check the condition; sleep while `bell == seen` | |
 ///
-/// The two `fence(SeqCst)` make this a store-buffering pair: either the waiter's
+/// The two barriers make this a store-buffering pair: either the waiter's
 /// re-check sees the publish, or the notifier sees the waiter and bumps the bell,
 /// after which the futex wait returns at once (the word is no longer `seen`) or
-/// is woken. Without both fences a wake-up can be lost (DESIGN.md §4).
+/// is woken. Without both a wake-up can be lost (DESIGN.md §4). The pair is
+/// asymmetric ([`crate::sync::light_barrier`]): a compiler fence on the
+/// notifier's fast path and `membarrier(2)` on the waiter's slow path, in
+/// processes that called [`crate::sync::enable_asymmetric_barriers`]; two
+/// `fence(SeqCst)` otherwise, and always under loom.
 ///
 /// # Layout
 /// | word | meaning |
@@ -61,10 +65,10 @@ impl Doorbell {
     /// condition. Costs one fence and one load when nobody sleeps.
     #[inline]
     pub fn notify(&self) {
-        // SeqCst fence: orders our publish before the load of `waiters`; pairs
-        // with the waiter's fence in `wait` (store-buffering, see the table).
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fence above.
+        // Light barrier: orders our publish before the load of `waiters`; pairs
+        // with the heavy barrier in `wait_slow` (store-buffering, see the table).
+        light_barrier();
+        // Relaxed: ordered by the barrier pair.
         if self.waiters.load(Ordering::Relaxed) != 0 {
             self.ring();
         }
@@ -120,10 +124,11 @@ impl Doorbell {
             // Acquire: pairs with the Release bump in `ring`. Read before the
             // re-check, so a ring after the re-check changes the word we sleep on.
             let seen = self.bell.load(Ordering::Acquire);
-            // Relaxed: ordered before the re-check by the fence below.
+            // Relaxed: ordered before the re-check by the barrier below.
             self.waiters.fetch_add(1, Ordering::Relaxed);
-            // SeqCst fence: pairs with the fence in `notify` (see the table).
-            fence(Ordering::SeqCst);
+            // Heavy barrier: pairs with the light barrier in `notify` (see the
+            // table); a system call, but we are about to sleep anyway.
+            heavy_barrier();
             let ready = poll();
             let outcome = if ready.is_some() {
                 None

@@ -74,3 +74,20 @@ impl FutexWord {
         self.cv.notify_all();
     }
 }
+
+/// Under loom, both halves of the asymmetric barrier are `fence(SeqCst)`: the
+/// pair orders store→load exactly as two SeqCst fences do, which is what loom
+/// models (it cannot model `membarrier`).
+pub fn light_barrier() {
+    fence(Ordering::SeqCst);
+}
+
+/// See [`light_barrier`].
+pub fn heavy_barrier() {
+    fence(Ordering::SeqCst);
+}
+
+/// No-op under loom; light barriers stay full fences.
+pub fn enable_asymmetric_barriers() -> bool {
+    false
+}

