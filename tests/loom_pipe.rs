@@ -4,11 +4,9 @@
 //!
 //! One loom thread models one process; a crash is a thread that returns with its
 //! endpoint forgotten, and the daemon's recovery runs after `join()`
-//! (DESIGN.md §7). Each ring word is a loom atomic: record headers are
-//! published with Release and polled with Acquire, payload words are copied
-//! with Relaxed accesses, so a missing or misplaced Release/Acquire lets loom
-//! hand the consumer stale payload words, and the content checks fail. The
-//! futex is a mutex + condvar stand-in, so a lost wake-up fails as a deadlock.
+//! (DESIGN.md §7). Each ring word is a loom `UnsafeCell`, so a producer write
+//! that races a consumer read of the same word fails the model; the futex is a
+//! mutex + condvar stand-in, so a lost wake-up fails it as a deadlock.
 //!
 //! All models use the smallest ring (64 bytes, so frames of at most 8 bytes
 //! and records of 8 or 16 bytes) to wrap after four or five frames.
@@ -29,9 +27,6 @@ use shmbus::pipe::{Consumer, HeapPipe, Producer, MIN_CAPACITY};
 
 /// Ring capacity of every model: 8 words.
 const CAP: u64 = MIN_CAPACITY;
-/// 8-byte frames (16-byte records) that fit in a `CAP` ring at once: the
-/// producer keeps 8 bytes free for the zero-ahead word, so (64 - 8) / 16.
-const FIT: usize = 3;
 
 /// Frame lengths that go twice round a 64-byte ring, each time with a PAD
 /// record: records at 0..8, 8..24, 24..40, 40..56; the fifth (16 bytes) does
@@ -313,9 +308,8 @@ fn consumer_sees_eof_after_frames() {
 }
 
 /// Model 4b: the consumer reads one frame and drops while the producer keeps
-/// sending into a full ring. The ring holds `FIT` 16-byte records, so exactly
-/// `FIT + 1` sends succeed and the next returns `Disconnected` instead of
-/// hanging.
+/// sending into a full ring. The ring holds four 16-byte records, so exactly
+/// five sends succeed and the sixth returns `Disconnected` instead of hanging.
 #[test]
 fn producer_sees_disconnect_when_full() {
     model("producer_sees_disconnect_when_full", || {
@@ -334,7 +328,7 @@ fn producer_sees_disconnect_when_full() {
             }
         };
         assert_eq!(err, SendError::Disconnected);
-        assert_eq!(sent, FIT + 1, "FIT fit, plus the one the consumer read");
+        assert_eq!(sent, 5, "four fit, plus the one the consumer read");
         t.join().unwrap();
     });
 }
@@ -393,8 +387,8 @@ fn crashed_producer_recovered() {
 
 /// Model 5b: the consumer crashes after one frame while the producer blocks on
 /// a full ring; the daemon's recovery wakes the producer with `Disconnected`
-/// (after exactly `FIT + 1` sends), and a new consumer attaches at the crashed
-/// one's head and reads the remaining `FIT` frames.
+/// (after exactly five sends), and a new consumer attaches at the crashed
+/// one's head and reads the remaining four frames.
 #[test]
 fn crashed_consumer_recovered() {
     model("crashed_consumer_recovered", || {
@@ -421,7 +415,7 @@ fn crashed_consumer_recovered() {
         c.join().unwrap();
         assert_eq!(pipe.ctl().release_owner(CONSUMER), 1);
         let sent = p.join().unwrap();
-        assert_eq!(sent, FIT + 1);
+        assert_eq!(sent, 5);
         let mut rx2 = consumer(&pipe, NEW_CONSUMER);
         for seq in 1..sent {
             assert_eq!(spin_recv(&mut rx2), frame(seq, 8), "frame {seq}");

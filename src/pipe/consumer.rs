@@ -24,6 +24,8 @@ pub struct Consumer {
     max_frame: u64,
     /// Our copy of `ctl.head`; we are its only writer.
     head: u64,
+    /// Last `tail` we read; refreshed only when the ring looks empty.
+    cached_tail: u64,
     /// Set once the shared state was found inconsistent.
     poisoned: Option<&'static str>,
 }
@@ -55,11 +57,12 @@ impl Consumer {
         let c = unsafe { ctl.as_ref() };
         attach(&c.ends.consumer, me)?;
         // Relaxed: the attach CAS's Acquire made the previous consumer's last
-        // head store visible, and only consumers write `head`. (`tail` is not
-        // read: the consumer follows the record headers, see `Ring`.)
+        // head store visible, and only consumers write `head`.
         let head = c.head.load(Ordering::Relaxed);
-        let capacity = ring.capacity();
-        if !positions_ok(head, head, capacity) {
+        // Acquire: pairs with the producer's Release store of tail.
+        let tail = c.tail.load(Ordering::Acquire);
+        let capacity = ring.capacity;
+        if !positions_ok(tail, head, capacity) {
             release(&c.ends.consumer, me);
             return Err(AttachError::Corrupt(BAD_POSITIONS));
         }
@@ -70,6 +73,7 @@ impl Consumer {
             capacity,
             max_frame: max_frame(capacity),
             head,
+            cached_tail: tail,
             poisoned: None,
         })
     }
@@ -91,69 +95,81 @@ impl Consumer {
         TryRecvError::Corrupt(what)
     }
 
-    /// Finds the next frame without consuming it: polls the header word at
-    /// `head` (see `Ring`: a zero word means nothing is published there yet).
+    /// Finds the next frame without consuming it.
     #[inline]
     fn peek(&mut self) -> Result<Next, TryRecvError> {
         if let Some(what) = self.poisoned {
             return Err(TryRecvError::Corrupt(what));
         }
-        let off = self.head & (self.capacity - 1);
-        let mut w = self.ring.load_header(off);
-        if w == 0 {
-            w = self.nothing_yet(off)?;
-        }
-        let (len, kind) = (u64::from(w as u32), (w >> 32) as u32);
-        match kind {
-            KIND_DATA => self.data(off, len, 0),
-            KIND_PAD => {
-                let rec = HEADER + len;
-                if off + rec != self.capacity {
-                    return Err(self.corrupt("padding record does not end at the ring's end"));
-                }
-                // The PAD header was stored after the frame's header at 0, with
-                // Release: that frame is published too.
-                let w = self.ring.load_header(0);
-                if (w >> 32) as u32 != KIND_DATA {
-                    return Err(self.corrupt("padding record is not followed by a frame"));
-                }
-                self.data(0, u64::from(w as u32), rec)
+        let mut pos = self.head;
+        loop {
+            if pos == self.cached_tail {
+                self.refresh_tail(pos)?;
             }
-            _ => Err(self.corrupt("unknown record kind")),
+            let off = pos & (self.capacity - 1);
+            let (len, kind) = self.ring.read_header(off);
+            let avail = self.cached_tail - pos;
+            match kind {
+                KIND_DATA => {
+                    let rec = HEADER + round8(u64::from(len));
+                    if u64::from(len) > self.max_frame || rec > avail || off + rec > self.capacity {
+                        return Err(
+                            self.corrupt("frame length runs past the published data or the ring")
+                        );
+                    }
+                    return Ok(Next {
+                        at: off + HEADER,
+                        len: len as usize,
+                        advance: pos + rec - self.head,
+                    });
+                }
+                KIND_PAD => {
+                    let rec = HEADER + u64::from(len);
+                    if off + rec != self.capacity || rec >= avail || pos != self.head {
+                        return Err(self.corrupt("padding record does not end at the ring's end"));
+                    }
+                    pos += rec;
+                }
+                _ => return Err(self.corrupt("unknown record kind")),
+            }
         }
     }
 
-    /// Checks a data record at `off` of `len` payload bytes, after `skip`
-    /// bytes of padding.
-    #[inline(always)]
-    fn data(&mut self, off: u64, len: u64, skip: u64) -> Result<Next, TryRecvError> {
-        let rec = HEADER + round8(len);
-        if len > self.max_frame || off + rec > self.capacity {
-            return Err(self.corrupt("frame length runs past the ring or the pipe's frame limit"));
-        }
-        Ok(Next {
-            at: off + HEADER,
-            len: len as usize,
-            advance: skip + rec,
-        })
-    }
-
-    /// Nothing is published at `head`: `Empty`, or `Disconnected` if the
-    /// producer has gone, or the header word if it appeared meanwhile.
+    /// Re-reads `tail` when everything up to `pos` has been seen. Returns
+    /// `Empty` or `Disconnected` if there is still nothing.
     #[cold]
     #[inline(never)]
-    fn nothing_yet(&mut self, off: u64) -> Result<u64, TryRecvError> {
+    fn refresh_tail(&mut self, pos: u64) -> Result<(), TryRecvError> {
+        // Acquire: pairs with the Release store of tail in `Producer::publish`,
+        // making the records up to it visible.
+        let tail = self.ctl().tail.load(Ordering::Acquire);
+        self.check_tail(tail)?;
+        self.cached_tail = tail;
+        if tail != pos {
+            return Ok(());
+        }
         // Acquire: pairs with the producer's Release detach, which comes after
-        // its last header store.
+        // its last tail store.
         if !end::gone(self.ctl().ends.producer.load(Ordering::Acquire)) {
             return Err(TryRecvError::Empty);
         }
-        // The producer left. Look again: a frame it published just before
+        // The producer left. Re-read tail: frames it published just before
         // leaving must be read before we report end of file.
-        match self.ring.load_header(off) {
-            0 => Err(TryRecvError::Disconnected),
-            w => Ok(w),
+        // Acquire: as above.
+        let tail = self.ctl().tail.load(Ordering::Acquire);
+        self.check_tail(tail)?;
+        self.cached_tail = tail;
+        if tail != pos {
+            return Ok(());
         }
+        Err(TryRecvError::Disconnected)
+    }
+
+    fn check_tail(&mut self, tail: u64) -> Result<(), TryRecvError> {
+        if tail < self.head || tail - self.head > self.capacity || tail % 8 != 0 {
+            return Err(self.corrupt("tail is behind head or a capacity ahead of it"));
+        }
+        Ok(())
     }
 
     /// Releases the frame's bytes to the producer and wakes it if it sleeps.

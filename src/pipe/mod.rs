@@ -1,12 +1,14 @@
 //! Single-producer single-consumer pipe of byte frames.
 //!
 //! A byte ring of power-of-two capacity with free-running `u64` positions:
-//! `tail` (advanced only by the producer) and `head` (only by the consumer),
-//! each on its own 128-byte line. A frame is one record:
+//! `tail` (written only by the producer) and `head` (only by the consumer), each
+//! on its own 128-byte line. Each side caches the other's position and re-reads
+//! it (Acquire) only when its cached view says full or empty, as rtrb's
+//! `cached_head`/`cached_tail` do. A frame is one record:
 //!
 //! ```text
 //! record = header (8 B) + payload, padded to a multiple of 8
-//! header = len: u32 (little-endian) | kind: u32      (never 0)
+//! header = len: u32 (little-endian) | kind: u32
 //!          kind 1 = DATA: payload of `len` bytes follows
 //!          kind 2 = PAD:  skip `len` more bytes, to the end of the ring
 //! ```
@@ -15,20 +17,9 @@
 //! record that fills the rest, so every payload is contiguous (zero-copy reads
 //! and writes). The largest frame is `capacity / 8` bytes.
 //!
-//! The consumer learns of new records from the records themselves: it polls
-//! the header word at `head`, which the producer stores last, with Release (see
-//! [`Ring`]), so one cache-line transfer brings both the frame and the news of
-//! it. The producer caches `head` and re-reads it (Acquire) only when its
-//! cached view says the ring is full, as rtrb's `cached_head` does; `tail` in
-//! the control block is a hint for listings and for the next producer.
-//!
-//! NB: measured on the 2-core development machine (`cargo bench --bench
-//! pipe`, same run as the floor): polling `tail` and then reading the record
-//! cost two dependent cache-line transfers per hop.
-//!
 //! Everything read from the ring or the other side's position is untrusted:
-//! positions, record kinds, alignment and lengths are checked, and a violation
-//! is reported as `Corrupt`, never undefined behaviour.
+//! `tail - head <= capacity`, record alignment and lengths are checked, and a
+//! violation is reported as `Corrupt`, never undefined behaviour.
 //!
 //! Endpoints are claimed by CAS on an endpoint word in the control block (see
 //! [`end`]), so two processes can never both be the producer.
@@ -42,7 +33,7 @@ pub use producer::{Claim, Producer};
 use core::ptr::NonNull;
 
 use crate::futex::Doorbell;
-use crate::sync::{ring_word, RingWord};
+use crate::sync::cell::UnsafeCell;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::util::Line;
 
@@ -233,7 +224,7 @@ impl PipeCtl {
         let head = self.head.load(Ordering::Relaxed);
         PipeStats {
             capacity: self.meta.capacity.load(Ordering::Relaxed),
-            used: tail.saturating_sub(head),
+            used: tail.wrapping_sub(head),
             producer: end::owner(self.ends.producer.load(Ordering::Relaxed)),
             consumer: end::owner(self.ends.consumer.load(Ordering::Relaxed)),
         }
@@ -345,7 +336,7 @@ use crate::error::AttachError;
 #[derive(Debug)]
 pub struct HeapPipe {
     ctl: Box<PipeCtl>,
-    ring: Box<[RingWord]>,
+    ring: Box<[UnsafeCell<u64>]>,
 }
 
 // SAFETY: the control block is made of atomics, and the ring words are only
@@ -365,7 +356,7 @@ impl HeapPipe {
         }
         let ctl = Box::<PipeCtl>::default();
         ctl.init(capacity);
-        let ring = (0..capacity / 8).map(|_| ring_word(0)).collect();
+        let ring = (0..capacity / 8).map(|_| UnsafeCell::new(0)).collect();
         Self { ctl, ring }
     }
 
@@ -382,7 +373,7 @@ impl HeapPipe {
     /// The ring, as [`Producer::attach`] takes it. Valid while `self` lives.
     pub fn ring(&self) -> Ring {
         // From the whole slice, so the pointer may reach every word.
-        let words = NonNull::from(&*self.ring).cast::<RingWord>();
+        let words = NonNull::from(&*self.ring).cast::<UnsafeCell<u64>>();
         // SAFETY: `words` points to `capacity` bytes of `u64` cells (8-aligned)
         // owned by `self`; the ring only reaches them through endpoints whose
         // `attach` contract makes the caller keep `self` alive.
@@ -390,7 +381,7 @@ impl HeapPipe {
     }
 
     /// The ring's words, for tests that scribble on records.
-    pub fn words(&self) -> &[RingWord] {
+    pub fn words(&self) -> &[UnsafeCell<u64>] {
         &self.ring
     }
 
@@ -423,36 +414,13 @@ impl HeapPipe {
 
 /// The ring bytes, as 8-byte words.
 ///
-/// # Record headers are the commit flags
-/// The consumer does not poll `tail`: it polls the header word of the next
-/// record, in the ring itself, so the frame and the news of it arrive in one
-/// cache-line transfer. For that:
-/// - a header word is never 0 (its kind is 1 or 2), and 0 means "not yet";
-/// - the producer publishes a record by storing its header **last**, with
-///   Release, after its payload and after zeroing the header word just past
-///   the record ("zero-ahead"), so the consumer that Acquires this header and
-///   moves on finds 0 there until the next record is published;
-/// - the producer keeps 8 bytes of slack, so the zero-ahead word is never a
-///   word of an unread record.
-///
-/// Header words are read and written as atomics; payload words as plain
-/// memory (`memcpy`). A word can be either over time, never both at once: the
-/// consumer polls only the header word at `head`, which the producer writes
-/// only as a header (or zero-ahead), and every payload access is ordered by
-/// the header and `head` Release/Acquire pairs.
-///
-/// Under `--cfg loom` every word is a loom atomic and payloads are copied with
-/// Relaxed word accesses, so a missing Release/Acquire shows up as stale data.
+/// Under `--cfg loom` each word is a loom `UnsafeCell`, so loom checks that the
+/// producer never writes a word the consumer may still read, and vice versa.
+/// In real builds the words are plain shared memory and copies are `memcpy`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ring {
-    words: NonNull<RingWord>,
+    words: NonNull<UnsafeCell<u64>>,
     capacity: u64,
-}
-
-/// Header word of a record: `len | kind << 32`, never 0 for a real record.
-#[inline(always)]
-pub(crate) const fn header_word(len: u32, kind: u32) -> u64 {
-    len as u64 | (kind as u64) << 32
 }
 
 impl Ring {
@@ -462,16 +430,10 @@ impl Ring {
     /// - `words` points to `capacity` bytes, 8-byte aligned, that stay mapped
     ///   and valid for as long as the ring (or anything built on it) is used;
     /// - those bytes are accessed only through the pipe protocol.
-    pub unsafe fn new(words: NonNull<RingWord>, capacity: u64) -> Self {
+    pub unsafe fn new(words: NonNull<UnsafeCell<u64>>, capacity: u64) -> Self {
         debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
         debug_assert!(words.as_ptr() as usize % 8 == 0);
         Self { words, capacity }
-    }
-
-    /// The ring's capacity in bytes.
-    #[inline(always)]
-    pub fn capacity(&self) -> u64 {
-        self.capacity
     }
 
     /// Pointer to the byte at `off`.
@@ -487,47 +449,30 @@ impl Ring {
         unsafe { self.words.as_ptr().cast::<u8>().add(off as usize) }
     }
 
-    /// The word at byte offset `off`, as an atomic.
+    /// Reads the record header at `off` (8-aligned, `off + 8 <= capacity`).
     #[inline(always)]
-    fn atomic(&self, off: u64) -> &AtomicU64 {
+    fn read_header(&self, off: u64) -> (u32, u32) {
         assert!(off % 8 == 0 && off + HEADER <= self.capacity);
         // SAFETY: `off / 8` is a word index below `capacity / 8` (checked just
-        // above), inside the ring named in `new`, which outlives `self`.
-        let word = unsafe { self.words.as_ptr().add((off / 8) as usize) };
-        #[cfg(loom)]
-        // SAFETY: under loom the words are `AtomicU64`s (`RingWord`).
-        return unsafe { &*word };
-        #[cfg(not(loom))]
-        // SAFETY: `RingWord` is a `#[repr(transparent)]` `u64` cell and
-        // `AtomicU64` has the size and alignment of `u64` (8-aligned, checked
-        // in `new`); interior mutability makes the shared view sound, and the
-        // protocol never accesses a header word non-atomically while another
-        // side may access it atomically (see the type's docs).
-        return unsafe { &*word.cast::<AtomicU64>() };
+        // above), inside the ring named in `new`.
+        let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
+        // SAFETY: the pipe protocol gives the consumer this word (between head
+        // and tail) until it publishes a new head, so no write races the read.
+        let w = cell.with(|p| unsafe { p.read() });
+        let w = u64::from_le(w);
+        (w as u32, (w >> 32) as u32)
     }
 
-    /// Loads the header word at `off` (0 = nothing published there yet).
+    /// Writes a record header at `off` (8-aligned, `off + 8 <= capacity`).
     #[inline(always)]
-    fn load_header(&self, off: u64) -> u64 {
-        // Acquire: pairs with the Release store in `publish_header`, so the
-        // payload and the zero-ahead word written before it are visible.
-        u64::from_le(self.atomic(off).load(Ordering::Acquire))
-    }
-
-    /// Stores a header that publishes its record (and everything before it).
-    #[inline(always)]
-    fn publish_header(&self, off: u64, word: u64) {
-        // Release: publishes the payload and the zero-ahead word; pairs with
-        // the Acquire in `load_header`.
-        self.atomic(off).store(word.to_le(), Ordering::Release);
-    }
-
-    /// Stores a header (or the zero-ahead word) that a later
-    /// `publish_header` publishes.
-    #[inline(always)]
-    fn write_header(&self, off: u64, word: u64) {
-        // Relaxed: published by the Release store of a later header.
-        self.atomic(off).store(word.to_le(), Ordering::Relaxed);
+    fn write_header(&self, off: u64, len: u32, kind: u32) {
+        assert!(off % 8 == 0 && off + HEADER <= self.capacity);
+        let w = (u64::from(len) | (u64::from(kind) << 32)).to_le();
+        // SAFETY: in bounds, checked above.
+        let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
+        // SAFETY: the protocol gives the producer this word (between tail and
+        // head + capacity) until it publishes a new tail.
+        cell.with_mut(|p| unsafe { p.write(w) });
     }
 
     /// Copies `src` into the ring at `off` (8-aligned, in bounds).
@@ -543,11 +488,14 @@ impl Ring {
         };
         #[cfg(loom)]
         for (i, chunk) in src.chunks(8).enumerate() {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            // Relaxed: published by the record's header (Release).
-            self.atomic(off + 8 * i as u64)
-                .store(u64::from_ne_bytes(b), Ordering::Relaxed);
+            // SAFETY: word index within the checked range.
+            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
+            cell.with_mut(|p| {
+                let mut b = [0u8; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                // SAFETY: this word is reserved to the producer by the protocol.
+                unsafe { p.write(u64::from_ne_bytes(b)) }
+            });
         }
     }
 
@@ -563,8 +511,10 @@ impl Ring {
         };
         #[cfg(loom)]
         for (i, chunk) in dst.chunks_mut(8).enumerate() {
-            // Relaxed: ordered after the header's Acquire.
-            let w = self.atomic(off + 8 * i as u64).load(Ordering::Relaxed);
+            // SAFETY: word index within the checked range.
+            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
+            // SAFETY: this word is reserved to the consumer by the protocol.
+            let w = cell.with(|p| unsafe { p.read() });
             chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
         }
     }

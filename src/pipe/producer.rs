@@ -4,8 +4,8 @@ use core::ptr::NonNull;
 use std::time::Instant;
 
 use super::{
-    attach, end, header_word, max_frame, positions_ok, release, PipeCtl, Ring, BAD_POSITIONS,
-    HEADER, KIND_DATA, KIND_PAD,
+    attach, end, max_frame, positions_ok, release, PipeCtl, Ring, BAD_POSITIONS, HEADER, KIND_DATA,
+    KIND_PAD,
 };
 use crate::error::{AttachError, SendError, TrySendError};
 use crate::futex::WaitError;
@@ -52,17 +52,16 @@ impl Producer {
         // SAFETY: the caller guarantees `ctl` is valid while we use it.
         let c = unsafe { ctl.as_ref() };
         attach(&c.ends.producer, me)?;
-        let capacity = ring.capacity();
-        let (tail, head) = match frontier(c, &ring) {
-            Ok(p) => p,
-            Err(what) => {
-                release(&c.ends.producer, me);
-                return Err(AttachError::Corrupt(what));
-            }
-        };
-        // Relaxed: only a hint for listings and the next attach, which walks
-        // the records itself.
-        c.tail.store(tail, Ordering::Relaxed);
+        // Relaxed: the Acquire of the attach CAS made the previous producer's
+        // last tail store visible, and only producers write `tail`.
+        let tail = c.tail.load(Ordering::Relaxed);
+        // Acquire: pairs with the consumer's Release store of head.
+        let head = c.head.load(Ordering::Acquire);
+        let capacity = ring.capacity;
+        if !positions_ok(tail, head, capacity) {
+            release(&c.ends.producer, me);
+            return Err(AttachError::Corrupt(BAD_POSITIONS));
+        }
         Ok(Self {
             ctl,
             ring,
@@ -112,9 +111,7 @@ impl Producer {
         let off = self.tail & (self.capacity - 1);
         let to_end = self.capacity - off;
         let need = if rec > to_end { to_end + rec } else { rec };
-        // `+ HEADER`: the slack that keeps the zero-ahead word out of unread
-        // records (see `Ring`).
-        if self.tail + need + HEADER - self.cached_head > self.capacity {
+        if self.tail + need - self.cached_head > self.capacity {
             self.refresh_head(need)?;
         }
         Ok((off, need))
@@ -132,7 +129,7 @@ impl Producer {
             return Err(TrySendError::Corrupt(what));
         }
         self.cached_head = head;
-        if self.tail + need + HEADER - head <= self.capacity {
+        if self.tail + need - head <= self.capacity {
             return Ok(());
         }
         // Acquire: pairs with the Release detach in `release`.
@@ -142,7 +139,7 @@ impl Producer {
             let head = self.ctl().head.load(Ordering::Acquire);
             if head <= self.tail && self.tail - head <= self.capacity {
                 self.cached_head = head;
-                if self.tail + need + HEADER - head <= self.capacity {
+                if self.tail + need - head <= self.capacity {
                     return Ok(());
                 }
             }
@@ -151,33 +148,30 @@ impl Producer {
         Err(TrySendError::Full)
     }
 
-    /// Publishes the record reserved at `off` (`need` bytes, a PAD included
-    /// when it wraps) whose `len` payload bytes are already in place, and wakes
-    /// a sleeping consumer.
-    ///
-    /// Order matters (see `Ring`): zero-ahead word, `tail`, then the header
-    /// with Release, last.
+    /// Writes the PAD record (if wrapping) and the data header; returns the
+    /// payload offset.
     #[inline(always)]
-    fn publish(&mut self, off: u64, need: u64, len: usize) {
+    fn lay_out(&self, off: u64, need: u64, len: usize) -> u64 {
         let rec = HEADER + round8(len as u64);
-        let next = (self.tail + need) & (self.capacity - 1);
-        self.ring.write_header(next, 0);
-        self.tail += need;
-        // Relaxed: published with the header below, so a consumer that has
-        // read this record (and a later consumer that attaches after it) sees
-        // a tail at least this far; it is only a hint for listings.
-        self.ctl().tail.store(self.tail, Ordering::Relaxed);
-        if need > rec {
-            // Wraps: the frame goes at 0, and a PAD fills the rest of the ring.
-            // The PAD header is stored last, so it publishes the frame too.
+        let off = if need > rec {
+            // Pad the rest of the ring; `need - rec` is the distance to the end.
             self.ring
-                .write_header(0, header_word(len as u32, KIND_DATA));
-            let pad = (need - rec - HEADER) as u32;
-            self.ring.publish_header(off, header_word(pad, KIND_PAD));
+                .write_header(off, (need - rec - HEADER) as u32, KIND_PAD);
+            0
         } else {
-            self.ring
-                .publish_header(off, header_word(len as u32, KIND_DATA));
-        }
+            off
+        };
+        self.ring.write_header(off, len as u32, KIND_DATA);
+        off + HEADER
+    }
+
+    /// Publishes `need` more bytes and wakes a sleeping consumer.
+    #[inline(always)]
+    fn publish(&mut self, need: u64) {
+        self.tail += need;
+        // Release: publishes the record; pairs with the Acquire load of tail in
+        // `Consumer::refresh_tail`.
+        self.ctl().tail.store(self.tail, Ordering::Release);
         self.ctl().readable.notify();
     }
 
@@ -189,9 +183,9 @@ impl Producer {
     #[inline]
     pub fn try_send(&mut self, frame: &[u8]) -> Result<(), TrySendError> {
         let (off, need) = self.reserve(frame.len())?;
-        self.ring
-            .write_bytes(payload_offset(off, need, frame.len()), frame);
-        self.publish(off, need, frame.len());
+        let at = self.lay_out(off, need, frame.len());
+        self.ring.write_bytes(at, frame);
+        self.publish(need);
         Ok(())
     }
 
@@ -242,9 +236,9 @@ impl Producer {
         interrupt: Option<&dyn Fn() -> bool>,
     ) -> Result<(), SendError> {
         let (off, need) = self.reserve_until(frame.len(), deadline, interrupt)?;
-        self.ring
-            .write_bytes(payload_offset(off, need, frame.len()), frame);
-        self.publish(off, need, frame.len());
+        let at = self.lay_out(off, need, frame.len());
+        self.ring.write_bytes(at, frame);
+        self.publish(need);
         Ok(())
     }
 
@@ -274,62 +268,6 @@ impl Producer {
             Err(WaitError::Interrupted) => Err(SendError::Interrupted),
         }
     }
-}
-
-/// Where the payload of a record reserved at `off` (`need` bytes) goes: right
-/// after its header, or after the header at 0 when the record wraps.
-#[inline(always)]
-fn payload_offset(off: u64, need: u64, len: usize) -> u64 {
-    if need > HEADER + round8(len as u64) {
-        HEADER
-    } else {
-        off + HEADER
-    }
-}
-
-/// Where the next record goes: walks the published records from `head` to the
-/// first zero header word. Returns `(tail, head)`.
-///
-/// `tail` in the control block is only a hint: a producer that died between
-/// storing it and storing its record's header leaves it one record ahead of
-/// what the consumer will ever see, and one that died after leaves nothing
-/// behind. The zero-ahead invariant (see `Ring`) makes the first zero header
-/// after `head` the true end.
-fn frontier(c: &PipeCtl, ring: &Ring) -> Result<(u64, u64), &'static str> {
-    let capacity = ring.capacity();
-    let max = max_frame(capacity);
-    // A consumer running meanwhile may move `head` on; if the walk seems to
-    // run past a ring's worth, look at `head` again before calling it corrupt.
-    'retry: for _ in 0..3 {
-        // Acquire: pairs with the consumer's Release store of head, so the
-        // records before it are done with.
-        let head = c.head.load(Ordering::Acquire);
-        if !positions_ok(head, head, capacity) {
-            return Err(BAD_POSITIONS);
-        }
-        let mut pos = head;
-        loop {
-            if pos - head > capacity - HEADER {
-                continue 'retry;
-            }
-            let off = pos & (capacity - 1);
-            let w = ring.load_header(off);
-            if w == 0 {
-                return Ok((pos, head));
-            }
-            let (len, kind) = (u64::from(w as u32), (w >> 32) as u32);
-            let rec = match kind {
-                KIND_DATA if len <= max => HEADER + round8(len),
-                KIND_PAD if off + HEADER + len == capacity => HEADER + len,
-                _ => return Err("a published record header is invalid"),
-            };
-            if off + rec > capacity {
-                return Err("a published record runs past the end of the ring");
-            }
-            pos += rec;
-        }
-    }
-    Err("published records fill more than the ring")
 }
 
 /// The blocking error for a non-blocking one that waiting cannot cure.
@@ -406,12 +344,19 @@ impl Claim<'_> {
     }
 
     fn payload_offset(&self) -> u64 {
-        payload_offset(self.off, self.need, self.len)
+        let rec = HEADER + round8(self.len as u64);
+        if self.need > rec {
+            HEADER
+        } else {
+            self.off + HEADER
+        }
     }
 
     /// Publishes the frame.
     #[inline]
     pub fn commit(self) {
-        self.producer.publish(self.off, self.need, self.len);
+        let p = self.producer;
+        p.lay_out(self.off, self.need, self.len);
+        p.publish(self.need);
     }
 }

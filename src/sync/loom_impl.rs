@@ -91,14 +91,3 @@ pub fn heavy_barrier() {
 pub fn enable_asymmetric_barriers() -> bool {
     false
 }
-
-/// One 8-byte word of a pipe's ring. Under loom every word is an atomic:
-/// record headers are published with Release and polled with Acquire, and
-/// payloads are copied with Relaxed word loads and stores, so a missing
-/// Release/Acquire shows up as a model reading stale payload words.
-pub type RingWord = AtomicU64;
-
-/// A ring word holding `v`.
-pub fn ring_word(v: u64) -> RingWord {
-    AtomicU64::new(v)
-}

@@ -269,13 +269,3 @@ pub fn heavy_barrier() {
         );
     }
 }
-
-/// One 8-byte word of a pipe's ring: plain shared memory, copied with `memcpy`
-/// for payloads and viewed as an [`AtomicU64`] for record headers (see
-/// `pipe::Ring`). `#[repr(transparent)]` over `u64`.
-pub type RingWord = cell::UnsafeCell<u64>;
-
-/// A ring word holding `v`.
-pub const fn ring_word(v: u64) -> RingWord {
-    cell::UnsafeCell::new(v)
-}
