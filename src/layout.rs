@@ -164,6 +164,17 @@ impl Kind {
         }
     }
 
+    /// The name with its indefinite article, for messages: "a pipe",
+    /// "an array".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::Pipe => "a pipe",
+            Self::Queue => "a queue",
+            Self::Value => "a value",
+            Self::Array => "an array",
+        }
+    }
+
     /// Parses a lower-case name.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -201,7 +212,8 @@ pub struct DirEntry {
     pub offset: AtomicU64,
     /// Length of the channel body in bytes.
     pub length: AtomicU64,
-    /// Kind-specific parameters (pipe: `[capacity, 0, 0, 0]`).
+    /// Kind-specific parameters (pipe: `[capacity, 0, 0, 0]`; queue:
+    /// `[slots, slot_size, 0, 0]`).
     pub params: [AtomicU64; 4],
     /// The name, packed little-endian into words.
     pub name: [AtomicU64; 16],

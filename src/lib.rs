@@ -13,6 +13,8 @@
 //! |---|---|
 //! | [`layout`] | the segment ABI: header, peer table, directory; open-time validation |
 //! | [`pipe`] | single-producer single-consumer ring of byte frames |
+//! | [`queue`] | bounded multi-producer multi-consumer queue of byte frames (Vyukov, owner-tagged cells) |
+//! | [`seqlock`] | typed values and arrays: double-buffered seqlock |
 //! | [`futex`] | shared futex and the [`futex::Doorbell`] sleep/wake handshake |
 //! | [`protocol`] | control-plane messages between clients and the daemon |
 //! | [`name`] | bus and channel names, and where a bus's files live |
@@ -37,5 +39,7 @@ pub mod layout;
 pub mod name;
 pub mod pipe;
 pub mod protocol;
+pub mod queue;
+pub mod seqlock;
 pub mod sync;
 pub mod util;

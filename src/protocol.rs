@@ -14,7 +14,8 @@
 //! | any | `ERR <code> <message…>` |
 //!
 //! In `OPEN`, a parameter is a number or `-` (default, or "any" when opening an
-//! existing channel). For a pipe, `p0` is the ring capacity in bytes.
+//! existing channel). For a pipe, `p0` is the ring capacity in bytes; for a
+//! queue, `p0` is the number of slots and `p1` the slot payload size in bytes.
 
 use core::fmt;
 

@@ -523,6 +523,31 @@ fn release_owner_after_crash() {
     assert_eq!((s.producer, s.consumer), (0, 0));
 }
 
+/// A peer that died asleep leaves its announcement in the doorbell; the
+/// daemon's recovery clears it with the end (so publishes stop paying for a
+/// `FUTEX_WAKE`), and only for the dead peer's own end.
+#[test]
+fn release_owner_clears_a_dead_sleepers_announcement() {
+    use shmbus::sync::Ordering::Relaxed;
+    let pipe = new_pipe(SMALL);
+    let tx = producer(&pipe);
+    let rx = consumer(&pipe);
+    // As if each had died inside a wait: announced, never left.
+    pipe.ctl().writable.waiters.fetch_add(1, Relaxed);
+    pipe.ctl().readable.waiters.fetch_add(1, Relaxed);
+    tx.crash();
+    assert_eq!(pipe.ctl().release_owner(PRODUCER), 1);
+    assert_eq!(pipe.ctl().writable.waiters.load(Relaxed), 0);
+    assert_eq!(
+        pipe.ctl().readable.waiters.load(Relaxed),
+        1,
+        "the live consumer's end is not touched"
+    );
+    rx.crash();
+    assert_eq!(pipe.ctl().release_owner(CONSUMER), 1);
+    assert_eq!(pipe.ctl().readable.waiters.load(Relaxed), 0);
+}
+
 #[test]
 fn too_large_never_hangs() {
     let pipe = new_pipe(SMALL);

@@ -11,7 +11,10 @@ use shmbus::sync::{fence, Ordering};
 use crate::control::{Control, RequestError};
 use crate::error::{Error, Result};
 use crate::pipe::Pipe;
+use crate::queue::Queue;
 use crate::segment::Mapping;
+use crate::table::{Array, Table, Value};
+use shmbus::seqlock::{ElemType, Element, Seqlock};
 
 /// Bus name used when none is given and `$SHMBUS_BUS` is unset.
 ///
@@ -342,6 +345,300 @@ impl Bus {
         ))
     }
 
+    /// Opens queue `name`, creating it with the default 1024 slots of 256
+    /// bytes if it does not exist yet (an existing queue is opened whatever
+    /// its parameters). Python: `multiprocessing.JoinableQueue()`.
+    ///
+    /// # Errors
+    /// [`Error::BadName`], `KindMismatch` (the name is taken by another kind
+    /// of channel), `NoSpace` / `DirectoryFull`, `BusClosed`, `Denied`,
+    /// `Corrupt`, `Protocol`, `Io`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let q = bus.queue("jobs")?;
+    /// q.put(b"work")?;
+    /// assert_eq!(q.get()?, b"work");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        self.queue_builder(name).open()
+    }
+
+    /// Opens existing queue `name`; never creates one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no channel of that name; otherwise as
+    /// [`Bus::queue`].
+    pub fn open_queue(&self, name: &str) -> Result<Queue> {
+        self.queue_builder(name).create(false).open()
+    }
+
+    /// A builder to open queue `name` with chosen slots and slot size.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let q = bus.queue_builder("frames").slots(64).slot_size(4096).open()?;
+    /// assert_eq!(q.slot_size(), 4096);
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn queue_builder<'a>(&'a self, name: &'a str) -> QueueBuilder<'a> {
+        QueueBuilder {
+            bus: self,
+            name,
+            slots: None,
+            slot_size: None,
+            create: true,
+        }
+    }
+
+    fn open_queue_impl(
+        &self,
+        name: &str,
+        create: bool,
+        slots: Option<u64>,
+        slot_size: Option<u64>,
+    ) -> Result<Queue> {
+        let check = shmbus::queue::check_params(
+            slots.unwrap_or(shmbus::queue::DEFAULT_SLOTS),
+            slot_size.unwrap_or(shmbus::queue::DEFAULT_SLOT_SIZE),
+        );
+        if let (Err(message), true) = (check, slots.is_some() || slot_size.is_some()) {
+            return Err(Error::BadParams {
+                channel: name.to_owned(),
+                message,
+            });
+        }
+        let g = self.open(Kind::Queue, name, create, [slots, slot_size, None])?;
+        let body = self
+            .inner
+            .map
+            .queue(g.offset, g.length, g.params[0], g.params[1])
+            .map_err(Error::Corrupt)?;
+        // SAFETY:
+        // - `body.ctl` passed `QueueCtl::check` with the cells' parameters in
+        //   `Mapping::queue`, and `body.cells` are that queue's cells;
+        // - both stay mapped as long as the handle: it is stored in a `Queue`
+        //   together with `Arc<Inner>`, which owns the mapping and is declared
+        //   after the handle, so it is dropped after it (clones likewise).
+        let q = unsafe {
+            shmbus::queue::Queue::attach(
+                std::ptr::NonNull::from(body.ctl),
+                body.cells,
+                self.inner.owner(),
+            )
+        };
+        Ok(Queue::new(Arc::clone(&self.inner), name.into(), q))
+    }
+
+    /// Opens the value `name` holding one `T`, creating it (as zero) if it
+    /// does not exist yet: Python's `multiprocessing.Value`.
+    ///
+    /// # Errors
+    /// [`Error::TypeMismatch`] if `name` holds another element type or is an
+    /// array; otherwise as [`Bus::pipe`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let x = bus.value::<f64>("x")?;
+    /// x.store(x.load() + 1.0)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn value<T: Element>(&self, name: &str) -> Result<Value<T>> {
+        self.table_impl(Kind::Value, name, true, Some(T::TYPE), Some(1))
+            .map(Value::new)
+    }
+
+    /// Opens the array `name` of `len` elements of `T`, creating it (all
+    /// zero) if it does not exist yet: Python's `multiprocessing.Array`.
+    ///
+    /// # Errors
+    /// [`Error::TypeMismatch`] if `name` holds another element type or
+    /// length; [`Error::BadParams`] unless `1 <= len <= 2^20`; otherwise as
+    /// [`Bus::pipe`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let a = bus.array::<i32>("a", 10)?;
+    /// a.write(&[7; 10])?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn array<T: Element>(&self, name: &str, len: usize) -> Result<Array<T>> {
+        self.table_impl(Kind::Array, name, true, Some(T::TYPE), Some(len as u64))
+            .map(Array::new)
+    }
+
+    /// Opens the existing value `name`, which must hold a `T`; never creates.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; otherwise as [`Bus::value`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let x = shmbus_client::Bus::connect()?.open_value::<f64>("x")?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn open_value<T: Element>(&self, name: &str) -> Result<Value<T>> {
+        self.table_impl(Kind::Value, name, false, Some(T::TYPE), Some(1))
+            .map(Value::new)
+    }
+
+    /// Opens the existing array `name` of `T`, whatever its length; never
+    /// creates.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; otherwise as [`Bus::array`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.open_array::<i32>("a")?;
+    /// println!("{} elements", a.len());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn open_array<T: Element>(&self, name: &str) -> Result<Array<T>> {
+        self.table_impl(Kind::Array, name, false, Some(T::TYPE), None)
+            .map(Array::new)
+    }
+
+    /// Creates (or opens, if it exists with the same type) a value of element
+    /// type `elem`, untyped: for tools such as the `shmbus` command.
+    ///
+    /// # Errors
+    /// As [`Bus::value`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmbus_client::ElemType;
+    /// let t = shmbus_client::Bus::connect()?.create_value("x", ElemType::F64)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn create_value(&self, name: &str, elem: ElemType) -> Result<Table> {
+        self.table_impl(Kind::Value, name, true, Some(elem), Some(1))
+    }
+
+    /// Creates (or opens, if it exists with the same type and length) an
+    /// array, untyped.
+    ///
+    /// # Errors
+    /// As [`Bus::array`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmbus_client::ElemType;
+    /// let t = shmbus_client::Bus::connect()?.create_array("a", ElemType::I32, 10)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn create_array(&self, name: &str, elem: ElemType, len: usize) -> Result<Table> {
+        self.table_impl(Kind::Array, name, true, Some(elem), Some(len as u64))
+    }
+
+    /// Opens the existing value or array `name`, whatever its element type and
+    /// length; never creates.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; `KindMismatch` if `name` is a pipe or a queue;
+    /// otherwise as [`Bus::pipe`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// println!("{}", t.read_strings().join(" "));
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn table(&self, name: &str) -> Result<Table> {
+        validate_channel(name).map_err(|error| Error::BadName {
+            what: "channel",
+            name: name.to_owned(),
+            error,
+        })?;
+        match self.kind_of(name) {
+            None => Err(Error::NotFound {
+                channel: name.to_owned(),
+            }),
+            Some(kind @ (Kind::Value | Kind::Array)) => {
+                self.table_impl(kind, name, false, None, None)
+            }
+            Some(found) => Err(Error::KindMismatch {
+                channel: name.to_owned(),
+                expected: Kind::Value,
+                found: Some(found),
+            }),
+        }
+    }
+
+    fn table_impl(
+        &self,
+        kind: Kind,
+        name: &str,
+        create: bool,
+        elem: Option<ElemType>,
+        len: Option<u64>,
+    ) -> Result<Table> {
+        if let (Some(t), Some(n)) = (elem, len) {
+            if let Err(message) = shmbus::seqlock::check_params(u64::from(t.code()), n) {
+                return Err(Error::BadParams {
+                    channel: name.to_owned(),
+                    message,
+                });
+            }
+        }
+        let params = [elem.map(|t| u64::from(t.code())), len, None];
+        let g = match self.open(kind, name, create, params) {
+            Err(Error::ParamMismatch { .. }) => {
+                return Err(Error::TypeMismatch {
+                    channel: name.to_owned(),
+                    expected: describe_table(kind, elem, len),
+                    found: self.describe_entry(name),
+                })
+            }
+            r => r?,
+        };
+        let body = self
+            .inner
+            .map
+            .seqlock(g.offset, g.length, g.params[0], g.params[1])
+            .map_err(Error::Corrupt)?;
+        if elem.is_some_and(|t| t != body.elem) || len.is_some_and(|n| n != g.params[1]) {
+            return Err(Error::Protocol(format!(
+                "asked for {}, the daemon granted {}",
+                describe_table(kind, elem, len),
+                describe_table(kind, Some(body.elem), Some(g.params[1]))
+            )));
+        }
+        // SAFETY:
+        // - `body.ctl` passed `SeqlockCtl::check` for this type and length, and
+        //   `body.copies` are its two copies, each `words(len)` atomic words,
+        //   8-aligned, inside the arena (`Mapping::seqlock` checked all this);
+        // - the mapping stays alive as long as the handle: it is stored in a
+        //   `Table` together with the `Arc<Inner>` that owns the mapping.
+        let lock = unsafe {
+            Seqlock::new(
+                std::ptr::NonNull::from(body.ctl),
+                body.copies,
+                body.elem,
+                g.params[1],
+            )
+        };
+        Ok(Table::new(Arc::clone(&self.inner), name.into(), kind, lock))
+    }
+
+    /// What the directory says channel `name` holds, for `TypeMismatch`.
+    fn describe_entry(&self, name: &str) -> String {
+        match self.channels().into_iter().find(|c| c.name == name) {
+            Some(ChannelInfo {
+                kind,
+                details: ChannelDetails::Table(t),
+                ..
+            }) => describe_table(kind, Some(t.elem), Some(t.len)),
+            Some(c) => c.kind.with_article().to_owned(),
+            None => "something else".to_owned(),
+        }
+    }
+
     /// Sends `OPEN` and checks the answer.
     fn open(
         &self,
@@ -497,7 +794,27 @@ impl Bus {
                 }
                 Err(what) => ChannelDetails::Corrupt(what),
             },
-            _ => ChannelDetails::Other { params },
+            Kind::Queue => match m.queue(offset, length, params[0], params[1]) {
+                Ok(body) => {
+                    let s = body.ctl.stats();
+                    ChannelDetails::Queue(QueueInfo {
+                        slots: s.slots,
+                        slot_size: s.slot_size,
+                        depth: s.depth,
+                        unfinished: s.unfinished,
+                    })
+                }
+                Err(what) => ChannelDetails::Corrupt(what),
+            },
+            Kind::Value | Kind::Array => match m.seqlock(offset, length, params[0], params[1]) {
+                Ok(body) => ChannelDetails::Table(TableInfo {
+                    elem: body.elem,
+                    len: params[1],
+                    version: body.ctl.generation(),
+                    writer: self.holder(body.ctl.writer()),
+                }),
+                Err(what) => ChannelDetails::Corrupt(what),
+            },
         };
         Some(ChannelInfo {
             name,
@@ -512,6 +829,16 @@ impl Bus {
             slot,
             pid: self.inner.peer_pid(slot),
         })
+    }
+}
+
+/// `f64 value`, `i32[10]`, `i32 array`.
+fn describe_table(kind: Kind, elem: Option<ElemType>, len: Option<u64>) -> String {
+    let t = elem.map_or("any", ElemType::name);
+    match (kind, len) {
+        (Kind::Value, _) => format!("{t} value"),
+        (_, Some(n)) => format!("{t}[{n}]"),
+        (_, None) => format!("{t} array"),
     }
 }
 
@@ -562,6 +889,10 @@ pub struct ChannelInfo {
 pub enum ChannelDetails {
     /// A pipe's state.
     Pipe(PipeInfo),
+    /// A queue's state.
+    Queue(QueueInfo),
+    /// A value's or array's type and state.
+    Table(TableInfo),
     /// A kind this version does not inspect; its raw parameters.
     Other {
         /// The directory's parameters.
@@ -569,6 +900,108 @@ pub enum ChannelDetails {
     },
     /// The channel's body failed validation.
     Corrupt(&'static str),
+}
+
+/// A snapshot of a value or array, in [`ChannelDetails::Table`].
+///
+/// # Examples
+/// ```no_run
+/// use shmbus_client::ChannelDetails;
+///
+/// for c in shmbus_client::Bus::connect()?.channels() {
+///     if let ChannelDetails::Table(t) = c.details {
+///         println!("{}: {}[{}], written {} times", c.name, t.elem, t.len, t.version);
+///     }
+/// }
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Element type.
+    pub elem: ElemType,
+    /// Number of elements (1 for a value).
+    pub len: u64,
+    /// Writes so far.
+    pub version: u64,
+    /// Who holds the writer lock right now, if anyone.
+    pub writer: Option<Holder>,
+}
+
+/// A snapshot of a queue, in [`ChannelDetails::Queue`] (approximate).
+///
+/// # Examples
+/// ```no_run
+/// use shmbus_client::ChannelDetails;
+///
+/// for c in shmbus_client::Bus::connect()?.channels() {
+///     if let ChannelDetails::Queue(q) = c.details {
+///         println!("{}: {} of {} slots in use", c.name, q.depth, q.slots);
+///     }
+/// }
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// Number of slots.
+    pub slots: u64,
+    /// Largest item in bytes.
+    pub slot_size: u64,
+    /// Items waiting.
+    pub depth: u64,
+    /// Items put and not yet marked done.
+    pub unfinished: u64,
+}
+
+/// Opens a queue with chosen parameters: made by [`Bus::queue_builder`].
+///
+/// # Examples
+/// ```no_run
+/// let bus = shmbus_client::Bus::connect()?;
+/// let q = bus.queue_builder("jobs").slots(4096).open()?;
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "call .open()"]
+pub struct QueueBuilder<'a> {
+    bus: &'a Bus,
+    name: &'a str,
+    slots: Option<u64>,
+    slot_size: Option<u64>,
+    create: bool,
+}
+
+impl QueueBuilder<'_> {
+    /// Number of slots (a power of two, 2 to 2^24) if the queue is created;
+    /// if it exists, it must have this many. Default 1024.
+    pub fn slots(mut self, slots: u64) -> Self {
+        self.slots = Some(slots);
+        self
+    }
+
+    /// Largest item in bytes (1 to 1 MiB) if the queue is created; if it
+    /// exists, it must have this slot size. Default 256.
+    pub fn slot_size(mut self, bytes: u64) -> Self {
+        self.slot_size = Some(bytes);
+        self
+    }
+
+    /// Whether to create the queue if it does not exist (default true).
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Opens (or creates) the queue.
+    ///
+    /// # Errors
+    /// [`Error::BadParams`] for slots that are zero or not a power of two, or
+    /// a slot size out of range; `ParamMismatch` if the queue exists with
+    /// other parameters; `NotFound` without `create`; otherwise as
+    /// [`Bus::queue`].
+    pub fn open(self) -> Result<Queue> {
+        self.bus
+            .open_queue_impl(self.name, self.create, self.slots, self.slot_size)
+    }
 }
 
 /// A snapshot of a pipe, in [`ChannelDetails::Pipe`].

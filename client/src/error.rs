@@ -11,6 +11,9 @@
 //! |---|---|
 //! | [`Bus::connect`](crate::Bus::connect) | `BadName`, `DaemonNotRunning`, `PermissionDenied`, `NotShmbus`, `Truncated`, `SizeMismatch`, `AbiMismatch`, `NotReady`, `CorruptSegment`, `BusClosed`, `Refused`, `Protocol`, `Io` |
 //! | [`Bus::pipe`](crate::Bus::pipe) and friends | `BadName`, `NotFound`, `KindMismatch`, `ParamMismatch`, `BadParams`, `NoSpace`, `DirectoryFull`, `Denied`, `BusClosed`, `Corrupt`, `Protocol`, `Io` |
+//! | [`Bus::value`](crate::Bus::value), [`Bus::array`](crate::Bus::array) and friends | as `Bus::pipe`, and `TypeMismatch` |
+//! | value and array writes (`store`, `write`, `update`, `fetch_add`) | `LengthMismatch` (arrays), `Timeout`, `BusClosed` |
+//! | `wait_changed` | `Timeout`, `BusClosed` |
 //! | [`Pipe::sender`](crate::Pipe::sender) / [`receiver`](crate::Pipe::receiver) | `Busy`, `Corrupt` |
 //! | `try_send`, `try_claim` | `Full`, `Disconnected`, `TooLarge`, `Corrupt` |
 //! | `send`, `claim` and their `_timeout`/`_deadline` forms | `Disconnected`, `TooLarge`, `Timeout`, `BusClosed`, `Corrupt` |
@@ -205,6 +208,26 @@ pub enum Error {
         /// The daemon's explanation.
         message: String,
     },
+    /// A value or array of that name exists with another element type or
+    /// length (`Bus::value`, `Bus::array` and their `open_` forms).
+    TypeMismatch {
+        /// The channel name.
+        channel: String,
+        /// What was asked for, e.g. `f64[16]` or `i32 value`.
+        expected: String,
+        /// What the channel holds.
+        found: String,
+    },
+    /// A slice passed to an array operation has the wrong number of
+    /// elements.
+    LengthMismatch {
+        /// The channel name.
+        channel: String,
+        /// The array's length.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
     /// The bus's directory has no free entry for another channel.
     DirectoryFull {
         /// The channel name.
@@ -254,6 +277,9 @@ pub enum Error {
     },
     /// A `_timeout` or `_deadline` call ran out of time.
     Timeout,
+    /// `Queue::task_done` was called more times than items were put
+    /// (Python's `ValueError` from `JoinableQueue.task_done`).
+    TaskDone,
     /// The daemon is shutting down, exited, was killed or was replaced: this
     /// connection is over. Reconnect once a daemon serves the bus again.
     BusClosed,
@@ -337,8 +363,10 @@ impl fmt::Display for Error {
                 found: Some(found),
             } => write!(
                 f,
-                "channel {channel} is a {found}, not a {expected}: \
-                 open it as a {found} or use another name"
+                "channel {channel} is {}, not {}: open it as {} or use another name",
+                found.with_article(),
+                expected.with_article(),
+                found.with_article()
             ),
             Self::KindMismatch {
                 channel,
@@ -346,12 +374,30 @@ impl fmt::Display for Error {
                 found: None,
             } => write!(
                 f,
-                "channel {channel} exists but is not a {expected}: use another name"
+                "channel {channel} exists but is not {}: use another name",
+                expected.with_article()
             ),
             Self::ParamMismatch { channel, message } => write!(
                 f,
                 "channel {channel} exists with other parameters ({message}): \
                  open it without parameters or use another name"
+            ),
+            Self::TypeMismatch {
+                channel,
+                expected,
+                found,
+            } => write!(
+                f,
+                "channel {channel} holds {found}, not {expected}: open it with its own \
+                 element type and length, or use another name"
+            ),
+            Self::LengthMismatch {
+                channel,
+                expected,
+                found,
+            } => write!(
+                f,
+                "array {channel} has {expected} elements, but {found} were given"
             ),
             Self::BadParams { channel, message } => {
                 write!(f, "bad parameters for channel {channel}: {message}")
@@ -391,9 +437,9 @@ impl fmt::Display for Error {
             }
             Self::Full => write!(
                 f,
-                "pipe is full: the receiver is not keeping up; retry, or use a blocking send"
+                "pipe or queue is full: the receivers are not keeping up; retry, or use a blocking send"
             ),
-            Self::Empty => write!(f, "pipe is empty: nothing new has been sent"),
+            Self::Empty => write!(f, "pipe or queue is empty: nothing new has been sent"),
             Self::Disconnected => write!(
                 f,
                 "pipe disconnected: its other end has gone (end of file when receiving; \
@@ -402,9 +448,14 @@ impl fmt::Display for Error {
             Self::TooLarge { len, max } => write!(
                 f,
                 "frame of {len} bytes is larger than this pipe's limit of {max} bytes \
-                 (capacity / 8): create the pipe with a larger capacity"
+                 (a pipe's capacity / 8, a queue's slot size): create the channel with a \
+                 larger capacity or slot size"
             ),
             Self::Timeout => write!(f, "timed out"),
+            Self::TaskDone => write!(
+                f,
+                "task_done() called more times than items were put in the queue"
+            ),
             Self::BusClosed => write!(
                 f,
                 "the bus was closed: shmbusd stopped or restarted; reconnect once it runs again"
@@ -483,6 +534,61 @@ impl From<core::RecvError> for Error {
             core::RecvError::Interrupted => Self::BusClosed,
             core::RecvError::Corrupt(w) => Self::Corrupt(w),
         }
+    }
+}
+
+impl From<shmbus::queue::TryPutError> for Error {
+    #[inline]
+    fn from(e: shmbus::queue::TryPutError) -> Self {
+        use shmbus::queue::TryPutError as E;
+        match e {
+            E::Full => Self::Full,
+            E::TooLarge { len, max } => Self::TooLarge { len, max },
+            E::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::queue::PutError> for Error {
+    /// `Interrupted` comes only from the closed-bus check: [`Error::BusClosed`].
+    #[inline]
+    fn from(e: shmbus::queue::PutError) -> Self {
+        use shmbus::queue::PutError as E;
+        match e {
+            E::TooLarge { len, max } => Self::TooLarge { len, max },
+            E::Timeout => Self::Timeout,
+            E::Interrupted => Self::BusClosed,
+            E::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::queue::TryGetError> for Error {
+    #[inline]
+    fn from(e: shmbus::queue::TryGetError) -> Self {
+        match e {
+            shmbus::queue::TryGetError::Empty => Self::Empty,
+            shmbus::queue::TryGetError::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::queue::GetError> for Error {
+    /// `Interrupted` comes only from the closed-bus check: [`Error::BusClosed`].
+    #[inline]
+    fn from(e: shmbus::queue::GetError) -> Self {
+        match e {
+            shmbus::queue::GetError::Timeout => Self::Timeout,
+            shmbus::queue::GetError::Interrupted => Self::BusClosed,
+            shmbus::queue::GetError::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::queue::TaskDoneError> for Error {
+    #[inline]
+    fn from(_: shmbus::queue::TaskDoneError) -> Self {
+        Self::TaskDone
     }
 }
 

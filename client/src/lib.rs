@@ -25,8 +25,12 @@
 //! |---|---|---|
 //! | [`Bus`] | connection to one bus: control socket + mapped segment | a `Manager` |
 //! | [`Pipe`] | a named single-producer single-consumer pipe of byte frames | `Pipe(duplex=False)` |
+//! | [`Queue`] | a named multi-producer multi-consumer queue of byte frames; `task_done`/`join` | `JoinableQueue()` |
 //! | [`PipeSender`] / [`PipeReceiver`] | its two ends, one holder each on the whole bus | the two `Connection`s |
 //! | [`PipeClaim`] | room for one frame, written in place, then committed | — |
+//! | [`Value<T>`] | a named typed value; lock-free reads, never torn | `Value('d', 0.0)` |
+//! | [`Array<T>`] | a named fixed-length typed array; lock-free reads, never torn | `Array('i', 10)` |
+//! | [`Table`] | a value or array of a type learnt at run time | — |
 //!
 //! Each operation has a ladder: `try_` never blocks; the plain form blocks;
 //! `_timeout` and `_deadline` block at most so long. Blocking calls return
@@ -58,11 +62,17 @@ mod bus;
 mod control;
 pub mod error;
 mod pipe;
+mod queue;
 mod segment;
+mod table;
 
 pub use bus::{
-    default_bus_name, Bus, ChannelDetails, ChannelInfo, Holder, PipeInfo, BUS_ENV, DEFAULT_BUS,
+    default_bus_name, Bus, ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueBuilder, QueueInfo,
+    TableInfo, BUS_ENV, DEFAULT_BUS,
 };
 pub use error::{End, Error, Result};
 pub use pipe::{Pipe, PipeClaim, PipeReceiver, PipeSender};
+pub use queue::{Queue, QueueClaim};
 pub use shmbus::layout::Kind;
+pub use shmbus::seqlock::{ElemType, Element, Integer};
+pub use table::{Array, Table, Value};

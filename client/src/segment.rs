@@ -24,7 +24,10 @@ use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 use shmbus::layout::{self, DirEntry, Geometry, Header, LayoutError, PeerSlot};
 use shmbus::pipe::{PipeCtl, CTL_SIZE};
+use shmbus::queue::{Cells, QueueCtl};
+use shmbus::seqlock::{self, ElemType, SeqlockCtl};
 use shmbus::sync::cell::UnsafeCell;
+use shmbus::sync::AtomicU64;
 
 use crate::error::Error;
 
@@ -45,6 +48,15 @@ pub(crate) struct PipeBody<'a> {
     pub(crate) ring: NonNull<UnsafeCell<u64>>,
     /// The ring's capacity in bytes.
     pub(crate) capacity: u64,
+}
+
+/// Where a queue's control block and cells are, checked to lie in the arena.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueBody<'a> {
+    /// The control block (all atomics), validated by [`QueueCtl::check`].
+    pub(crate) ctl: &'a QueueCtl,
+    /// The cells, inside the channel's allocation.
+    pub(crate) cells: Cells,
 }
 
 impl Mapping {
@@ -256,6 +268,143 @@ impl Mapping {
             ctl,
             ring,
             capacity,
+        })
+    }
+}
+
+/// Where a value's or array's control block and two copies are, checked to
+/// lie in the arena.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeqlockBody<'a> {
+    /// The control block, validated by [`SeqlockCtl::check`].
+    pub(crate) ctl: &'a SeqlockCtl,
+    /// The first word of each copy (`elem.words(len)` words each, 8-aligned).
+    pub(crate) copies: [NonNull<AtomicU64>; 2],
+    /// The element type.
+    pub(crate) elem: ElemType,
+}
+
+impl Mapping {
+    /// The queue body at `offset .. offset + length` with `slots` cells of
+    /// `slot_size` payload bytes, as the daemon or the directory describe it
+    /// (untrusted).
+    ///
+    /// # Errors
+    /// A message naming the first check that failed: the body must lie in the
+    /// arena (checked arithmetic), be 128-aligned, be long enough for the
+    /// control block and the cells, and the control block must agree
+    /// ([`QueueCtl::check`]).
+    pub(crate) fn queue(
+        &self,
+        offset: u64,
+        length: u64,
+        slots: u64,
+        slot_size: u64,
+    ) -> Result<QueueBody<'_>, &'static str> {
+        let g = &self.geometry;
+        let arena_end = g
+            .arena_off
+            .checked_add(g.arena_len)
+            .ok_or("arena bounds overflow")?;
+        let end = offset
+            .checked_add(length)
+            .ok_or("queue body bounds overflow")?;
+        if offset < g.arena_off || end > arena_end {
+            return Err("queue body lies outside the arena");
+        }
+        if offset % align_of::<QueueCtl>() as u64 != 0 {
+            return Err("queue control block is not 128-byte aligned");
+        }
+        shmbus::queue::check_params(slots, slot_size)
+            .map_err(|_| "queue slots or slot size out of range")?;
+        // Cannot overflow: `check_params` bounds both factors (2^24 slots of
+        // at most 2^20 + 16 bytes).
+        if length < shmbus::queue::body_len(slots, slot_size) {
+            return Err("cells extend past the channel's allocation");
+        }
+        // SAFETY: `QueueCtl` is all atomics (meta, positions, counters,
+        // doorbells); `at` checks bounds and alignment.
+        let ctl =
+            unsafe { self.at::<QueueCtl>(offset) }.ok_or("queue control block out of bounds")?;
+        ctl.check(slots, slot_size, length)?;
+        let first = usize::try_from(offset + shmbus::queue::CTL_SIZE)
+            .map_err(|_| "queue offset overflow")?;
+        // SAFETY: `first + slots * stride = offset + body_len <= end <=
+        // arena_end <= total_size` (checked above; `validate` checked the
+        // arena against the file size, which is the mapping's length), so the
+        // pointer is inside the mapping.
+        let p = unsafe { self.map.as_mut_ptr().add(first) };
+        let first = NonNull::new(p).ok_or("null cells")?;
+        // SAFETY:
+        // - `first` is 8-aligned: the mapping is page-aligned, `offset` a
+        //   multiple of 128 (checked) and `CTL_SIZE` a multiple of 128;
+        // - the cells lie inside the mapping (above), which lives as long as
+        //   the bus's `Inner`, and every user of the cells holds that `Arc`;
+        // - state words are only accessed atomically, the rest through the
+        //   queue protocol; `check_params` holds (checked above).
+        let cells = unsafe { Cells::in_segment(first, slots, slot_size) };
+        Ok(QueueBody { ctl, cells })
+    }
+
+    /// The value or array body at `offset .. offset + length` holding `len`
+    /// elements of type code `elem`, as the daemon or the directory describe
+    /// it (untrusted).
+    ///
+    /// # Errors
+    /// A message naming the first check that failed: the body must lie in the
+    /// arena (checked arithmetic), be 128-aligned, be long enough for the
+    /// control block and both copies, and the control block must agree
+    /// ([`SeqlockCtl::check`]).
+    pub(crate) fn seqlock(
+        &self,
+        offset: u64,
+        length: u64,
+        elem: u64,
+        len: u64,
+    ) -> Result<SeqlockBody<'_>, &'static str> {
+        let g = &self.geometry;
+        let arena_end = g
+            .arena_off
+            .checked_add(g.arena_len)
+            .ok_or("arena bounds overflow")?;
+        let end = offset
+            .checked_add(length)
+            .ok_or("value body bounds overflow")?;
+        if offset < g.arena_off || end > arena_end {
+            return Err("value body lies outside the arena");
+        }
+        if offset % align_of::<SeqlockCtl>() as u64 != 0 {
+            return Err("value control block is not 128-byte aligned");
+        }
+        let t = seqlock::check_params(elem, len).map_err(|_| "bad element type or length")?;
+        if length < seqlock::body_len(t, len) {
+            return Err("copies extend past the channel's allocation");
+        }
+        // SAFETY: `SeqlockCtl` is all atomics (meta, state word, doorbells);
+        // `at` checks bounds and alignment.
+        let ctl =
+            unsafe { self.at::<SeqlockCtl>(offset) }.ok_or("value control block out of bounds")?;
+        let t = ctl.check(elem, len, length)?;
+        let stride = seqlock::stride(t, len);
+        let mut copies = [NonNull::dangling(); 2];
+        for (i, c) in copies.iter_mut().enumerate() {
+            // `offset + body_len(t, len) <= end` (checked above), and copy `i`
+            // ends at `offset + CTL_SIZE + (i + 1) * stride <= offset +
+            // body_len`, so neither overflows.
+            let off = offset + seqlock::CTL_SIZE + i as u64 * stride;
+            let off = usize::try_from(off).map_err(|_| "value offset overflow")?;
+            // SAFETY: `off + stride <= end <= arena_end <= total_size` (see
+            // above; `validate` checked the arena against the file size, which
+            // is the mapping's length), so the pointer is inside the mapping.
+            let p = unsafe { self.map.as_mut_ptr().add(off) };
+            // 8-aligned: the mapping is page-aligned, `offset` a multiple of
+            // 128, and `CTL_SIZE` and `stride` multiples of 128.
+            *c = NonNull::new(p.cast::<AtomicU64>()).ok_or("null copy")?;
+        }
+        Ok(SeqlockBody {
+            ctl,
+            copies,
+            elem: t,
         })
     }
 }

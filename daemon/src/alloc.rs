@@ -152,6 +152,12 @@ impl Channels {
             // The body is still zero (the arena never reuses memory), as `init`
             // requires; its stores are published by the Release below too.
             ChannelParams::Pipe { capacity } => seg.pipe(offset).init(capacity),
+            ChannelParams::Queue { slots, slot_size } => {
+                let (ctl, cells) = seg.queue(offset, slots, slot_size);
+                ctl.init(slots, slot_size);
+                cells.init();
+            }
+            ChannelParams::Table { elem, len, .. } => seg.seqlock(offset).init(elem, len),
         }
         // Release: publishes everything above; pairs with the client's Acquire
         // load of the entry's state.

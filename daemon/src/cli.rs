@@ -52,6 +52,21 @@ pub struct Cli {
     #[arg(long = "pipe", value_name = "NAME[:CAPACITY]")]
     pub pipes: Vec<String>,
 
+    /// Create an MPMC queue at start: SLOTS a power of two [default: 1024],
+    /// SLOT_BYTES the largest message [default: 256]. Repeatable.
+    #[arg(long = "queue", value_name = "NAME[:SLOTS[:SLOT_BYTES]]")]
+    pub queues: Vec<String>,
+
+    /// Create a typed value at start. TYPE: i8 u8 i16 u16 i32 u32 i64 u64 f32
+    /// f64, or a Python typecode b B h H i I l L q Q f d. Repeatable.
+    #[arg(long = "value", value_name = "NAME:TYPE")]
+    pub values: Vec<String>,
+
+    /// Create a typed array of LEN elements at start (TYPE as for --value).
+    /// Repeatable.
+    #[arg(long = "array", value_name = "NAME:TYPE:LEN")]
+    pub arrays: Vec<String>,
+
     /// TOML file with the same settings; flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -17,12 +17,27 @@
 //! [[pipe]]
 //! name = "ticks"
 //! capacity = 4096          # or "4K"; default 64K
+//!
+//! [[queue]]
+//! name = "jobs"
+//! slots = 1024             # a power of two; default 1024
+//! slot_size = 256          # largest message in bytes, or "1K"; default 256
+//!
+//! [[value]]
+//! name = "counter"
+//! type = "i64"             # or a Python typecode: "q"
+//!
+//! [[array]]
+//! name = "prices"
+//! type = "d"               # f64
+//! len = 16
 //! ```
 //! Unknown keys are errors, so a typo cannot silently fall back to a default.
-//! Each channel kind has its own array of tables (`[[pipe]]` now; `[[queue]]`,
-//! `[[value]]`, `[[array]]` when those kinds arrive): a new kind adds one field
-//! to `FileConfig`, one variant to [`ChannelParams`] and one loop in
-//! [`Spec::from_cli`].
+//! Each channel kind has its own array of tables (`[[pipe]]`, `[[queue]]`,
+//! `[[value]]`, `[[array]]`): a new kind adds one field to `FileConfig`, one
+//! variant to [`ChannelParams`] and one loop in [`Spec::from_cli`]. Values and
+//! arrays take `type` as a Rust name (`f64`) or a Python typecode (`d`), and
+//! share the [`ChannelParams::Table`] variant.
 //!
 //! # Precedence
 //! A command-line flag beats the file, which beats `$SHMBUS_BUS` (bus name
@@ -36,6 +51,8 @@ use serde::Deserialize;
 use shmbus::layout::{Geometry, Kind, LINE};
 use shmbus::name::{self, BusPaths};
 use shmbus::pipe;
+use shmbus::queue;
+use shmbus::seqlock::{self, ElemType};
 
 use crate::cli::Cli;
 use crate::Error;
@@ -54,6 +71,10 @@ pub const DEFAULT_MAX_CHANNELS: u32 = 256;
 pub const DEFAULT_MODE: u32 = 0o600;
 /// Default pipe ring capacity in bytes.
 pub const DEFAULT_PIPE_CAPACITY: u64 = 65_536;
+/// Default number of queue slots.
+pub const DEFAULT_QUEUE_SLOTS: u64 = queue::DEFAULT_SLOTS;
+/// Default queue slot payload size in bytes.
+pub const DEFAULT_QUEUE_SLOT_SIZE: u64 = queue::DEFAULT_SLOT_SIZE;
 
 /// Kind-specific parameters of a channel to create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +84,22 @@ pub enum ChannelParams {
         /// Ring capacity in bytes.
         capacity: u64,
     },
+    /// An MPMC queue (checked by [`queue::check_params`]).
+    Queue {
+        /// Number of slots (a power of two).
+        slots: u64,
+        /// Largest message in bytes.
+        slot_size: u64,
+    },
+    /// A typed value (one element) or array (`len` elements), a seqlock.
+    Table {
+        /// `value` or `array`.
+        kind: Kind,
+        /// Element type.
+        elem: ElemType,
+        /// Number of elements (1 for a value; checked by [`seqlock::check_params`]).
+        len: u64,
+    },
 }
 
 impl ChannelParams {
@@ -70,6 +107,8 @@ impl ChannelParams {
     pub fn kind(&self) -> Kind {
         match self {
             Self::Pipe { .. } => Kind::Pipe,
+            Self::Queue { .. } => Kind::Queue,
+            Self::Table { kind, .. } => *kind,
         }
     }
 
@@ -77,6 +116,8 @@ impl ChannelParams {
     pub fn body_len(&self) -> u64 {
         match *self {
             Self::Pipe { capacity } => pipe::body_len(capacity),
+            Self::Queue { slots, slot_size } => queue::body_len(slots, slot_size),
+            Self::Table { elem, len, .. } => seqlock::body_len(elem, len),
         }
     }
 
@@ -84,6 +125,8 @@ impl ChannelParams {
     pub fn words(&self) -> [u64; 3] {
         match *self {
             Self::Pipe { capacity } => [capacity, 0, 0],
+            Self::Queue { slots, slot_size } => [slots, slot_size, 0],
+            Self::Table { elem, len, .. } => [u64::from(elem.code()), len, 0],
         }
     }
 }
@@ -218,6 +261,84 @@ impl Spec {
             }
         }
 
+        // Values and arrays: the file's, then the command line's; a name may
+        // be declared once in all.
+        let mut tables: Vec<(String, ChannelSpec)> = Vec::new();
+        for v in &file.value {
+            let what = format!("config [[value]] {:?}", v.name);
+            tables.push((what.clone(), table(&what, &v.name, Kind::Value, &v.ty, 1)?));
+        }
+        for a in &file.array {
+            let what = format!("config [[array]] {:?}", a.name);
+            tables.push((
+                what.clone(),
+                table(&what, &a.name, Kind::Array, &a.ty, a.len)?,
+            ));
+        }
+        for arg in &cli.values {
+            let what = format!("--value {arg}");
+            let (vname, ty) = arg.split_once(':').ok_or_else(|| {
+                Error::Config(format!(
+                    "{what}: expected NAME:TYPE, e.g. counter:i64 or x:d"
+                ))
+            })?;
+            tables.push((what.clone(), table(&what, vname, Kind::Value, ty, 1)?));
+        }
+        for arg in &cli.arrays {
+            let what = format!("--array {arg}");
+            let mut it = arg.splitn(3, ':');
+            let (aname, ty, len) = match (it.next(), it.next(), it.next()) {
+                (Some(n), Some(t), Some(l)) => (n, t, l),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{what}: expected NAME:TYPE:LEN, e.g. prices:f64:16"
+                    )))
+                }
+            };
+            let len: u64 = len.parse().map_err(|_| {
+                Error::Config(format!("{what}: length {len:?} is not a whole number"))
+            })?;
+            tables.push((what.clone(), table(&what, aname, Kind::Array, ty, len)?));
+        }
+        // Queues: the file's, then the command line's.
+        for q in &file.queue {
+            let what = format!("config [[queue]] {:?}", q.name);
+            let size = match &q.slot_size {
+                Some(v) => Some(
+                    value_size(v).map_err(|e| Error::Config(format!("{what}: slot_size: {e}")))?,
+                ),
+                None => None,
+            };
+            tables.push((what.clone(), queue_spec(&what, &q.name, q.slots, size)?));
+        }
+        for arg in &cli.queues {
+            let what = format!("--queue {arg}");
+            let mut it = arg.splitn(3, ':');
+            let qname = it.next().unwrap_or("");
+            let slots = match it.next() {
+                Some(n) => Some(n.parse::<u64>().map_err(|_| {
+                    Error::Config(format!("{what}: slots {n:?} is not a whole number"))
+                })?),
+                None => None,
+            };
+            let size = match it.next() {
+                Some(z) => Some(
+                    parse_size(z).map_err(|e| Error::Config(format!("{what}: slot size: {e}")))?,
+                ),
+                None => None,
+            };
+            tables.push((what.clone(), queue_spec(&what, qname, slots, size)?));
+        }
+        for (what, c) in tables {
+            if channels.iter().any(|x| x.name == c.name) {
+                return Err(Error::Config(format!(
+                    "{what}: channel {:?} is declared twice",
+                    c.name
+                )));
+            }
+            channels.push(c);
+        }
+
         let geometry = Geometry::plan(size, peers, channels_max).map_err(|e| {
             Error::Config(format!(
                 "cannot lay out a segment of {size} bytes with {peers} peers and \
@@ -304,6 +425,43 @@ fn channel(what: &str, cname: &str, capacity: u64) -> Result<ChannelSpec, Error>
     })
 }
 
+/// A queue declaration; `None` takes the default.
+fn queue_spec(
+    what: &str,
+    cname: &str,
+    slots: Option<u64>,
+    slot_size: Option<u64>,
+) -> Result<ChannelSpec, Error> {
+    name::validate_channel(cname)
+        .map_err(|e| Error::Config(format!("{what}: bad channel name {cname:?}: {e}")))?;
+    let slots = slots.unwrap_or(DEFAULT_QUEUE_SLOTS);
+    let slot_size = slot_size.unwrap_or(DEFAULT_QUEUE_SLOT_SIZE);
+    queue::check_params(slots, slot_size).map_err(|e| Error::Config(format!("{what}: {e}")))?;
+    Ok(ChannelSpec {
+        name: cname.to_owned(),
+        params: ChannelParams::Queue { slots, slot_size },
+    })
+}
+
+/// A value or array declaration: `ty` is a Rust name (`f64`) or a Python
+/// typecode (`d`).
+fn table(what: &str, cname: &str, kind: Kind, ty: &str, len: u64) -> Result<ChannelSpec, Error> {
+    name::validate_channel(cname)
+        .map_err(|e| Error::Config(format!("{what}: bad channel name {cname:?}: {e}")))?;
+    let elem = ElemType::parse(ty).ok_or_else(|| {
+        Error::Config(format!(
+            "{what}: unknown element type {ty:?}: use i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 \
+             or a Python typecode b B h H i I l L q Q f d"
+        ))
+    })?;
+    seqlock::check_params(u64::from(elem.code()), len)
+        .map_err(|e| Error::Config(format!("{what}: {e}")))?;
+    Ok(ChannelSpec {
+        name: cname.to_owned(),
+        params: ChannelParams::Table { kind, elem, len },
+    })
+}
+
 /// The config file as written; every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +474,40 @@ struct FileConfig {
     quiet: Option<bool>,
     #[serde(default)]
     pipe: Vec<PipeDecl>,
+    #[serde(default)]
+    queue: Vec<QueueDecl>,
+    #[serde(default)]
+    value: Vec<ValueDecl>,
+    #[serde(default)]
+    array: Vec<ArrayDecl>,
+}
+
+/// One `[[queue]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueDecl {
+    name: String,
+    slots: Option<u64>,
+    slot_size: Option<toml::Value>,
+}
+
+/// One `[[value]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValueDecl {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+}
+
+/// One `[[array]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArrayDecl {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+    len: u64,
 }
 
 /// One `[[pipe]]` table.
@@ -574,7 +766,9 @@ mod tests {
             ("[[pipe]]\nname = \"a/b\"", "bad channel name"),
             ("[[pipe]]\nname = \"a\"\n[[pipe]]\nname = \"a\"", "twice"),
             ("[[pipe]]\nname = \"a\"\ncolour = 1", "colour"),
-            ("[[queue]]\nname = \"a\"", "queue"),
+            ("[[queue]]\nname = \"a\"\nslots = 3", "power of two"),
+            ("[[queue]]\nname = \"a\"\nslot_size = 0", "slot size"),
+            ("[[queue]]\nname = \"a\"\ncolour = 1", "colour"),
             ("name = ", ""),
         ] {
             let e = spec(&[], bad, None).unwrap_err();
@@ -618,6 +812,43 @@ mod tests {
         assert!(e.contains("bad channel name"), "{e}");
         let e = spec(&["--pipe", ":64"], "", None).unwrap_err();
         assert!(e.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn values_and_arrays() {
+        let s = spec(
+            &["--value", "n:q", "--array", "v:f64:16"],
+            "[[value]]\nname = \"x\"\ntype = \"d\"\n[[array]]\nname = \"a\"\ntype = \"i\"\nlen = 10\n",
+            None,
+        )
+        .unwrap();
+        let got: Vec<_> = s
+            .channels()
+            .iter()
+            .map(|c| (c.name.as_str(), c.params.kind(), c.params.words()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x", Kind::Value, [10, 1, 0]),
+                ("a", Kind::Array, [5, 10, 0]),
+                ("n", Kind::Value, [7, 1, 0]),
+                ("v", Kind::Array, [10, 16, 0]),
+            ]
+        );
+        for (args, needle) in [
+            (&["--value", "n"][..], "NAME:TYPE"),
+            (&["--value", "n:z"][..], "unknown element type"),
+            (&["--array", "a:i32"][..], "NAME:TYPE:LEN"),
+            (&["--array", "a:i32:0"][..], "from 1"),
+            (&["--array", "a:i32:x"][..], "whole number"),
+            (&["--value", "a:d", "--array", "a:d:2"][..], "twice"),
+        ] {
+            let e = spec(args, "", None).unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+        let e = spec(&[], "[[value]]\nname = \"x\"", None).unwrap_err();
+        assert!(e.contains("type"), "{e}");
     }
 
     #[test]

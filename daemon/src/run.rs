@@ -32,6 +32,8 @@ use rustix::io::Errno;
 use shmbus::layout::{self, DirEntry, Geometry, Header, PeerSlot, MAGIC};
 use shmbus::name::BusPaths;
 use shmbus::pipe::PipeCtl;
+use shmbus::queue::{Cells, QueueCtl};
+use shmbus::seqlock::SeqlockCtl;
 
 use crate::config::Spec;
 use crate::server::Bus;
@@ -91,6 +93,12 @@ unsafe impl InSegment for DirEntry {}
 // `Doorbell`, which hold only `AtomicU32`/`AtomicU64`/`FutexWord` (a transparent
 // `AtomicU32`); padding bytes of `Line` are never read as values.
 unsafe impl InSegment for PipeCtl {}
+// SAFETY: `SeqlockCtl` is `#[repr(C)]` `Line`s of `seqlock::Meta`, `AtomicU64`
+// and `Doorbell`s: only `AtomicU32`/`AtomicU64`/`FutexWord`, any bits valid.
+unsafe impl InSegment for SeqlockCtl {}
+// SAFETY: `QueueCtl` is `#[repr(C)]` `Line`s of `QueueMeta`, `AtomicU64` and
+// `Doorbell`, which hold only `AtomicU32`/`AtomicU64`/`FutexWord`.
+unsafe impl InSegment for QueueCtl {}
 
 /// The daemon's mapping of the segment.
 ///
@@ -178,6 +186,44 @@ impl Segment {
             "directory entry {i} out of range"
         );
         self.at(self.geometry.dir_off + u64::from(i) * 256)
+    }
+
+    /// The control block of the value or array whose body starts at `offset`.
+    ///
+    /// # Panics
+    /// If the control block is not inside the arena (a daemon bug).
+    pub(crate) fn seqlock(&self, offset: u64) -> &SeqlockCtl {
+        assert!(
+            offset >= self.geometry.arena_off,
+            "value body before the arena"
+        );
+        self.at(offset)
+    }
+
+    /// The control block and cells of the queue whose body starts at
+    /// `offset`, created with `slots` and `slot_size` (from the daemon's
+    /// mirror, never read back from the segment).
+    ///
+    /// # Panics
+    /// If the body is not inside the arena (a daemon bug).
+    pub(crate) fn queue(&self, offset: u64, slots: u64, slot_size: u64) -> (&QueueCtl, Cells) {
+        assert!(
+            offset >= self.geometry.arena_off
+                && shmbus::queue::check_params(slots, slot_size).is_ok()
+                && offset + shmbus::queue::body_len(slots, slot_size) <= self.map.len() as u64,
+            "queue body outside the arena"
+        );
+        let ctl = self.at::<QueueCtl>(offset);
+        let first = offset + shmbus::queue::CTL_SIZE;
+        // SAFETY: `first .. offset + body_len` lies inside the mapping
+        // (asserted), is 8-aligned (`offset` is 128-aligned, `CTL_SIZE` a
+        // multiple of 128), and the mapping lives as long as `self`, which
+        // the returned `Cells` are only used under; `check_params` holds.
+        let cells = unsafe {
+            let p = self.map.as_mut_ptr().add(first as usize);
+            Cells::in_segment(core::ptr::NonNull::new_unchecked(p), slots, slot_size)
+        };
+        (ctl, cells)
     }
 
     /// The control block of the pipe whose body starts at `offset`.

@@ -26,10 +26,11 @@ use shmbus::layout::{state, Kind, ABI_VERSION};
 use shmbus::name;
 use shmbus::pipe;
 use shmbus::protocol::{ErrorCode, Request, Response, MAX_LINE};
+use shmbus::seqlock;
 use shmbus::sync::Ordering;
 
 use crate::alloc::{AllocError, Channel, Channels};
-use crate::config::{ChannelSpec, DEFAULT_PIPE_CAPACITY};
+use crate::config::{ChannelParams, ChannelSpec, DEFAULT_PIPE_CAPACITY};
 use crate::run::{proc_start_time, Log, Segment, StopHandle};
 use crate::supervisor::{self, Peers};
 use crate::Error;
@@ -147,6 +148,17 @@ impl Bus {
         for c in st.channels.iter() {
             if c.kind == Kind::Pipe {
                 self.seg.pipe(c.offset).wake_all();
+                n += 1;
+            }
+            if matches!(c.kind, Kind::Value | Kind::Array) {
+                self.seg.seqlock(c.offset).wake_all();
+                n += 1;
+            }
+            if c.kind == Kind::Queue {
+                self.seg
+                    .queue(c.offset, c.params[0], c.params[1])
+                    .0
+                    .wake_all();
                 n += 1;
             }
         }
@@ -365,8 +377,9 @@ fn serve_conn(bus: &Bus, stream: UnixStream) {
             End::Io(e) => format!("disconnected ({e})"),
         };
         bus.log.info(format_args!(
-            "client pid {} slot {slot} {how}; slot freed, {} pipe ends released",
-            conn.pid, r.released_ends
+            "client pid {} slot {slot} {how}; slot freed, {} pipe ends released, \
+             {} value locks cleared, {} queue cells repaired",
+            conn.pid, r.released_ends, r.cleared_locks, r.repaired_cells
         ));
     }
 }
@@ -550,6 +563,41 @@ impl Conn<'_> {
                 Err(r) => r,
             };
         }
+        if matches!(kind, Kind::Value | Kind::Array | Kind::Queue) {
+            if !create {
+                return error(
+                    ErrorCode::NotFound,
+                    format!("no channel named {cname} on bus {}", bus.name),
+                );
+            }
+            let p = match if kind == Kind::Queue {
+                queue_params(params)
+            } else {
+                table_params(kind, params)
+            } {
+                Ok(p) => p,
+                Err(m) => return error(ErrorCode::BadParams, m),
+            };
+            let free = st.channels.arena_free();
+            return match st.channels.create(&bus.seg, cname, p) {
+                Ok((index, ch)) => {
+                    bus.log.info(format_args!(
+                        "created {kind} {cname} ({}) at offset {} for client pid {} slot {slot} \
+                         ({} arena bytes left)",
+                        describe(ch),
+                        ch.offset,
+                        self.pid,
+                        free - crate::config::align_line(ch.length),
+                    ));
+                    channel_response(index, ch)
+                }
+                Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
+                Err(e @ AllocError::NoSpace { .. }) => error(
+                    ErrorCode::NoSpace,
+                    format!("{kind} {cname}: {}", alloc_msg(e)),
+                ),
+            };
+        }
         if kind != Kind::Pipe {
             return error(
                 ErrorCode::BadParams,
@@ -600,12 +648,51 @@ impl Conn<'_> {
     }
 }
 
+/// The parameters of a value or array to create: `p0` the element type code
+/// (required), `p1` the length (a value: `-` or 1; an array: required), `p2`
+/// `-` or 0.
+fn table_params(kind: Kind, params: [Option<u64>; 3]) -> Result<ChannelParams, String> {
+    let elem =
+        params[0].ok_or_else(|| format!("{} needs an element type (p0)", kind.with_article()))?;
+    let len = match (kind, params[1]) {
+        (Kind::Value, None | Some(1)) => 1,
+        (Kind::Value, Some(n)) => return Err(format!("a value has one element, not {n}")),
+        (_, Some(n)) => n,
+        (_, None) => return Err("an array needs a length (p1)".to_owned()),
+    };
+    if params[2].is_some_and(|v| v != 0) {
+        return Err(format!(
+            "{} takes two parameters: p2 must be - or 0",
+            kind.with_article()
+        ));
+    }
+    let elem = seqlock::check_params(elem, len)?;
+    Ok(ChannelParams::Table { kind, elem, len })
+}
+
+/// The parameters of a queue to create: `p0` the number of slots, `p1` the
+/// slot payload size (`-` for the defaults), `p2` `-` or 0.
+fn queue_params(params: [Option<u64>; 3]) -> Result<ChannelParams, String> {
+    if params[2].is_some_and(|v| v != 0) {
+        return Err("a queue takes two parameters, slots and slot size: p2 must be - or 0".into());
+    }
+    let slots = params[0].unwrap_or(crate::config::DEFAULT_QUEUE_SLOTS);
+    let slot_size = params[1].unwrap_or(crate::config::DEFAULT_QUEUE_SLOT_SIZE);
+    shmbus::queue::check_params(slots, slot_size)?;
+    Ok(ChannelParams::Queue { slots, slot_size })
+}
+
 /// Checks an `OPEN` of an existing channel against what it is.
 fn check_existing(ch: &Channel, kind: Kind, params: [Option<u64>; 3]) -> Result<(), Response> {
     if ch.kind != kind {
         return Err(error(
             ErrorCode::KindMismatch,
-            format!("channel {} is a {}, not a {kind}", ch.name, ch.kind),
+            format!(
+                "channel {} is {}, not {}",
+                ch.name,
+                ch.kind.with_article(),
+                kind.with_article()
+            ),
         ));
     }
     for (i, (want, have)) in params.iter().zip(ch.params).enumerate() {
@@ -613,6 +700,10 @@ fn check_existing(ch: &Channel, kind: Kind, params: [Option<u64>; 3]) -> Result<
             Some(w) if *w != have => {
                 let what = match (ch.kind, i) {
                     (Kind::Pipe, 0) => "capacity".to_owned(),
+                    (Kind::Queue, 0) => "slots".to_owned(),
+                    (Kind::Queue, 1) => "slot size".to_owned(),
+                    (Kind::Value | Kind::Array, 0) => "element type code".to_owned(),
+                    (Kind::Value | Kind::Array, 1) => "length".to_owned(),
                     _ => format!("parameter p{i}"),
                 };
                 return Err(error(
@@ -640,7 +731,11 @@ fn channel_response(index: u32, ch: &Channel) -> Response {
 fn describe(ch: &Channel) -> String {
     match ch.kind {
         Kind::Pipe => format!("capacity {}", ch.params[0]),
-        _ => format!("params {:?}", ch.params),
+        Kind::Queue => format!("{} slots of {} bytes", ch.params[0], ch.params[1]),
+        Kind::Value | Kind::Array => match seqlock::ElemType::from_code(ch.params[0]) {
+            Some(t) => format!("{t} x {}", ch.params[1]),
+            None => format!("params {:?}", ch.params),
+        },
     }
 }
 

@@ -9,7 +9,12 @@
 //! 1. the slot is marked `RECOVERING`;
 //! 2. every live pipe gets `PipeCtl::release_owner(slot + 1)`: the ends the
 //!    peer held are freed and the other side is woken, so it sees
-//!    `Disconnected` once it has read everything;
+//!    `Disconnected` once it has read everything; every live value and array
+//!    gets `SeqlockCtl::recover_owner(slot + 1)`: a writer lock the peer held
+//!    is cleared without publishing its half-written copy; every live queue
+//!    gets `QueueCtl::recover_owner(slot + 1)`: a cell the peer was writing
+//!    becomes a tombstone that consumers skip, a cell it was reading is
+//!    released, and sleepers on both sides are woken;
 //! 3. the slot's pid, uid and start time are cleared, its generation is bumped
 //!    and it is marked `FREE`, ready to be handed out again.
 //!
@@ -21,8 +26,8 @@
 //!   as undefined behaviour. A process that passed the connection to a child
 //!   (fork without close-on-exec) keeps the slot alive until both have closed
 //!   it.
-//! - Only pipes are recovered, since they are the only kind the daemon creates.
-//!   Queue cells, value writer locks and waiting flags arrive with those kinds.
+//! - Pipes, queues and values/arrays are recovered (a queue's cells held by
+//!   the peer: `QueueCtl::recover_owner`). Waiting flags arrive later.
 //! - The slot's pid and start time (`/proc/PID/stat` field 22) are recorded for
 //!   listings and for that future confirmation, not used for decisions.
 //!
@@ -66,6 +71,10 @@ pub(crate) struct PeersFull {
 pub(crate) struct Recovery {
     /// Pipe ends the peer held that were released.
     pub(crate) released_ends: u32,
+    /// Value/array writer locks the peer held that were cleared.
+    pub(crate) cleared_locks: u32,
+    /// Queue cells the peer held that were repaired (tombstoned or released).
+    pub(crate) repaired_cells: u32,
 }
 
 impl Peers {
@@ -137,7 +146,11 @@ pub(crate) fn recover(
     slot: u16,
 ) -> Recovery {
     let i = usize::from(slot);
-    let mut r = Recovery { released_ends: 0 };
+    let mut r = Recovery {
+        released_ends: 0,
+        cleared_locks: 0,
+        repaired_cells: 0,
+    };
     if peers.slots.get(i).map_or(true, Option::is_none) {
         return r;
     }
@@ -150,6 +163,18 @@ pub(crate) fn recover(
             // `release_owner` CASes the ends with Release and rings the other
             // side's doorbell, so a sleeping peer wakes up and sees the end gone.
             r.released_ends += seg.pipe(c.offset).release_owner(owner);
+        }
+        if matches!(c.kind, Kind::Value | Kind::Array) {
+            // Clears the writer lock the peer held, without publishing its
+            // half-written copy, and wakes writers waiting for the lock.
+            r.cleared_locks += u32::from(seg.seqlock(c.offset).recover_owner(owner));
+        }
+        if c.kind == Kind::Queue {
+            // Tombstones the cells the peer was writing and releases those it
+            // was reading (CAS with Release), then wakes sleepers on both sides.
+            let (ctl, cells) = seg.queue(c.offset, c.params[0], c.params[1]);
+            let q = ctl.recover_owner(&cells, owner);
+            r.repaired_cells += q.tombstoned + q.released;
         }
     }
     let generation = peers.generations[i].wrapping_add(1);

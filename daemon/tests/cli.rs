@@ -646,8 +646,9 @@ fn control_protocol() {
     let m = expect_err(c.request("OPEN pipe y 1 100 - -\n"), ErrorCode::BadParams);
     assert!(m.contains("power of two"), "{m}");
     expect_err(c.request("OPEN pipe y 1 - 5 -\n"), ErrorCode::BadParams);
-    let m = expect_err(c.request("OPEN queue q 1 - - -\n"), ErrorCode::BadParams);
-    assert!(m.contains("not supported yet"), "{m}");
+    let m = expect_err(c.request("OPEN queue q 1 3 - -\n"), ErrorCode::BadParams);
+    assert!(m.contains("power of two"), "{m}");
+    expect_err(c.request("OPEN queue q 1 - - 5\n"), ErrorCode::BadParams);
     expect_err(c.request("OPEN pipe a/b 1 - - -\n"), ErrorCode::BadName);
     let long = "n".repeat(200);
     expect_err(

@@ -1,0 +1,665 @@
+//! `shmbus-bench`: shmbus against the physical floor and against what users
+//! would pick instead, in one run, on this machine.
+//!
+//! Every measurement runs across two real processes (crossbeam-channel: two
+//! threads), pinned to different cores when there are at least two. Before
+//! each one a short raw cache-line ping-pong probe records the floor as the
+//! cores are placed at that moment. Results go to stdout as markdown tables,
+//! to `results.json` (one record per measurement) and to `chart.svg` in the
+//! output folder (default `target/shmbus-bench/`). See the README section
+//! "Benchmarks".
+//!
+//! Children are this executable, re-run with `SHMBUS_SUITE_ROLE` set.
+
+mod floor;
+mod measure;
+mod peers;
+mod pipe;
+mod proc;
+mod python;
+mod report;
+mod shared;
+
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+
+use measure::{Ctx, Goal, Group, Kind, Measured, Record, Spec, Status, FULL, QUICK};
+use peers::Transport;
+
+/// Message sizes of the throughput sweep.
+const SIZES: [usize; 7] = [8, 64, 256, 1024, 4096, 16384, 65536];
+
+/// Comparative benchmark of shmbus against the raw shared-memory floor,
+/// Unix domain sockets, pipe(2), a shared futex, crossbeam-channel and Python
+/// multiprocessing.
+#[derive(Parser, Debug)]
+#[command(name = "shmbus-bench", version)]
+struct Args {
+    /// Fewer iterations: finishes in under a minute (smoke tests, CI).
+    #[arg(long)]
+    quick: bool,
+    /// Run only measurements whose name contains one of these substrings
+    /// (repeat the option or separate with commas), e.g. `--filter rt-busy`.
+    #[arg(long, value_delimiter = ',')]
+    filter: Vec<String>,
+    /// Folder for results.json, results.md and chart.svg.
+    #[arg(long, default_value = default_out())]
+    out: PathBuf,
+    /// List the measurements and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+fn default_out() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../target/shmbus-bench")
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(proc::ROLE) {
+        child(&role);
+        return;
+    }
+    let args = Args::parse();
+    let specs = registry();
+    if args.list {
+        for s in &specs {
+            let state = if s.run.is_some() {
+                ""
+            } else {
+                "  [not yet measured]"
+            };
+            println!("{:<34} {}{state}", s.name, s.about);
+        }
+        return;
+    }
+    let selected: Vec<&Spec> = specs
+        .iter()
+        .filter(|s| args.filter.is_empty() || args.filter.iter().any(|f| s.name.contains(f)))
+        .collect();
+    if selected.is_empty() {
+        eprintln!(
+            "no measurement matches --filter {:?} (see --list)",
+            args.filter
+        );
+        std::process::exit(2);
+    }
+    std::fs::create_dir_all(&args.out).expect("create output folder");
+    let out = std::fs::canonicalize(&args.out).unwrap_or_else(|_| args.out.clone());
+    proc::cleanup_on_signal();
+
+    let started = Instant::now();
+    let mut meta = report::Meta::collect(if args.quick { "quick" } else { "full" });
+    let placement = proc::Placement::choose();
+    proc::pin(placement.parent);
+    meta.placement = placement.text.clone();
+    let python = python::detect();
+    meta.python = python
+        .as_deref()
+        .map_or("absent: Python rows not run".to_owned(), python::version);
+    eprintln!(
+        "shmbus-bench ({} mode): {} measurements; {}; load {}; python: {}",
+        meta.mode,
+        selected.len(),
+        meta.placement,
+        meta.load_before,
+        meta.python
+    );
+
+    let daemon = selected
+        .iter()
+        .any(|s| s.needs_bus && s.run.is_some())
+        .then(proc::Daemon::start);
+    let counts = if args.quick { QUICK } else { FULL };
+    meta.counts = format!("{counts:?}");
+    let ctx = Ctx {
+        counts,
+        placement,
+        bus: daemon.as_ref().map(|d| d.bus.clone()),
+        python,
+    };
+
+    let mut records = Vec::new();
+    for (i, spec) in selected.iter().enumerate() {
+        eprint!(
+            "\r\x1b[K[{}/{}] {:>4.0}s  {} ...",
+            i + 1,
+            selected.len(),
+            started.elapsed().as_secs_f64(),
+            spec.name
+        );
+        let _ = std::io::stderr().flush();
+        let rec = run_one(&ctx, spec);
+        eprintln!(
+            "\r\x1b[K[{}/{}] {:>4.0}s  {}: {}",
+            i + 1,
+            selected.len(),
+            started.elapsed().as_secs_f64(),
+            spec.name,
+            report::summary(&rec)
+        );
+        records.push(rec);
+    }
+    drop(daemon);
+
+    compare(&selected, &mut records);
+    meta.finish(started.elapsed().as_secs_f64());
+    let md = report::markdown(&meta, &records);
+    print!("{md}");
+    let json = report::json(&meta, &records);
+    std::fs::write(out.join("results.json"), json).expect("write results.json");
+    std::fs::write(out.join("results.md"), &md).expect("write results.md");
+    let svg = out.join("chart.svg");
+    if let Err(e) = report::chart(&meta, &records, &svg) {
+        eprintln!("warning: chart not written: {e}");
+    }
+    eprintln!(
+        "wrote {}/{{results.json,results.md,chart.svg}} in {:.0}s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Runs one measurement with a floor probe before it; never panics.
+fn run_one(ctx: &Ctx, spec: &Spec) -> Record {
+    let place = &ctx.placement.text;
+    let Some(run) = &spec.run else {
+        return Record::new(spec, Status::NotMeasured, place, "not yet measured".into());
+    };
+    if spec.group == Group::Python && ctx.python.is_none() {
+        return Record::new(
+            spec,
+            Status::Skipped,
+            place,
+            "python3 with multiprocessing not found".into(),
+        );
+    }
+    let probe = catch_unwind(AssertUnwindSafe(|| {
+        floor::cacheline_round_trip(ctx, ctx.counts.probe_round_trips).value_at_quantile(0.5)
+    }))
+    .ok();
+    let mut rec = match catch_unwind(AssertUnwindSafe(|| run(ctx))) {
+        Ok(Ok(m)) => {
+            let mut r = Record::new(spec, Status::Ok, place, String::new());
+            r.fill(m);
+            r
+        }
+        Ok(Err(why)) => Record::new(spec, Status::Skipped, place, why),
+        Err(p) => {
+            let why = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Record::new(spec, Status::Failed, place, format!("failed: {why}"))
+        }
+    };
+    rec.floor_before_ns = probe;
+    if rec.status == Status::Ok {
+        rec.floor_after_ns = catch_unwind(AssertUnwindSafe(|| {
+            floor::cacheline_round_trip(ctx, ctx.counts.probe_round_trips).value_at_quantile(0.5)
+        }))
+        .ok();
+        if let Some(w) = drift(rec.floor_after_ns, probe, "this row") {
+            add_note(
+                &mut rec.note,
+                w.replace("placement changed", "placement changed during the row")
+                    .replace(" here,", " after,"),
+            );
+        }
+    }
+    rec
+}
+
+/// Fills in the ratios to the floor and to the best alternative, and the goals.
+fn compare(specs: &[&Spec], records: &mut [Record]) {
+    let ok = |records: &[Record], name: &str| {
+        records
+            .iter()
+            .find(|r| r.name == name && r.status == Status::Ok)
+            .cloned()
+    };
+    for i in 0..records.len() {
+        let spec = specs[i];
+        let r = &records[i];
+        if r.status != Status::Ok {
+            continue;
+        }
+        let Some(mine) = r.headline() else { continue };
+        let mut out = r.clone();
+        if let Some(f) = &spec.floor {
+            let floor = if f == "probe" {
+                r.floor_before_ns
+                    .map(|v| (v as f64, "floor probe just before".to_owned()))
+            } else {
+                ok(records, f).and_then(|fr| fr.headline().map(|h| (h, f.clone())))
+            };
+            if let Some((fv, name)) = floor {
+                out.vs_floor = Some(mine / fv);
+                out.floor_ref = Some(name);
+            }
+            // The floor row ran at another moment: say so if the cores were
+            // placed differently then (the probes disagree by over 1.5×).
+            if let Some(fr) = ok(records, f) {
+                if let Some(w) = drift(r.floor_before_ns, fr.floor_before_ns, f) {
+                    add_note(&mut out.note, w);
+                }
+            }
+        }
+        let alts: Vec<Record> = spec.alts.iter().filter_map(|a| ok(records, a)).collect();
+        let best = alts
+            .iter()
+            .filter(|a| a.headline().is_some())
+            .min_by(|a, b| {
+                let (x, y) = (a.headline().unwrap(), b.headline().unwrap());
+                if r.kind == Kind::RoundTrip {
+                    x.total_cmp(&y)
+                } else {
+                    y.total_cmp(&x)
+                }
+            });
+        if let Some(b) = best {
+            out.vs_best_alt = Some(mine / b.headline().unwrap());
+            out.best_alt = Some(b.name.clone());
+            if let Some(w) = drift(r.floor_before_ns, b.floor_before_ns, &b.name) {
+                add_note(&mut out.note, w);
+            }
+        }
+        if let Some(g) = &spec.goal {
+            let vs = |name: &str| {
+                ok(records, name)
+                    .and_then(|x| x.headline())
+                    .map(|h| mine / h)
+            };
+            let (text, met) = match g {
+                Goal::MaxVsFloor(x) => (format!("p50 ≤ {x}× floor"), out.vs_floor.map(|v| v <= *x)),
+                Goal::MinRate(rate, rel) => {
+                    let mut text = format!("≥ {:.0} M msgs/s", rate / 1e6);
+                    let mut met = mine >= *rate;
+                    if let Some((name, k)) = rel {
+                        text += &format!(" and ≥ {k}× {name}");
+                        match vs(name) {
+                            Some(v) => met &= v >= *k,
+                            None => text += " (not measured)",
+                        }
+                    }
+                    (text, Some(met))
+                }
+                Goal::MinVs(name, k) => (format!("≥ {k}× {name}"), vs(name).map(|v| v >= *k)),
+            };
+            out.goal = Some(text);
+            out.goal_met = met;
+        }
+        records[i] = out;
+    }
+}
+
+/// A warning when the probe before a row and the probe before the row it is
+/// compared with disagree by more than 1.5×: the cores were placed
+/// differently, so the ratio mixes two placements.
+fn drift(now: Option<u64>, then: Option<u64>, other: &str) -> Option<String> {
+    let (now, then) = (now?, then?);
+    let (a, b) = (now.max(1) as f64, then.max(1) as f64);
+    (a / b > 1.5 || b / a > 1.5)
+        .then(|| format!("placement changed: probe {now} ns here, {then} ns before {other}"))
+}
+
+fn add_note(note: &mut String, w: String) {
+    if note.is_empty() {
+        *note = w;
+    } else {
+        *note = format!("{note}; {w}");
+    }
+}
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+/// Every measurement, in running order. To add a row, push a `Spec` here.
+fn registry() -> Vec<Spec> {
+    let mut v = Vec::new();
+    let mut add = |name: String,
+                   kind: Kind,
+                   size: usize,
+                   group: Group,
+                   about: &str,
+                   run: Option<measure::RunFn>| {
+        v.push(Spec {
+            name,
+            kind,
+            size,
+            group,
+            needs_bus: group == Group::Shmbus,
+            floor: None,
+            alts: Vec::new(),
+            goal: None,
+            about: about.to_owned(),
+            run,
+        });
+        v.len() - 1
+    };
+    use Group::*;
+    use Kind::*;
+
+    // ---- floors
+    add(
+        s("floor/cacheline-rt/64"),
+        RoundTrip,
+        64,
+        Floor,
+        "raw shared-memory cache-line ping-pong between two processes (Release store, Acquire spin)",
+        Some(Box::new(|c: &Ctx| {
+            Ok(Measured::latency(floor::cacheline_round_trip(c, c.counts.busy_round_trips)))
+        })),
+    );
+    // ---- shmbus
+    let rt_alts = vec![
+        s("alt/uds-rt/64"),
+        s("alt/pipe2-rt/64"),
+        s("python/mp-pipe-rt/64"),
+    ];
+    let i = add(
+        s("shmbus/pipe-rt-busy/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "pipe round trip (ping and pong pipes), both sides busy-polling try_send/try_recv_with",
+        Some(Box::new(|c: &Ctx| {
+            Ok(pipe::round_trip(c, 64, pipe::Wait::Busy))
+        })),
+    );
+    let ibb = add(
+        s("shmbus/pipe-rt-send-recv/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "pipe round trip with send/recv_with back to back (their spin phase usually catches the answer)",
+        Some(Box::new(|c: &Ctx| Ok(pipe::round_trip(c, 64, pipe::Wait::BackToBack)))),
+    );
+    add(
+        s("floor/futex-rt/4"),
+        RoundTrip,
+        4,
+        Floor,
+        "shared-futex ping-pong, both sides asleep in FUTEX_WAIT, 200 µs idle before each (the blocking floor)",
+        Some(Box::new(|c: &Ctx| {
+            Ok(Measured::latency(floor::futex_round_trip(c, c.counts.sleeping_round_trips)))
+        })),
+    );
+
+    let ib = add(
+        s("shmbus/pipe-rt-blocking/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "pipe round trip with send/recv_with after 200 µs idle, so both sides sleep in the futex",
+        Some(Box::new(|c: &Ctx| {
+            Ok(pipe::round_trip(c, 64, pipe::Wait::Sleeping))
+        })),
+    );
+    add(
+        s("floor/ring-tput/64"),
+        Throughput,
+        64,
+        Floor,
+        "raw SPSC ring of 64-byte slots in /dev/shm, one publish per message",
+        Some(Box::new(|c: &Ctx| Ok(floor::ring_throughput(c)))),
+    );
+    let mut tput = Vec::new();
+    for size in SIZES {
+        tput.push((
+            size,
+            add(
+                format!("shmbus/pipe-tput/{size}"),
+                Throughput,
+                size,
+                Shmbus,
+                "pipe one-way throughput, busy try_send in the child, copy-out try_recv_with here",
+                Some(Box::new(move |c: &Ctx| Ok(pipe::throughput(c, size)))),
+            ),
+        ));
+    }
+    let mut queue = Vec::new();
+    for (p, name) in [(1u64, "1p1c"), (2, "2p2c"), (4, "4p4c")] {
+        queue.push(add(
+            format!("shmbus/queue-tput-{name}/64"),
+            Throughput,
+            64,
+            Shmbus,
+            &format!(
+                "MPMC queue, {p} producer and {p} consumer processes, 64-byte items, put/get_with"
+            ),
+            Some(Box::new(move |c: &Ctx| {
+                Ok(shared::queue_throughput(c, p, p))
+            })),
+        ));
+    }
+    let value_read = add(
+        s("shmbus/value-read/8"),
+        Read,
+        8,
+        Shmbus,
+        "u64 value reads per second while another process writes it",
+        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, false, false)))),
+    );
+    let value_write = add(
+        s("shmbus/value-write/8"),
+        Write,
+        8,
+        Shmbus,
+        "u64 value writes per second while another process reads it",
+        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, false, true)))),
+    );
+    let array_read = add(
+        s("shmbus/array16-read/128"),
+        Read,
+        128,
+        Shmbus,
+        "16 x u64 array reads per second while another process writes it (checked untorn)",
+        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, true, false)))),
+    );
+    let array_write = add(
+        s("shmbus/array16-write/128"),
+        Write,
+        128,
+        Shmbus,
+        "16 x u64 array writes per second while another process reads it",
+        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, true, true)))),
+    );
+
+    // ---- alternatives
+    for (t, tag) in [(Transport::Uds, "uds"), (Transport::Pipe, "pipe2")] {
+        let what = if t == Transport::Uds {
+            "Unix domain socket (socketpair SOCK_STREAM)"
+        } else {
+            "pipe(2), one per direction"
+        };
+        add(
+            format!("alt/{tag}-rt/64"),
+            RoundTrip,
+            64,
+            Alternative,
+            &format!("{what} round trip, one write and one read per message"),
+            Some(Box::new(move |c: &Ctx| Ok(peers::round_trip(c, t, 64)))),
+        );
+        for size in SIZES {
+            add(
+                format!("alt/{tag}-tput/{size}"),
+                Throughput,
+                size,
+                Alternative,
+                &format!("{what} one-way throughput, one write and one read per message"),
+                Some(Box::new(move |c: &Ctx| Ok(peers::throughput(c, t, size)))),
+            );
+        }
+    }
+    add(
+        s("ref/crossbeam-rt/64"),
+        RoundTrip,
+        64,
+        Reference,
+        "crossbeam-channel bounded(1) round trip between two threads (in-process reference)",
+        Some(Box::new(|c: &Ctx| Ok(peers::crossbeam_round_trip(c)))),
+    );
+    add(
+        s("ref/crossbeam-tput/64"),
+        Throughput,
+        64,
+        Reference,
+        "crossbeam-channel bounded(4096) one-way throughput between two threads",
+        Some(Box::new(|c: &Ctx| Ok(peers::crossbeam_throughput(c)))),
+    );
+
+    // ---- Python multiprocessing
+    add(
+        s("python/mp-pipe-rt/64"),
+        RoundTrip,
+        64,
+        Python,
+        "multiprocessing.Pipe round trip (send_bytes/recv_bytes)",
+        Some(Box::new(|c: &Ctx| python::pipe_round_trip(c, 64))),
+    );
+    add(
+        s("python/mp-pipe-tput/64"),
+        Throughput,
+        64,
+        Python,
+        "multiprocessing.Pipe one-way throughput",
+        Some(Box::new(|c: &Ctx| python::throughput(c, 64, false))),
+    );
+    add(
+        s("python/mp-queue-tput/64"),
+        Throughput,
+        64,
+        Python,
+        "multiprocessing.Queue one-way throughput",
+        Some(Box::new(|c: &Ctx| python::throughput(c, 64, true))),
+    );
+    for (name, what, kind, size, writes, about) in [
+        (
+            "mp-value-read/8",
+            "value",
+            Read,
+            8,
+            false,
+            "Value('q') (locked) reads while another process writes",
+        ),
+        (
+            "mp-value-write/8",
+            "value",
+            Write,
+            8,
+            true,
+            "Value('q') (locked) writes while another process reads",
+        ),
+        (
+            "mp-array16-read/128",
+            "array",
+            Read,
+            128,
+            false,
+            "Array('q', 16) (locked) whole-array reads while another process writes",
+        ),
+        (
+            "mp-array16-write/128",
+            "array",
+            Write,
+            128,
+            true,
+            "Array('q', 16) (locked) whole-array writes while another process reads",
+        ),
+        (
+            "mp-rawarray16-read/128",
+            "rawarray",
+            Read,
+            128,
+            false,
+            "Array('q', 16, lock=False) reads while another process writes: torn-read percentage",
+        ),
+    ] {
+        add(
+            format!("python/{name}"),
+            kind,
+            size,
+            Python,
+            about,
+            Some(Box::new(move |c: &Ctx| python::shared(c, what, writes))),
+        );
+    }
+
+    // ---- comparisons and goals
+    v[i].floor = Some(s("probe"));
+    v[i].alts = rt_alts.clone();
+    v[i].goal = Some(Goal::MaxVsFloor(1.5));
+    v[ib].floor = Some(s("floor/futex-rt/4"));
+    v[ib].alts = rt_alts.clone();
+    v[ibb].floor = Some(s("probe"));
+    v[ibb].alts = rt_alts;
+    v[ib].goal = Some(Goal::MaxVsFloor(1.1));
+    for (size, idx) in tput {
+        v[idx].alts = vec![
+            format!("alt/uds-tput/{size}"),
+            format!("alt/pipe2-tput/{size}"),
+        ];
+        if size == 64 {
+            v[idx].floor = Some(s("floor/ring-tput/64"));
+            v[idx].alts.push(s("python/mp-pipe-tput/64"));
+            v[idx].alts.push(s("python/mp-queue-tput/64"));
+            v[idx].goal = Some(Goal::MinRate(35e6, Some(("python/mp-pipe-tput/64", 100.0))));
+        }
+    }
+    for idx in queue {
+        v[idx].floor = Some(s("floor/ring-tput/64"));
+        v[idx].alts = vec![
+            s("alt/uds-tput/64"),
+            s("alt/pipe2-tput/64"),
+            s("python/mp-queue-tput/64"),
+        ];
+    }
+    for (idx, py) in [
+        (value_read, "python/mp-value-read/8"),
+        (value_write, "python/mp-value-write/8"),
+        (array_read, "python/mp-array16-read/128"),
+        (array_write, "python/mp-array16-write/128"),
+    ] {
+        v[idx].alts = vec![s(py)];
+        if v[idx].kind == Read {
+            v[idx].goal = Some(Goal::MinVs(
+                if idx == value_read {
+                    "python/mp-value-read/8"
+                } else {
+                    "python/mp-array16-read/128"
+                },
+                50.0,
+            ));
+        }
+    }
+    v
+}
+
+/// A child process: dispatch on the role.
+fn child(role: &str) {
+    proc::die_with_parent(role == "daemon");
+    proc::pin_from_env();
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let n = |i: usize| -> u64 { a[i].parse().expect("number argument") };
+    match role {
+        "daemon" => proc::daemon_main(&a),
+        "floor-echo" => floor::floor_echo(&a[0], n(1)),
+        "ring-producer" => floor::ring_producer(&a[0], n(1)),
+        "futex-echo" => floor::futex_echo(&a[0], n(1)),
+        "pipe-echo" => pipe::echo(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),
+        "pipe-sender" => pipe::sender(&a[0], &a[1], n(2), n(3) as usize),
+        "queue-producer" => shared::producer(&a[0], &a[1], n(2)),
+        "queue-consumer" => shared::consumer(&a[0], &a[1], n(2)),
+        "table-writer" => shared::table_writer(&a[0], &a[1], &a[2], a[3] == "true"),
+        "table-reader" => shared::table_reader(&a[0], &a[1], &a[2], a[3] == "true"),
+        "kernel-echo" => peers::echo(n(0), n(1) as usize),
+        "kernel-sender" => peers::sender(n(0), n(1) as usize),
+        other => panic!("unknown role {other}"),
+    }
+}

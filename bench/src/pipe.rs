@@ -1,0 +1,181 @@
+//! shmbus pipe rows, through the client's public API only.
+
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use shmbus_client::Bus;
+
+use crate::measure::{Counts, Ctx, Measured};
+use crate::proc::spawn;
+
+/// Ring capacity of the throughput pipes (largest frame: 128 KiB).
+const TPUT_CAPACITY: u64 = 1 << 20;
+
+fn unique(tag: &str) -> String {
+    use shmbus::sync::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: only uniqueness matters.
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}-{}-{seq}", std::process::id())
+}
+
+fn seq_of(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+/// How the round trip waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Both sides busy-poll `try_send`/`try_recv_with`.
+    Busy,
+    /// `send`/`recv_with` (spin briefly, then sleep on the shared futex),
+    /// round trips back to back: the spin phase usually catches the answer.
+    BackToBack,
+    /// `send`/`recv_with` after an idle gap (`floor::GAP`, not timed) before
+    /// each round trip, so both sides really sleep in the futex.
+    Sleeping,
+}
+
+/// Pipe round trip with `size`-byte frames through a `ping` and a `pong`
+/// pipe.
+pub(crate) fn round_trip(ctx: &Ctx, size: usize, wait: Wait) -> Measured {
+    let n = match wait {
+        Wait::Busy => ctx.counts.busy_round_trips,
+        Wait::BackToBack => ctx.counts.kernel_round_trips,
+        Wait::Sleeping => ctx.counts.sleeping_round_trips,
+    };
+    let blocking = wait != Wait::Busy;
+    let bus = Bus::connect_to(ctx.bus()).expect("connect");
+    let tag = unique(if blocking { "rtb" } else { "rt" });
+    let mut tx = bus
+        .pipe(&format!("{tag}-ping"))
+        .expect("ping pipe")
+        .sender()
+        .expect("ping sender");
+    let mut rx = bus
+        .pipe(&format!("{tag}-pong"))
+        .expect("pong pipe")
+        .receiver()
+        .expect("pong receiver");
+    let kid = spawn(
+        "pipe-echo",
+        &[
+            ctx.bus().to_owned(),
+            tag,
+            n.to_string(),
+            size.to_string(),
+            blocking.to_string(),
+        ],
+        ctx.placement.child,
+    );
+    let mut frame = vec![0u8; size.max(8)];
+    let mut h = Histogram::<u64>::new(3).expect("histogram");
+    for i in 0..n {
+        frame[..8].copy_from_slice(&i.to_le_bytes());
+        if wait == Wait::Sleeping {
+            crate::floor::idle_gap();
+        }
+        let t = Instant::now();
+        let got = if blocking {
+            tx.send(&frame).expect("send");
+            rx.recv_with(seq_of).expect("recv")
+        } else {
+            while tx.try_send(&frame).is_err() {
+                core::hint::spin_loop();
+            }
+            loop {
+                if let Ok(v) = rx.try_recv_with(seq_of) {
+                    break v;
+                }
+                core::hint::spin_loop();
+            }
+        };
+        h.record(t.elapsed().as_nanos() as u64).expect("record");
+        assert_eq!(got, i, "echo out of order");
+    }
+    drop(tx);
+    kid.wait();
+    Measured::latency(h)
+}
+
+/// The `pipe-echo` role: bounce every frame back.
+pub(crate) fn echo(bus: &str, tag: &str, n: u64, size: usize, blocking: bool) {
+    let b = Bus::connect_to(bus).expect("connect");
+    let mut rx = b
+        .pipe(&format!("{tag}-ping"))
+        .expect("ping pipe")
+        .receiver()
+        .expect("ping receiver");
+    let mut tx = b
+        .pipe(&format!("{tag}-pong"))
+        .expect("pong pipe")
+        .sender()
+        .expect("pong sender");
+    let mut frame = vec![0u8; size.max(8)];
+    for _ in 0..n {
+        if blocking {
+            rx.recv_with(|b| frame.copy_from_slice(b)).expect("recv");
+            tx.send(&frame).expect("send");
+        } else {
+            while rx.try_recv_with(|b| frame.copy_from_slice(b)).is_err() {
+                core::hint::spin_loop();
+            }
+            while tx.try_send(&frame).is_err() {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// One-way pipe throughput of `size`-byte frames: a child process sends with
+/// `try_send` as fast as it can; this process copies each frame out with
+/// `try_recv_with` (as `read(2)` copies into a buffer). Messages per second
+/// from the first frame received to the last, one entry per run.
+pub(crate) fn throughput(ctx: &Ctx, size: usize) -> Measured {
+    let n = Counts::scaled(ctx.counts.shm_messages, size);
+    let bus = Bus::connect_to(ctx.bus()).expect("connect");
+    let mut buf = vec![0u8; size];
+    let mut rates = Vec::new();
+    for _ in 0..ctx.counts.runs {
+        let name = unique("tput");
+        let mut rx = bus
+            .pipe_with_capacity(&name, TPUT_CAPACITY)
+            .expect("pipe")
+            .receiver()
+            .expect("receiver");
+        let kid = spawn(
+            "pipe-sender",
+            &[ctx.bus().to_owned(), name, n.to_string(), size.to_string()],
+            ctx.placement.child,
+        );
+        let (mut got, mut start) = (0u64, None);
+        while got < n {
+            match rx.try_recv_with(|b| buf[..b.len()].copy_from_slice(b)) {
+                Ok(()) => {
+                    if got == 0 {
+                        start = Some(Instant::now());
+                    }
+                    got += 1;
+                }
+                Err(_) => core::hint::spin_loop(),
+            }
+        }
+        let secs = start.expect("started").elapsed().as_secs_f64();
+        std::hint::black_box(&buf);
+        kid.wait();
+        rates.push((n - 1) as f64 / secs);
+    }
+    Measured::rates(rates)
+}
+
+/// The `pipe-sender` role.
+pub(crate) fn sender(bus: &str, name: &str, n: u64, size: usize) {
+    let b = Bus::connect_to(bus).expect("connect");
+    let mut tx = b.pipe(name).expect("pipe").sender().expect("sender");
+    let frame = vec![1u8; size];
+    for _ in 0..n {
+        while tx.try_send(&frame).is_err() {
+            core::hint::spin_loop();
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Smoke tests: `shmbus-bench --quick` (the whole suite, a few seconds) must
+//! run, print the tables and write a JSON file with one record per
+//! measurement, so the harness never rots (`cargo test --workspace` runs
+//! this); `--filter` must select rows.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn run(tag: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let out = std::env::temp_dir().join(format!("shmbus-bench-test-{tag}-{}", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_shmbus-bench"))
+        .arg("--quick")
+        .args(extra)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run shmbus-bench");
+    (run, out)
+}
+
+#[test]
+fn filter_selects_rows() {
+    let (run, out) = run("filter", &["--filter", "cacheline-rt,uds-rt"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let names: Vec<&str> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["floor/cacheline-rt/64", "alt/uds-rt/64"]);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn quick_run_writes_json_and_table() {
+    let (run, out) = run("all", &[]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "shmbus-bench failed: {stderr}");
+    assert!(stdout.contains("| shmbus/pipe-rt-busy/64 |"), "{stdout}");
+
+    let json = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let records = v["records"].as_array().expect("records");
+    let by_name = |n: &str| {
+        records
+            .iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("no record {n} in {json}"))
+    };
+    assert!(records.len() >= 40, "{json}");
+    for r in records {
+        let status = r["status"].as_str().unwrap();
+        assert!(
+            ["ok", "skipped", "not_measured"].contains(&status),
+            "{} {status}: {}",
+            r["name"],
+            r["note"]
+        );
+        for field in [
+            "name",
+            "kind",
+            "size",
+            "p50_ns",
+            "p99_ns",
+            "p999_ns",
+            "msgs_per_s",
+            "runs",
+        ] {
+            assert!(r.get(field).is_some(), "record lacks {field}: {r}");
+        }
+    }
+    for n in [
+        "floor/cacheline-rt/64",
+        "shmbus/pipe-rt-busy/64",
+        "shmbus/pipe-tput/64",
+        "alt/uds-rt/64",
+    ] {
+        assert_eq!(by_name(n)["status"], "ok", "{n}: {json}");
+    }
+    let rt = by_name("shmbus/pipe-rt-busy/64");
+    assert!(rt["p50_ns"].as_u64().unwrap() > 0);
+    assert!(rt["floor_before_ns"].as_u64().is_some());
+    assert!(rt["vs_floor"].as_f64().is_some());
+    assert!(rt["best_alt"].as_str().is_some());
+    assert!(
+        by_name("shmbus/pipe-tput/64")["msgs_per_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    // Python rows are run or said to be skipped, never silently missing.
+    let py = by_name("python/mp-pipe-rt/64");
+    assert!(py["status"] == "ok" || py["status"] == "skipped", "{py}");
+    assert!(out.join("chart.svg").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}

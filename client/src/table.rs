@@ -1,0 +1,807 @@
+//! Typed values and arrays shared between processes: Python's
+//! `multiprocessing.Value('d', 0.0)` and `Array('i', 10)`, without the lock on
+//! the read side and without torn reads.
+//!
+//! [`Value<T>`] holds one element, [`Array<T>`] a fixed number; `T` is one of
+//! `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64` ([`Element`]). [`Table`] is the
+//! untyped form, for tools that learn the type from the bus (the `shmbus`
+//! command). The algorithm is the core's [`shmbus::seqlock`], a
+//! double-buffered seqlock: a read copies the last published copy with atomic
+//! loads and retries only if a second write started on that same copy
+//! meanwhile; it never waits for a writer. Writers serialize on a lock word in
+//! the segment that records the owner, so the daemon clears it if the holder
+//! dies (the half-written copy is never published).
+//!
+//! # Cost
+//! A read is one Acquire load, the copy's loads, a fence and one more load: no
+//! system call, no store. A write takes the writer lock (one CAS), stores the
+//! copy and publishes with one store; it makes a system call only if another
+//! writer holds the lock for long or someone sleeps in `wait_changed`.
+//!
+//! | Python | shmbus |
+//! |---|---|
+//! | `v = Value('d', 0.0)` | `let v = bus.value::<f64>("v")?;` |
+//! | `v.value` | `v.load()` |
+//! | `v.value = 1.5` | `v.store(1.5)?` |
+//! | `with v.get_lock(): v.value += 1` | `v.update(\|x\| x + 1.0)?` or, for integers, `v.fetch_add(1)?` |
+//! | `a = Array('i', 10)` | `let a = bus.array::<i32>("a", 10)?;` |
+//! | `a[i]`, `a[i] = v` | `a.get(i)`, `a.set(i, v)?` |
+//! | `a[:]` | `a.read()` / `a.read_into(&mut buf)?` |
+//! | `a[:] = xs` | `a.write(&xs)?` |
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmbus::futex::WaitError;
+use shmbus::layout::Kind;
+use shmbus::seqlock::{ElemType, Element, Integer, Seqlock, WriteGuard};
+
+use crate::bus::Inner;
+use crate::error::{Error, Result};
+
+/// An opened value or array of any element type: what the `shmbus` command
+/// uses, since it learns the type from the bus. Programs use [`Value`] and
+/// [`Array`].
+///
+/// Cheap to clone; `Send + Sync`; keeps the bus connection alive.
+///
+/// # Examples
+/// ```no_run
+/// let t = shmbus_client::Bus::connect()?.table("prices")?;
+/// println!("{} {}[{}] = {:?}", t.name(), t.elem(), t.len(), t.read_strings());
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Table {
+    lock: Seqlock,
+    kind: Kind,
+    name: Arc<str>,
+    // Owns the mapping that `lock` points into.
+    bus: Arc<Inner>,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("elem", &self.lock.elem())
+            .field("len", &self.lock.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn wait_error(e: WaitError) -> Error {
+    match e {
+        WaitError::Timeout => Error::Timeout,
+        WaitError::Interrupted => Error::BusClosed,
+    }
+}
+
+impl Table {
+    /// A table over `lock`, a checked body inside `bus`'s mapping.
+    pub(crate) fn new(bus: Arc<Inner>, name: Arc<str>, kind: Kind, lock: Seqlock) -> Self {
+        Self {
+            lock,
+            kind,
+            name,
+            bus,
+        }
+    }
+
+    /// The channel's name.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// assert_eq!(t.name(), "x");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// [`Kind::Value`] or [`Kind::Array`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmbus_client::Kind;
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// assert!(matches!(t.kind(), Kind::Value | Kind::Array));
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The element type.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// println!("{}", t.elem());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn elem(&self) -> ElemType {
+        self.lock.elem()
+    }
+
+    /// Number of elements (1 for a value).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// assert!(t.len() >= 1);
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.lock.len()
+    }
+
+    /// The version: bumped by every write (0 = never written).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// println!("written {} times", t.version());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.lock.version()
+    }
+
+    /// Reads every element's bits (zero-extended), never torn. Returns them
+    /// and the version read.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// let (bits, version) = t.read_bits();
+    /// assert_eq!(bits.len(), t.len());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn read_bits(&self) -> (Vec<u64>, u64) {
+        let mut words = vec![0; self.lock.words()];
+        let g = self.lock.read_words(&mut words);
+        (unpack_bits(self.elem(), &words, self.len()), g)
+    }
+
+    /// Reads every element formatted in decimal, never torn.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// println!("{}", t.read_strings().join(" "));
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn read_strings(&self) -> Vec<String> {
+        let t = self.elem();
+        self.read_bits()
+            .0
+            .into_iter()
+            .map(|b| t.format_bits(b))
+            .collect()
+    }
+
+    /// Parses `values` as this table's element type and stores them all,
+    /// atomically for readers. Returns the new version.
+    ///
+    /// # Errors
+    /// [`Error::BadParams`] naming the first value that does not parse;
+    /// `LengthMismatch` unless there is one value per element; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// t.write_strings(&["1.5"])?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn write_strings<S: AsRef<str>>(&self, values: &[S]) -> Result<u64> {
+        let bits = self.parse(values)?;
+        if bits.len() != self.len() {
+            return Err(Error::LengthMismatch {
+                channel: self.name.to_string(),
+                expected: self.len(),
+                found: bits.len(),
+            });
+        }
+        let mut g = self.lock_write(None)?;
+        g.write_words(&pack_bits(self.elem(), &bits, self.lock.words()));
+        Ok(g.publish())
+    }
+
+    /// Adds `delta` (parsed as the element type) to every element, under
+    /// the writer lock (wrapping for integers). Returns the new elements,
+    /// formatted, and the new version.
+    ///
+    /// # Errors
+    /// [`Error::BadParams`] if `delta` does not parse; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("counter")?;
+    /// let (now, _) = t.add_string("1")?;
+    /// println!("{}", now[0]);
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn add_string(&self, delta: &str) -> Result<(Vec<String>, u64)> {
+        let t = self.elem();
+        let d = self.parse(&[delta])?[0];
+        let mut g = self.lock_write(None)?;
+        let mut words = vec![0; self.lock.words()];
+        g.read_words(&mut words);
+        let bits: Vec<u64> = unpack_bits(t, &words, self.len())
+            .into_iter()
+            .map(|b| t.add_bits(b, d))
+            .collect();
+        g.write_words(&pack_bits(t, &bits, self.lock.words()));
+        let v = g.publish();
+        Ok((bits.into_iter().map(|b| t.format_bits(b)).collect(), v))
+    }
+
+    fn parse<S: AsRef<str>>(&self, values: &[S]) -> Result<Vec<u64>> {
+        let t = self.elem();
+        let bits = values
+            .iter()
+            .map(|v| t.parse_value(v.as_ref()))
+            .collect::<Result<Vec<u64>, String>>()
+            .map_err(|message| Error::BadParams {
+                channel: self.name.to_string(),
+                message,
+            })?;
+        Ok(bits)
+    }
+
+    /// Blocks until the version differs from `since`, at most `timeout`
+    /// (`None`: no limit). Returns the new version.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed` if the daemon goes away meanwhile.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// let v = t.wait_changed(t.version(), Some(Duration::from_secs(1)))?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        self.wait_changed_until(since, deadline)
+    }
+
+    /// As [`Table::wait_changed`], with an absolute deadline.
+    ///
+    /// # Errors
+    /// As [`Table::wait_changed`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// let d = Instant::now() + Duration::from_secs(1);
+    /// let v = t.wait_changed_until(t.version(), Some(d))?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed_until(&self, since: u64, deadline: Option<Instant>) -> Result<u64> {
+        let bus = &*self.bus;
+        let interrupt = || bus.is_closed();
+        self.lock
+            .wait_changed(since, deadline, Some(&interrupt))
+            .map_err(wait_error)
+    }
+
+    /// Takes the writer lock (spin, then sleep), stopping if the bus closes.
+    #[inline]
+    fn lock_write(&self, deadline: Option<Instant>) -> Result<WriteGuard<'_>> {
+        let me = self.bus.owner();
+        if let Some(g) = self.lock.try_lock(me) {
+            return Ok(g);
+        }
+        self.lock_write_slow(me, deadline)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_write_slow(&self, me: u16, deadline: Option<Instant>) -> Result<WriteGuard<'_>> {
+        let bus = &*self.bus;
+        let interrupt = || bus.is_closed();
+        self.lock
+            .lock(me, deadline, Some(&interrupt))
+            .map_err(wait_error)
+    }
+}
+
+/// Element bits from packed words.
+fn unpack_bits(t: ElemType, words: &[u64], len: usize) -> Vec<u64> {
+    let per = t.per_word() as usize;
+    let bits = 64 / per;
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    (0..len)
+        .map(|i| (words[i / per] >> ((i % per) * bits)) & mask)
+        .collect()
+}
+
+/// Packed words from element bits.
+fn pack_bits(t: ElemType, elems: &[u64], words: usize) -> Vec<u64> {
+    let per = t.per_word() as usize;
+    let bits = 64 / per;
+    let mut out = vec![0u64; words];
+    for (i, b) in elems.iter().enumerate() {
+        let b = if bits == 64 {
+            *b
+        } else {
+            b & ((1u64 << bits) - 1)
+        };
+        out[i / per] |= b << ((i % per) * bits);
+    }
+    out
+}
+
+/// A typed value shared between processes: Python's
+/// `multiprocessing.Value(typecode)`, with reads that never take a lock.
+///
+/// Cheap to clone; `Send + Sync`; keeps the bus connection alive.
+///
+/// # Examples
+/// ```no_run
+/// let bus = shmbus_client::Bus::connect()?;
+/// let price = bus.value::<f64>("price")?; // created as 0.0 if absent
+/// price.store(101.25)?;
+/// assert_eq!(price.load(), 101.25);
+/// let hits = bus.value::<u64>("hits")?;
+/// hits.fetch_add(1)?;
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+pub struct Value<T: Element> {
+    table: Table,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Element> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Element> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Value")
+            .field("name", &self.table.name)
+            .field("value", &self.load())
+            .finish()
+    }
+}
+
+impl<T: Element> Value<T> {
+    pub(crate) fn new(table: Table) -> Self {
+        debug_assert_eq!(table.elem(), T::TYPE);
+        Self {
+            table,
+            _t: PhantomData,
+        }
+    }
+
+    /// The untyped handle.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<i32>("n")?;
+    /// assert_eq!(v.table().len(), 1);
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The value's name.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<i32>("n")?;
+    /// assert_eq!(v.name(), "n");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.table.name
+    }
+
+    /// Reads the value; never blocks, never torn.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// println!("{}", v.load());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn load(&self) -> T {
+        self.table.lock.load::<T>().0
+    }
+
+    /// Reads the value and the version it had.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// let (x, version) = v.load_versioned();
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn load_versioned(&self) -> (T, u64) {
+        self.table.lock.load::<T>()
+    }
+
+    /// Stores `v`. Waits if another writer holds the lock.
+    ///
+    /// # Errors
+    /// [`Error::BusClosed`] if the daemon goes away while waiting for the
+    /// lock.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// v.store(1.5)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn store(&self, v: T) -> Result<()> {
+        let mut g = self.table.lock_write(None)?;
+        g.write(&[v]);
+        g.publish();
+        Ok(())
+    }
+
+    /// Read-modify-write under the writer lock: Python's
+    /// `with v.get_lock(): v.value = f(v.value)`. Returns the new value. If
+    /// `f` panics, nothing is published and the lock is released.
+    ///
+    /// # Errors
+    /// As [`Value::store`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// let doubled = v.update(|x| x * 2.0)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T> {
+        let mut g = self.table.lock_write(None)?;
+        let mut cur = [T::default()];
+        g.read_into(&mut cur);
+        let new = f(cur[0]);
+        g.write(&[new]);
+        g.publish();
+        Ok(new)
+    }
+
+    /// The version: bumped by every write (0 = never written).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// let before = v.version();
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.table.version()
+    }
+
+    /// Blocks until the version differs from `since` (sleeping on a futex),
+    /// at most `timeout` (`None`: no limit). Returns the new version.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// let mut seen = v.version();
+    /// loop {
+    ///     seen = v.wait_changed(seen, None)?;
+    ///     println!("now {}", v.load());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
+        self.table.wait_changed(since, timeout)
+    }
+}
+
+impl<T: Integer> Value<T> {
+    /// Adds `delta` (wrapping) atomically and returns the previous value, as
+    /// `AtomicXX::fetch_add` does.
+    ///
+    /// # Errors
+    /// As [`Value::store`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let hits = shmbus_client::Bus::connect()?.value::<u64>("hits")?;
+    /// let before = hits.fetch_add(1)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn fetch_add(&self, delta: T) -> Result<T> {
+        let mut old = T::default();
+        self.update(|v| {
+            old = v;
+            v.wrapping_add(delta)
+        })?;
+        Ok(old)
+    }
+}
+
+/// A typed fixed-length array shared between processes: Python's
+/// `multiprocessing.Array(typecode, n)`, with reads that never take a lock
+/// and are never torn.
+///
+/// Cheap to clone; `Send + Sync`; keeps the bus connection alive.
+///
+/// # Examples
+/// ```no_run
+/// let bus = shmbus_client::Bus::connect()?;
+/// let a = bus.array::<i32>("a", 4)?; // created as zeros if absent
+/// a.write(&[1, 2, 3, 4])?;
+/// assert_eq!(a.read(), [1, 2, 3, 4]);
+/// a.update(|xs| xs[0] += 10)?;
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
+pub struct Array<T: Element> {
+    table: Table,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Element> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Self {
+            table: self.table.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Element> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("name", &self.table.name)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Element> Array<T> {
+    pub(crate) fn new(table: Table) -> Self {
+        debug_assert_eq!(table.elem(), T::TYPE);
+        Self {
+            table,
+            _t: PhantomData,
+        }
+    }
+
+    /// The untyped handle.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
+    /// assert_eq!(a.table().len(), 4);
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The array's name.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
+    /// assert_eq!(a.name(), "a");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.table.name
+    }
+
+    /// Number of elements.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
+    /// assert_eq!(a.len(), 4);
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[allow(clippy::len_without_is_empty)]
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn check_len(&self, n: usize) -> Result<()> {
+        if n == self.len() {
+            Ok(())
+        } else {
+            Err(Error::LengthMismatch {
+                channel: self.table.name.to_string(),
+                expected: self.len(),
+                found: n,
+            })
+        }
+    }
+
+    /// Copies every element into `out`, never torn, never blocking. Returns
+    /// the version read.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `out.len() == self.len()`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<f64>("prices", 16)?;
+    /// let mut buf = [0.0; 16];
+    /// let version = a.read_into(&mut buf)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn read_into(&self, out: &mut [T]) -> Result<u64> {
+        self.check_len(out.len())?;
+        Ok(self.table.lock.read_into(out))
+    }
+
+    /// Reads every element into a new `Vec`, never torn.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
+    /// println!("{:?}", a.read());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn read(&self) -> Vec<T> {
+        let mut v = vec![T::default(); self.len()];
+        self.table.lock.read_into(&mut v);
+        v
+    }
+
+    /// Reads element `i` alone (Python's `a[i]`), never torn.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`, as slice indexing does.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
+    /// println!("{}", a.get(3));
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn get(&self, i: usize) -> T {
+        self.table.lock.load_at::<T>(i).0
+    }
+
+    /// Stores element `i` alone (Python's `a[i] = v`): a read-modify-write of
+    /// the whole array under the writer lock, since every write publishes a
+    /// complete copy.
+    ///
+    /// # Errors
+    /// As [`Array::write`].
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
+    /// a.set(3, 42)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn set(&self, i: usize, v: T) -> Result<()> {
+        assert!(
+            i < self.len(),
+            "index {i} out of range for array of {}",
+            self.len()
+        );
+        self.update(|xs| xs[i] = v)
+    }
+
+    /// Stores every element at once: readers see the old array or the new
+    /// one, never a mix. Waits if another writer holds the lock.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] unless `src.len() == self.len()`;
+    /// `BusClosed` if the daemon goes away while waiting for the lock.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// a.write(&[1, 2, 3])?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn write(&self, src: &[T]) -> Result<()> {
+        self.check_len(src.len())?;
+        let mut g = self.table.lock_write(None)?;
+        g.write(src);
+        g.publish();
+        Ok(())
+    }
+
+    /// Read-modify-write of the whole array under the writer lock (Python's
+    /// `with a.get_lock(): ...`). If `f` panics, nothing is published.
+    ///
+    /// # Errors
+    /// As [`Array::write`] (`BusClosed`).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// a.update(|xs| xs.iter_mut().for_each(|x| *x += 1))?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn update(&self, f: impl FnOnce(&mut [T])) -> Result<()> {
+        let mut g = self.table.lock_write(None)?;
+        let mut cur = vec![T::default(); self.len()];
+        g.read_into(&mut cur);
+        f(&mut cur);
+        g.write(&cur);
+        g.publish();
+        Ok(())
+    }
+
+    /// The version: bumped by every write (0 = never written).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// println!("{}", a.version());
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.table.version()
+    }
+
+    /// Blocks until the version differs from `since`, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// let v = a.wait_changed(a.version(), None)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
+        self.table.wait_changed(since, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_pack_and_unpack() {
+        let t = ElemType::I16;
+        let elems = [0xFFFF, 1, 0x8000, 7, 9];
+        let words = pack_bits(t, &elems, t.words(5) as usize);
+        assert_eq!(words.len(), 2);
+        assert_eq!(unpack_bits(t, &words, 5), elems);
+        let t = ElemType::F64;
+        let e = [1.5f64.to_bits(), (-2.0f64).to_bits()];
+        assert_eq!(unpack_bits(t, &pack_bits(t, &e, 2), 2), e);
+    }
+}

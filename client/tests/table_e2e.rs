@@ -1,0 +1,278 @@
+//! End-to-end tests of values and arrays: the library against a real
+//! `shmbusd`, and the `shmbus create value|array`, `get`, `set`, `add` and
+//! `watch` commands, including type errors and Python typecodes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use shmbus_client::{Bus, ElemType, Error, Kind};
+use support::{shmbus, shmbus_bg, Daemon, WATCHDOG};
+
+fn code(o: &support::Output) -> Option<i32> {
+    o.status.code()
+}
+
+/// Runs `shmbus ARGS`, expects success, returns stdout.
+fn ok(bus: &str, args: &[&str]) -> String {
+    let o = shmbus(bus, args);
+    assert_eq!(code(&o), Some(0), "shmbus {args:?}: {o:?}");
+    assert!(o.stderr.is_empty(), "shmbus {args:?}: {o:?}");
+    o.stdout_str()
+}
+
+/// Runs `shmbus ARGS`, expects exit status 1, returns stderr.
+fn fails(bus: &str, args: &[&str]) -> String {
+    let o = shmbus(bus, args);
+    assert_eq!(code(&o), Some(1), "shmbus {args:?}: {o:?}");
+    assert!(o.stdout.is_empty(), "shmbus {args:?}: {o:?}");
+    assert!(o.stderr.starts_with("shmbus: "), "{o:?}");
+    o.stderr
+}
+
+#[test]
+fn library_values_and_arrays() {
+    let d = Daemon::start("tbl-lib", &[]);
+    let bus = d.connect();
+    let x = bus.value::<f64>("x").unwrap();
+    assert_eq!((x.load(), x.version()), (0.0, 0));
+    x.store(1.5).unwrap();
+    assert_eq!(x.update(|v| v * 2.0).unwrap(), 3.0);
+    assert_eq!(x.load_versioned(), (3.0, 2));
+    // A second handle (as another process would open it) sees the same.
+    assert_eq!(bus.open_value::<f64>("x").unwrap().load(), 3.0);
+
+    let n = bus.value::<i8>("n").unwrap();
+    assert_eq!(n.fetch_add(127).unwrap(), 0);
+    assert_eq!(n.fetch_add(1).unwrap(), 127);
+    assert_eq!(n.load(), -128, "wrapping, as AtomicI8::fetch_add");
+
+    let a = bus.array::<u16>("a", 5).unwrap();
+    a.write(&[1, 2, 3, 4, 65535]).unwrap();
+    a.update(|xs| xs[0] = 9).unwrap();
+    assert_eq!(a.read(), [9, 2, 3, 4, 65535]);
+    assert_eq!((a.get(0), a.get(3), a.get(4)), (9, 4, 65535));
+    a.set(1, 7).unwrap();
+    assert_eq!(a.read(), [9, 7, 3, 4, 65535]);
+    a.set(1, 2).unwrap();
+    let mut buf = [0u16; 5];
+    assert_eq!(a.read_into(&mut buf).unwrap(), 4);
+    assert!(matches!(
+        a.write(&[1, 2]),
+        Err(Error::LengthMismatch {
+            expected: 5,
+            found: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        a.read_into(&mut [0u16; 4]),
+        Err(Error::LengthMismatch { .. })
+    ));
+    assert_eq!(bus.open_array::<u16>("a").unwrap().len(), 5);
+
+    // Another type or length: TypeMismatch naming both.
+    match bus.array::<u16>("a", 6) {
+        Err(Error::TypeMismatch {
+            expected, found, ..
+        }) => assert_eq!((expected.as_str(), found.as_str()), ("u16[6]", "u16[5]")),
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    let e = bus.value::<i32>("x").unwrap_err();
+    assert!(
+        matches!(&e, Error::TypeMismatch { expected, found, .. }
+            if expected == "i32 value" && found == "f64 value"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("f64 value") && e.to_string().contains("i32 value"),
+        "{e}"
+    );
+    assert!(matches!(
+        bus.value::<u16>("a"),
+        Err(Error::KindMismatch {
+            found: Some(Kind::Array),
+            ..
+        })
+    ));
+    assert!(matches!(
+        bus.open_value::<f64>("nope"),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(bus.table("nope"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        bus.array::<u8>("z", 0),
+        Err(Error::BadParams { .. })
+    ));
+
+    let t = bus.table("a").unwrap();
+    assert_eq!(
+        (t.kind(), t.elem(), t.len()),
+        (Kind::Array, ElemType::U16, 5)
+    );
+    assert_eq!(t.read_strings(), ["9", "2", "3", "4", "65535"]);
+
+    // wait_changed: times out, then sees a store from another thread.
+    let v = x.version();
+    assert!(matches!(
+        x.wait_changed(v, Some(Duration::from_millis(20))),
+        Err(Error::Timeout)
+    ));
+    let x2 = x.clone();
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        x2.store(-1.0).unwrap();
+    });
+    assert_eq!(x.wait_changed(v, Some(WATCHDOG)).unwrap(), v + 1);
+    assert_eq!(x.load(), -1.0);
+    h.join().unwrap();
+}
+
+#[test]
+fn cli_create_get_set_add_with_python_typecodes() {
+    let d = Daemon::start("tbl-cli", &["--value", "hits:L", "--array", "prices:d:3"]);
+    let b = d.bus.as_str();
+    assert_eq!(ok(b, &["get", "hits"]), "0\n");
+    assert_eq!(ok(b, &["add", "hits", "5"]), "5\n");
+    assert_eq!(ok(b, &["add", "hits", "2"]), "7\n");
+    assert_eq!(ok(b, &["get", "prices"]), "0 0 0\n");
+    assert_eq!(ok(b, &["set", "prices", "1.5", "-2", "1e3"]), "");
+    assert_eq!(ok(b, &["get", "prices"]), "1.5 -2 1000\n");
+    assert_eq!(ok(b, &["add", "prices", "-0.5"]), "1 -2.5 999.5\n");
+
+    // Every typecode, with its range.
+    for (i, (tc, v)) in [
+        ("b", "-128"),
+        ("B", "255"),
+        ("h", "-32768"),
+        ("H", "65535"),
+        ("i", "-2147483648"),
+        ("I", "4294967295"),
+        ("l", "-9223372036854775808"),
+        ("L", "18446744073709551615"),
+        ("q", "-1"),
+        ("Q", "1"),
+        ("f", "0.25"),
+        ("d", "-0.125"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("tc{i}");
+        assert_eq!(ok(b, &["create", "value", &name, tc]), "");
+        assert_eq!(ok(b, &["set", &name, v]), "");
+        assert_eq!(ok(b, &["get", &name]), format!("{v}\n"), "{tc}");
+    }
+    assert_eq!(ok(b, &["create", "array", "small", "i16", "4"]), "");
+    assert_eq!(ok(b, &["set", "small", "-1", "2", "-3", "4"]), "");
+    assert_eq!(ok(b, &["get", "small"]), "-1 2 -3 4\n");
+    // Creating what exists with the same parameters is fine.
+    assert_eq!(ok(b, &["create", "array", "small", "h", "4"]), "");
+    let ls = ok(b, &["ls"]);
+    assert!(ls.contains("small") && ls.contains("i16[4]"), "{ls}");
+
+    // The library sees what the command wrote.
+    let bus = Bus::connect_to(b).unwrap();
+    assert_eq!(
+        bus.open_array::<i16>("small").unwrap().read(),
+        [-1, 2, -3, 4]
+    );
+    assert_eq!(bus.open_value::<u64>("hits").unwrap().load(), 7);
+}
+
+#[test]
+fn cli_type_errors_are_clear() {
+    let d = Daemon::start("tbl-err", &["--value", "n:B", "--array", "a:i:3"]);
+    let b = d.bus.as_str();
+    let e = fails(b, &["get", "missing"]);
+    assert!(e.contains("no value or array named missing"), "{e}");
+    assert!(e.contains("shmbus create value missing"), "{e}");
+    // `get` on a missing name does not create it.
+    assert!(!ok(b, &["ls"]).contains("missing"));
+
+    let e = fails(b, &["set", "n", "256"]);
+    assert!(
+        e.contains("\"256\" is not a valid u8") && e.contains("0 to 255"),
+        "{e}"
+    );
+    let e = fails(b, &["set", "n", "x"]);
+    assert!(e.contains("not a valid u8"), "{e}");
+    let e = fails(b, &["set", "a", "1", "2"]);
+    assert!(e.contains("has 3 elements, but 2 values were given"), "{e}");
+    let e = fails(b, &["set", "a", "1", "2", "3.5"]);
+    assert!(e.contains("\"3.5\" is not a valid i32"), "{e}");
+    let e = fails(b, &["add", "n", "1.5"]);
+    assert!(e.contains("not a valid u8"), "{e}");
+    assert_eq!(ok(b, &["get", "a"]), "0 0 0\n", "failed sets wrote nothing");
+
+    let e = fails(b, &["create", "array", "a", "d", "3"]);
+    assert!(e.contains("i32[3]") && e.contains("f64[3]"), "{e}");
+    let e = fails(b, &["create", "array", "a", "i", "4"]);
+    assert!(e.contains("i32[3]") && e.contains("i32[4]"), "{e}");
+    let e = fails(b, &["create", "value", "a", "i"]);
+    assert!(e.contains("array"), "{e}");
+    let e = fails(b, &["create", "array", "z", "i", "0"]);
+    assert!(e.contains("from 1"), "{e}");
+
+    // Unknown types are command-line errors (status 2).
+    let o = shmbus(b, &["create", "value", "v", "x"]);
+    assert_eq!(code(&o), Some(2), "{o:?}");
+    assert!(o.stderr.contains("not an element type"), "{o:?}");
+
+    // Pipes are not values.
+    ok(b, &["send", "p", "hi"]);
+    let e = fails(b, &["get", "p"]);
+    assert!(e.contains("pipe"), "{e}");
+}
+
+#[test]
+fn cli_watch_prints_changes_and_times_out() {
+    let d = Daemon::start("tbl-watch", &["--value", "x:i32"]);
+    let b = d.bus.as_str();
+    let w = shmbus_bg(b, &["watch", "x", "-n", "1", "--timeout", "30"]);
+    // The watcher starts from the version it first sees: keep storing until it
+    // has seen one change.
+    let mut w = Some(w);
+    let deadline = Instant::now() + WATCHDOG;
+    let out = loop {
+        assert_eq!(ok(b, &["set", "x", "42"]), "");
+        let p = w.as_mut().unwrap();
+        if !p.running() {
+            break w.take().unwrap().wait(WATCHDOG);
+        }
+        assert!(Instant::now() < deadline, "watch never saw a change");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code(&out), Some(0), "{out:?}");
+    assert_eq!(out.stdout_str(), "42\n");
+
+    let o = shmbus(b, &["watch", "x", "--timeout", "0.1"]);
+    assert_eq!(code(&o), Some(124), "{o:?}");
+    assert!(o.stderr.contains("did not change"), "{o:?}");
+}
+
+#[test]
+fn cli_watch_leaves_cleanly_on_ctrl_c() {
+    let d = Daemon::start("tbl-int", &["--value", "x:u8"]);
+    let w = shmbus_bg(&d.bus, &["watch", "x"]);
+    let deadline = Instant::now() + WATCHDOG;
+    while !sleeps_in_futex(w.pid()) {
+        assert!(Instant::now() < deadline, "watch never slept");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    w.signal(rustix::process::Signal::INT);
+    let o = w.wait(WATCHDOG);
+    assert_eq!(code(&o), Some(130), "{o:?}");
+    assert!(o.stdout.is_empty(), "{o:?}");
+}
+
+/// True once a thread of process `pid` sleeps in a futex wait.
+fn sleeps_in_futex(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+        wchan.contains("futex")
+    })
+}

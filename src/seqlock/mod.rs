@@ -1,0 +1,839 @@
+//! Typed values and arrays: a double-buffered seqlock (DESIGN.md §3.3).
+//!
+//! A channel of kind `value` (one element) or `array` (fixed length) holds a
+//! control word and **two copies** of the data, each a run of `AtomicU64`
+//! words into which the elements are packed (see [`Element`]). Readers never
+//! wait for a writer and never see a half-written copy; writers serialize on a
+//! `busy` bit that records the owner, so the daemon can clear it if the writer
+//! dies.
+//!
+//! # The protocol
+//! | writer | reader |
+//! |---|---|
+//! | CAS `(g, 0, 0)` → `(g, 1, me)` (Acquire), then `fence(Release)` | `s1 = state` (Acquire), `g = gen(s1)` |
+//! | fill copy `(g + 1) & 1` with Relaxed atomic stores | copy `copy[g & 1]` with Relaxed atomic loads |
+//! | store `(g + 1, 0, 0)` (Release); ring `changed` and `unlocked` | `fence(Acquire)`; `s2 = state` (Relaxed); retry if `gen(s2) != g` |
+//!
+//! Why a reader never returns a torn copy. The reader copies `copy[g & 1]`,
+//! the copy that generation `g` published. Its last writer (the one that
+//! published `g`) finished before its Release store of `g`, which the reader's
+//! Acquire load of `s1` read, so the reader sees those stores. The only writers
+//! that ever touch `copy[g & 1]` *again* hold the lock at an odd distance from
+//! `g`, i.e. at a generation `G >= g + 1`: the writer at `g` itself fills the
+//! *other* copy, which is why a reader need not wait for it, and why `busy`
+//! in `s2` does not make a reader retry. A writer at `G >= g + 1` took the lock
+//! with a CAS that came after the publication of `G` in the state word's
+//! modification order; if any load of the reader saw one of that writer's
+//! stores, that store is after the writer's `fence(Release)` and the load is
+//! before the reader's `fence(Acquire)`, so the fences synchronize and the
+//! writer's CAS happens-before the reader's load of `s2`, which therefore
+//! reads a generation `>= G > g` and the reader retries. If no load saw such a
+//! store, every load returned the value published at `g`. Generations are 47
+//! bits: repeating `g` would need 2^47 writes during one read.
+//!
+//! Plain or volatile reads that race a write would be undefined behaviour in
+//! Rust whatever is done with the result afterwards (Boehm 2012, "Can seqlocks
+//! get along with programming language memory models?"); every data access here
+//! is an atomic load or store, so the racing loads are merely discarded.
+//!
+//! # Writers
+//! [`Seqlock::lock`] spins with backoff on the CAS, then sleeps on the
+//! `unlocked` doorbell. A [`WriteGuard`] publishes on [`WriteGuard::publish`];
+//! dropped without publishing (a panic in an `update` closure) it clears
+//! `busy` without bumping the generation, so the half-written copy is never
+//! published. The daemon does the same for a dead owner with
+//! [`SeqlockCtl::recover_owner`].
+//!
+//! `update` (read-modify-write, Python's `with v.get_lock(): v.value += 1`)
+//! and integer `fetch_add` take the writer lock: the current copy cannot change
+//! while it is held, so reading it needs no retry.
+//!
+//! # Waiting for a change
+//! [`Seqlock::wait_changed`] sleeps on the `changed` doorbell until the
+//! generation differs from the one given; writers ring it after every publish
+//! (no system call when nobody sleeps).
+//!
+//! Everything read from the segment is untrusted: [`SeqlockCtl::check`]
+//! validates the type code, length and sizes against the directory before a
+//! handle is made, and the state word only ever selects copy 0 or 1.
+
+mod element;
+
+pub use element::{ElemType, Element, Integer, ALL_TYPES};
+
+use core::ptr::NonNull;
+use std::time::Instant;
+
+use crate::futex::{Doorbell, WaitError};
+use crate::sync::{fence, AtomicU32, AtomicU64, Backoff, Ordering};
+use crate::util::Line;
+
+/// `b"SEQL"` as a little-endian `u32`.
+pub const SEQLOCK_MAGIC: u32 = u32::from_le_bytes(*b"SEQL");
+/// Size of the control block that precedes the two copies.
+pub const CTL_SIZE: u64 = 4 * 128;
+/// Most elements in an array.
+pub const MAX_LEN: u64 = 1 << 20;
+
+/// The state word [`SeqlockCtl::state`].
+///
+/// # Bit layout
+/// ```text
+/// 63                       17   16   15          0
+/// +---------------------------+------+------------+
+/// | gen (47 bits)             | busy | owner (16) |
+/// +---------------------------+------+------------+
+/// ```
+/// | gen | busy | owner | meaning |
+/// |---|---|---|---|
+/// | g | 0 | 0 | stable: `copy[g & 1]` holds the value; no writer |
+/// | g | 1 | k > 0 | peer slot `k - 1` is writing `copy[(g + 1) & 1]`; readers still use `copy[g & 1]` |
+/// | g | 0 | k > 0 | never stored |
+///
+/// Lock: CAS `(g, 0, 0)` → `(g, 1, me)`. Publish: store `(g + 1, 0, 0)`.
+/// Abort (panic in `update`, or the daemon's recovery of a dead owner): back
+/// to `(g, 0, 0)`, so the half-written copy is never published.
+pub mod state {
+    /// Mask of the owner tag.
+    pub const OWNER_MASK: u64 = 0xFFFF;
+    /// The busy bit.
+    pub const BUSY: u64 = 1 << 16;
+    /// Shift of the generation.
+    pub const GEN_SHIFT: u32 = 17;
+    /// One generation.
+    pub const GEN_ONE: u64 = 1 << GEN_SHIFT;
+
+    /// The generation.
+    #[inline(always)]
+    pub const fn gen(s: u64) -> u64 {
+        s >> GEN_SHIFT
+    }
+
+    /// The owner tag (peer slot + 1, or 0).
+    #[inline(always)]
+    pub const fn owner(s: u64) -> u16 {
+        (s & OWNER_MASK) as u16
+    }
+
+    /// True while a writer holds the lock.
+    #[inline(always)]
+    pub const fn busy(s: u64) -> bool {
+        s & BUSY != 0
+    }
+
+    /// The stable state of the next generation (what a publish stores).
+    #[inline(always)]
+    pub const fn next(s: u64) -> u64 {
+        (s & !(BUSY | OWNER_MASK)).wrapping_add(GEN_ONE)
+    }
+
+    /// The stable state of the same generation (what an abort stores).
+    #[inline(always)]
+    pub const fn unlocked(s: u64) -> u64 {
+        s & !(BUSY | OWNER_MASK)
+    }
+}
+
+/// Immutable parameters, written by the daemon at creation.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct Meta {
+    /// [`SEQLOCK_MAGIC`].
+    pub magic: AtomicU32,
+    /// The [`ElemType`] code.
+    pub elem: AtomicU32,
+    /// Number of elements (1 for a value).
+    pub len: AtomicU64,
+    /// Distance in bytes from the start of copy 0 to copy 1 (a multiple of 128).
+    pub stride: AtomicU64,
+}
+
+/// A value's or array's control block; copy 0 follows at [`CTL_SIZE`] and
+/// copy 1 at `CTL_SIZE + stride`.
+///
+/// # Layout
+/// | line | contents | written by |
+/// |---|---|---|
+/// | 0 | [`Meta`] | the daemon, at creation |
+/// | 1 | `state` (see [`state`]) | writers, the daemon's recovery |
+/// | 2 | `changed`: [`Doorbell`] that `wait_changed` sleeps on | waiters, writers |
+/// | 3 | `unlocked`: [`Doorbell`] that writers wait for the lock on | writers |
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct SeqlockCtl {
+    /// Immutable parameters.
+    pub meta: Line<Meta>,
+    /// `gen | busy | owner`.
+    pub state: Line<AtomicU64>,
+    /// Rung after every publish.
+    pub changed: Line<Doorbell>,
+    /// Rung when the writer lock is released.
+    pub unlocked: Line<Doorbell>,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<SeqlockCtl>() as u64 == CTL_SIZE);
+    assert!(align_of::<SeqlockCtl>() == 128);
+    assert!(size_of::<Meta>() == 24);
+    assert!(offset_of!(SeqlockCtl, state) == 128);
+    assert!(offset_of!(SeqlockCtl, changed) == 256);
+    assert!(offset_of!(SeqlockCtl, unlocked) == 384);
+};
+
+/// Checks the parameters of a new value or array.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn check_params(elem: u64, len: u64) -> Result<ElemType, String> {
+    let t = ElemType::from_code(elem)
+        .ok_or_else(|| format!("unknown element type code {elem} (1 to 10)"))?;
+    if len == 0 || len > MAX_LEN {
+        return Err(format!(
+            "array length {len} must be from 1 to {MAX_LEN} elements"
+        ));
+    }
+    Ok(t)
+}
+
+/// Bytes between the starts of the two copies for `len` elements of `t`.
+pub const fn stride(t: ElemType, len: u64) -> u64 {
+    (t.words(len) * 8 + 127) & !127
+}
+
+/// Bytes a value or array takes in the arena (control block + two copies).
+pub const fn body_len(t: ElemType, len: u64) -> u64 {
+    CTL_SIZE + 2 * stride(t, len)
+}
+
+impl SeqlockCtl {
+    /// Initialises a zeroed control block (daemon only, before the directory
+    /// entry is published). Generation 0, copy 0 all zero: the value is 0.
+    pub fn init(&self, t: ElemType, len: u64) {
+        // Relaxed: published by the Release store of the directory entry.
+        self.meta.elem.store(t.code(), Ordering::Relaxed);
+        self.meta.len.store(len, Ordering::Relaxed);
+        self.meta.stride.store(stride(t, len), Ordering::Relaxed);
+        self.meta.magic.store(SEQLOCK_MAGIC, Ordering::Relaxed);
+    }
+
+    /// Checks the immutable parameters against the directory's (`elem`,
+    /// `len`) and the body's length.
+    ///
+    /// # Errors
+    /// The first inconsistency.
+    pub fn check(&self, elem: u64, len: u64, body: u64) -> Result<ElemType, &'static str> {
+        // Relaxed: immutable since the Release publication of the entry.
+        if self.meta.magic.load(Ordering::Relaxed) != SEQLOCK_MAGIC {
+            return Err("bad magic in the value's control block");
+        }
+        let t = check_params(elem, len).map_err(|_| "bad element type or length in directory")?;
+        if u64::from(self.meta.elem.load(Ordering::Relaxed)) != elem
+            || self.meta.len.load(Ordering::Relaxed) != len
+        {
+            return Err("element type or length in the control block disagrees with the directory");
+        }
+        if self.meta.stride.load(Ordering::Relaxed) != stride(t, len) {
+            return Err("copy stride in the control block is wrong");
+        }
+        if body < body_len(t, len) {
+            return Err("copies extend past the channel's allocation");
+        }
+        Ok(t)
+    }
+
+    /// The current generation (Relaxed; for listings).
+    pub fn generation(&self) -> u64 {
+        // Relaxed: a snapshot.
+        state::gen(self.state.load(Ordering::Relaxed))
+    }
+
+    /// The owner tag of the writer holding the lock, 0 if none (for listings).
+    pub fn writer(&self) -> u16 {
+        // Relaxed: a snapshot.
+        let s = self.state.load(Ordering::Relaxed);
+        if state::busy(s) {
+            state::owner(s)
+        } else {
+            0
+        }
+    }
+
+    /// Daemon recovery after the death of peer `owner` is confirmed: if it
+    /// holds the writer lock, clears `busy` **without** bumping the
+    /// generation (its half-written copy is never published) and wakes
+    /// writers waiting for the lock. Returns whether it cleared anything.
+    pub fn recover_owner(&self, owner: u16) -> bool {
+        debug_assert!(owner != 0);
+        // Relaxed: only a starting guess for the CAS.
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if !state::busy(s) || state::owner(s) != owner {
+                return false;
+            }
+            // Release: not needed by readers (they never read the dead
+            // writer's copy), but keeps the daemon's clearing after anything it
+            // did before; the next writer's Acquire CAS pairs with it.
+            match self.state.compare_exchange_weak(
+                s,
+                state::unlocked(s),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.unlocked.notify();
+                    return true;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Wakes every sleeper (daemon shutdown).
+    pub fn wake_all(&self) {
+        self.changed.ring();
+        self.unlocked.ring();
+    }
+}
+
+/// A handle to one value or array: its control block and two copies.
+///
+/// Untyped: the element type is checked once, when the handle is made, and the
+/// typed methods take `T: Element` and check `T::TYPE` with a `debug_assert`.
+/// Cheap to copy; `Send + Sync` (everything it points to is atomic).
+#[derive(Debug, Clone, Copy)]
+pub struct Seqlock {
+    ctl: NonNull<SeqlockCtl>,
+    copies: [NonNull<AtomicU64>; 2],
+    elem: ElemType,
+    len: usize,
+    words: usize,
+}
+
+// SAFETY: a `Seqlock` only reaches atomics (the control block and the copy
+// words), which are safe to use from any thread; the memory's lifetime is the
+// `new` caller's contract.
+unsafe impl Send for Seqlock {}
+// SAFETY: as above: every access through a shared `Seqlock` is atomic.
+unsafe impl Sync for Seqlock {}
+
+/// The lock holder's handle: write the next copy, then [`publish`](Self::publish).
+/// Dropped without publishing, it releases the lock without publishing.
+#[derive(Debug)]
+pub struct WriteGuard<'a> {
+    lock: &'a Seqlock,
+    /// The state word as we locked it (`busy` clear).
+    before: u64,
+    published: bool,
+}
+
+impl Seqlock {
+    /// A handle over the control block `ctl` (which passed
+    /// [`SeqlockCtl::check`]) and its two copies.
+    ///
+    /// # Safety
+    /// - `ctl` and both copies (each `elem.words(len)` words, 8-aligned) stay
+    ///   valid for as long as the handle and its copies are used;
+    /// - `elem` and `len` are what `check` returned / validated.
+    pub unsafe fn new(
+        ctl: NonNull<SeqlockCtl>,
+        copies: [NonNull<AtomicU64>; 2],
+        elem: ElemType,
+        len: u64,
+    ) -> Self {
+        debug_assert!((1..=MAX_LEN).contains(&len));
+        Self {
+            ctl,
+            copies,
+            elem,
+            len: len as usize,
+            words: elem.words(len) as usize,
+        }
+    }
+
+    /// The control block.
+    #[inline(always)]
+    pub fn ctl(&self) -> &SeqlockCtl {
+        // SAFETY: `new`'s caller keeps the control block valid.
+        unsafe { self.ctl.as_ref() }
+    }
+
+    #[inline(always)]
+    fn copy(&self, i: u64) -> &[AtomicU64] {
+        let p = self.copies[(i & 1) as usize];
+        // SAFETY: `new`'s caller guarantees `words` atomic words at `p`, valid
+        // as long as `self` is used.
+        unsafe { core::slice::from_raw_parts(p.as_ptr(), self.words) }
+    }
+
+    /// Element type.
+    #[inline]
+    pub fn elem(&self) -> ElemType {
+        self.elem
+    }
+
+    /// Number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a value or array has at least one element.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The published generation (bumped by every write).
+    #[inline]
+    pub fn version(&self) -> u64 {
+        // Acquire: pairs with the writers' Release publish, so a following
+        // read sees at least this generation's data.
+        state::gen(self.ctl().state.load(Ordering::Acquire))
+    }
+
+    /// Reads the current words through `f`, retrying until the copy read was
+    /// not overwritten meanwhile (see the module docs). `f` may see values a
+    /// writer is storing in a retried attempt; it must not act on them beyond
+    /// copying. Returns `f`'s last result and the generation it read.
+    #[inline]
+    pub fn read_with<R>(&self, mut f: impl FnMut(&[AtomicU64]) -> R) -> (R, u64) {
+        let ctl = self.ctl();
+        loop {
+            // Acquire: pairs with the Release publish of the writer that filled
+            // `copy[g & 1]`.
+            let s1 = ctl.state.load(Ordering::Acquire);
+            let g = state::gen(s1);
+            let r = f(self.copy(g));
+            // Acquire fence: orders the copy's loads before the re-load of the
+            // state; pairs with the `fence(Release)` after a writer's lock CAS.
+            fence(Ordering::Acquire);
+            // Relaxed: ordered by the fence above.
+            let s2 = ctl.state.load(Ordering::Relaxed);
+            if state::gen(s2) == g {
+                return (r, g);
+            }
+            self.read_retry();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_retry(&self) {
+        crate::sync::hint::spin_loop();
+    }
+
+    /// Reads every element into `out` (`out.len() == self.len()`), never torn.
+    /// Returns the generation read.
+    #[inline]
+    pub fn read_into<T: Element>(&self, out: &mut [T]) -> u64 {
+        debug_assert_eq!(T::TYPE, self.elem);
+        assert_eq!(out.len(), self.len, "read_into: wrong length");
+        let ((), g) = self.read_with(|c| {
+            for (i, w) in c.iter().enumerate() {
+                // Relaxed: validated by the generation check in `read_with`.
+                element::unpack_word(w.load(Ordering::Relaxed), out, i);
+            }
+        });
+        g
+    }
+
+    /// Reads element 0 (a value), never torn. Returns it and the generation.
+    #[inline]
+    pub fn load<T: Element>(&self) -> (T, u64) {
+        debug_assert_eq!(T::TYPE, self.elem);
+        // Relaxed: validated by the generation check in `read_with`.
+        self.read_with(|c| T::from_bits(c[0].load(Ordering::Relaxed)))
+    }
+
+    /// Reads element `i` alone, never torn. Returns it and the generation.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    #[inline]
+    pub fn load_at<T: Element>(&self, i: usize) -> (T, u64) {
+        debug_assert_eq!(T::TYPE, self.elem);
+        assert!(i < self.len, "load_at: index {i} out of {}", self.len);
+        let per = T::TYPE.per_word() as usize;
+        let shift = (i % per) * (64 / per);
+        // Relaxed: validated by the generation check in `read_with`.
+        self.read_with(|c| T::from_bits(c[i / per].load(Ordering::Relaxed) >> (shift % 64)))
+    }
+
+    /// Reads the raw words of the current copy into `out` (`words()` long).
+    pub fn read_words(&self, out: &mut [u64]) -> u64 {
+        assert_eq!(out.len(), self.words);
+        let ((), g) = self.read_with(|c| {
+            for (o, w) in out.iter_mut().zip(c) {
+                // Relaxed: validated by the generation check in `read_with`.
+                *o = w.load(Ordering::Relaxed);
+            }
+        });
+        g
+    }
+
+    /// Number of 64-bit words per copy.
+    #[inline]
+    pub fn words(&self) -> usize {
+        self.words
+    }
+
+    /// Takes the writer lock once, if it is free now.
+    #[inline]
+    pub fn try_lock(&self, me: u16) -> Option<WriteGuard<'_>> {
+        debug_assert!(me != 0);
+        let st = &self.ctl().state;
+        // Relaxed: a guess for the CAS, which re-checks it.
+        let s = st.load(Ordering::Relaxed);
+        if state::busy(s) {
+            return None;
+        }
+        // Acquire: pairs with the previous writer's Release publish, so
+        // `current()` under the lock sees its copy.
+        st.compare_exchange(
+            s,
+            s | state::BUSY | u64::from(me),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .ok()?;
+        // Release fence: orders the CAS before our copy stores; pairs with the
+        // Acquire fence in `read_with` (see the module docs). NB: the loom
+        // models do not detect its removal (see tests/loom_seqlock.rs); it is
+        // required by the proof, not by a failing model. On x86 it compiles to
+        // nothing (the CAS is a full barrier already).
+        fence(Ordering::Release);
+        Some(WriteGuard {
+            lock: self,
+            before: s,
+            published: false,
+        })
+    }
+
+    /// Takes the writer lock: spins with backoff, then sleeps until it is
+    /// free, `deadline` passes, or `interrupt` says stop.
+    ///
+    /// # Errors
+    /// [`WaitError`] on timeout or interruption.
+    #[inline]
+    pub fn lock(
+        &self,
+        me: u16,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+    ) -> Result<WriteGuard<'_>, WaitError> {
+        if let Some(g) = self.try_lock(me) {
+            return Ok(g);
+        }
+        self.lock_slow(me, deadline, interrupt)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_slow(
+        &self,
+        me: u16,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+    ) -> Result<WriteGuard<'_>, WaitError> {
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            backoff.snooze();
+            if let Some(g) = self.try_lock(me) {
+                return Ok(g);
+            }
+        }
+        self.ctl()
+            .unlocked
+            .wait(deadline, interrupt, || self.try_lock(me))
+    }
+
+    /// Blocks until the generation differs from `since`, `deadline` passes or
+    /// `interrupt` says stop. Returns the new generation.
+    ///
+    /// # Errors
+    /// [`WaitError`] on timeout or interruption.
+    pub fn wait_changed(
+        &self,
+        since: u64,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn Fn() -> bool>,
+    ) -> Result<u64, WaitError> {
+        let g = self.version();
+        if g != since {
+            return Ok(g);
+        }
+        self.ctl().changed.wait(deadline, interrupt, || {
+            let g = self.version();
+            (g != since).then_some(g)
+        })
+    }
+}
+
+impl WriteGuard<'_> {
+    /// The copy the lock holder reads: the published one (stable while the
+    /// lock is held).
+    #[inline]
+    fn current(&self) -> &[AtomicU64] {
+        self.lock.copy(state::gen(self.before))
+    }
+
+    /// The copy the lock holder fills.
+    #[inline]
+    fn next(&self) -> &[AtomicU64] {
+        self.lock.copy(state::gen(self.before).wrapping_add(1))
+    }
+
+    /// The generation being written (published by `publish`).
+    pub fn generation(&self) -> u64 {
+        state::gen(state::next(self.before))
+    }
+
+    /// Reads the current value into `out`. No retry needed: no one else
+    /// writes while we hold the lock.
+    #[inline]
+    pub fn read_into<T: Element>(&self, out: &mut [T]) {
+        debug_assert_eq!(T::TYPE, self.lock.elem);
+        for (i, w) in self.current().iter().enumerate() {
+            // Relaxed: the lock's Acquire CAS made the last publish visible,
+            // and nobody else writes this copy while we hold the lock.
+            element::unpack_word(w.load(Ordering::Relaxed), out, i);
+        }
+    }
+
+    /// Reads the current raw words.
+    pub fn read_words(&self, out: &mut [u64]) {
+        for (o, w) in out.iter_mut().zip(self.current()) {
+            // Relaxed: as in `read_into`.
+            *o = w.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Fills the next copy with `src` (`src.len() == len`).
+    #[inline]
+    pub fn write<T: Element>(&mut self, src: &[T]) {
+        debug_assert_eq!(T::TYPE, self.lock.elem);
+        assert_eq!(src.len(), self.lock.len, "write: wrong length");
+        for (i, w) in self.next().iter().enumerate() {
+            // Relaxed: ordered after the lock by its `fence(Release)`, before
+            // the publish by its Release store.
+            w.store(element::pack_word(src, i), Ordering::Relaxed);
+        }
+    }
+
+    /// Fills the next copy with raw words.
+    pub fn write_words(&mut self, src: &[u64]) {
+        assert_eq!(src.len(), self.lock.words);
+        for (w, v) in self.next().iter().zip(src) {
+            // Relaxed: as in `write`.
+            w.store(*v, Ordering::Relaxed);
+        }
+    }
+
+    /// Stores word `i` of the next copy only (for tests that crash mid-write).
+    pub fn write_word(&mut self, i: usize, v: u64) {
+        // Relaxed: as in `write`.
+        self.next()[i].store(v, Ordering::Relaxed);
+    }
+
+    /// Publishes the next copy: bumps the generation, clears `busy`, wakes
+    /// `wait_changed` sleepers and lock waiters. Returns the new generation.
+    #[inline]
+    pub fn publish(mut self) -> u64 {
+        self.published = true;
+        let ctl = self.lock.ctl();
+        let s = state::next(self.before);
+        // Release: publishes the copy; pairs with the Acquire load in
+        // `read_with`, `version` and the next writer's lock CAS.
+        ctl.state.store(s, Ordering::Release);
+        ctl.changed.notify();
+        ctl.unlocked.notify();
+        state::gen(s)
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            let ctl = self.lock.ctl();
+            // Release: as in `recover_owner`; the generation is unchanged, so
+            // the half-written copy is never published.
+            ctl.state
+                .store(state::unlocked(self.before), Ordering::Release);
+            ctl.unlocked.notify();
+        }
+    }
+}
+
+/// A value or array on the heap instead of in a segment: for tests, benchmarks
+/// and loom models. Works under `--cfg loom` (construct it inside
+/// `loom::model`).
+///
+/// # Examples
+/// ```
+/// use shmbus::seqlock::HeapSeqlock;
+///
+/// let a = HeapSeqlock::new::<i32>(3);
+/// // SAFETY: `a` outlives `s`.
+/// let s = unsafe { a.handle() };
+/// let mut w = s.try_lock(1).unwrap();
+/// w.write(&[1, 2, 3]);
+/// assert_eq!(w.publish(), 1);
+/// let mut out = [0; 3];
+/// assert_eq!(s.read_into(&mut out), 1);
+/// assert_eq!(out, [1, 2, 3]);
+/// ```
+#[derive(Debug)]
+pub struct HeapSeqlock {
+    ctl: Box<SeqlockCtl>,
+    copies: [Box<[AtomicU64]>; 2],
+    elem: ElemType,
+    len: u64,
+}
+
+impl HeapSeqlock {
+    /// A fresh array of `len` elements of `T`, all zero.
+    ///
+    /// # Panics
+    /// If `len` is 0 or over [`MAX_LEN`].
+    pub fn new<T: Element>(len: u64) -> Self {
+        if let Err(e) = check_params(u64::from(T::TYPE.code()), len) {
+            panic!("{e}");
+        }
+        let ctl = Box::<SeqlockCtl>::default();
+        ctl.init(T::TYPE, len);
+        let words = T::TYPE.words(len);
+        let copy = || (0..words).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            ctl,
+            copies: [copy(), copy()],
+            elem: T::TYPE,
+            len,
+        }
+    }
+
+    /// The control block.
+    pub fn ctl(&self) -> &SeqlockCtl {
+        &self.ctl
+    }
+
+    /// A handle to this array.
+    ///
+    /// # Safety
+    /// The handle borrows nothing: `self` must outlive every use of it (and of
+    /// its copies), e.g. by keeping `self` in an `Arc` next to the handle.
+    pub unsafe fn handle(&self) -> Seqlock {
+        let c0 = NonNull::from(&*self.copies[0]).cast::<AtomicU64>();
+        let c1 = NonNull::from(&*self.copies[1]).cast::<AtomicU64>();
+        // SAFETY: the control block and the copies (each `words` atomics) are
+        // boxed in `self`, which the caller keeps alive while the handle is
+        // used; the parameters are the ones `init` stored.
+        unsafe { Seqlock::new(NonNull::from(&*self.ctl), [c0, c1], self.elem, self.len) }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_word() {
+        let s = 5 * state::GEN_ONE;
+        assert_eq!(state::gen(s), 5);
+        let locked = s | state::BUSY | 7;
+        assert!(state::busy(locked));
+        assert_eq!(state::owner(locked), 7);
+        assert_eq!(state::next(locked), 6 * state::GEN_ONE);
+        assert_eq!(state::unlocked(locked), s);
+        // The generation wraps at 2^47 without touching busy or owner.
+        let top = !(state::BUSY | state::OWNER_MASK);
+        assert_eq!(state::next(top | state::BUSY | 3), 0);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(stride(ElemType::F64, 1), 128);
+        assert_eq!(stride(ElemType::F64, 16), 128);
+        assert_eq!(stride(ElemType::F64, 17), 256);
+        assert_eq!(stride(ElemType::I8, 1024), 1024);
+        assert_eq!(body_len(ElemType::F64, 16), CTL_SIZE + 256);
+        assert!(check_params(0, 1).is_err());
+        assert!(check_params(10, 0).is_err());
+        assert!(check_params(10, MAX_LEN + 1).is_err());
+    }
+
+    #[test]
+    fn write_read_update_abort_recover() {
+        let h = HeapSeqlock::new::<u16>(5);
+        // SAFETY: `h` outlives `s`.
+        let s = unsafe { h.handle() };
+        assert_eq!(s.version(), 0);
+        let mut w = s.try_lock(3).unwrap();
+        assert!(s.try_lock(4).is_none(), "busy");
+        assert_eq!(h.ctl().writer(), 3);
+        w.write(&[1u16, 2, 3, 4, 5]);
+        assert_eq!(w.publish(), 1);
+        let mut out = [0u16; 5];
+        assert_eq!(s.read_into(&mut out), 1);
+        assert_eq!(out, [1, 2, 3, 4, 5]);
+
+        // A dropped guard (panic in an update) publishes nothing.
+        let mut w = s.lock(4, None, None).unwrap();
+        w.write(&[9u16; 5]);
+        drop(w);
+        assert_eq!(s.read_into(&mut out), 1);
+        assert_eq!(out, [1, 2, 3, 4, 5]);
+
+        // Read-modify-write under the lock.
+        let mut w = s.try_lock(4).unwrap();
+        let mut cur = [0u16; 5];
+        w.read_into(&mut cur);
+        cur[4] += 10;
+        w.write(&cur);
+        w.publish();
+        assert_eq!(s.read_into(&mut out), 2);
+        assert_eq!(out, [1, 2, 3, 4, 15]);
+
+        // A dead writer is cleared without publishing.
+        let mut w = s.try_lock(6).unwrap();
+        w.write_word(0, u64::MAX);
+        std::mem::forget(w);
+        assert!(!h.ctl().recover_owner(5), "not the holder");
+        assert!(h.ctl().recover_owner(6));
+        assert!(!h.ctl().recover_owner(6), "idempotent");
+        assert_eq!(s.read_into(&mut out), 2);
+        assert_eq!(out, [1, 2, 3, 4, 15]);
+        assert!(s.try_lock(1).is_some());
+        assert_eq!(s.load_at::<u16>(0), (1, 2));
+        assert_eq!(s.load_at::<u16>(3), (4, 2));
+        assert_eq!(s.load_at::<u16>(4), (15, 2));
+    }
+
+    #[test]
+    fn wait_changed_times_out_and_returns() {
+        let h = HeapSeqlock::new::<f64>(1);
+        // SAFETY: `h` outlives `s`.
+        let s = unsafe { h.handle() };
+        let d = Instant::now() + std::time::Duration::from_millis(20);
+        assert_eq!(s.wait_changed(0, Some(d), None), Err(WaitError::Timeout));
+        let mut w = s.try_lock(1).unwrap();
+        w.write(&[2.5f64]);
+        w.publish();
+        assert_eq!(s.wait_changed(0, None, None), Ok(1));
+        assert_eq!(s.load::<f64>(), (2.5, 1));
+    }
+
+    #[test]
+    fn check_validates_control_block() {
+        let h = HeapSeqlock::new::<i32>(10);
+        let code = u64::from(ElemType::I32.code());
+        let need = body_len(ElemType::I32, 10);
+        assert_eq!(h.ctl().check(code, 10, need), Ok(ElemType::I32));
+        assert!(h.ctl().check(code, 11, need).is_err());
+        assert!(h.ctl().check(9, 10, need).is_err());
+        assert!(h.ctl().check(code, 10, need - 1).is_err());
+        h.ctl().meta.magic.store(0, Ordering::Relaxed);
+        assert!(h.ctl().check(code, 10, need).is_err());
+    }
+}
