@@ -390,21 +390,25 @@ fn pipe_throughput(bus: &str, n: u64, runs: usize, pinned: bool) -> Vec<f64> {
         let child = spawn_child("sender", &[bus, &n.to_string(), &name], pinned);
         let mut got = 0u64;
         let mut start = None;
-        let mut sum = 0u64;
+        // The whole frame is copied out, as `read(2)` would, into a 64-byte
+        // array (a fixed-size copy). NB: `shmbus-bench`'s `pipe-tput/64` copies
+        // into `buf[..len]` (a runtime-length memcpy) and measured 19-22 M/s on
+        // the same machine and day where this gave 34-37 M/s; the cause is not
+        // settled (see the foundation issue's note).
+        let mut buf = [0u8; FRAME];
         while got < n {
-            match rx.try_recv_with(|b| b[0] as u64) {
-                Ok(v) => {
+            match rx.try_recv_with(|b| buf.copy_from_slice(b)) {
+                Ok(()) => {
                     if got == 0 {
                         start = Some(Instant::now());
                     }
-                    sum += v;
                     got += 1;
                 }
                 Err(_) => core::hint::spin_loop(),
             }
         }
         let secs = start.unwrap().elapsed().as_secs_f64();
-        std::hint::black_box(sum);
+        std::hint::black_box(&buf);
         wait_child(child);
         let rate = (n - 1) as f64 / secs;
         eprintln!("  throughput run {}: {:.2} M frames/s", run + 1, rate / 1e6);
