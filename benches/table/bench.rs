@@ -1,14 +1,17 @@
 //! The value/array benchmark's body (see `benches/table.rs`).
 
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{child_setup, common_role, pin, spawn_child, wait_child, Daemon, ROLE};
 use std::collections::HashMap;
 use std::env;
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shmbus_client::Bus;
 
-const ROLE: &str = "SHMBUS_BENCH_ROLE";
 const LEN: usize = 16;
 
 #[derive(Clone, Copy)]
@@ -104,7 +107,7 @@ pub(crate) fn main() {
     // On this project's 2-vcpu machine it alone slows the reader (the vcpus
     // seem to share a physical core), which the rows below include too.
     stop.store(0).unwrap();
-    let w = spawn_child("spin", &[&bus], pinned);
+    let w = spawn_child("spin", &[&bus], pinned.then_some(1));
     std::thread::sleep(Duration::from_millis(50));
     rows.push(Row::new(
         "array[16] read, busy loop (no writes) on the other cpu",
@@ -127,7 +130,7 @@ pub(crate) fn main() {
         ),
     ] {
         stop.store(0).unwrap();
-        let w = spawn_child("writer", &[&bus, "a", pace], pinned);
+        let w = spawn_child("writer", &[&bus, "a", pace], pinned.then_some(1));
         wait_version(a.table(), 1000);
         let mut torn = 0u64;
         let mut changes = 0u64;
@@ -167,7 +170,7 @@ pub(crate) fn main() {
     }
 
     stop.store(0).unwrap();
-    let w = spawn_child("writer", &[&bus, "v", "0"], pinned);
+    let w = spawn_child("writer", &[&bus, "v", "0"], pinned.then_some(1));
     wait_version(v.table(), 1000);
     rows.push(Row::new(
         "value read, writer in another process (flat out)",
@@ -280,38 +283,12 @@ fn python(n: u64) -> HashMap<String, Vec<f64>> {
     m
 }
 
-fn pin(cpu: usize) {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
-        eprintln!("warning: could not pin to cpu {cpu}: {e}");
-    }
-}
-
-fn spawn_child(role: &str, args: &[&str], pinned: bool) -> Child {
-    Command::new(env::current_exe().expect("current_exe"))
-        .env(ROLE, role)
-        .env("SHMBUS_BENCH_PIN", if pinned { "1" } else { "0" })
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child")
-}
-
-fn wait_child(mut c: Child) {
-    let st = c.wait().expect("wait child");
-    assert!(st.success(), "child failed: {st}");
-}
-
 fn child(role: &str) {
-    if env::var("SHMBUS_BENCH_PIN").as_deref() == Ok("1") {
-        pin(1);
+    let args = child_setup();
+    if common_role(role, &args) {
+        return;
     }
-    let args: Vec<String> = env::args().skip(1).collect();
     match role {
-        "daemon" => daemon_main(&args),
         "writer" => writer_child(&args[0], &args[1], args[2].parse().unwrap()),
         "spin" => spin_child(&args[0]),
         other => panic!("unknown role {other}"),
@@ -356,49 +333,4 @@ fn spin_child(bus: &str) {
             x = black_box(x.wrapping_add(i));
         }
     }
-}
-
-// ---- daemon ----------------------------------------------------------------
-
-struct Daemon {
-    child: Child,
-    paths: shmbus::name::BusPaths,
-}
-
-impl Daemon {
-    fn start(bus: &str) -> Self {
-        let child = Command::new(env::current_exe().expect("current_exe"))
-            .env(ROLE, "daemon")
-            .args(["--name", bus, "--size", "16M", "--quiet"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn daemon");
-        let paths = shmbus::name::BusPaths::new(bus);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Bus::connect_to(bus).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not come up");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Self { child, paths }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.child),
-            rustix::process::Signal::TERM,
-        );
-        let _ = self.child.wait();
-        for p in [&self.paths.segment, &self.paths.socket, &self.paths.lock] {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-fn daemon_main(args: &[String]) {
-    let argv = std::iter::once("shmbusd".to_owned()).chain(args.iter().cloned());
-    std::process::exit(shmbus_daemon::main_with_args(argv));
 }
