@@ -221,11 +221,11 @@ fn pipe_throughput(bus: &str, n: u64, runs: usize, pinned: bool) -> Vec<f64> {
         let child = spawn_child("sender", &[bus, &n.to_string(), &name], pinned.then_some(1));
         let mut got = 0u64;
         let mut start = None;
-        // The whole frame is copied out, as `read(2)` would, into a 64-byte
-        // array (a fixed-size copy). NB: `shmbus-bench`'s `pipe-tput/64` copies
-        // into `buf[..len]` (a runtime-length memcpy) and measured 19-22 M/s on
-        // the same machine and day where this gave 34-37 M/s; the cause is not
-        // settled (see the foundation issue's note).
+        // The whole frame is copied out, as `read(2)` would. NB: `shmbus-bench`'s
+        // `pipe-tput/64` measured 17.8-30.5 M/s in the same sequence of runs
+        // where this gave 37-44 M/s (vCPUs close, 2026-11-25); copying with a
+        // runtime length as it does made no difference here (37.1-37.2 M/s).
+        // The cause is not found yet (see the foundation issue's note).
         let mut buf = [0u8; FRAME];
         while got < n {
             match rx.try_recv_with(|b| buf.copy_from_slice(b)) {
