@@ -101,7 +101,7 @@ impl Queue {
     /// Puts `item` if a slot is free now (Python's `put_nowait`).
     ///
     /// # Errors
-    /// [`Error::Full`], `TooLarge` (over [`Queue::slot_size`]), `Corrupt`.
+    /// [`Error::Full`](crate::Error::Full), `TooLarge` (over [`Queue::slot_size`]), `Corrupt`.
     ///
     /// # Examples
     /// ```no_run
@@ -132,7 +132,7 @@ impl Queue {
     /// Puts `item`, waiting at most `timeout` for a free slot.
     ///
     /// # Errors
-    /// [`Error::Timeout`]; otherwise as [`Queue::put`].
+    /// [`Error::Timeout`](crate::Error::Timeout); otherwise as [`Queue::put`].
     pub fn put_timeout(&self, item: &[u8], timeout: Duration) -> Result<()> {
         self.put_deadline(item, Instant::now() + timeout)
     }
@@ -200,7 +200,7 @@ impl Queue {
     /// Takes the next item if there is one (Python's `get_nowait`).
     ///
     /// # Errors
-    /// [`Error::Empty`], `Corrupt`.
+    /// [`Error::Empty`](crate::Error::Empty), `Corrupt`.
     #[inline]
     pub fn try_get(&self) -> Result<Vec<u8>> {
         self.try_get_with(<[u8]>::to_vec)
@@ -218,7 +218,7 @@ impl Queue {
     /// Takes the next item, waiting at most `timeout`.
     ///
     /// # Errors
-    /// [`Error::Timeout`]; otherwise as [`Queue::get`].
+    /// [`Error::Timeout`](crate::Error::Timeout); otherwise as [`Queue::get`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
         self.get_with_deadline(Instant::now() + timeout, <[u8]>::to_vec)
     }
@@ -280,7 +280,7 @@ impl Queue {
     /// [`Queue::join`] returns.
     ///
     /// # Errors
-    /// [`Error::TaskDone`] if called more times than items were put.
+    /// [`Error::TaskDone`](crate::Error::TaskDone) if called more times than items were put.
     pub fn task_done(&self) -> Result<()> {
         Ok(self.q.task_done()?)
     }
@@ -307,7 +307,7 @@ impl Queue {
     /// As [`Queue::join`], waiting at most `timeout`.
     ///
     /// # Errors
-    /// [`Error::Timeout`], `BusClosed`.
+    /// [`Error::Timeout`](crate::Error::Timeout), `BusClosed`.
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
         self.join_until(Some(Instant::now() + timeout))
     }

@@ -1,7 +1,7 @@
 //! Shared futex waits and wakes across processes.
 //!
 //! The word type is [`crate::sync::FutexWord`]; under `--cfg loom` it is a
-//! mutex-and-condvar stand-in. The real implementation is in [`linux`]: it uses
+//! mutex-and-condvar stand-in. The real implementation is in `linux`: it uses
 //! `rustix::thread::futex` with **empty** flags, because `FUTEX_PRIVATE_FLAG`
 //! keys the wait by process and a wake from another process would never arrive
 //! (DESIGN.md §4, which is also why the `atomic-wait` crate cannot serve here).

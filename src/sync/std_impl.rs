@@ -152,7 +152,7 @@ impl FutexWord {
 
     /// Sleeps while the word equals `expected`, until woken, until `deadline`
     /// (absolute, `CLOCK_MONOTONIC`), or spuriously. Callers re-check their
-    /// condition in a loop; see [`crate::futex::wait`].
+    /// condition in a loop; see [`crate::futex::Doorbell::wait`].
     #[inline]
     pub fn wait(&self, expected: u32, deadline: Option<Instant>) {
         crate::futex::linux::wait(&self.0, expected, deadline)
