@@ -226,20 +226,7 @@ impl Mapping {
         length: u64,
         capacity: u64,
     ) -> Result<PipeBody<'_>, &'static str> {
-        let g = &self.geometry;
-        let arena_end = g
-            .arena_off
-            .checked_add(g.arena_len)
-            .ok_or("arena bounds overflow")?;
-        let end = offset
-            .checked_add(length)
-            .ok_or("pipe body bounds overflow")?;
-        if offset < g.arena_off || end > arena_end {
-            return Err("pipe body lies outside the arena");
-        }
-        if offset % align_of::<PipeCtl>() as u64 != 0 {
-            return Err("pipe control block is not 128-byte aligned");
-        }
+        let end = self.body_in_arena::<PipeCtl>(offset, length)?;
         shmbus::pipe::check_capacity(capacity).map_err(|_| "pipe capacity out of range")?;
         let ring_off = offset
             .checked_add(CTL_SIZE)
@@ -259,9 +246,9 @@ impl Mapping {
             unsafe { self.at::<PipeCtl>(offset) }.ok_or("pipe control block out of bounds")?;
         ctl.check(capacity, length)?;
         let ring_off = usize::try_from(ring_off).map_err(|_| "ring offset overflow")?;
-        // SAFETY: `ring_off + capacity <= end <= arena_end <= total_size`
-        // (checked above; `validate` checked the arena against the file size,
-        // which is the mapping's length), so the pointer is inside the mapping.
+        // SAFETY: `ring_off + capacity <= end` (checked above), which
+        // `body_in_arena` bounded by the arena's end and so by the mapping's
+        // length; the pointer is inside the mapping.
         let ring = unsafe { self.map.as_mut_ptr().add(ring_off) };
         let ring = NonNull::new(ring.cast::<UnsafeCell<u64>>()).ok_or("null ring")?;
         Ok(PipeBody {
@@ -285,6 +272,29 @@ pub(crate) struct SeqlockBody<'a> {
 }
 
 impl Mapping {
+    /// Checks a channel body at `offset .. offset + length` (untrusted, from
+    /// the daemon or the directory): inside the arena, with checked
+    /// arithmetic, and aligned for its control block `C`. Returns the end of
+    /// the body, at most the arena's end and so the mapping's length
+    /// (`validate` checked the arena against the file size).
+    fn body_in_arena<C>(&self, offset: u64, length: u64) -> Result<u64, &'static str> {
+        let g = &self.geometry;
+        let arena_end = g
+            .arena_off
+            .checked_add(g.arena_len)
+            .ok_or("arena bounds overflow")?;
+        let end = offset
+            .checked_add(length)
+            .ok_or("channel body bounds overflow")?;
+        if offset < g.arena_off || end > arena_end {
+            return Err("channel body lies outside the arena");
+        }
+        if offset % align_of::<C>() as u64 != 0 {
+            return Err("channel control block is misaligned");
+        }
+        Ok(end)
+    }
+
     /// The queue body at `offset .. offset + length` with `slots` cells of
     /// `slot_size` payload bytes, as the daemon or the directory describe it
     /// (untrusted).
@@ -301,20 +311,7 @@ impl Mapping {
         slots: u64,
         slot_size: u64,
     ) -> Result<QueueBody<'_>, &'static str> {
-        let g = &self.geometry;
-        let arena_end = g
-            .arena_off
-            .checked_add(g.arena_len)
-            .ok_or("arena bounds overflow")?;
-        let end = offset
-            .checked_add(length)
-            .ok_or("queue body bounds overflow")?;
-        if offset < g.arena_off || end > arena_end {
-            return Err("queue body lies outside the arena");
-        }
-        if offset % align_of::<QueueCtl>() as u64 != 0 {
-            return Err("queue control block is not 128-byte aligned");
-        }
+        self.body_in_arena::<QueueCtl>(offset, length)?;
         shmbus::queue::check_params(slots, slot_size)
             .map_err(|_| "queue slots or slot size out of range")?;
         // Cannot overflow: `check_params` bounds both factors (2^24 slots of
@@ -329,10 +326,9 @@ impl Mapping {
         ctl.check(slots, slot_size, length)?;
         let first = usize::try_from(offset + shmbus::queue::CTL_SIZE)
             .map_err(|_| "queue offset overflow")?;
-        // SAFETY: `first + slots * stride = offset + body_len <= end <=
-        // arena_end <= total_size` (checked above; `validate` checked the
-        // arena against the file size, which is the mapping's length), so the
-        // pointer is inside the mapping.
+        // SAFETY: `first + slots * stride = offset + body_len <= offset +
+        // length`, which `body_in_arena` bounded by the arena's end and so by
+        // the mapping's length; the pointer is inside the mapping.
         let p = unsafe { self.map.as_mut_ptr().add(first) };
         let first = NonNull::new(p).ok_or("null cells")?;
         // SAFETY:
@@ -362,20 +358,7 @@ impl Mapping {
         elem: u64,
         len: u64,
     ) -> Result<SeqlockBody<'_>, &'static str> {
-        let g = &self.geometry;
-        let arena_end = g
-            .arena_off
-            .checked_add(g.arena_len)
-            .ok_or("arena bounds overflow")?;
-        let end = offset
-            .checked_add(length)
-            .ok_or("value body bounds overflow")?;
-        if offset < g.arena_off || end > arena_end {
-            return Err("value body lies outside the arena");
-        }
-        if offset % align_of::<SeqlockCtl>() as u64 != 0 {
-            return Err("value control block is not 128-byte aligned");
-        }
+        self.body_in_arena::<SeqlockCtl>(offset, length)?;
         let t = seqlock::check_params(elem, len).map_err(|_| "bad element type or length")?;
         if length < seqlock::body_len(t, len) {
             return Err("copies extend past the channel's allocation");
@@ -393,9 +376,9 @@ impl Mapping {
             // body_len`, so neither overflows.
             let off = offset + seqlock::CTL_SIZE + i as u64 * stride;
             let off = usize::try_from(off).map_err(|_| "value offset overflow")?;
-            // SAFETY: `off + stride <= end <= arena_end <= total_size` (see
-            // above; `validate` checked the arena against the file size, which
-            // is the mapping's length), so the pointer is inside the mapping.
+            // SAFETY: `off + stride <= offset + length`, which `body_in_arena`
+            // bounded by the arena's end and so by the mapping's length; the
+            // pointer is inside the mapping.
             let p = unsafe { self.map.as_mut_ptr().add(off) };
             // 8-aligned: the mapping is page-aligned, `offset` a multiple of
             // 128, and `CTL_SIZE` and `stride` multiples of 128.
