@@ -11,11 +11,18 @@
 //! |---|---|
 //! | `HELLO <abi> <pid>` | `WELCOME <slot> <generation> <epoch> <segment_size>` |
 //! | `OPEN <kind> <name> <create:0/1> <p0> <p1> <p2>` | `CHANNEL <index> <generation> <kind> <offset> <length> <p0> <p1> <p2>` |
+//! | `BYE` | none: the client closes the connection next |
 //! | any | `ERR <code> <message…>` |
 //!
 //! In `OPEN`, a parameter is a number or `-` (default, or "any" when opening an
 //! existing channel). For a pipe, `p0` is the ring capacity in bytes; for a
 //! queue, `p0` is the number of slots and `p1` the slot payload size in bytes.
+//!
+//! `BYE` is a clean goodbye: the client sends it when its last handle is
+//! dropped, after it released every channel end, and then closes the socket.
+//! The daemon recovers the client's peer slot at the EOF that follows. An EOF
+//! without `BYE` is not taken as death on its own: the daemon first asks the
+//! client's pidfd whether the process exited (see the daemon's `supervisor`).
 
 use core::fmt;
 
@@ -45,6 +52,9 @@ pub enum Request {
         /// Kind-specific parameters; `None` = default / any.
         params: [Option<u64>; 3],
     },
+    /// Clean goodbye: the client released everything and closes the
+    /// connection next. No answer.
+    Bye,
 }
 
 /// Error codes of `ERR` responses.
@@ -206,6 +216,7 @@ impl Request {
                 fmt_opt(params[1]),
                 fmt_opt(params[2])
             ),
+            Self::Bye => "BYE\n".to_owned(),
         }
     }
 
@@ -241,6 +252,7 @@ impl Request {
                     params,
                 }
             }
+            Some("BYE") => Self::Bye,
             _ => return Err(bad(line)),
         };
         if w.next().is_some() {
@@ -339,6 +351,7 @@ mod tests {
                 create: true,
                 params: [Some(4096), None, None],
             },
+            Request::Bye,
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode()).unwrap(), r);
@@ -377,6 +390,7 @@ mod tests {
             "HELLO 1 2 3",
             "OPEN pipe",
             "OPEN tube a 0 - - -",
+            "BYE now",
             "ERR nope x",
         ] {
             assert!(

@@ -12,7 +12,7 @@ use crate::control::{Control, RequestError};
 use crate::error::{Error, Result};
 use crate::pipe::Pipe;
 use crate::queue::Queue;
-use crate::segment::Mapping;
+use crate::segment::{Mapping, SegmentFile};
 use crate::table::{Array, Table, Value};
 use shmbus::seqlock::{ElemType, Element, Seqlock};
 
@@ -172,6 +172,8 @@ impl Bus {
     /// - `NotShmbus`, `Truncated`, `SizeMismatch`, `AbiMismatch`,
     ///   `CorruptSegment` if `/dev/shm/NAME` is not a valid segment of this
     ///   shmbus version;
+    /// - `WrongOwner`, `UnsafeMode` if it is not owned by the daemon's user or
+    ///   has permission bits the daemon does not set;
     /// - `NotReady` while the daemon starts, `BusClosed` while it stops;
     /// - `Refused` if the daemon turns this client away (peer table full,
     ///   permissions), `Protocol`, `Io`.
@@ -194,8 +196,13 @@ impl Bus {
         let paths = BusPaths::new(name);
         let mut mismatch = String::new();
         for _ in 0..CONNECT_ATTEMPTS {
-            let map = Mapping::open(name, &paths.segment)?;
+            // The file and its header first, so that a foreign or broken file
+            // is reported as such even when no daemon runs; its owner and mode
+            // once the daemon's uid is known; only then all of it is mapped.
+            let file = SegmentFile::open(name, &paths.segment)?;
             let control = Control::connect(name, &paths.socket)?;
+            file.check_owner(control.daemon_uid(), control.socket_mode())?;
+            let map = file.map(name)?;
             let w = *control.welcome();
             // Relaxed: `validate` read the header after an Acquire of READY.
             let epoch = map.header().epoch.load(Ordering::Relaxed);

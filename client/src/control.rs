@@ -7,6 +7,14 @@
 //! everything this client held when it sees EOF, and the client treats EOF from
 //! the daemon as "the bus is closed" ([`Control::peer_gone`]).
 //!
+//! When the last handle goes, [`Control`]'s `Drop` sends `BYE` before the
+//! socket closes: the daemon then frees the slot at once. Without it (the
+//! process died, or something closed the socket under it) the daemon frees the
+//! slot only once the process has exited.
+//!
+//! `SO_PEERCRED` on the connection tells who the daemon is: its uid is the
+//! owner the segment must have ([`Control::daemon_uid`]).
+//!
 //! Requests are rare (attach time only), so the socket's I/O sits behind a
 //! [`Mutex`]; this makes the bus `Send + Sync`. The liveness check does not take
 //! the lock: it is one non-blocking `MSG_PEEK` on the socket.
@@ -68,6 +76,30 @@ pub(crate) struct Control {
     stream: UnixStream,
     io: Mutex<Io>,
     welcome: Welcome,
+    /// The daemon's effective uid, from `SO_PEERCRED`.
+    daemon_uid: u32,
+    /// The socket file's permission bits (the daemon gives the segment the
+    /// same), or `None` if it could not be read.
+    socket_mode: Option<u32>,
+    /// The pid that registered, once `WELCOME` arrived: only that process
+    /// says `BYE` (a forked child that drops its copy must not).
+    registered_by: Option<u32>,
+}
+
+impl Drop for Control {
+    /// Says `BYE` if this process registered: the daemon may then free the
+    /// slot at once. Never blocks: one non-blocking send, errors ignored (the
+    /// daemon falls back to the pidfd).
+    fn drop(&mut self) {
+        if self.registered_by == Some(std::process::id()) {
+            let bye = Request::Bye.encode();
+            let _ = rustix::net::send(
+                &self.stream,
+                bye.as_bytes(),
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            );
+        }
+    }
 }
 
 impl Control {
@@ -102,6 +134,17 @@ impl Control {
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
             .map_err(|e| io_err("configuring the control socket", e))?;
+        // Who listens: the uid the daemon had when it called `listen`.
+        let daemon_uid = rustix::net::sockopt::socket_peercred(&stream)
+            .map_err(|e| io_err("reading shmbusd's credentials (SO_PEERCRED)", e.into()))?
+            .uid
+            .as_raw();
+        let socket_mode = {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::symlink_metadata(socket)
+                .ok()
+                .map(|m| m.permissions().mode() & 0o7777)
+        };
         let mut c = Self {
             stream,
             io: Mutex::new(Io::default()),
@@ -111,6 +154,9 @@ impl Control {
                 epoch: 0,
                 segment_size: 0,
             },
+            daemon_uid,
+            socket_mode,
+            registered_by: None,
         };
         let hello = Request::Hello {
             abi: ABI_VERSION,
@@ -134,6 +180,7 @@ impl Control {
                     epoch,
                     segment_size,
                 };
+                c.registered_by = Some(std::process::id());
                 Ok(c)
             }
             Ok(Response::Error {
@@ -156,6 +203,16 @@ impl Control {
     /// What the daemon said when we registered.
     pub(crate) fn welcome(&self) -> &Welcome {
         &self.welcome
+    }
+
+    /// The daemon's effective uid (`SO_PEERCRED`): the segment's owner.
+    pub(crate) fn daemon_uid(&self) -> u32 {
+        self.daemon_uid
+    }
+
+    /// The socket's permission bits, if they could be read.
+    pub(crate) fn socket_mode(&self) -> Option<u32> {
+        self.socket_mode
     }
 
     /// Sends one request and reads its answer.

@@ -9,7 +9,7 @@
 //!
 //! | operation | variants it can return |
 //! |---|---|
-//! | [`Bus::connect`](crate::Bus::connect) | `BadName`, `DaemonNotRunning`, `PermissionDenied`, `NotShmbus`, `Truncated`, `SizeMismatch`, `AbiMismatch`, `NotReady`, `CorruptSegment`, `BusClosed`, `Refused`, `Protocol`, `Io` |
+//! | [`Bus::connect`](crate::Bus::connect) | `BadName`, `DaemonNotRunning`, `PermissionDenied`, `NotShmbus`, `Truncated`, `SizeMismatch`, `AbiMismatch`, `NotReady`, `CorruptSegment`, `WrongOwner`, `UnsafeMode`, `BusClosed`, `Refused`, `Protocol`, `Io` |
 //! | [`Bus::pipe`](crate::Bus::pipe) and friends | `BadName`, `NotFound`, `KindMismatch`, `ParamMismatch`, `BadParams`, `NoSpace`, `DirectoryFull`, `Denied`, `BusClosed`, `Corrupt`, `Protocol`, `Io` |
 //! | [`Bus::value`](crate::Bus::value), [`Bus::array`](crate::Bus::array) and friends | as `Bus::pipe`, and `TypeMismatch` |
 //! | value and array writes (`store`, `write`, `update`, `fetch_add`) | `LengthMismatch` (arrays), `Timeout`, `BusClosed` |
@@ -161,6 +161,26 @@ pub enum Error {
         path: PathBuf,
         /// The first inconsistency found.
         error: LayoutError,
+    },
+    /// The segment file is not owned by the daemon's user (`SO_PEERCRED` of
+    /// the control connection): someone else made or took it. Not mapped.
+    WrongOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The daemon's uid.
+        daemon: u32,
+    },
+    /// The segment file has permission bits the daemon does not set (the
+    /// daemon gives the segment the mode of its socket). Not mapped.
+    UnsafeMode {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The bits the daemon set on its socket.
+        allowed: u32,
     },
     /// The daemon refused to register this client (peer table full, not
     /// allowed, other ABI).
@@ -349,6 +369,26 @@ impl fmt::Display for Error {
             Self::CorruptSegment { path, error } => {
                 write!(f, "{}: {error}; {RESTART_HINT}", path.display())
             }
+            Self::WrongOwner {
+                path,
+                owner,
+                daemon,
+            } => write!(
+                f,
+                "{} belongs to uid {owner}, but shmbusd runs as uid {daemon}: the segment \
+                 was replaced or given away; not mapping it; {RESTART_HINT}",
+                path.display()
+            ),
+            Self::UnsafeMode {
+                path,
+                mode,
+                allowed,
+            } => write!(
+                f,
+                "{} has mode {mode:04o}, which allows more than shmbusd's mode {allowed:04o} \
+                 (that of its socket): someone changed it; not mapping it; {RESTART_HINT}",
+                path.display()
+            ),
             Self::Refused { code, message } => {
                 write!(f, "shmbusd refused this client ({code}): {message}")
             }

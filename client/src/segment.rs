@@ -9,6 +9,10 @@
 //! directory entries, peer slots and pipe bodies, each only as `&T` where `T`
 //! is made of atomics.
 //!
+//! Opening is in three steps ([`SegmentFile`]): open and `fstat` it, map and
+//! check the header alone; check its owner and mode once the daemon's uid is
+//! known (from the control connection); only then map all of it.
+//!
 //! A process that truncates the file after we mapped it would make later
 //! accesses fault (SIGBUS); only the daemon and its clients write the segment,
 //! and the daemon `fallocate`s it whole, so that is out of scope.
@@ -16,7 +20,7 @@
 use std::fs::File;
 use std::io;
 use std::mem::{align_of, size_of};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -59,15 +63,35 @@ pub(crate) struct QueueBody<'a> {
     pub(crate) cells: Cells,
 }
 
-impl Mapping {
-    /// Opens, maps and validates the segment at `path` for bus `bus`.
+/// The segment file, opened and checked but not yet mapped beyond its
+/// header: [`SegmentFile::open`] (before talking to the daemon), then
+/// [`SegmentFile::check_owner`] (once the daemon's uid is known), then
+/// [`SegmentFile::map`].
+#[derive(Debug)]
+pub(crate) struct SegmentFile {
+    file: File,
+    path: PathBuf,
+    /// Size from `fstat`, at least a header, equal to the header's total size.
+    size: u64,
+    /// Owner uid from `fstat`.
+    owner: u32,
+    /// Permission bits from `fstat` (`st_mode & 0o7777`).
+    mode: u32,
+}
+
+impl SegmentFile {
+    /// Opens the segment at `path` for bus `bus` with `O_NOFOLLOW`, checks
+    /// with `fstat` that it is a regular file at least a header long, maps
+    /// the header alone and validates it against the file size
+    /// ([`layout::validate`]).
     ///
     /// # Errors
     /// - `DaemonNotRunning` if the file does not exist;
     /// - `PermissionDenied`;
     /// - `NotShmbus` for a symbolic link, a non-regular file, or a bad magic;
     /// - `Truncated` if smaller than a header;
-    /// - one variant per [`LayoutError`] (see [`layout_error`]);
+    /// - one variant per [`LayoutError`] (see [`layout_error`]), among them
+    ///   `SizeMismatch` if the header's total size is not the file's;
     /// - `Io` for anything else.
     pub(crate) fn open(bus: &str, path: &Path) -> Result<Self, Error> {
         let io = |doing, e: io::Error| Error::Io { doing, source: e };
@@ -112,37 +136,120 @@ impl Mapping {
                 size,
             });
         }
-        let len = usize::try_from(size).map_err(|_| Error::SizeMismatch {
-            path: path.to_owned(),
-            header: 0,
-            file: size,
-        })?;
         let file = File::from(fd);
+        // The header alone: nothing beyond it is mapped before the header's
+        // total size has been checked against the file's.
+        let head = MmapOptions::new()
+            .len(size_of::<Header>())
+            .map_raw(&file)
+            .map_err(|e| io("mapping the segment header", e))?;
+        // SAFETY: `head` maps `size_of::<Header>()` bytes of the file, which
+        // holds at least that many (checked above).
+        unsafe { header_of(&head) }
+            .map_err(|e| io("mapping the segment header", e))
+            .and_then(|h| layout::validate(h, size).map_err(|e| layout_error(bus, path, e)))?;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            size,
+            owner: st.st_uid,
+            mode: st.st_mode & 0o7777,
+        })
+    }
+
+    /// Checks that the daemon made this file: its owner is the daemon's uid
+    /// (`SO_PEERCRED` of the control connection), and it has no permission
+    /// bit the daemon would not set: the daemon gives the segment and its
+    /// socket one mode, so the segment's bits must be among the socket's
+    /// (`socket_mode`; `0o600`, the default, if unknown).
+    ///
+    /// # Errors
+    /// `WrongOwner`, `UnsafeMode`.
+    pub(crate) fn check_owner(
+        &self,
+        daemon_uid: u32,
+        socket_mode: Option<u32>,
+    ) -> Result<(), Error> {
+        if self.owner != daemon_uid {
+            return Err(Error::WrongOwner {
+                path: self.path.clone(),
+                owner: self.owner,
+                daemon: daemon_uid,
+            });
+        }
+        let allowed = socket_mode.unwrap_or(0o600) & 0o777;
+        if self.mode & !allowed != 0 {
+            return Err(Error::UnsafeMode {
+                path: self.path.clone(),
+                mode: self.mode,
+                allowed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Maps the whole file and validates the header again (it may have been
+    /// replaced by a restarted daemon since [`open`](Self::open)).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open) for the header; `Io` if mapping fails.
+    pub(crate) fn map(self, bus: &str) -> Result<Mapping, Error> {
+        let io = |doing, e: io::Error| Error::Io { doing, source: e };
+        let len = usize::try_from(self.size).map_err(|_| Error::SizeMismatch {
+            path: self.path.clone(),
+            header: 0,
+            file: self.size,
+        })?;
         // Exactly `size` bytes, shared and writable (the file is O_RDWR).
         let map = MmapOptions::new()
             .len(len)
-            .map_raw(&file)
+            .map_raw(&self.file)
             .map_err(|e| io("mapping the segment", e))?;
         // The mapping stays valid after the file is closed.
-        drop(file);
-        let base = map.as_mut_ptr();
-        if base.is_null() || base as usize % align_of::<Header>() != 0 {
-            return Err(io(
-                "mapping the segment",
-                io::Error::other("mmap returned a misaligned address"),
-            ));
-        }
-        // SAFETY:
-        // - `base` is the start of a live mapping of `size >= size_of::<Header>()`
-        //   bytes (checked above), aligned for `Header` (checked above; mmap
-        //   returns page-aligned addresses);
-        // - `Header` is `repr(C)` and made only of atomics, for which every bit
-        //   pattern is valid, and other processes only ever access it atomically,
-        //   so a shared reference to it is sound while the mapping lives;
-        // - the reference lives only within this function, while `map` does.
-        let header = unsafe { &*base.cast::<Header>() };
-        let geometry = layout::validate(header, size).map_err(|e| layout_error(bus, path, e))?;
-        Ok(Self { map, geometry })
+        drop(self.file);
+        // SAFETY: `map` is `size >= size_of::<Header>()` bytes long (checked
+        // by `open`).
+        let header = unsafe { header_of(&map) }.map_err(|e| io("mapping the segment", e))?;
+        let geometry =
+            layout::validate(header, self.size).map_err(|e| layout_error(bus, &self.path, e))?;
+        Ok(Mapping { map, geometry })
+    }
+}
+
+/// The header at the start of `map`.
+///
+/// # Safety
+/// `map` must be at least `size_of::<Header>()` bytes long.
+///
+/// # Errors
+/// If the mapping is not aligned for a `Header` (mmap returns page-aligned
+/// addresses, so this does not happen).
+unsafe fn header_of(map: &MmapRaw) -> io::Result<&Header> {
+    let base = map.as_mut_ptr();
+    if base.is_null() || base as usize % align_of::<Header>() != 0 {
+        return Err(io::Error::other("mmap returned a misaligned address"));
+    }
+    // SAFETY:
+    // - `base` is the start of a live mapping of at least
+    //   `size_of::<Header>()` bytes (the caller's contract), aligned for
+    //   `Header` (checked above);
+    // - `Header` is `repr(C)` and made only of atomics, for which every bit
+    //   pattern is valid, and other processes only ever access it atomically,
+    //   so a shared reference to it is sound while the mapping lives;
+    // - the reference borrows `map`, which keeps the mapping alive.
+    Ok(unsafe { &*base.cast::<Header>() })
+}
+
+impl Mapping {
+    /// Opens, maps and validates the segment at `path` for bus `bus`, without
+    /// the owner check (which needs the daemon): [`SegmentFile::open`] then
+    /// [`SegmentFile::map`].
+    ///
+    /// # Errors
+    /// As those two.
+    #[cfg(test)]
+    pub(crate) fn open(bus: &str, path: &Path) -> Result<Self, Error> {
+        SegmentFile::open(bus, path)?.map(bus)
     }
 
     /// The validated geometry.
@@ -428,7 +535,6 @@ mod tests {
     use shmbus::layout::{entry_state, Kind};
     use shmbus::sync::Ordering;
     use std::io::Write;
-    use std::path::PathBuf;
 
     /// A file under /dev/shm removed on drop.
     struct TempShm(PathBuf);

@@ -21,7 +21,11 @@ use clap::Parser;
     long_about = "Serve a shmbus shared-memory message bus.\n\n\
         Creates the segment /dev/shm/NAME and a control socket beside it, serves \
         clients until SIGINT, SIGTERM or SIGHUP, then removes both. Without --name (or a \
-        name in the config file) the bus is $SHMBUS_BUS, else \"shmbus\".",
+        name in the config file) the bus is $SHMBUS_BUS, else \"shmbus\".\n\n\
+        Access: a client is accepted if its uid (SO_PEERCRED) is the daemon's, root, \
+        one given with --allow-uid, or if one of its groups is given with \
+        --allow-group; others get a clear refusal. The segment and socket share one \
+        --mode, which must let every allowed client open them.",
     after_help = "Exit status: 0 after a clean shutdown, 1 if the bus could not be \
         served (another daemon serves it, /dev/shm is full, ...), 2 for a bad \
         command line or configuration."
@@ -44,8 +48,23 @@ pub struct Cli {
     pub max_channels: Option<u32>,
 
     /// Permissions of the segment and the socket, in octal [default: 0600].
+    /// Must let the users and groups allowed below open both (read and
+    /// write): --allow-uid needs the "other" bits (e.g. 0666), --allow-group
+    /// the group bits (e.g. 0660).
     #[arg(long, value_name = "OCTAL")]
     pub mode: Option<String>,
+
+    /// Also accept clients of this uid (besides the daemon's own uid and
+    /// root, which are always accepted). Repeatable; replaces the config
+    /// file's `allow_uids`.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub allow_uids: Vec<u32>,
+
+    /// Also accept clients whose primary or supplementary group is GID; the
+    /// segment and socket get the first such group. Repeatable; replaces the
+    /// config file's `allow_groups`.
+    #[arg(long = "allow-group", value_name = "GID")]
+    pub allow_groups: Vec<u32>,
 
     /// Create a pipe at start; CAPACITY is a power of two in bytes [default: 64K].
     /// Repeatable.
@@ -122,6 +141,12 @@ mod tests {
             "9",
             "--mode",
             "0640",
+            "--allow-uid",
+            "65534",
+            "--allow-uid",
+            "7",
+            "--allow-group",
+            "100",
             "--pipe",
             "a",
             "--pipe",
@@ -136,6 +161,8 @@ mod tests {
         assert_eq!(c.max_peers, Some(8));
         assert_eq!(c.max_channels, Some(9));
         assert_eq!(c.mode.as_deref(), Some("0640"));
+        assert_eq!(c.allow_uids, [65534, 7]);
+        assert_eq!(c.allow_groups, [100]);
         assert_eq!(c.pipes, ["a", "c:4096"]);
         assert_eq!(c.config, Some(PathBuf::from("x.toml")));
         assert!(c.quiet);

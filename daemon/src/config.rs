@@ -12,6 +12,8 @@
 //! max_peers = 128
 //! max_channels = 256
 //! mode = "0640"            # a string in octal, or a TOML octal integer 0o640
+//! allow_uids = [1001]      # more uids to accept (needs "other" rw bits in mode)
+//! allow_groups = [100]     # more groups to accept (needs group rw bits in mode)
 //! quiet = false
 //!
 //! [[pipe]]
@@ -43,6 +45,19 @@
 //! A command-line flag beats the file, which beats `$SHMBUS_BUS` (bus name
 //! only), which beats the default. `--pipe NAME` adds a pipe, or, if the file
 //! declares `NAME` too, overrides its capacity when the flag gives one.
+//! `--allow-uid` / `--allow-group`, when given, replace the file's lists.
+//!
+//! # Access
+//! The daemon accepts a client whose uid (`SO_PEERCRED`) is its own effective
+//! uid, root, or in `allow_uids`, or whose primary or supplementary group is in
+//! `allow_groups`; see [`Spec::allows`]. The segment and the socket share one
+//! mode, and the first allowed group becomes their group. A mode that would
+//! keep an allowed client out is refused at start, never widened behind the
+//! user's back: an allowed uid other than the daemon's and root's needs the
+//! "other" read and write bits (`0o006`), an allowed group the group bits
+//! (`0o060`), and a second allowed group the "other" bits as well (a file has
+//! one group). A wider mode than needed is allowed: the daemon's uid check
+//! still refuses everyone else at `HELLO`, but they can map the segment.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -147,6 +162,8 @@ pub struct Spec {
     paths: BusPaths,
     geometry: Geometry,
     mode: u32,
+    allow_uids: Vec<u32>,
+    allow_groups: Vec<u32>,
     quiet: bool,
     channels: Vec<ChannelSpec>,
 }
@@ -208,6 +225,23 @@ impl Spec {
             }
             (None, None) => DEFAULT_MODE,
         };
+        let allow_uids = if cli.allow_uids.is_empty() {
+            file.allow_uids.unwrap_or_default()
+        } else {
+            cli.allow_uids
+        };
+        let allow_groups = if cli.allow_groups.is_empty() {
+            file.allow_groups.unwrap_or_default()
+        } else {
+            cli.allow_groups
+        };
+        check_access(
+            mode,
+            &allow_uids,
+            &allow_groups,
+            rustix::process::geteuid().as_raw(),
+        )
+        .map_err(Error::Config)?;
         let quiet = cli.quiet || file.quiet.unwrap_or(false);
 
         // Channels: the file's first, in order, then the command line's.
@@ -373,6 +407,8 @@ impl Spec {
             name,
             geometry,
             mode,
+            allow_uids,
+            allow_groups,
             quiet,
             channels,
         })
@@ -397,6 +433,65 @@ impl Spec {
     /// Permissions of the segment and the socket (`0o600` by default).
     pub fn mode(&self) -> u32 {
         self.mode
+    }
+
+    /// Uids accepted besides the daemon's effective uid and root.
+    pub fn allow_uids(&self) -> &[u32] {
+        &self.allow_uids
+    }
+
+    /// Groups whose members (primary or supplementary) are accepted; the
+    /// first is the group of the segment and the socket.
+    pub fn allow_groups(&self) -> &[u32] {
+        &self.allow_groups
+    }
+
+    /// Whether a client of `uid` and primary group `gid` may use the bus,
+    /// given the daemon's effective uid `daemon_uid`. `in_groups` is asked
+    /// (only if needed) whether the client's supplementary groups meet the
+    /// given list.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmbus_daemon::{Cli, Spec};
+    /// let cli = Cli::parse_args(["shmbusd", "--name", "d", "--mode", "0666", "--allow-uid", "7"]);
+    /// let spec = Spec::from_cli(cli.unwrap()).unwrap();
+    /// assert!(spec.allows(7, 7, 1000, |_| false));
+    /// assert!(spec.allows(1000, 1000, 1000, |_| false));
+    /// assert!(spec.allows(0, 0, 1000, |_| false));
+    /// assert!(!spec.allows(8, 8, 1000, |_| false));
+    /// ```
+    pub fn allows(
+        &self,
+        uid: u32,
+        gid: u32,
+        daemon_uid: u32,
+        in_groups: impl FnOnce(&[u32]) -> bool,
+    ) -> bool {
+        uid == daemon_uid
+            || uid == 0
+            || self.allow_uids.contains(&uid)
+            || (!self.allow_groups.is_empty()
+                && (self.allow_groups.contains(&gid) || in_groups(&self.allow_groups)))
+    }
+
+    /// Who may use the bus, for a refusal message: "uid 0 (root), uid 1000
+    /// (the daemon's), uid 7 and members of group 100".
+    pub fn describe_access(&self, daemon_uid: u32) -> String {
+        let mut who = vec!["uid 0 (root)".to_owned()];
+        if daemon_uid != 0 {
+            who.push(format!("uid {daemon_uid} (the daemon's)"));
+        }
+        for u in &self.allow_uids {
+            who.push(format!("uid {u}"));
+        }
+        for g in &self.allow_groups {
+            who.push(format!("members of group {g}"));
+        }
+        match who.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => who.join(""),
+        }
     }
 
     /// Whether to log only errors.
@@ -471,6 +566,8 @@ struct FileConfig {
     max_peers: Option<u32>,
     max_channels: Option<u32>,
     mode: Option<toml::Value>,
+    allow_uids: Option<Vec<u32>>,
+    allow_groups: Option<Vec<u32>>,
     quiet: Option<bool>,
     #[serde(default)]
     pipe: Vec<PipeDecl>,
@@ -606,6 +703,38 @@ fn check_mode(m: u32) -> Result<u32, String> {
         ));
     }
     Ok(m)
+}
+
+/// Checks that `mode` lets every allowed client open the segment and the
+/// socket (see the module docs, "Access").
+fn check_access(mode: u32, uids: &[u32], groups: &[u32], daemon_uid: u32) -> Result<(), String> {
+    if let Some(u) = uids.iter().find(|&&u| u != daemon_uid && u != 0) {
+        if mode & 0o006 != 0o006 {
+            return Err(format!(
+                "--allow-uid {u} needs a mode that lets other users read and write the \
+                 segment and the socket, e.g. --mode 0666 (the mode is {mode:04o})"
+            ));
+        }
+    }
+    if let Some(g) = groups.first() {
+        if mode & 0o060 != 0o060 {
+            return Err(format!(
+                "--allow-group {g} needs a mode that lets the group read and write the \
+                 segment and the socket, e.g. --mode 0660 (the mode is {mode:04o})"
+            ));
+        }
+    }
+    if let Some(g) = groups.get(1) {
+        if mode & 0o006 != 0o006 {
+            return Err(format!(
+                "--allow-group {g}: the segment and the socket belong to one group (the \
+                 first allowed, {}), so other allowed groups need the \"other\" read and \
+                 write bits, e.g. --mode 0666 (the mode is {mode:04o})",
+                groups[0]
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn value_size(v: &toml::Value) -> Result<u64, String> {
@@ -800,6 +929,64 @@ mod tests {
         assert_eq!(s.channels()[0].params.words()[0], 4096);
         // The same pipe twice on the command line is an error.
         assert!(spec(&["--pipe", "c", "--pipe", "c:128"], "", None).is_err());
+    }
+
+    #[test]
+    fn access_lists_and_modes() {
+        let me = rustix::process::geteuid().as_raw();
+        let other = if me == 4242 { 4243 } else { 4242 };
+        // The default: only the daemon's uid and root.
+        let s = spec(&[], "", None).unwrap();
+        assert!(s.allow_uids().is_empty() && s.allow_groups().is_empty());
+        assert!(s.allows(me, 0, me, |_| panic!("groups not needed")));
+        assert!(s.allows(0, 0, me, |_| panic!("groups not needed")));
+        assert!(!s.allows(other, other, me, |_| true));
+        // --allow-uid needs the "other" bits.
+        let o = other.to_string();
+        let e = spec(&["--allow-uid", &o], "", None).unwrap_err();
+        assert!(e.contains("--mode 0666") && e.contains("0600"), "{e}");
+        let s = spec(&["--allow-uid", &o, "--mode", "0666"], "", None).unwrap();
+        assert!(s.allows(other, other, me, |_| false));
+        // Allowing oneself or root needs nothing.
+        assert!(spec(&["--allow-uid", "0"], "", None).is_ok());
+        // --allow-group: the group bits; a second group: the other bits too.
+        let e = spec(&["--allow-group", "100"], "", None).unwrap_err();
+        assert!(e.contains("0660"), "{e}");
+        let s = spec(&["--allow-group", "100", "--mode", "0660"], "", None).unwrap();
+        assert!(s.allows(other, 100, me, |_| false), "primary group");
+        assert!(
+            s.allows(other, 5, me, |g| g == [100]),
+            "supplementary group"
+        );
+        assert!(!s.allows(other, 5, me, |_| false));
+        let e = spec(
+            &[
+                "--allow-group",
+                "100",
+                "--allow-group",
+                "200",
+                "--mode",
+                "0660",
+            ],
+            "",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("one group"), "{e}");
+        // From the file; flags replace the file's list.
+        let f = format!("mode = \"0666\"\nallow_uids = [{other}]\nallow_groups = [7]\n");
+        let s = spec(&[], &f, None).unwrap();
+        assert_eq!((s.allow_uids(), s.allow_groups()), (&[other][..], &[7][..]));
+        let s = spec(&["--allow-uid", "9"], &f, None).unwrap();
+        assert_eq!(s.allow_uids(), [9]);
+        assert_eq!(
+            s.describe_access(1000),
+            "uid 0 (root), uid 1000 (the daemon's), uid 9 and members of group 7"
+        );
+        assert_eq!(
+            spec(&[], "", None).unwrap().describe_access(0),
+            "uid 0 (root)"
+        );
     }
 
     #[test]

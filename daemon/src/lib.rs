@@ -13,6 +13,7 @@
 //! | `server` | accepting and serving control connections |
 //! | `alloc` | the arena (bump allocator) and the directory |
 //! | `supervisor` | peer slots, and recovery when a client goes away |
+//! | `process` | a client's process held by a pidfd: alive, exited, groups |
 //!
 //! ## Life of a daemon
 //! 1. Take `flock(LOCK_EX | LOCK_NB)` on the bus's lock file: one daemon per bus.
@@ -51,6 +52,7 @@
 mod alloc;
 mod cli;
 pub mod config;
+mod process;
 mod run;
 mod server;
 mod supervisor;

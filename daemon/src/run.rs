@@ -10,6 +10,10 @@
 //! | segment `NAME` (`--mode`) | after the lock, `O_EXCL` | at shutdown, or if start fails after creating it |
 //! | socket `.shmbus-NAME.sock` (`--mode`) | after the segment is `READY`, bound under a temporary name and renamed into place once listening | at shutdown |
 //!
+//! With `--allow-group`, the segment and the socket belong to the first
+//! allowed group (`fchown` / `chown` before they are published); otherwise to
+//! the daemon's group. Their mode is always the same.
+//!
 //! Whoever holds the `flock` owns all three names, so a segment or socket found
 //! by a daemon that just got the lock was left by a daemon that died: it is
 //! removed and made anew ("taking over stale segment"). A file that is not a
@@ -406,7 +410,14 @@ impl Daemon {
         cleanup.paths.push(paths.lock.clone());
         remove_stale(spec.name(), &paths, &log)?;
 
-        let map = create_segment(&paths.segment, g.total_size, spec.mode(), &mut cleanup)?;
+        let group = spec.allow_groups().first().copied();
+        let map = create_segment(
+            &paths.segment,
+            g.total_size,
+            spec.mode(),
+            group,
+            &mut cleanup,
+        )?;
         let seg = Segment::new(map, g)?;
         let epoch = new_epoch();
         let pid = std::process::id();
@@ -422,13 +433,13 @@ impl Daemon {
             g.arena_len,
             spec.mode(),
         ));
-        let bus = Bus::new(seg, spec.name().to_owned(), epoch, log.clone());
+        let bus = Bus::new(seg, spec.clone(), epoch, log.clone());
         for c in spec.channels() {
             bus.create_declared(c)?;
         }
         layout::publish(bus.seg.header());
 
-        let listener = bind_socket(&paths.socket, spec.mode(), epoch)?;
+        let listener = bind_socket(&paths.socket, spec.mode(), group, epoch)?;
         // Removed before the lock file, after the segment.
         cleanup.paths.insert(1, paths.socket.clone());
         log.info(format_args!(
@@ -668,6 +679,7 @@ fn create_segment(
     path: &Path,
     size: u64,
     mode: u32,
+    group: Option<u32>,
     cleanup: &mut Cleanup,
 ) -> Result<MmapRaw, Error> {
     let shown = path.display();
@@ -679,6 +691,12 @@ fn create_segment(
     .map_err(|e| Error::io(format!("cannot create segment {shown}"), e))?;
     // Removed first (before the socket and the lock file).
     cleanup.paths.insert(0, path.to_owned());
+    if let Some(gid) = group {
+        // Before fchmod: chown may clear set-id bits, and the group bits of
+        // the mode are meant for this group.
+        rustix::fs::fchown(&fd, None, Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| Error::io(format!("cannot give {shown} to group {gid}"), e))?;
+    }
     // fchmod: the mode asked for, whatever the umask.
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
         .map_err(|e| Error::io(format!("cannot set the mode of {shown}"), e))?;
@@ -718,7 +736,12 @@ fn create_segment(
 /// listening with its final mode, so a client that sees the path can connect.
 /// (Changing the process-wide umask instead would race other threads of a
 /// process that embeds the daemon.)
-fn bind_socket(path: &Path, mode: u32, epoch: u64) -> Result<UnixListener, Error> {
+fn bind_socket(
+    path: &Path,
+    mode: u32,
+    group: Option<u32>,
+    epoch: u64,
+) -> Result<UnixListener, Error> {
     let shown = path.display();
     // Short enough for `sun_path` whatever the bus name; unique per start.
     let tmp = path.with_file_name(format!(
@@ -727,8 +750,21 @@ fn bind_socket(path: &Path, mode: u32, epoch: u64) -> Result<UnixListener, Error
     ));
     let listener = UnixListener::bind(&tmp)
         .map_err(|e| Error::io(format!("cannot bind control socket {}", tmp.display()), e))?;
-    let placed = rustix::fs::chmod(&tmp, Mode::from_raw_mode(mode))
-        .map_err(|e| Error::io(format!("cannot set the mode of {}", tmp.display()), e))
+    let placed = group
+        .map_or(Ok(()), |gid| {
+            rustix::fs::chownat(
+                rustix::fs::CWD,
+                &tmp,
+                None,
+                Some(rustix::fs::Gid::from_raw(gid)),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| Error::io(format!("cannot give {} to group {gid}", tmp.display()), e))
+        })
+        .and_then(|()| {
+            rustix::fs::chmod(&tmp, Mode::from_raw_mode(mode))
+                .map_err(|e| Error::io(format!("cannot set the mode of {}", tmp.display()), e))
+        })
         .and_then(|()| {
             std::fs::rename(&tmp, path)
                 .map_err(|e| Error::io(format!("cannot move the control socket to {shown}"), e))

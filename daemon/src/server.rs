@@ -7,14 +7,23 @@
 //! are rare and short, and the data plane never touches it.
 //!
 //! # A connection
-//! 1. The peer's uid and pid come from `SO_PEERCRED`.
+//! 1. The peer's uid, gid and pid come from `SO_PEERCRED`, and a pidfd for its
+//!    process from `SO_PEERPIDFD` (or `pidfd_open` confirmed by the start
+//!    time; see [`crate::process`]). Without a pidfd the connection is closed.
 //! 2. The first line must be `HELLO <abi> <pid>` within [`HELLO_TIMEOUT`]: the
-//!    ABI must be ours, the pid the socket's, the uid ours or root's. Then the
-//!    client gets a peer slot and `WELCOME`.
-//! 3. Then any number of `OPEN` requests, each answered by `CHANNEL` or `ERR`.
-//! 4. A malformed line, a line over `MAX_LINE` bytes, a second `HELLO` or a
-//!    failed `HELLO` gets `ERR` and the connection is closed.
-//! 5. When the connection ends for any reason, the supervisor recovers the slot.
+//!    ABI must be ours, the pid the socket's, and the peer allowed by the
+//!    bus's policy ([`Spec::allows`]: the daemon's uid, root, `--allow-uid`,
+//!    `--allow-group`). Then the client gets a peer slot and `WELCOME`.
+//! 3. Then any number of `OPEN` requests, each answered by `CHANNEL` or `ERR`,
+//!    and at most one `BYE` (no answer), after which the client closes.
+//! 4. A malformed line, a line over `MAX_LINE` bytes, a second `HELLO`, a
+//!    failed `HELLO` or a request after `BYE` gets `ERR` and the connection is
+//!    closed.
+//! 5. While it waits for a request, the thread polls the socket and the
+//!    pidfd together. When the connection ends, the slot is recovered at once
+//!    if the client said `BYE` or its process has exited; a live process
+//!    without `BYE` keeps its slot until its pidfd says it exited (see
+//!    [`crate::supervisor`] for the whole policy).
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
@@ -30,13 +39,25 @@ use shmbus::seqlock;
 use shmbus::sync::Ordering;
 
 use crate::alloc::{AllocError, Channel, Channels};
+use crate::config::Spec;
 use crate::config::{ChannelParams, ChannelSpec, DEFAULT_PIPE_CAPACITY};
-use crate::run::{proc_start_time, Log, Segment, StopHandle};
+use crate::process::{ClientProc, Source};
+use crate::run::{Log, Segment, StopHandle};
 use crate::supervisor::{self, Peers};
 use crate::Error;
 
 /// How long a new connection may take to send `HELLO`.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an EOF without `BYE` waits for the pidfd before the client is
+/// taken to be alive. A dying process closes its files before the kernel marks
+/// it exited (`exit_files` comes before `exit_notify` in `do_exit`), so the
+/// EOF of a SIGKILLed client arrives a moment before its pidfd turns readable.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// While a client that closed its connection without `BYE` still runs, how
+/// often its thread looks up from the pidfd to see whether the daemon stops.
+const WATCH_SLICE: Duration = Duration::from_millis(200);
 
 /// Connections beyond the peer count allowed at once (clients still saying
 /// `HELLO`, or about to be refused).
@@ -67,6 +88,8 @@ pub(crate) struct Bus {
     epoch: u64,
     /// The daemon's effective uid: allowed to connect, with root.
     uid: u32,
+    /// Who else may connect ([`Spec::allows`]).
+    access: Spec,
     max_conns: usize,
     state: Mutex<State>,
     conns: Mutex<Conns>,
@@ -74,7 +97,7 @@ pub(crate) struct Bus {
 }
 
 impl Bus {
-    pub(crate) fn new(seg: Segment, name: String, epoch: u64, log: Log) -> Self {
+    pub(crate) fn new(seg: Segment, access: Spec, epoch: u64, log: Log) -> Self {
         let g = *seg.geometry();
         Self {
             state: Mutex::new(State {
@@ -86,9 +109,10 @@ impl Bus {
             conns_cv: Condvar::new(),
             max_conns: g.peers_count as usize + EXTRA_CONNECTIONS,
             uid: rustix::process::geteuid().as_raw(),
+            name: access.name().to_owned(),
+            access,
             seg,
             log,
-            name,
             epoch,
         }
     }
@@ -294,6 +318,19 @@ enum End {
     Refused,
     /// A read or write failed (a client killed mid-write, a timeout, shutdown).
     Io(io::Error),
+    /// The client's process exited while the connection was still open: a
+    /// process it forked inherited the socket.
+    Exited,
+}
+
+/// What woke a connection thread waiting for a request.
+enum Input {
+    /// The socket has bytes or EOF.
+    Ready,
+    /// The pidfd: the client's process exited.
+    Exited,
+    /// Nothing within the timeout.
+    TimedOut,
 }
 
 /// Why a line could not be read.
@@ -344,8 +381,13 @@ struct Conn<'a> {
     stream: &'a UnixStream,
     pid: u32,
     uid: u32,
+    gid: u32,
+    /// The client's process.
+    process: &'a ClientProc,
     /// Set once `HELLO` succeeded.
     slot: Option<u16>,
+    /// Set when the client said `BYE`.
+    bye: bool,
 }
 
 fn serve_conn(bus: &Bus, stream: UnixStream) {
@@ -357,39 +399,152 @@ fn serve_conn(bus: &Bus, stream: UnixStream) {
             return;
         }
     };
+    let pid = cred.pid.as_raw_nonzero().get().unsigned_abs();
+    let process = match ClientProc::of_peer(&stream, pid) {
+        Ok(p) => p,
+        Err(e) => {
+            bus.log.warn(format_args!(
+                "no pidfd for the process (pid {pid}) of a new connection, closing it: {e}"
+            ));
+            let _ = (&stream).write_all(
+                error(
+                    ErrorCode::Protocol,
+                    format!("the daemon cannot watch process {pid}: {e}"),
+                )
+                .encode()
+                .as_bytes(),
+            );
+            return;
+        }
+    };
     let mut conn = Conn {
         bus,
         stream: &stream,
-        pid: cred.pid.as_raw_nonzero().get().unsigned_abs(),
+        pid,
         uid: cred.uid.as_raw(),
+        gid: cred.gid.as_raw(),
+        process: &process,
         slot: None,
+        bye: false,
     };
     let end = conn.run();
-    if let Some(slot) = conn.slot {
-        let r = {
-            let mut st = bus.state();
-            let st = &mut *st;
-            supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot)
-        };
-        let how = match &end {
-            End::Eof => "disconnected".to_owned(),
-            End::Refused => "disconnected after a protocol error".to_owned(),
-            End::Io(e) => format!("disconnected ({e})"),
-        };
-        bus.log.info(format_args!(
-            "client pid {} slot {slot} {how}; slot freed, {} pipe ends released, \
-             {} value locks cleared, {} queue cells repaired",
-            conn.pid, r.released_ends, r.cleared_locks, r.repaired_cells
-        ));
+    let Some(slot) = conn.slot else { return };
+    let how = match &end {
+        End::Eof => "closed its connection".to_owned(),
+        End::Refused => "was disconnected after a protocol error".to_owned(),
+        End::Io(e) => format!("lost its connection ({e})"),
+        End::Exited => "exited".to_owned(),
+    };
+    let why = if conn.bye {
+        "said BYE".to_owned()
+    } else if let End::Exited = end {
+        // A process it forked holds the socket; that child must connect its
+        // own `Bus`. Closing the connection tells it so.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        "exited while its connection stayed open (inherited by a child?); connection closed"
+            .to_owned()
+    } else {
+        // Whatever ended it, the connection is over for the client too (it
+        // may still hold it open after our `ERR`): close it before waiting.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        match watch_until_exit(bus, &process, slot, &how) {
+            Watched::Exited(false) => format!("{how} and exited"),
+            Watched::Exited(true) => format!("{how} earlier and has now exited"),
+            Watched::Closing => format!("{how}; the daemon is shutting down"),
+        }
+    };
+    let r = {
+        let mut st = bus.state();
+        let st = &mut *st;
+        supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot)
+    };
+    bus.log.info(format_args!(
+        "client pid {pid} slot {slot} {why}; slot freed, {} pipe ends released, \
+         {} value locks cleared, {} queue cells repaired",
+        r.released_ends, r.cleared_locks, r.repaired_cells
+    ));
+}
+
+/// How [`watch_until_exit`] ended.
+enum Watched {
+    /// The process exited; `true` if it was seen alive first.
+    Exited(bool),
+    /// The daemon is shutting down: recover now, whatever the process does.
+    Closing,
+}
+
+/// After an end of connection without `BYE`: waits for the client's process
+/// to exit. A live process keeps its slot and channel ends (it may still be
+/// using them, e.g. after something closed its socket under it or it
+/// exec'd); it is logged once and watched until its pidfd says it exited.
+fn watch_until_exit(bus: &Bus, process: &ClientProc, slot: u16, how: &str) -> Watched {
+    if bus.state().closing {
+        return Watched::Closing;
+    }
+    if process.exited(Some(EXIT_GRACE)) {
+        return Watched::Exited(false);
+    }
+    bus.log.info(format_args!(
+        "client pid {} slot {slot} {how} without BYE but is still running: its slot and \
+         channel ends are kept until it exits",
+        process.pid()
+    ));
+    loop {
+        if process.exited(Some(WATCH_SLICE)) {
+            return Watched::Exited(true);
+        }
+        if bus.state().closing {
+            return Watched::Closing;
+        }
     }
 }
 
 impl Conn<'_> {
+    /// Waits until the socket is readable or the client's process exits (or
+    /// `timeout` passes).
+    fn wait_input(&self, timeout: Option<Duration>) -> io::Result<Input> {
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        let ts = timeout.map(|d| Timespec {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        loop {
+            let mut fds = [
+                PollFd::new(self.stream, PollFlags::IN),
+                PollFd::new(self.process.pidfd(), PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, ts.as_ref()) {
+                Ok(0) => return Ok(Input::TimedOut),
+                // The socket first: bytes (a BYE, say) sent before the process
+                // exited are read, and its EOF handled, before the pidfd.
+                Ok(_) if !fds[0].revents().is_empty() => return Ok(Input::Ready),
+                Ok(_) => return Ok(Input::Exited),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     fn run(&mut self) -> End {
         let _ = self.stream.set_read_timeout(Some(HELLO_TIMEOUT));
         let mut reader = BufReader::new(self.stream);
         let mut line = Vec::with_capacity(256);
         loop {
+            if reader.buffer().is_empty() {
+                let timeout = self.slot.is_none().then_some(HELLO_TIMEOUT);
+                match self.wait_input(timeout) {
+                    Ok(Input::Ready) => {}
+                    Ok(Input::Exited) => return End::Exited,
+                    Ok(Input::TimedOut) => {
+                        let secs = HELLO_TIMEOUT.as_secs();
+                        return self.refuse(error(
+                            ErrorCode::Protocol,
+                            format!("no HELLO within {secs} s"),
+                        ));
+                    }
+                    Err(e) => return End::Io(e),
+                }
+            }
             match read_line(&mut reader, &mut line) {
                 Ok(true) => {}
                 Ok(false) => return End::Eof,
@@ -424,7 +579,20 @@ impl Conn<'_> {
                 Ok(r) => r,
                 Err(m) => return self.refuse(error(ErrorCode::Protocol, m)),
             };
+            if self.bye {
+                return self.refuse(error(ErrorCode::Protocol, "a request after BYE"));
+            }
             let resp = match (req, self.slot) {
+                (Request::Bye, Some(_)) => {
+                    self.bye = true;
+                    continue;
+                }
+                (Request::Bye, None) => {
+                    return self.refuse(error(
+                        ErrorCode::Protocol,
+                        "the first message must be HELLO",
+                    ))
+                }
                 (Request::Hello { abi, pid }, None) => match self.hello(abi, pid) {
                     Ok(r) => {
                         let _ = self.stream.set_read_timeout(None);
@@ -490,21 +658,26 @@ impl Conn<'_> {
                 ),
             ));
         }
-        if self.uid != bus.uid && self.uid != 0 {
+        let process = self.process;
+        if !bus.access.allows(self.uid, self.gid, bus.uid, |groups| {
+            process.in_supplementary_group(groups)
+        }) {
+            let who = bus.access.describe_access(bus.uid);
             bus.log.info(format_args!(
-                "refused client pid {} uid {}: only uid {} and root may use this bus",
-                self.pid, self.uid, bus.uid
+                "refused client pid {} uid {} gid {}: only {who} may use this bus",
+                self.pid, self.uid, self.gid
             ));
             return Err(error(
                 ErrorCode::Denied,
                 format!(
-                    "uid {} may not use bus {}: only uid {} and root may",
-                    self.uid, bus.name, bus.uid
+                    "uid {} may not use bus {}: only {who} may; start shmbusd with \
+                     --allow-uid {} or --allow-group GID (and a --mode that lets it open \
+                     the bus) to let it in",
+                    self.uid, bus.name, self.uid
                 ),
             ));
         }
-        // Read before taking the lock: it is a file read.
-        let start_time = proc_start_time(self.pid).unwrap_or(0);
+        let start_time = process.start_time();
         let mut st = bus.state();
         if st.closing {
             return Err(error(ErrorCode::Closing, "the daemon is shutting down"));
@@ -525,9 +698,13 @@ impl Conn<'_> {
         let live = st.peers.live();
         drop(st);
         self.slot = Some(slot);
+        let via = match process.source() {
+            Source::PeerPidfd => "SO_PEERPIDFD",
+            Source::PidfdOpen => "pidfd_open",
+        };
         bus.log.info(format_args!(
             "client pid {} uid {} connected: slot {slot} generation {generation} \
-             ({live} connected)",
+             ({live} connected; watched by a pidfd from {via})",
             self.pid, self.uid
         ));
         Ok(Response::Welcome {

@@ -1,10 +1,21 @@
-//! Peer slots, and what happens when a client's connection ends.
+//! Peer slots, and what happens when a client goes away.
 //!
-//! A client gets a peer slot when its `HELLO` is accepted and keeps it for as
-//! long as its control connection is open (DESIGN.md §1, §5). The connection is
-//! the liveness signal: when it ends, by a clean close, an error, or the
-//! kernel closing the socket of a process killed with SIGKILL, [`recover`] runs
-//! for that slot:
+//! A client gets a peer slot when its `HELLO` is accepted and keeps it until
+//! the daemon is sure it is done with it (DESIGN.md §1, §5). The connection is
+//! the first signal, a pidfd of the client's process the proof: pid + start
+//! time identify a process, a bare pid never does (`crate::process`).
+//!
+//! # When a slot is recovered
+//! | what the daemon sees | what it does |
+//! |---|---|
+//! | `BYE`, then EOF | recover now: a clean detach (the client released its ends first) |
+//! | EOF (or a protocol error, or an I/O error) without `BYE`, pidfd readable within 500 ms | recover now: the process died (a SIGKILLed process closes its files just before its pidfd turns readable) |
+//! | EOF without `BYE`, process still running | keep the slot and every end it holds; log it; keep polling the pidfd and recover when the process exits. Something closed its socket under it, or it exec'd: it may still use its ends |
+//! | pidfd readable while the connection is still open | recover now and close the connection: the process exited and a child it forked inherited the socket. That child must connect its own `Bus`; closing tells it the bus is gone for it |
+//! | the process is stopped (SIGSTOP) | nothing: no EOF, pidfd not readable. Its ends stay held (a second sender is refused as busy) until it goes on or dies |
+//! | the daemon shuts down | recover every slot as its connection is closed |
+//!
+//! Recovery, in [`recover`]:
 //!
 //! 1. the slot is marked `RECOVERING`;
 //! 2. every live pipe gets `PipeCtl::release_owner(slot + 1)`: the ends the
@@ -19,17 +30,13 @@
 //!    and it is marked `FREE`, ready to be handed out again.
 //!
 //! # What this does not do (yet)
-//! - Death is not confirmed with a pidfd: the end of the connection is taken
-//!   as the end of the process. A client that closes its control connection
-//!   while it goes on running loses its pipe ends; if it keeps using them it
-//!   races the next owner, which the pipe's checks report as `Corrupt`, never
-//!   as undefined behaviour. A process that passed the connection to a child
-//!   (fork without close-on-exec) keeps the slot alive until both have closed
-//!   it.
 //! - Pipes, queues and values/arrays are recovered (a queue's cells held by
 //!   the peer: `QueueCtl::recover_owner`). Waiting flags arrive later.
-//! - The slot's pid and start time (`/proc/PID/stat` field 22) are recorded for
-//!   listings and for that future confirmation, not used for decisions.
+//! - A client whose connection ended without `BYE` and that never exits keeps
+//!   its slot for good (a peer table slot and a daemon thread): that is the
+//!   price of never recovering a live process's ends under it.
+//! - The slot's pid and start time (`/proc/PID/stat` field 22, confirmed by
+//!   the pidfd) are recorded for listings; decisions use the pidfd itself.
 //!
 //! # Peer slot stores
 //! | event | stores | ordering |
@@ -137,8 +144,9 @@ impl Peers {
     }
 }
 
-/// Runs recovery for `slot` after its client's connection ended (see the module
-/// docs) and frees the slot. Does nothing for a slot that is not registered.
+/// Runs recovery for `slot` once its client is known to be done with it (it
+/// said `BYE`, or its pidfd says it exited; see the module docs) and frees the
+/// slot. Does nothing for a slot that is not registered.
 pub(crate) fn recover(
     peers: &mut Peers,
     channels: &Channels,

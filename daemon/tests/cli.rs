@@ -338,6 +338,15 @@ impl Client {
     fn expect_eof(&mut self) {
         assert_eq!(self.recv_line(), None, "connection still open");
     }
+
+    /// Closes our side for writing (the daemon sees EOF) and expects the
+    /// daemon to close its side too.
+    fn expect_eof_after_close(&mut self) {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+        self.expect_eof();
+    }
 }
 
 fn expect_err(r: Response, want: ErrorCode) -> String {
@@ -665,23 +674,30 @@ fn control_protocol() {
         offset
     );
 
-    // Garbage ends the connection, and the slot is freed.
+    // Garbage ends the connection. This process is still running and said
+    // no BYE, so the slot stays its own until it exits.
     expect_err(c.request("FROBNICATE 1 2 3\n"), ErrorCode::Protocol);
     c.expect_eof();
-    wait_until("slot freed after disconnect", || {
-        p.state.load(Ordering::Acquire) == peer_state::FREE
-    });
-    assert_ne!(p.generation.load(Ordering::Relaxed), generation);
-    assert_eq!(p.pid.load(Ordering::Relaxed), 0);
-    // The other client is unaffected.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(p.state.load(Ordering::Acquire), peer_state::LIVE);
+    assert_eq!(p.generation.load(Ordering::Relaxed), generation);
+    // The other client is unaffected; BYE then close frees its slot at once.
     assert_eq!(
         seg.peer(slot2).state.load(Ordering::Acquire),
         peer_state::LIVE
     );
-    drop(c2);
-    wait_until("second slot freed", || {
+    c2.send("BYE\n");
+    c2.expect_eof_after_close();
+    wait_until("second slot freed after BYE", || {
         seg.peer(slot2).state.load(Ordering::Acquire) == peer_state::FREE
     });
+    assert_eq!(seg.peer(slot2).pid.load(Ordering::Relaxed), 0);
+    // A request after BYE is a protocol error.
+    let mut c3 = Client::connect(&d.paths);
+    c3.hello();
+    c3.send("BYE\n");
+    expect_err(c3.request("OPEN pipe x 0 - - -\n"), ErrorCode::Protocol);
+    c3.expect_eof();
 }
 
 #[test]
@@ -709,7 +725,7 @@ fn hello_is_required_and_checked() {
     c.expect_eof();
 
     let mut c = Client::connect(&d.paths);
-    c.hello();
+    let (kept, ..) = c.hello();
     expect_err(
         c.request(&format!("HELLO {ABI_VERSION} {}\n", std::process::id())),
         ErrorCode::Protocol,
@@ -723,11 +739,19 @@ fn hello_is_required_and_checked() {
     let l = c.recv_line().expect("ERR before close");
     expect_err(Response::decode(&l).unwrap(), ErrorCode::Protocol);
 
-    // Every refused connection left the peer table empty.
+    // Every connection refused at HELLO left the peer table as it was; the
+    // one refused after HELLO keeps its slot while this process runs (it
+    // said no BYE, and a live process's slot is never taken from it).
     let seg = Segment::open(&d.paths.segment).unwrap();
-    wait_until("all slots free", || {
-        (0..4).all(|i| seg.peer(i).state.load(Ordering::Acquire) == peer_state::FREE)
+    wait_until("all other slots free", || {
+        (0..4)
+            .filter(|&i| i != kept)
+            .all(|i| seg.peer(i).state.load(Ordering::Acquire) == peer_state::FREE)
     });
+    assert_eq!(
+        seg.peer(kept).state.load(Ordering::Acquire),
+        peer_state::LIVE
+    );
 }
 
 #[test]
@@ -758,6 +782,7 @@ fn peer_table_full() {
         ErrorCode::Full,
     );
     assert!(m.contains("--max-peers"), "{m}");
+    a.send("BYE\n");
     drop(a);
     // Once the first client is gone its slot is handed out again.
     let seg = Segment::open(&d.paths.segment).unwrap();
@@ -768,10 +793,22 @@ fn peer_table_full() {
     assert_eq!(slot, 0);
 }
 
-/// Child role for [`sigkilled_client_releases_its_pipe_end`]: registers,
-/// creates pipe `p`, claims its producer end as `attach` would, reports, and
-/// waits to be killed.
-fn producer_child(bus: &str) {
+/// What a producer child does once it holds the producer end of `p`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Waits to be killed.
+    Wait,
+    /// Shuts its control connection down (the daemon sees EOF without BYE)
+    /// and waits to be killed.
+    CloseSocket,
+    /// Hands its control connection to a `sleep` it starts (as a forked
+    /// child would inherit it), reports the sleeper's pid, and exits.
+    HandOverAndExit,
+}
+
+/// Child role for the tests below: registers, creates pipe `p`, claims its
+/// producer end as `attach` would, reports `attached SLOT`, then does `then`.
+fn producer_child(bus: &str, then: Then) {
     let paths = BusPaths::new(bus);
     let mut c = Client::connect(&paths);
     let (slot, ..) = c.hello();
@@ -789,6 +826,30 @@ fn producer_child(bus: &str) {
         .expect("producer end free");
     println!("attached {slot}");
     std::io::stdout().flush().unwrap();
+    match then {
+        Then::Wait => {}
+        Then::CloseSocket => {
+            c.stream.shutdown(std::net::Shutdown::Both).unwrap();
+            println!("closed");
+            std::io::stdout().flush().unwrap();
+        }
+        Then::HandOverAndExit => {
+            // The sleeper inherits the socket: clear close-on-exec on it.
+            rustix::io::fcntl_setfd(&c.stream, rustix::io::FdFlags::empty()).unwrap();
+            let sleeper = Command::new("sleep")
+                .arg(WATCHDOG.as_secs().to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            println!("sleeper {}", sleeper.id());
+            std::io::stdout().flush().unwrap();
+            // Exit (the test returns) with the connection still open in the
+            // sleeper, and no BYE.
+            return;
+        }
+    }
     std::thread::sleep(WATCHDOG);
 }
 
@@ -797,16 +858,28 @@ fn producer_child(bus: &str) {
 fn child_role() {
     if let (Ok(role), Ok(bus)) = (std::env::var(ROLE_ENV), std::env::var(BUS_ENV)) {
         match role.as_str() {
-            "producer" => producer_child(&bus),
+            "producer" => producer_child(&bus, Then::Wait),
+            "producer-close" => producer_child(&bus, Then::CloseSocket),
+            "producer-handover" => producer_child(&bus, Then::HandOverAndExit),
             r => panic!("unknown role {r}"),
         }
     }
 }
 
-#[test]
-fn sigkilled_client_releases_its_pipe_end() {
-    let name = unique("kill");
-    let d = Daemon::start(&name, &[]);
+/// A child process killed (and reaped) on drop.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs this test binary as a producer child in `role` on bus `name`; returns
+/// it, its peer slot (from its `attached SLOT` line) and a receiver of its
+/// later stdout lines.
+fn spawn_producer(role: &str, name: &str) -> (Kill, u16, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "child_role",
@@ -815,45 +888,166 @@ fn sigkilled_client_releases_its_pipe_end() {
             "--test-threads=1",
             "-q",
         ])
-        .env(ROLE_ENV, "producer")
-        .env(BUS_ENV, &name)
+        .env(ROLE_ENV, role)
+        .env(BUS_ENV, name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stderr = drain(child.stderr.take().unwrap());
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut child = Kill(child);
+    let child = Kill(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut l = String::new();
         while out.read_line(&mut l).unwrap_or(0) > 0 {
-            if l.starts_with("attached ") {
-                let _ = tx.send(l.clone());
+            if tx.send(l.trim().to_owned()).is_err() {
                 break;
             }
             l.clear();
         }
     });
-    let line = match rx.recv_timeout(WATCHDOG) {
-        Ok(l) => l,
-        Err(_) => {
-            let _ = child.0.kill();
-            panic!(
-                "child never attached:\n{}",
-                stderr.join().unwrap_or_default()
-            );
-        }
+    // libtest prints a line or two of its own first.
+    let deadline = Instant::now() + WATCHDOG;
+    let line = std::iter::from_fn(|| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    })
+    .find(|l| l.starts_with("attached "));
+    let Some(line) = line else {
+        drop(child);
+        panic!(
+            "{role} child never attached:\n{}",
+            stderr.join().unwrap_or_default()
+        );
     };
-    let slot: u16 = line.trim()["attached ".len()..].parse().unwrap();
+    let slot = line["attached ".len()..].parse().unwrap();
+    (child, slot, rx)
+}
+
+/// Waits up to the watchdog for a line from a child.
+fn next_line(rx: &std::sync::mpsc::Receiver<String>, what: &str) -> String {
+    loop {
+        let l = rx
+            .recv_timeout(WATCHDOG)
+            .unwrap_or_else(|e| panic!("watchdog: no {what} line from the child ({e})"));
+        if l.starts_with(what) {
+            return l;
+        }
+    }
+}
+
+/// Asserts, for a while, that `slot` stays registered and keeps the producer
+/// end of the pipe at `offset`: what a second sender's attach would find. No
+/// time limit is asserted; the pause only gives a wrong recovery the chance
+/// to happen.
+fn assert_kept(seg: &Segment, slot: u16, offset: u64, why: &str) {
+    let ctl = seg.pipe(offset);
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        assert_eq!(
+            seg.peer(slot).state.load(Ordering::Acquire),
+            peer_state::LIVE,
+            "{why}: slot {slot} was recovered"
+        );
+        assert_eq!(
+            end::owner(ctl.ends.producer.load(Ordering::Acquire)),
+            slot + 1,
+            "{why}: producer end released"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the producer end at `offset` is released and `slot` is free.
+fn assert_recovered(seg: &Segment, slot: u16, offset: u64) {
+    let ctl = seg.pipe(offset);
+    wait_until("producer end released", || {
+        end::gone(ctl.ends.producer.load(Ordering::Acquire))
+    });
+    wait_until("slot freed", || {
+        seg.peer(slot).state.load(Ordering::Acquire) == peer_state::FREE
+    });
+    let w = ctl.ends.producer.load(Ordering::Acquire);
+    assert_eq!(end::owner(w), 0);
+}
+
+/// Creates pipe `p` as the producer children do and returns its offset. Call
+/// it before a child registers, so that this connection's slot is not the
+/// one a recovered child frees.
+fn pipe_p(d: &Daemon) -> (Client, u64) {
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    let (_, offset, ..) = expect_channel(c.request("OPEN pipe p 1 4096 - -\n"));
+    (c, offset)
+}
+
+#[test]
+fn client_that_closed_its_socket_keeps_its_end_until_it_exits() {
+    let name = unique("closed");
+    let d = Daemon::start(&name, &[]);
+    let (_c, offset) = pipe_p(&d);
+    let (mut child, slot, rx) = spawn_producer("producer-close", &name);
+    assert_eq!(next_line(&rx, "closed"), "closed");
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    // EOF without BYE from a live process: nothing is touched.
+    assert_kept(&seg, slot, offset, "live client without a connection");
+    // Once it exits, it is recovered.
+    child.0.kill().unwrap();
+    let _ = wait_child(&mut child.0, "killed child");
+    assert_recovered(&seg, slot, offset);
+}
+
+#[test]
+fn sigstopped_client_keeps_its_end_until_killed() {
+    let name = unique("stop");
+    let d = Daemon::start(&name, &[]);
+    let (_c, offset) = pipe_p(&d);
+    let (mut child, slot, _rx) = spawn_producer("producer", &name);
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    let pid = Pid::from_child(&child.0);
+    kill_process(pid, Signal::STOP).unwrap();
+    assert_kept(&seg, slot, offset, "stopped client");
+    kill_process(pid, Signal::CONT).unwrap();
+    assert_kept(&seg, slot, offset, "continued client");
+    kill_process(pid, Signal::STOP).unwrap();
+    // SIGKILL ends a stopped process too; then it is recovered.
+    kill_process(pid, Signal::KILL).unwrap();
+    let _ = wait_child(&mut child.0, "killed child");
+    assert_recovered(&seg, slot, offset);
+}
+
+#[test]
+fn client_that_exits_while_a_child_holds_its_socket_is_recovered() {
+    let name = unique("handover");
+    let d = Daemon::start(&name, &[]);
+    let (_c, offset) = pipe_p(&d);
+    let (mut child, slot, rx) = spawn_producer("producer-handover", &name);
+    let sleeper = next_line(&rx, "sleeper");
+    let sleeper: i32 = sleeper["sleeper ".len()..].parse().unwrap();
+    let sleeper = Pid::from_raw(sleeper).unwrap();
+    struct KillPid(Pid);
+    impl Drop for KillPid {
+        fn drop(&mut self) {
+            let _ = kill_process(self.0, Signal::KILL);
+        }
+    }
+    let _sleeper = KillPid(sleeper);
+    let _ = wait_child(&mut child.0, "exiting child");
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    // The connection is still open (the sleeper holds it), but the process
+    // that registered exited: its pidfd says so, and it is recovered.
+    assert_recovered(&seg, slot, offset);
+    // The sleeper still runs: the daemon did not wait for the socket.
+    assert!(kill_process(sleeper, Signal::CONT).is_ok());
+}
+
+#[test]
+fn sigkilled_client_releases_its_pipe_end() {
+    let name = unique("kill");
+    let d = Daemon::start(&name, &[]);
+    let (mut child, slot, _rx) = spawn_producer("producer", &name);
 
     let seg = Segment::open(&d.paths.segment).unwrap();
     let mut c = Client::connect(&d.paths);
