@@ -836,6 +836,9 @@ fn producer_child(bus: &str, then: Then) {
         Then::HandOverAndExit => {
             // The sleeper inherits the socket: clear close-on-exec on it.
             rustix::io::fcntl_setfd(&c.stream, rustix::io::FdFlags::empty()).unwrap();
+            // Not waited for on purpose: it outlives this process (and is
+            // reaped by init); the test kills it by pid.
+            #[allow(clippy::zombie_processes)]
             let sleeper = Command::new("sleep")
                 .arg(WATCHDOG.as_secs().to_string())
                 .stdin(Stdio::null())
