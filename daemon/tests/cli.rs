@@ -840,7 +840,9 @@ fn producer_child(bus: &str, then: Then) {
             // reaped by init); the test kills it by pid.
             #[allow(clippy::zombie_processes)]
             let sleeper = Command::new("sleep")
-                .arg(WATCHDOG.as_secs().to_string())
+                // Longer than any watchdog, so that only the pidfd can
+                // explain a recovery; the test kills it.
+                .arg((WATCHDOG * 5).as_secs().to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
