@@ -240,3 +240,74 @@ fn a_segment_with_the_wrong_owner_or_mode_or_a_symlink_is_refused() {
     // Put back as the daemon made it, the segment is accepted again.
     d.connect();
 }
+
+/// Runs `shmbus --bus BUS ARGS...` as uid 65534 with primary group `gid` and
+/// supplementary groups `groups`, through util-linux's `setpriv`.
+fn shmbus_with_groups(bus: &str, gid: u32, groups: &[u32], args: &[&str]) -> support::Output {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg("--reuid")
+        .arg(NOBODY.to_string())
+        .arg("--regid")
+        .arg(gid.to_string());
+    if groups.is_empty() {
+        cmd.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        cmd.arg("--groups").arg(list.join(","));
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_shmbus"))
+        .arg("--bus")
+        .arg(bus)
+        .args(args)
+        .env_remove("SHMBUS_BUS");
+    Proc::spawn(
+        cmd,
+        &format!("setpriv (gid {gid}, groups {groups:?}) shmbus"),
+    )
+    .wait(WATCHDOG)
+}
+
+#[test]
+fn an_allowed_group_lets_in_its_members_by_primary_or_supplementary_group() {
+    if !root_only() {
+        return;
+    }
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: setpriv (util-linux) is not installed");
+        return;
+    }
+    const GROUP: u32 = 4243;
+    let d = Daemon::start("group", &["--mode", "0666", "--allow-group", "4243"]);
+    // The segment and the socket belong to the allowed group.
+    for f in [&d.paths.segment, &d.paths.socket] {
+        let m = std::fs::symlink_metadata(f).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::gid(&m),
+            GROUP,
+            "{}",
+            f.display()
+        );
+    }
+    let bus = d.connect();
+    let mut rx = bus.pipe("p").unwrap().receiver().unwrap();
+
+    let o = shmbus_with_groups(&d.bus, GROUP, &[], &["send", "p", "primary"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), b"primary");
+
+    let o = shmbus_with_groups(&d.bus, NOBODY, &[7, GROUP], &["send", "p", "supplementary"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), b"supplementary");
+
+    let o = shmbus_with_groups(&d.bus, NOBODY, &[7], &["send", "p", "outsider"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        o.stderr.contains("uid 65534 may not use bus")
+            && o.stderr.contains("members of group 4243"),
+        "{o:?}"
+    );
+}
