@@ -60,7 +60,12 @@ impl ClientProc {
     /// If no pidfd can be had, or the process exited already (`ESRCH`), or
     /// its start time cannot be read or changed under us (pid reused).
     pub(crate) fn of_peer(stream: &UnixStream, pid: u32) -> io::Result<Self> {
-        let (pidfd, source) = match peer_pidfd(stream) {
+        Self::from_peer_pidfd(peer_pidfd(stream), pid)
+    }
+
+    /// [`of_peer`](Self::of_peer) given what `SO_PEERPIDFD` returned.
+    fn from_peer_pidfd(peer: Result<OwnedFd, Errno>, pid: u32) -> io::Result<Self> {
+        let (pidfd, source) = match peer {
             Ok(fd) => (fd, Source::PeerPidfd),
             // ENOPROTOOPT: a kernel before 6.5. EINVAL: the socket has no
             // peer pid recorded.
@@ -211,7 +216,50 @@ mod tests {
         let p = ClientProc::of_peer(&s, std::process::id()).unwrap();
         assert_eq!(p.pid(), std::process::id());
         assert_eq!(p.start_time(), proc_start_time(std::process::id()).unwrap());
+        assert_eq!(p.source(), Source::PeerPidfd);
         assert!(!p.exited(Some(Duration::from_millis(10))));
         drop(c);
+    }
+
+    /// The `pidfd_open` fallback (kernels before 6.5) on a real child: a
+    /// stopped process has not exited, a killed one has.
+    #[test]
+    fn fallback_pidfd_stopped_and_killed() {
+        use rustix::process::{kill_process, Signal};
+        struct Reap(std::process::Child);
+        impl Drop for Reap {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Reap(
+            std::process::Command::new("sleep")
+                .arg("600")
+                .spawn()
+                .unwrap(),
+        );
+        let pid = child.0.id();
+        let p = ClientProc::from_peer_pidfd(Err(Errno::NOPROTOOPT), pid).unwrap();
+        assert_eq!(p.source(), Source::PidfdOpen);
+        assert_eq!(p.start_time(), proc_start_time(pid).unwrap());
+        let raw = Pid::from_raw(pid as i32).unwrap();
+        kill_process(raw, Signal::STOP).unwrap();
+        assert!(
+            !p.exited(Some(Duration::from_millis(300))),
+            "stopped is not exited"
+        );
+        kill_process(raw, Signal::KILL).unwrap();
+        // Readable once it exited, reaped or not (watchdog, not a time limit).
+        assert!(
+            p.exited(Some(Duration::from_secs(30))),
+            "killed but not exited"
+        );
+        let _ = child.0.wait();
+        assert!(p.exited(Some(Duration::ZERO)));
+        // Other errors are not papered over.
+        assert!(ClientProc::from_peer_pidfd(Err(Errno::BADF), pid).is_err());
+        // A pid that is gone cannot be watched.
+        assert!(ClientProc::from_peer_pidfd(Err(Errno::NOPROTOOPT), pid).is_err());
     }
 }
