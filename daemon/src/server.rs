@@ -378,8 +378,14 @@ fn serve_conn(bus: &Bus, stream: UnixStream) {
         };
         bus.log.info(format_args!(
             "client pid {} slot {slot} {how}; slot freed, {} pipe ends released, \
-             {} value locks cleared, {} queue cells repaired",
-            conn.pid, r.released_ends, r.cleared_locks, r.repaired_cells
+             {} value locks cleared, {} queue cells repaired, \
+             {} sleeper counts cleared ({} wait records ignored)",
+            conn.pid,
+            r.released_ends,
+            r.cleared_locks,
+            r.repaired_cells,
+            r.cleared_waits,
+            r.ignored_waits
         ));
     }
 }
