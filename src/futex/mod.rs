@@ -12,7 +12,7 @@ pub(crate) mod linux;
 use std::time::{Duration, Instant};
 
 use crate::sync::{
-    heavy_barrier, light_barrier, AtomicU32, AtomicU64, Backoff, FutexWord, Ordering,
+    crash_point, heavy_barrier, light_barrier, AtomicU32, AtomicU64, Backoff, FutexWord, Ordering,
 };
 
 /// Longest single futex sleep when the caller has an interrupt check, so that
@@ -89,6 +89,9 @@ impl<F: Fn() -> bool> Waiter for Recorded<'_, F> {
 /// # Protocol
 /// Per sleep in [`Doorbell::wait`], with `off` the doorbell's offset from the
 /// segment base:
+///
+/// (The loom models in `tests/loom_waitflags.rs` kill a waiter after each
+/// step in turn, at the `crash_point`s of `wait_slow`.)
 ///
 /// | step | waiter (a thread of the holder) | if the process dies right after this step |
 /// |---|---|---|
@@ -359,9 +362,11 @@ impl Doorbell {
             let seen = self.bell.load(Ordering::Acquire);
             // Relaxed: ordered before the re-check by the barrier below.
             self.waiters.fetch_add(1, Ordering::Relaxed);
+            crash_point();
             // After the increment, so a record always stands for a count
             // (see `WaitRecords`). `None`: no records, or all in use.
             let record = records.and_then(|(r, off)| r.claim(off));
+            crash_point();
             // Heavy barrier: pairs with the light barrier in `notify` (see the
             // table); a system call, but we are about to sleep anyway.
             heavy_barrier();
@@ -386,8 +391,10 @@ impl Doorbell {
                 // record always stands for a count.
                 r.store(0, Ordering::Relaxed);
             }
+            crash_point();
             // Relaxed: a stale non-zero count only costs the notifier a spare wake.
             self.waiters.fetch_sub(1, Ordering::Relaxed);
+            crash_point();
             if let Some(r) = ready {
                 return Ok(r);
             }
