@@ -92,8 +92,13 @@ impl Seg {
 
     /// A live process waiting for the flag, recording its sleeps in `live`.
     fn live_wait(&self) {
+        self.live_wait_in(&self.live);
+    }
+
+    /// A live process waiting for the flag, recording its sleeps in `slots`.
+    fn live_wait_in(&self, slots: &[AtomicU64]) {
         let w = Recorded {
-            records: self.records(&self.live),
+            records: self.records(slots),
             interrupt: || false,
         };
         // Acquire: pairs with the Release store in `set`.
@@ -221,4 +226,28 @@ fn recovery_races_live_waiter_and_notifier() {
             s.check_end(k);
         });
     }
+}
+
+/// The daemon recovers a process that is still alive and asleep (it is not
+/// meant to: death is confirmed first; this is the defence in depth). Its
+/// count is taken exactly once, by the daemon or by the waiter's own exit,
+/// never by both: the waiter wakes, and the count ends at 0, not wrapped.
+#[test]
+fn recovery_of_a_live_sleeper_takes_its_count_once() {
+    loom::model(|| {
+        let s = Arc::new(Seg::default());
+        let w = {
+            let s = s.clone();
+            thread::spawn(move || s.live_wait_in(&s.dead))
+        };
+        let n = {
+            let s = s.clone();
+            thread::spawn(move || s.set())
+        };
+        let r = s.recover();
+        assert_eq!(r.ignored, 0);
+        w.join().unwrap();
+        n.join().unwrap();
+        s.check_end(0);
+    });
 }

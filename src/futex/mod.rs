@@ -98,8 +98,8 @@ impl<F: Fn() -> bool> Waiter for Recorded<'_, F> {
 /// | 1 | `waiters += 1` | the count leaks: one spare `FUTEX_WAKE` per notify |
 /// | 2 | claim a free record: CAS `0 → off` (none free: sleep unrecorded) | the daemon finds `off`, takes the count back |
 /// | 3 | sleep; re-check; … | as step 2 |
-/// | 4 | record `= 0` | the count leaks, as after step 1 |
-/// | 5 | `waiters -= 1` | nothing left over |
+/// | 4 | clear the record: CAS `off → 0` | the count leaks, as after step 1 |
+/// | 5 | `waiters -= 1`, only if the CAS of step 4 succeeded | nothing left over |
 ///
 /// | step | daemon, after the holder's death ([`recover_records`]) |
 /// |---|---|
@@ -113,12 +113,20 @@ impl<F: Fn() -> bool> Waiter for Recorded<'_, F> {
 /// never a correctness one) but never makes the daemon remove a count that a
 /// live sleeper owns, which could let a notifier skip that sleeper's wake.
 /// The daemon clears the record before it decrements, so a daemon that dies
-/// in between leaks a count rather than decrementing twice.
+/// in between leaks a count rather than decrementing twice. The waiter
+/// clears its record with a CAS and skips its decrement if the record was
+/// already gone: should the daemon ever recover a process that is still
+/// alive (its control connection closed early), each count is still taken
+/// exactly once, never twice (a wrapped count would make the next sleeper's
+/// announcement read as 0 and lose its wake-up). One corner remains in that
+/// case: another thread of the process re-claiming the same record for the
+/// same doorbell between the daemon's swap and the first thread's CAS.
 ///
-/// Records are written with Relaxed stores: only the process itself reads
-/// them while it lives, and the daemon reads them only after the kernel
-/// reported the process's death (end of its control connection), when every
-/// store the process made is visible.
+/// Orderings: the claim is a Release CAS and the daemon's swap an Acquire,
+/// so the daemon sees the count a record stands for; clearing is Relaxed.
+/// The daemon normally reads the records only after the kernel reported the
+/// process's death (end of its control connection), when every store the
+/// process made is visible anyway.
 ///
 /// A process with more than [`WAIT_RECORDS`](crate::layout::WAIT_RECORDS)
 /// threads asleep at once has the extra ones sleep unrecorded; should it
@@ -165,11 +173,23 @@ impl<'a> WaitRecords<'a> {
     /// Claims a free record for a sleep on the doorbell at `off`.
     fn claim(&self, off: u64) -> Option<&'a AtomicU64> {
         self.slots.iter().find(|r| {
-            // Relaxed: see the type's docs (read by the daemon only after
-            // this process's death).
-            r.compare_exchange(0, off, Ordering::Relaxed, Ordering::Relaxed)
+            // Release: publishes our increment of `waiters`; pairs with the
+            // Acquire swap in `recover_records`, which then sees the count
+            // even if it runs while we live (after our death the kernel
+            // orders everything anyway). Relaxed on failure: nothing read.
+            r.compare_exchange(0, off, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
         })
+    }
+
+    /// Clears a record claimed for the doorbell at `off`. False if the
+    /// daemon took it first, and with it the sleeper count.
+    fn release(record: &AtomicU64, off: u64) -> bool {
+        // Relaxed: decided by this word's modification order alone (ours or
+        // the daemon's swap comes first); nothing else is published.
+        record
+            .compare_exchange(off, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -214,10 +234,11 @@ pub fn recover_records<'a>(
 ) -> RecordRecovery {
     let mut out = RecordRecovery::default();
     for r in records {
-        // Relaxed: the holder is dead and its stores are visible (see
-        // `WaitRecords`). Cleared before the decrement: a daemon that dies in
-        // between leaks a count instead of taking it twice.
-        let off = r.swap(0, Ordering::Relaxed);
+        // Acquire: pairs with the Release claim in `WaitRecords::claim`, so
+        // the count the record stands for is visible below even if the
+        // holder were still alive. Cleared before the decrement: a daemon
+        // that dies in between leaks a count instead of taking it twice.
+        let off = r.swap(0, Ordering::Acquire);
         if off == 0 {
             continue;
         }
@@ -386,14 +407,19 @@ impl Doorbell {
                 self.bell.wait(seen, until);
                 None
             };
-            if let Some(r) = record {
-                // Relaxed: see `WaitRecords`. Before the decrement, so a
-                // record always stands for a count.
-                r.store(0, Ordering::Relaxed);
-            }
+            // Before the decrement, so a record always stands for a count. A
+            // CAS, not a store: if the daemon already took the record (and
+            // with it our count), we must not take the count again.
+            let ours = match (record, records) {
+                (Some(r), Some((_, off))) => WaitRecords::release(r, off),
+                _ => true,
+            };
             crash_point();
-            // Relaxed: a stale non-zero count only costs the notifier a spare wake.
-            self.waiters.fetch_sub(1, Ordering::Relaxed);
+            if ours {
+                // Relaxed: a stale non-zero count only costs the notifier a
+                // spare wake.
+                self.waiters.fetch_sub(1, Ordering::Relaxed);
+            }
             crash_point();
             if let Some(r) = ready {
                 return Ok(r);
