@@ -61,8 +61,25 @@ impl<F: Fn() -> bool> Waiter for F {
     }
 }
 
-/// An interrupt check plus the process's wait records: the [`Waiter`] a
-/// client passes to every blocking call.
+/// An interrupt check plus the process's wait records: a [`Waiter`] that
+/// records its sleeps (the client's own waiter does the same).
+///
+/// # Examples
+/// ```
+/// use shmbus::futex::{Doorbell, Recorded, WaitError, WaitRecords};
+/// use shmbus::sync::{AtomicU64, Ordering};
+/// let seg = [Doorbell::default(), Doorbell::default()];
+/// let slots = [AtomicU64::new(0)];
+/// let w = Recorded {
+///     records: WaitRecords::new(&slots, seg.as_ptr().cast(), 16),
+///     interrupt: || true,
+/// };
+/// let r: Result<(), _> = seg[1].wait(None, Some(&w), || None);
+/// assert_eq!(r, Err(WaitError::Interrupted));
+/// // The record was made and cleared again, and the count is back to 0.
+/// assert_eq!(slots[0].load(Ordering::Relaxed), 0);
+/// assert_eq!(seg[1].waiters.load(Ordering::Relaxed), 0);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Recorded<'a, F> {
     /// The process's wait records.
@@ -131,7 +148,7 @@ impl<F: Fn() -> bool> Waiter for Recorded<'_, F> {
 /// A process with more than [`WAIT_RECORDS`](crate::layout::WAIT_RECORDS)
 /// threads asleep at once has the extra ones sleep unrecorded; should it
 /// die then, their counts leak (one spare `FUTEX_WAKE` per notify on those
-/// doorbells until the channel is recreated).
+/// doorbells, for the life of the channel).
 #[derive(Clone, Copy, Debug)]
 pub struct WaitRecords<'a> {
     slots: &'a [AtomicU64],
@@ -433,3 +450,66 @@ impl Doorbell {
 
 #[cfg(not(loom))]
 const _: () = assert!(core::mem::size_of::<Doorbell>() == 8);
+
+// Not under loom: plain single-threaded checks of the record bookkeeping.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A stand-in segment: the doorbell is not at offset 0.
+    #[repr(C)]
+    #[derive(Default)]
+    struct Seg {
+        header: [AtomicU64; 2],
+        bell: Doorbell,
+    }
+
+    fn records<'a>(seg: &Seg, slots: &'a [AtomicU64], len: u64) -> WaitRecords<'a> {
+        WaitRecords::new(slots, (seg as *const Seg).cast(), len)
+    }
+
+    #[test]
+    fn offsets_only_inside_the_segment() {
+        let seg = Seg::default();
+        let other = Doorbell::default();
+        let size = core::mem::size_of::<Seg>() as u64;
+        let r = records(&seg, &[], size);
+        assert_eq!(r.offset_of(&seg.bell), Some(16));
+        assert_eq!(r.offset_of(&other), None, "another object");
+        // The doorbell must lie wholly inside.
+        assert_eq!(records(&seg, &[], size - 1).offset_of(&seg.bell), None);
+    }
+
+    #[test]
+    fn full_records_sleep_unrecorded() {
+        let seg = Seg::default();
+        let slots = [AtomicU64::new(7), AtomicU64::new(9)];
+        let w = Recorded {
+            records: records(&seg, &slots, 24),
+            interrupt: || true,
+        };
+        let r: Result<(), _> = seg.bell.wait(None, Some(&w), || None);
+        assert_eq!(r, Err(WaitError::Interrupted));
+        assert_eq!(seg.bell.waiters.load(Ordering::Relaxed), 0);
+        // Other threads' records are untouched.
+        let v: Vec<u64> = slots.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+        assert_eq!(v, [7, 9]);
+    }
+
+    #[test]
+    fn recovery_never_goes_below_zero() {
+        let seg = Seg::default();
+        let slots = [AtomicU64::new(16), AtomicU64::new(16), AtomicU64::new(0)];
+        seg.bell.waiters.store(1, Ordering::Relaxed);
+        let r = recover_records(&slots, |off| (off == 16).then_some(&seg.bell));
+        assert_eq!(
+            r,
+            RecordRecovery {
+                released: 1,
+                ignored: 1
+            }
+        );
+        assert_eq!(seg.bell.waiters.load(Ordering::Relaxed), 0);
+        assert!(slots.iter().all(|s| s.load(Ordering::Relaxed) == 0));
+    }
+}
