@@ -19,7 +19,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMBUS\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 /// Version of this layout and of the control protocol. Bumped on any change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Alignment of every region and of every word written by a different party.
 pub const LINE: u64 = 128;
 /// Page size used to align the peer table and the arena.
@@ -28,6 +28,11 @@ pub const PAGE: u64 = 4096;
 pub const MAX_PEERS: u32 = 4096;
 /// Maximum number of directory entries.
 pub const MAX_CHANNELS: u32 = 65_536;
+/// Wait records per peer slot ([`PeerSlot::waits`]): how many threads of one
+/// process can be asleep on doorbells at once with the daemon able to undo
+/// their count should the process die. A thread beyond that sleeps unrecorded
+/// (see [`crate::futex::WaitRecords`]).
+pub const WAIT_RECORDS: usize = 12;
 
 /// Values of [`Header::state`].
 ///
@@ -101,6 +106,11 @@ pub mod peer_state {
 }
 
 /// One peer slot. Owner tags in channels are `slot index + 1` (0 = nobody).
+///
+/// The daemon writes every field except [`waits`](Self::waits), which the
+/// slot's holder writes (the one exception to "clients never write
+/// metadata"; the daemon never trusts what it reads there, see
+/// [`crate::futex::recover_records`]).
 #[derive(Debug)]
 #[repr(C, align(128))]
 pub struct PeerSlot {
@@ -114,8 +124,21 @@ pub struct PeerSlot {
     pub uid: AtomicU32,
     /// Start time of the holder (clock ticks since boot).
     pub start_time: AtomicU64,
+    /// The holder's wait records: which doorbells its threads are counted in
+    /// as sleepers, so that the daemon can take the counts back if it dies
+    /// asleep (DESIGN.md §5 "clear its waiting flags").
+    ///
+    /// | value | meaning |
+    /// |---|---|
+    /// | 0 | free |
+    /// | `off != 0` | one thread of the holder is counted in the `waiters` of the [`crate::futex::Doorbell`] at segment offset `off` |
+    ///
+    /// Claimed by CAS (0 → `off`) and cleared by the holder's threads in
+    /// `Doorbell::wait`; cleared by the daemon at registration and, after
+    /// the holder's death, by [`crate::futex::recover_records`].
+    pub waits: [AtomicU64; WAIT_RECORDS],
     /// Reserved, zero.
-    pub reserved: [AtomicU64; 13],
+    pub reserved: [AtomicU64; 1],
 }
 
 /// Values of [`DirEntry::state`].
@@ -238,6 +261,8 @@ const _: () = {
     assert!(offset_of!(Header, arena_used) == 96);
     assert!(size_of::<PeerSlot>() == 128 && align_of::<PeerSlot>() == 128);
     assert!(offset_of!(PeerSlot, start_time) == 16);
+    assert!(offset_of!(PeerSlot, waits) == 24 && WAIT_RECORDS == 12);
+    assert!(offset_of!(PeerSlot, reserved) == 120);
     assert!(size_of::<DirEntry>() == 256 && align_of::<DirEntry>() == 128);
     assert!(offset_of!(DirEntry, offset) == 16);
     assert!(offset_of!(DirEntry, params) == 32);

@@ -21,7 +21,8 @@ use shmbus::util::Line;
 fn constants() {
     assert_eq!(MAGIC, 0x0100_5355_424D_4853);
     assert_eq!(MAGIC.to_le_bytes(), *b"SHMBUS\0\x01");
-    assert_eq!(ABI_VERSION, 1);
+    assert_eq!(ABI_VERSION, 2);
+    assert_eq!(layout::WAIT_RECORDS, 12);
     assert_eq!((LINE, PAGE), (128, 4096));
     assert_eq!((MAX_PEERS, MAX_CHANNELS), (4096, 65_536));
     assert_eq!(
@@ -93,9 +94,10 @@ fn peer_slot() {
         offset_of!(PeerSlot, pid),
         offset_of!(PeerSlot, uid),
         offset_of!(PeerSlot, start_time),
+        offset_of!(PeerSlot, waits),
         offset_of!(PeerSlot, reserved),
     ];
-    assert_eq!(offsets, [0, 4, 8, 12, 16, 24]);
+    assert_eq!(offsets, [0, 4, 8, 12, 16, 24, 120]);
 }
 
 #[test]

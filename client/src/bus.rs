@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use shmbus::futex::{WaitRecords, Waiter};
 use shmbus::layout::{entry_state, peer_state, state, Kind};
 use shmbus::name::{validate_bus, validate_channel, BusPaths};
 use shmbus::protocol::{ErrorCode, Request, Response};
@@ -100,6 +101,15 @@ impl Inner {
             || self.control.peer_gone()
     }
 
+    /// What blocking calls pass to the core as their [`Waiter`]: the
+    /// [`is_closed`](Self::is_closed) check, and this process's wait records
+    /// in its peer slot, so that the daemon can undo the sleeper counts of a
+    /// thread that dies asleep (DESIGN.md §5).
+    #[inline]
+    pub(crate) fn waiter(&self) -> BusWaiter<'_> {
+        BusWaiter(self)
+    }
+
     /// The pid holding peer slot `slot`, if the peer table says.
     pub(crate) fn peer_pid(&self, slot: u16) -> Option<u32> {
         let p = self.map.peer(slot)?;
@@ -110,6 +120,20 @@ impl Inner {
         }
         // Relaxed: ordered by the Acquire above; informational anyway.
         Some(p.pid.load(Ordering::Relaxed))
+    }
+}
+
+/// See [`Inner::waiter`].
+#[derive(Debug)]
+pub(crate) struct BusWaiter<'a>(&'a Inner);
+
+impl Waiter for BusWaiter<'_> {
+    fn interrupted(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    fn records(&self) -> Option<WaitRecords<'_>> {
+        self.0.map.wait_records(self.0.control.welcome().slot)
     }
 }
 

@@ -368,7 +368,7 @@ impl PipeSender {
     #[inline(never)]
     fn send_slow(&mut self, frame: &[u8], deadline: Option<Instant>) -> Result<()> {
         let bus = &*self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         self.producer
             .send_until(frame, deadline, Some(&interrupt))
             .map_err(Error::from)
@@ -468,7 +468,7 @@ impl PipeSender {
     #[inline]
     fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<PipeClaim<'_>> {
         let bus = &*self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         let claim = self
             .producer
             .claim_until(len, deadline, Some(&interrupt))
@@ -863,7 +863,7 @@ impl PipeReceiver {
     #[inline(never)]
     fn recv_slow<R>(&mut self, deadline: Option<Instant>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let bus = &*self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         self.consumer
             .recv_with_until(deadline, Some(&interrupt), f)
             .map_err(Error::from)

@@ -147,7 +147,7 @@ impl Queue {
 
     fn put_slow(&self, item: &[u8], deadline: Option<Instant>) -> Result<()> {
         let bus = &self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         Ok(self.q.put_until(item, deadline, Some(&interrupt))?)
     }
 
@@ -191,7 +191,7 @@ impl Queue {
 
     fn claim_until(&self, len: usize, deadline: Option<Instant>) -> Result<QueueClaim<'_>> {
         let bus = &self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         Ok(QueueClaim {
             c: self.q.claim_until(len, deadline, Some(&interrupt))?,
         })
@@ -270,7 +270,7 @@ impl Queue {
 
     fn get_slow<R>(&self, deadline: Option<Instant>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let bus = &self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         let c = self.q.get_claim_until(deadline, Some(&interrupt))?;
         Ok(finish(c, f))
     }
@@ -314,7 +314,7 @@ impl Queue {
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
         let bus = &self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         Ok(self.q.join_until(deadline, Some(&interrupt))?)
     }
 }

@@ -26,6 +26,7 @@ use std::ptr::NonNull;
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
+use shmbus::futex::WaitRecords;
 use shmbus::layout::{self, DirEntry, Geometry, Header, LayoutError, PeerSlot};
 use shmbus::pipe::{PipeCtl, CTL_SIZE};
 use shmbus::queue::{Cells, QueueCtl};
@@ -317,6 +318,17 @@ impl Mapping {
             .checked_add(u64::from(slot).checked_mul(size_of::<PeerSlot>() as u64)?)?;
         // SAFETY: `PeerSlot` is all atomics.
         unsafe { self.at::<PeerSlot>(off) }
+    }
+
+    /// Peer slot `slot`'s wait records, for the [`WaitRecords`] protocol
+    /// (the slot must be this process's own).
+    pub(crate) fn wait_records(&self, slot: u16) -> Option<WaitRecords<'_>> {
+        let p = self.peer(slot)?;
+        Some(WaitRecords::new(
+            &p.waits,
+            self.map.as_ptr(),
+            self.geometry.total_size,
+        ))
     }
 
     /// The pipe body at `offset .. offset + length` with ring `capacity`, as

@@ -289,7 +289,7 @@ impl Table {
     /// ```
     pub fn wait_changed_until(&self, since: u64, deadline: Option<Instant>) -> Result<u64> {
         let bus = &*self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         self.lock
             .wait_changed(since, deadline, Some(&interrupt))
             .map_err(wait_error)
@@ -309,7 +309,7 @@ impl Table {
     #[inline(never)]
     fn lock_write_slow(&self, me: u16, deadline: Option<Instant>) -> Result<WriteGuard<'_>> {
         let bus = &*self.bus;
-        let interrupt = || bus.is_closed();
+        let interrupt = bus.waiter();
         self.lock
             .lock(me, deadline, Some(&interrupt))
             .map_err(wait_error)

@@ -460,8 +460,13 @@ fn serve_conn(bus: &Bus, stream: UnixStream) {
     };
     bus.log.info(format_args!(
         "client pid {pid} slot {slot} {why}; slot freed, {} pipe ends released, \
-         {} value locks cleared, {} queue cells repaired",
-        r.released_ends, r.cleared_locks, r.repaired_cells
+         {} value locks cleared, {} queue cells repaired, \
+         {} sleeper counts cleared ({} wait records ignored)",
+        r.released_ends,
+        r.cleared_locks,
+        r.repaired_cells,
+        r.cleared_waits,
+        r.ignored_waits
     ));
 }
 

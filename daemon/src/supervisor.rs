@@ -25,13 +25,14 @@
 //!    is cleared without publishing its half-written copy; every live queue
 //!    gets `QueueCtl::recover_owner(slot + 1)`: a cell the peer was writing
 //!    becomes a tombstone that consumers skip, a cell it was reading is
-//!    released, and sleepers on both sides are woken;
+//!    released, and sleepers on both sides are woken; and the sleeper counts
+//!    the peer left in doorbells (it died asleep) are taken back from its
+//!    wait records by `shmbus::futex::recover_records`, matching each
+//!    recorded offset against the doorbells of the daemon's own channels;
 //! 3. the slot's pid, uid and start time are cleared, its generation is bumped
 //!    and it is marked `FREE`, ready to be handed out again.
 //!
-//! # What this does not do (yet)
-//! - Pipes, queues and values/arrays are recovered (a queue's cells held by
-//!   the peer: `QueueCtl::recover_owner`). Waiting flags arrive later.
+//! # Limits
 //! - A client whose connection ended without `BYE` and that never exits keeps
 //!   its slot for good (a peer table slot and a daemon thread): that is the
 //!   price of never recovering a live process's ends under it.
@@ -41,7 +42,7 @@
 //! # Peer slot stores
 //! | event | stores | ordering |
 //! |---|---|---|
-//! | register | generation, pid, uid, start time; then `state = LIVE` | Relaxed, then Release (pairs with readers' Acquire of `state`) |
+//! | register | generation, pid, uid, start time, wait records = 0; then `state = LIVE` | Relaxed, then Release (pairs with readers' Acquire of `state`) |
 //! | recover | `state = RECOVERING`; release pipe ends; clear pid, uid, start time; bump generation; then `state = FREE` | Relaxed, then Release |
 
 use shmbus::layout::{peer_state, Kind};
@@ -82,6 +83,12 @@ pub(crate) struct Recovery {
     pub(crate) cleared_locks: u32,
     /// Queue cells the peer held that were repaired (tombstoned or released).
     pub(crate) repaired_cells: u32,
+    /// Sleeper counts the peer left in doorbells (it died asleep) that were
+    /// taken back, from its wait records.
+    pub(crate) cleared_waits: u32,
+    /// Non-zero wait records that named no doorbell of a live channel, or one
+    /// with no count left (only if the peer scribbled on its records).
+    pub(crate) ignored_waits: u32,
 }
 
 impl Peers {
@@ -125,6 +132,11 @@ impl Peers {
         p.pid.store(pid, Ordering::Relaxed);
         p.uid.store(uid, Ordering::Relaxed);
         p.start_time.store(start_time, Ordering::Relaxed);
+        // A new holder starts with no wait records (recovery cleared them;
+        // this also covers anything left by a peer that scribbled on them).
+        for w in &p.waits {
+            w.store(0, Ordering::Relaxed);
+        }
         // Release: publishes the fields above; pairs with readers' Acquire load
         // of the slot's state.
         p.state.store(peer_state::LIVE, Ordering::Release);
@@ -158,6 +170,8 @@ pub(crate) fn recover(
         released_ends: 0,
         cleared_locks: 0,
         repaired_cells: 0,
+        cleared_waits: 0,
+        ignored_waits: 0,
     };
     if peers.slots.get(i).map_or(true, Option::is_none) {
         return r;
@@ -166,6 +180,54 @@ pub(crate) fn recover(
     // Relaxed: informational for listings; the Release store of FREE orders it.
     p.state.store(peer_state::RECOVERING, Ordering::Relaxed);
     let owner = slot + 1;
+    // Sleeper counts the peer left in doorbells: each non-zero wait record
+    // names the offset of a doorbell it was asleep on. The records are
+    // untrusted, so an offset counts only if it is that of a doorbell of a
+    // live channel in the daemon's own mirror; the address comes from the
+    // mirror, never from the record.
+    let find = |off: u64| {
+        use core::mem::offset_of;
+        use shmbus::futex::Doorbell;
+        use shmbus::{pipe::PipeCtl, queue::QueueCtl, seqlock::SeqlockCtl};
+        channels.iter().find_map(|c| {
+            let bells: [(usize, &Doorbell); 3] = match c.kind {
+                Kind::Pipe => {
+                    let ctl = seg.pipe(c.offset);
+                    [
+                        (offset_of!(PipeCtl, readable), &ctl.readable),
+                        (offset_of!(PipeCtl, writable), &ctl.writable),
+                        (offset_of!(PipeCtl, writable), &ctl.writable),
+                    ]
+                }
+                Kind::Queue => {
+                    let (ctl, _) = seg.queue(c.offset, c.params[0], c.params[1]);
+                    [
+                        (offset_of!(QueueCtl, not_empty), &ctl.not_empty),
+                        (offset_of!(QueueCtl, not_full), &ctl.not_full),
+                        (offset_of!(QueueCtl, all_done), &ctl.all_done),
+                    ]
+                }
+                Kind::Value | Kind::Array => {
+                    let ctl = seg.seqlock(c.offset);
+                    [
+                        (offset_of!(SeqlockCtl, changed), &ctl.changed),
+                        (offset_of!(SeqlockCtl, unlocked), &ctl.unlocked),
+                        (offset_of!(SeqlockCtl, unlocked), &ctl.unlocked),
+                    ]
+                }
+            };
+            // `Line<Doorbell>` is `repr(C)` with the doorbell at offset 0.
+            bells
+                .into_iter()
+                .find(|&(field, _)| c.offset + field as u64 == off)
+                .map(|(_, bell)| bell)
+        })
+    };
+    // Takes back one count per matching record (never below 0), clears
+    // every record and rings those doorbells.
+    let w = shmbus::futex::recover_records(&p.waits, find);
+    r.cleared_waits = w.released;
+    r.ignored_waits = w.ignored;
     for c in channels.iter() {
         if c.kind == Kind::Pipe {
             // `release_owner` CASes the ends with Release and rings the other
@@ -271,5 +333,70 @@ mod tests {
         let p = ctl.ends.producer.load(Ordering::Relaxed);
         assert!(end::gone(p), "{p:#x}");
         assert_eq!(end::owner(ctl.ends.consumer.load(Ordering::Relaxed)), b + 1);
+    }
+
+    #[test]
+    fn recovery_takes_back_recorded_sleeper_counts() {
+        use core::mem::offset_of;
+        use shmbus::queue::QueueCtl;
+        let seg = segment();
+        let mut ch = Channels::new(seg.geometry());
+        let mut peers = Peers::new(3);
+        let (a, _) = peers.register(&seg, 10, 0, 5).unwrap();
+        let c = ch
+            .create(
+                &seg,
+                "q",
+                ChannelParams::Queue {
+                    slots: 4,
+                    slot_size: 64,
+                },
+            )
+            .unwrap()
+            .1
+            .clone();
+        let (ctl, _) = seg.queue(c.offset, 4, 64);
+        // `a` died asleep on `not_empty`; another peer sleeps there too.
+        ctl.not_empty.waiters.store(2, Ordering::Relaxed);
+        let bell = c.offset + offset_of!(QueueCtl, not_empty) as u64;
+        let p = seg.peer(u32::from(a));
+        p.waits[0].store(bell, Ordering::Relaxed);
+        // Hostile records: the daemon must not touch what they point at,
+        // whether a word outside any doorbell (the peer slot's own pid, of
+        // a second peer) or a real doorbell's neighbour.
+        let (b, _) = peers.register(&seg, 11, 0, 5).unwrap();
+        let pid_off = seg.geometry().peers_off + 128 * u64::from(b) + 8;
+        p.waits[3].store(pid_off, Ordering::Relaxed);
+        p.waits[5].store(bell + 4, Ordering::Relaxed);
+        p.waits[11].store(u64::MAX, Ordering::Relaxed);
+        let before = ctl.not_empty.bell.load(Ordering::Relaxed);
+
+        let r = recover(&mut peers, &ch, &seg, a);
+        assert_eq!((r.cleared_waits, r.ignored_waits), (1, 3));
+        // Only the dead peer's count went, and its sleepers were woken.
+        assert_eq!(ctl.not_empty.waiters.load(Ordering::Relaxed), 1);
+        assert_ne!(ctl.not_empty.bell.load(Ordering::Relaxed), before);
+        assert_eq!(seg.peer(u32::from(b)).pid.load(Ordering::Relaxed), 11);
+        assert!(p.waits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+
+        // A count already gone is never taken below 0.
+        let (a2, _) = peers.register(&seg, 12, 0, 5).unwrap();
+        assert_eq!(a2, a);
+        ctl.not_full.waiters.store(0, Ordering::Relaxed);
+        let full = c.offset + offset_of!(QueueCtl, not_full) as u64;
+        p.waits[1].store(full, Ordering::Relaxed);
+        let r = recover(&mut peers, &ch, &seg, a);
+        assert_eq!((r.cleared_waits, r.ignored_waits), (0, 1));
+        assert_eq!(ctl.not_full.waiters.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn register_clears_wait_records() {
+        let seg = segment();
+        let mut peers = Peers::new(3);
+        seg.peer(0).waits[7].store(4096, Ordering::Relaxed);
+        assert_eq!(peers.register(&seg, 10, 0, 5), Ok((0, 1)));
+        let p = seg.peer(0);
+        assert!(p.waits.iter().all(|w| w.load(Ordering::Relaxed) == 0));
     }
 }

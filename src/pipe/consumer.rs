@@ -236,7 +236,7 @@ impl Consumer {
     fn wait_readable(
         &mut self,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<Next, RecvError> {
         match self.peek() {
             Ok(n) => return Ok(n),
@@ -267,7 +267,7 @@ impl Consumer {
     pub fn recv_with_until<R>(
         &mut self,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, RecvError> {
         let next = self.wait_readable(deadline, interrupt)?;

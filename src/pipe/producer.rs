@@ -214,7 +214,7 @@ impl Producer {
         &mut self,
         len: usize,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<Claim<'_>, SendError> {
         let (off, need) = self.reserve_until(len, deadline, interrupt)?;
         Ok(Claim {
@@ -233,7 +233,7 @@ impl Producer {
         &mut self,
         frame: &[u8],
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<(), SendError> {
         let (off, need) = self.reserve_until(frame.len(), deadline, interrupt)?;
         let at = self.lay_out(off, need, frame.len());
@@ -246,7 +246,7 @@ impl Producer {
         &mut self,
         len: usize,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<(u64, u64), SendError> {
         match self.reserve(len) {
             Ok(r) => return Ok(r),

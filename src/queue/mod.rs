@@ -805,7 +805,7 @@ impl Queue {
         &self,
         frame: &[u8],
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<(), PutError> {
         let (i, pos) = self.claim_put_until(frame.len(), deadline, interrupt)?;
         self.cells.write_len(i, frame.len() as u64);
@@ -822,7 +822,7 @@ impl Queue {
         &self,
         len: usize,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<PutClaim<'_>, PutError> {
         let (i, pos) = self.claim_put_until(len, deadline, interrupt)?;
         Ok(PutClaim {
@@ -838,7 +838,7 @@ impl Queue {
         &self,
         len: usize,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<(u64, u64), PutError> {
         let r = self
             .ctl()
@@ -993,7 +993,7 @@ impl Queue {
     pub fn get_claim_until(
         &self,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<GetClaim<'_>, GetError> {
         let r = self
             .ctl()
@@ -1033,7 +1033,7 @@ impl Queue {
     pub fn join_until(
         &self,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<(), GetError> {
         self.ctl()
             .all_done

@@ -521,7 +521,7 @@ impl Seqlock {
         &self,
         me: u16,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<WriteGuard<'_>, WaitError> {
         if let Some(g) = self.try_lock(me) {
             return Ok(g);
@@ -535,7 +535,7 @@ impl Seqlock {
         &self,
         me: u16,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<WriteGuard<'_>, WaitError> {
         let backoff = Backoff::new();
         while !backoff.is_completed() {
@@ -558,7 +558,7 @@ impl Seqlock {
         &self,
         since: u64,
         deadline: Option<Instant>,
-        interrupt: Option<&dyn Fn() -> bool>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
     ) -> Result<u64, WaitError> {
         let g = self.version();
         if g != since {

@@ -91,3 +91,40 @@ pub fn heavy_barrier() {
 pub fn enable_asymmetric_barriers() -> bool {
     false
 }
+
+/// Panic payload of [`crash_point`]: a model's stand-in for the death of the
+/// process that the model thread plays.
+#[derive(Debug)]
+pub struct Crashed;
+
+loom::thread_local! {
+    /// Crash points left before the calling model thread "dies" (0: never).
+    static CRASH_COUNTDOWN: std::cell::Cell<u32> = std::cell::Cell::new(0);
+}
+
+/// Makes the calling model thread die at its `n`th [`crash_point`] from now
+/// (0: never): a process killed between two steps of a protocol.
+pub fn crash_at(n: u32) {
+    CRASH_COUNTDOWN.with(|c| c.set(n));
+}
+
+/// A place where a process may die between two steps of a protocol that the
+/// daemon repairs after its death. Under loom, a model thread that asked for
+/// it with [`crash_at`] stops here by panicking with [`Crashed`] (catch it
+/// with `catch_unwind`): every store before this point is done, none after.
+pub fn crash_point() {
+    let hit = CRASH_COUNTDOWN.with(|c| match c.get() {
+        0 => false,
+        1 => {
+            c.set(0);
+            true
+        }
+        n => {
+            c.set(n - 1);
+            false
+        }
+    });
+    if hit {
+        std::panic::panic_any(Crashed);
+    }
+}

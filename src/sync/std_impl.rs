@@ -269,3 +269,10 @@ pub fn heavy_barrier() {
         );
     }
 }
+
+/// A place where a process may die between two steps of a protocol that the
+/// daemon repairs after its death. Does nothing in real builds; under loom a
+/// model thread can be made to stop here (`crash_at`), as a killed process
+/// would.
+#[inline(always)]
+pub fn crash_point() {}
