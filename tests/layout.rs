@@ -21,7 +21,7 @@ use shmbus::util::Line;
 fn constants() {
     assert_eq!(MAGIC, 0x0100_5355_424D_4853);
     assert_eq!(MAGIC.to_le_bytes(), *b"SHMBUS\0\x01");
-    assert_eq!(ABI_VERSION, 1);
+    assert_eq!(ABI_VERSION, 2);
     assert_eq!((LINE, PAGE), (128, 4096));
     assert_eq!((MAX_PEERS, MAX_CHANNELS), (4096, 65_536));
     assert_eq!(

@@ -91,3 +91,38 @@ pub fn heavy_barrier() {
 pub fn enable_asymmetric_barriers() -> bool {
     false
 }
+
+/// The crash hook (see [`super::CrashPoint`]), one armed point per loom thread.
+pub mod crash {
+    use std::cell::Cell;
+
+    use crate::sync::CrashPoint;
+
+    loom::thread_local! {
+        static ARMED: Cell<Option<CrashPoint>> = Cell::new(None);
+        static FIRED: Cell<bool> = Cell::new(false);
+    }
+
+    /// Arms `point` for the calling model thread (`None` disarms); clears
+    /// [`fired`].
+    pub fn arm(point: Option<CrashPoint>) {
+        ARMED.with(|a| a.set(point));
+        FIRED.with(|f| f.set(false));
+    }
+
+    /// True, once, when the calling thread reaches its armed point: the
+    /// operation must stop there.
+    pub fn hit(point: CrashPoint) -> bool {
+        let now = ARMED.with(|a| a.get() == Some(point));
+        if now {
+            ARMED.with(|a| a.set(None));
+            FIRED.with(|f| f.set(true));
+        }
+        now
+    }
+
+    /// Whether the calling thread's armed point was reached.
+    pub fn fired() -> bool {
+        FIRED.with(Cell::get)
+    }
+}

@@ -269,3 +269,14 @@ pub fn heavy_barrier() {
         );
     }
 }
+
+/// The crash hook of the loom models (see [`super::CrashPoint`]): inert here.
+pub mod crash {
+    use crate::sync::CrashPoint;
+
+    /// Always false outside loom; compiles away.
+    #[inline(always)]
+    pub fn hit(_point: CrashPoint) -> bool {
+        false
+    }
+}
