@@ -443,21 +443,26 @@ fn read_pair(h: &HeapSeqlock) -> (u64, u64) {
 }
 
 /// A writer holding `[1, 1]` at generation 1 dies writing `[2, 2]` at
-/// `point`. A survivor writer waits for the lock meanwhile (and, when the
-/// victim published, first waits for the change), then writes `[3, 3]`; the
+/// `point`. A survivor writer waits for the lock meanwhile (or, in a second
+/// run when the victim published, first waits for the change), then writes
+/// `[3, 3]`; the
 /// main thread reads concurrently, then serves as the daemon. No read is torn
 /// or shows the victim's unpublished copy, the survivor is woken (by the
 /// recovery when the victim died holding the lock or before its notify), and
 /// a newcomer can lock afterwards.
 #[test]
 fn seqlock_writer_crash_points() {
-    for point in [
-        CrashPoint::SeqlockLocked,
-        CrashPoint::SeqlockHalfWritten,
-        CrashPoint::SeqlockWritten,
-        CrashPoint::SeqlockPublished,
+    for (point, wait_change) in [
+        (CrashPoint::SeqlockLocked, false),
+        (CrashPoint::SeqlockHalfWritten, false),
+        (CrashPoint::SeqlockWritten, false),
+        (CrashPoint::SeqlockPublished, false),
+        (CrashPoint::SeqlockPublished, true),
     ] {
-        model(&format!("seqlock writer dies at {point:?}"), move || {
+        let name = format!(
+            "seqlock writer dies at {point:?}, survivor waits for the change: {wait_change}"
+        );
+        model(&name, move || {
             let h = Arc::new(HeapSeqlock::new::<u64>(2));
             {
                 // SAFETY: `h` outlives the handle.
@@ -481,7 +486,7 @@ fn seqlock_writer_crash_points() {
                         thread::spawn(move || {
                             // SAFETY: as above.
                             let s = unsafe { h.handle() };
-                            if published {
+                            if wait_change {
                                 s.wait_changed(1, None, None).unwrap();
                             }
                             let mut w = s.lock(S_SURVIVOR, None, None).unwrap();
