@@ -72,9 +72,11 @@ const PIPE_PRODUCER_POINTS: [Option<CrashPoint>; 4] = [
 
 /// The producer sends frame 0, then dies while sending frame 1 at `point`.
 /// The consumer blocks for frames until `Disconnected` meanwhile; the daemon
-/// releases the dead end after `join`, which wakes it. A new producer
-/// attaches and sends frame 2. The consumer gets frame 0, frame 1 exactly
-/// when its `tail` was published, frame 2, then `Disconnected`.
+/// releases the dead end after `join`, and only that can wake it (the daemon
+/// waits for the consumer before anything else happens). The consumer gets
+/// frame 0 and frame 1 exactly when its `tail` was published, then
+/// `Disconnected`. A new producer then attaches where the dead one's last
+/// published record ends, and its frame 2 follows.
 #[test]
 fn pipe_producer_crash_points() {
     for point in PIPE_PRODUCER_POINTS {
@@ -120,10 +122,10 @@ fn pipe_producer_crash_points() {
             // The daemon, once the death is confirmed.
             assert_eq!(pipe.ctl().release_owner(P_VICTIM), 1);
             assert_eq!(pipe.ctl().release_owner(P_VICTIM), 0, "idempotent");
+            let (mut rx, mut got) = c.join().unwrap();
             let mut tx2 = producer(&pipe, P_NEWCOMER);
             tx2.try_send(&frame(2)).unwrap();
             drop(tx2);
-            let (mut rx, mut got) = c.join().unwrap();
             loop {
                 match rx.try_recv_with(<[u8]>::to_vec) {
                     Ok(v) => got.push(v),
