@@ -371,8 +371,10 @@ impl QueueCtl {
     /// counted, since their position was. Returns whether the unfinished
     /// count reached zero.
     fn finish_one(&self, checked: bool) -> Result<bool, TaskDoneError> {
-        // Relaxed: only a starting guess for the CAS.
-        let mut f = self.finished.load(Ordering::Relaxed);
+        // Acquire (here and on CAS failure), as in `unfinished`: the load of
+        // `enqueue_pos` below then sees every claim counted in `f`, so a
+        // stale `e` cannot refuse a legitimate `task_done`.
+        let mut f = self.finished.load(Ordering::Acquire);
         loop {
             // Acquire: as in `unfinished`.
             let e = self.enqueue_pos.load(Ordering::Acquire);
@@ -386,7 +388,7 @@ impl QueueCtl {
                 f,
                 f.wrapping_add(1),
                 Ordering::AcqRel,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
                 // If `enqueue_pos` moved on since we loaded it, the count is
                 // not zero and a wake is merely spurious; if it did not, `e`
