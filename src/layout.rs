@@ -19,6 +19,9 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// `b"SHMBUS\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 /// Version of this layout and of the control protocol. Bumped on any change.
+/// 2: peer slots carry wait records (`PeerSlot::waits`); line 5 of a queue's
+/// control block counts finished positions (`QueueCtl::finished`) instead of
+/// unfinished items.
 pub const ABI_VERSION: u32 = 2;
 /// Alignment of every region and of every word written by a different party.
 pub const LINE: u64 = 128;

@@ -169,7 +169,7 @@ fn dead_producer_is_repaired() {
         assert_eq!(r.tombstoned, 1);
         tl.join().unwrap();
         assert_eq!(tc.join().unwrap(), 7);
-        assert_eq!(heap.ctl().unfinished.load(Ordering::Acquire), 1);
+        assert_eq!(heap.ctl().unfinished(), 1);
         // The ring still works across the lap.
         let h = handle(&heap, 4);
         for v in 0..3 {

@@ -5,7 +5,7 @@
 //!
 //! One loom thread models one process. The dying process runs the real
 //! `Doorbell::wait` and is stopped at one of its crash points
-//! (`shmbus::sync::crash_at`: a panic caught at the top of the thread, so
+//! (`shmbus::sync::crash::die`: a panic caught at the top of the thread, so
 //! every store before the point is done and none after), in turn after each
 //! of the four bookkeeping steps: count in; record; clear the record; count
 //! out. It "sleeps" with an interrupt check that is always true, so it goes
@@ -24,10 +24,22 @@ use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use shmbus::futex::{recover_records, Doorbell, RecordRecovery, Recorded, WaitError, WaitRecords};
-use shmbus::sync::{crash_at, Crashed};
+use shmbus::sync::crash::{self, Crashed};
+use shmbus::sync::CrashPoint;
 
 /// Crash points in one pass of `wait_slow`, in order.
 const CRASH_POINTS: u32 = 4;
+
+/// Crash point `k` of `wait_slow` (1..=4, in order; 0: none).
+fn point(k: u32) -> Option<CrashPoint> {
+    const POINTS: [CrashPoint; CRASH_POINTS as usize] = [
+        CrashPoint::WaitCounted,
+        CrashPoint::WaitRecorded,
+        CrashPoint::WaitUnrecorded,
+        CrashPoint::WaitUncounted,
+    ];
+    k.checked_sub(1).map(|i| POINTS[i as usize])
+}
 
 /// What a death at crash point `k` (0 = no death) leaves behind: whether the
 /// dead process's record names the doorbell, and the count the daemon cannot
@@ -69,7 +81,7 @@ impl Seg {
     /// waiter, recording in `dead`, with an interrupt check that lets it pass
     /// every step without sleeping.
     fn die_at(&self, k: u32) {
-        crash_at(k);
+        crash::arm(point(k));
         let w = Recorded {
             records: self.records(&self.dead),
             interrupt: || true,
@@ -77,7 +89,7 @@ impl Seg {
         let r = panic::catch_unwind(AssertUnwindSafe(|| {
             self.bell.wait(None, Some(&w), || None::<()>)
         }));
-        crash_at(0);
+        crash::arm(None);
         match r {
             Ok(r) => assert!(k == 0 && r == Err(WaitError::Interrupted), "{k}: {r:?}"),
             Err(p) => assert!(k != 0 && p.is::<Crashed>(), "{k}: another panic"),

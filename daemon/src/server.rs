@@ -462,11 +462,7 @@ fn serve_conn(bus: &Bus, stream: UnixStream) {
         "client pid {pid} slot {slot} {why}; slot freed, {} pipe ends released, \
          {} value locks cleared, {} queue cells repaired, \
          {} sleeper counts cleared ({} wait records ignored)",
-        r.released_ends,
-        r.cleared_locks,
-        r.repaired_cells,
-        r.cleared_waits,
-        r.ignored_waits
+        r.released_ends, r.cleared_locks, r.repaired_cells, r.cleared_waits, r.ignored_waits
     ));
 }
 

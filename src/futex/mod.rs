@@ -12,7 +12,8 @@ pub(crate) mod linux;
 use std::time::{Duration, Instant};
 
 use crate::sync::{
-    crash_point, heavy_barrier, light_barrier, AtomicU32, AtomicU64, Backoff, FutexWord, Ordering,
+    crash, heavy_barrier, light_barrier, AtomicU32, AtomicU64, Backoff, CrashPoint, FutexWord,
+    Ordering,
 };
 
 /// Longest single futex sleep when the caller has an interrupt check, so that
@@ -108,7 +109,7 @@ impl<F: Fn() -> bool> Waiter for Recorded<'_, F> {
 /// segment base:
 ///
 /// (The loom models in `tests/loom_waitflags.rs` kill a waiter after each
-/// step in turn, at the `crash_point`s of `wait_slow`.)
+/// step in turn, at the `crash::die` points of `wait_slow`.)
 ///
 /// | step | waiter (a thread of the holder) | if the process dies right after this step |
 /// |---|---|---|
@@ -400,11 +401,11 @@ impl Doorbell {
             let seen = self.bell.load(Ordering::Acquire);
             // Relaxed: ordered before the re-check by the barrier below.
             self.waiters.fetch_add(1, Ordering::Relaxed);
-            crash_point();
+            crash::die(CrashPoint::WaitCounted);
             // After the increment, so a record always stands for a count
             // (see `WaitRecords`). `None`: no records, or all in use.
             let record = records.and_then(|(r, off)| r.claim(off));
-            crash_point();
+            crash::die(CrashPoint::WaitRecorded);
             // Heavy barrier: pairs with the light barrier in `notify` (see the
             // table); a system call, but we are about to sleep anyway.
             heavy_barrier();
@@ -431,13 +432,13 @@ impl Doorbell {
                 (Some(r), Some((_, off))) => WaitRecords::release(r, off),
                 _ => true,
             };
-            crash_point();
+            crash::die(CrashPoint::WaitUnrecorded);
             if ours {
                 // Relaxed: a stale non-zero count only costs the notifier a
                 // spare wake.
                 self.waiters.fetch_sub(1, Ordering::Relaxed);
             }
-            crash_point();
+            crash::die(CrashPoint::WaitUncounted);
             if let Some(r) = ready {
                 return Ok(r);
             }

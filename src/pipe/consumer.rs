@@ -9,7 +9,7 @@ use super::{
 };
 use crate::error::{AttachError, RecvError, TryRecvError};
 use crate::futex::WaitError;
-use crate::sync::Ordering;
+use crate::sync::{crash, CrashPoint, Ordering};
 use crate::util::round8;
 
 /// The consumer end of a pipe: the only writer of `head`.
@@ -175,10 +175,16 @@ impl Consumer {
     /// Releases the frame's bytes to the producer and wakes it if it sleeps.
     #[inline(always)]
     fn release(&mut self, advance: u64) {
+        if crash::hit(CrashPoint::PipeRead) {
+            return;
+        }
         self.head += advance;
         // Release: hands the bytes back only after we finished reading them;
         // pairs with the Acquire load of head in `Producer::refresh_head`.
         self.ctl().head.store(self.head, Ordering::Release);
+        if crash::hit(CrashPoint::PipeReleased) {
+            return;
+        }
         self.ctl().writable.notify();
     }
 

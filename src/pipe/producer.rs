@@ -9,7 +9,7 @@ use super::{
 };
 use crate::error::{AttachError, SendError, TrySendError};
 use crate::futex::WaitError;
-use crate::sync::Ordering;
+use crate::sync::{crash, CrashPoint, Ordering, CRASHED};
 use crate::util::round8;
 
 /// The producer end of a pipe: the only writer of `tail`.
@@ -114,6 +114,9 @@ impl Producer {
         if self.tail + need - self.cached_head > self.capacity {
             self.refresh_head(need)?;
         }
+        if crash::hit(CrashPoint::PipeReserved) {
+            return Err(TrySendError::Corrupt(CRASHED));
+        }
         Ok((off, need))
     }
 
@@ -168,10 +171,16 @@ impl Producer {
     /// Publishes `need` more bytes and wakes a sleeping consumer.
     #[inline(always)]
     fn publish(&mut self, need: u64) {
+        if crash::hit(CrashPoint::PipeWritten) {
+            return;
+        }
         self.tail += need;
         // Release: publishes the record; pairs with the Acquire load of tail in
         // `Consumer::refresh_tail`.
         self.ctl().tail.store(self.tail, Ordering::Release);
+        if crash::hit(CrashPoint::PipePublished) {
+            return;
+        }
         self.ctl().readable.notify();
     }
 

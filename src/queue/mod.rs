@@ -32,7 +32,11 @@
 //! Blocking ([`Queue::put_until`], [`Queue::get_claim_until`]) sleeps on two
 //! [`Doorbell`]s, `not_empty` and `not_full`, which make no system call when
 //! nobody sleeps. [`Queue::task_done`] and [`Queue::join_until`] count
-//! unfinished items as Python's `JoinableQueue` does.
+//! unfinished items as Python's `JoinableQueue` does, but the count is not one
+//! word that producers increment: it is `enqueue_pos - finished` (see
+//! [`QueueCtl::finished`]), so that claiming a cell and counting its item are
+//! one atomic step, and a producer that dies between two steps of a put
+//! leaves nothing for the daemon to guess.
 
 mod error;
 
@@ -43,7 +47,7 @@ use std::time::Instant;
 
 use crate::futex::{Doorbell, WaitError};
 use crate::sync::cell::UnsafeCell;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{crash, AtomicU32, AtomicU64, CrashPoint, Ordering, CRASHED};
 use crate::util::{round8, Line};
 
 /// `b"QUEU"` as a little-endian `u32`.
@@ -166,7 +170,7 @@ pub struct QueueMeta {
 /// | 2 | `dequeue_pos` | consumers (and helpers) |
 /// | 3 | `not_empty`: [`Doorbell`] consumers sleep on | consumers (waiters), producers (bell) |
 /// | 4 | `not_full`: [`Doorbell`] producers sleep on | producers (waiters), consumers (bell) |
-/// | 5 | `unfinished`: items put and not yet marked done | producers (+1), `task_done` (-1) |
+/// | 5 | `finished`: positions done with (items marked done, tombstones) | `task_done`, tombstone makers (+1) |
 /// | 6 | `all_done`: [`Doorbell`] `join` sleeps on | joiners (waiters), `task_done` (bell) |
 #[derive(Debug, Default)]
 #[repr(C)]
@@ -181,9 +185,31 @@ pub struct QueueCtl {
     pub not_empty: Line<Doorbell>,
     /// Rung when a cell is released.
     pub not_full: Line<Doorbell>,
-    /// Items put and not yet marked done (`JoinableQueue`).
-    pub unfinished: Line<AtomicU64>,
-    /// Rung when `unfinished` drops to zero.
+    /// Positions done with: items marked done by [`Queue::task_done`] plus
+    /// write claims turned into tombstones (by the daemon's recovery or an
+    /// abandoned [`PutClaim`]). Wraps like the positions.
+    ///
+    /// The unfinished count (`JoinableQueue`) is `enqueue_pos - finished`
+    /// ([`QueueCtl::unfinished`]): every position is claimed for writing
+    /// exactly once, and `enqueue_pos` passes it exactly once (by the claimer
+    /// or a helper), so a put is counted by its claim itself. The state table
+    /// of a put, for a producer that dies after each step:
+    ///
+    /// | step done | cell | counted in `enqueue_pos` | recovery | count after |
+    /// |---|---|---|---|---|
+    /// | none | `(pos, 0)` | no | nothing | exact |
+    /// | cell CAS | `(pos, k)` | after a helper's or the daemon's advance | tombstone, advance `enqueue_pos`, `finished += 1` | exact |
+    /// | position CAS, write | `(pos, k)` | yes | tombstone, `finished += 1` | exact |
+    /// | publish | `(pos+1, 0)` | yes | nothing (the item is live) | exact |
+    ///
+    /// (With a separate `unfinished += 1` after the claim, as before, a death
+    /// between claim and increment made the recovery's `-1` take away another
+    /// item's count: `join` returned early and a later `task_done` failed.)
+    /// One window is left, in [`PutClaim`]'s drop: a process that dies between
+    /// its tombstone CAS and `finished += 1` leaves one position unfinished
+    /// (a `join` without deadline then waits; never an early return).
+    pub finished: Line<AtomicU64>,
+    /// Rung when the unfinished count drops to zero.
     pub all_done: Line<Doorbell>,
 }
 
@@ -197,7 +223,7 @@ const _: () = {
     assert!(offset_of!(QueueCtl, dequeue_pos) == 256);
     assert!(offset_of!(QueueCtl, not_empty) == 384);
     assert!(offset_of!(QueueCtl, not_full) == 512);
-    assert!(offset_of!(QueueCtl, unfinished) == 640);
+    assert!(offset_of!(QueueCtl, finished) == 640);
     assert!(offset_of!(QueueCtl, all_done) == 768);
 };
 
@@ -309,7 +335,7 @@ impl QueueCtl {
             slots: self.meta.slots.load(Ordering::Relaxed),
             slot_size: self.meta.slot_size.load(Ordering::Relaxed),
             depth: self.depth(),
-            unfinished: self.unfinished.load(Ordering::Relaxed),
+            unfinished: self.unfinished(),
         }
     }
 
@@ -320,36 +346,79 @@ impl QueueCtl {
         self.all_done.ring();
     }
 
-    /// Drops the unfinished count by one, never below zero. Returns whether it
-    /// reached zero; `Err` if it was zero already.
-    fn unfinished_dec(&self) -> Result<bool, TaskDoneError> {
-        // Relaxed: only a starting guess for the CAS.
-        let mut cur = self.unfinished.load(Ordering::Relaxed);
+    /// Items put (write claims made, tombstones included) and not yet marked
+    /// done: `enqueue_pos - finished`, or 0 if that is negative (corrupt
+    /// positions). Includes puts in progress.
+    pub fn unfinished(&self) -> u64 {
+        // Acquire, `finished` first: every `+1` we see came after its
+        // position's claim was counted in `enqueue_pos` (the claim happens
+        // before the item can be taken, and the daemon advances the position
+        // before it counts a tombstone), so the second load sees those claims
+        // too and the difference is not negative. Pairs with the AcqRel
+        // increments in `finish_one` and the position CASes.
+        let f = self.finished.load(Ordering::Acquire);
+        let e = self.enqueue_pos.load(Ordering::Acquire);
+        let n = e.wrapping_sub(f);
+        if (n as i64) < 0 {
+            0
+        } else {
+            n
+        }
+    }
+
+    /// Counts one more position done. With `checked`, refuses (`Err`) when
+    /// nothing is unfinished (a `task_done` too many); tombstones are always
+    /// counted, since their position was. Returns whether the unfinished
+    /// count reached zero.
+    fn finish_one(&self, checked: bool) -> Result<bool, TaskDoneError> {
+        // Acquire (here and on CAS failure), as in `unfinished`: the load of
+        // `enqueue_pos` below then sees every claim counted in `f`, so a
+        // stale `e` cannot refuse a legitimate `task_done`.
+        let mut f = self.finished.load(Ordering::Acquire);
         loop {
-            if cur == 0 {
+            // Acquire: as in `unfinished`.
+            let e = self.enqueue_pos.load(Ordering::Acquire);
+            if checked && (e.wrapping_sub(f) as i64) <= 0 {
                 return Err(TaskDoneError);
             }
             // AcqRel: Release publishes the caller's work on the item to
-            // `join` (pairs with its Acquire load); Acquire chains earlier
-            // task_done calls.
-            match self.unfinished.compare_exchange_weak(
-                cur,
-                cur - 1,
+            // `join` (pairs with the Acquire load in `unfinished`); Acquire
+            // chains earlier increments.
+            match self.finished.compare_exchange_weak(
+                f,
+                f.wrapping_add(1),
                 Ordering::AcqRel,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(cur == 1),
-                Err(now) => cur = now,
+                // If `enqueue_pos` moved on since we loaded it, the count is
+                // not zero and a wake is merely spurious; if it did not, `e`
+                // is exact.
+                Ok(_) => return Ok(f.wrapping_add(1) == e),
+                Err(now) => f = now,
             }
         }
     }
 
     /// Marks one item done; at zero, wakes `join`ers.
     fn task_done(&self) -> Result<(), TaskDoneError> {
-        if self.unfinished_dec()? {
+        if self.finish_one(true)? {
             self.all_done.notify();
         }
         Ok(())
+    }
+
+    /// Counts a tombstone made at `pos` as done, after making sure that
+    /// `enqueue_pos` has passed `pos` (its claimer may have died before
+    /// advancing it), and wakes `join`ers at zero.
+    fn finish_tombstone(&self, pos: u64) {
+        // Acquire: as in `help`.
+        let e = self.enqueue_pos.load(Ordering::Acquire);
+        if diff(e, pos) == 0 {
+            help(&self.enqueue_pos, e);
+        }
+        if let Ok(true) = self.finish_one(false) {
+            self.all_done.notify();
+        }
     }
 
     /// Repairs every cell held by `owner` (daemon recovery, only after the
@@ -358,11 +427,14 @@ impl QueueCtl {
     /// hand a frame out twice or lose one, though never cause undefined
     /// behaviour):
     /// - a write claim `(pos, owner)` becomes the tombstone `(pos+1, TOMB)`,
-    ///   which consumers skip, and its item leaves the unfinished count;
+    ///   which consumers skip, and its position counts as finished (after
+    ///   `enqueue_pos` is advanced past it, if its claimer died first);
     /// - a read claim `(pos+1, owner)` is released to `(pos+slots, 0)`; the
     ///   frame it held is lost with the process that took it.
     ///
-    /// Then wakes sleepers on both sides. Cells whose sequence number fits
+    /// Then notifies all three doorbells, whatever it repaired: the peer may
+    /// have died after a publish or a release but before ringing (a
+    /// notify costs no system call when nobody sleeps). Cells whose sequence number fits
     /// neither claim are left alone (the queue is corrupt; its users see it).
     pub fn recover_owner(&self, cells: &Cells, owner_tag: u16) -> QueueRecovery {
         let mut r = QueueRecovery::default();
@@ -395,20 +467,15 @@ impl QueueCtl {
             {
                 if owner(new) == TOMB {
                     r.tombstoned += 1;
-                    if let Ok(true) = self.unfinished_dec() {
-                        self.all_done.notify();
-                    }
+                    self.finish_tombstone(s);
                 } else {
                     r.released += 1;
                 }
             }
         }
-        if r.tombstoned > 0 {
-            self.not_empty.notify();
-        }
-        if r.released > 0 {
-            self.not_full.notify();
-        }
+        self.not_empty.notify();
+        self.not_full.notify();
+        self.all_done.notify();
         r
     }
 }
@@ -701,6 +768,9 @@ impl Queue {
                             )
                             .is_ok()
                         {
+                            if crash::hit(CrashPoint::QueueClaimed) {
+                                return Err(TryPutError::Corrupt(CRASHED));
+                            }
                             // AcqRel: publishes our claim with the position
                             // (see "Ordering of positions and cells" below). Fails if a helper advanced it.
                             let _ = ctl.enqueue_pos.compare_exchange(
@@ -709,9 +779,11 @@ impl Queue {
                                 Ordering::AcqRel,
                                 Ordering::Relaxed,
                             );
-                            // Relaxed: ordered before the publication by its
-                            // Release, hence before any task_done of the item.
-                            ctl.unfinished.fetch_add(1, Ordering::Relaxed);
+                            // No count to increment: the claim is counted by
+                            // the position (see `QueueCtl::finished`).
+                            if crash::hit(CrashPoint::QueueReserved) {
+                                return Err(TryPutError::Corrupt(CRASHED));
+                            }
                             return Ok((i, pos));
                         }
                         // Lost the race: look again at the same position.
@@ -751,6 +823,9 @@ impl Queue {
     /// Publishes a written cell and wakes a sleeping consumer.
     #[inline(always)]
     fn publish(&self, i: u64, pos: u64) {
+        if crash::hit(CrashPoint::QueueWritten) {
+            return;
+        }
         // Release: publishes the length and payload; pairs with the Acquire
         // claim of a consumer. A store, not a CAS: only we write a cell we
         // hold, because the daemon repairs cells only after their holder's
@@ -761,6 +836,9 @@ impl Queue {
         self.cells
             .state(i)
             .store(pack(pos.wrapping_add(1), 0), Ordering::Release);
+        if crash::hit(CrashPoint::QueuePublished) {
+            return;
+        }
         self.ctl().not_empty.notify();
     }
 
@@ -938,17 +1016,26 @@ impl Queue {
     /// Releases a read cell and wakes a sleeping producer.
     #[inline(always)]
     fn release(&self, i: u64, pos: u64) {
+        if crash::hit(CrashPoint::QueueCopied) {
+            return;
+        }
         // Release: our reads of the payload happen before the next producer's
         // writes; pairs with its Acquire claim. A store, as in `publish`.
         self.cells
             .state(i)
             .store(pack(pos.wrapping_add(self.slots), 0), Ordering::Release);
+        if crash::hit(CrashPoint::QueueFreed) {
+            return;
+        }
         self.ctl().not_full.notify();
     }
 
     /// Builds a read claim, validating the length word.
     #[inline(always)]
     fn get_claim(&self, i: u64, pos: u64) -> Result<GetClaim<'_>, &'static str> {
+        if crash::hit(CrashPoint::QueueTaken) {
+            return Err(CRASHED);
+        }
         let len = self.cells.read_len(i);
         if len > self.slot_size {
             self.release(i, pos);
@@ -1022,8 +1109,7 @@ impl Queue {
 
     /// Number of items put and not yet marked done.
     pub fn unfinished(&self) -> u64 {
-        // Acquire: pairs with the Release of `task_done`.
-        self.ctl().unfinished.load(Ordering::Acquire)
+        self.ctl().unfinished()
     }
 
     /// Waits until every item put has been marked done, or until `deadline`.
@@ -1165,7 +1251,8 @@ impl Drop for PutClaim<'_> {
             Ordering::Relaxed,
         );
         if r.is_ok() {
-            if let Ok(true) = self.q.ctl().unfinished_dec() {
+            // `claim_put` advanced `enqueue_pos` past our position already.
+            if let Ok(true) = self.q.ctl().finish_one(false) {
                 self.q.ctl().all_done.notify();
             }
         }

@@ -65,7 +65,7 @@ use core::ptr::NonNull;
 use std::time::Instant;
 
 use crate::futex::{Doorbell, WaitError};
-use crate::sync::{fence, AtomicU32, AtomicU64, Backoff, Ordering};
+use crate::sync::{crash, fence, AtomicU32, AtomicU64, Backoff, CrashPoint, Ordering};
 use crate::util::Line;
 
 /// `b"SEQL"` as a little-endian `u32`.
@@ -262,15 +262,18 @@ impl SeqlockCtl {
 
     /// Daemon recovery after the death of peer `owner` is confirmed: if it
     /// holds the writer lock, clears `busy` **without** bumping the
-    /// generation (its half-written copy is never published) and wakes
-    /// writers waiting for the lock. Returns whether it cleared anything.
+    /// generation (its half-written copy is never published). Then notifies
+    /// both doorbells whatever it found: the peer may have died between its
+    /// publish and its notifies, with a writer waiting for the lock or a
+    /// `wait_changed` caller asleep (a notify costs no system call when
+    /// nobody sleeps). Returns whether it cleared a lock.
     pub fn recover_owner(&self, owner: u16) -> bool {
         debug_assert!(owner != 0);
         // Relaxed: only a starting guess for the CAS.
         let mut s = self.state.load(Ordering::Relaxed);
-        loop {
+        let cleared = loop {
             if !state::busy(s) || state::owner(s) != owner {
-                return false;
+                break false;
             }
             // Release: not needed by readers (they never read the dead
             // writer's copy), but keeps the daemon's clearing after anything it
@@ -281,13 +284,13 @@ impl SeqlockCtl {
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    self.unlocked.notify();
-                    return true;
-                }
+                Ok(_) => break true,
                 Err(now) => s = now,
             }
-        }
+        };
+        self.changed.notify();
+        self.unlocked.notify();
+        cleared
     }
 
     /// Wakes every sleeper (daemon shutdown).
@@ -615,7 +618,14 @@ impl WriteGuard<'_> {
     pub fn write<T: Element>(&mut self, src: &[T]) {
         debug_assert_eq!(T::TYPE, self.lock.elem);
         assert_eq!(src.len(), self.lock.len, "write: wrong length");
-        for (i, w) in self.next().iter().enumerate() {
+        if crash::hit(CrashPoint::SeqlockLocked) {
+            return;
+        }
+        let next = self.next();
+        for (i, w) in next.iter().enumerate() {
+            if i == next.len().div_ceil(2) && crash::hit(CrashPoint::SeqlockHalfWritten) {
+                return;
+            }
             // Relaxed: ordered after the lock by its `fence(Release)`, before
             // the publish by its Release store.
             w.store(element::pack_word(src, i), Ordering::Relaxed);
@@ -641,12 +651,20 @@ impl WriteGuard<'_> {
     /// `wait_changed` sleepers and lock waiters. Returns the new generation.
     #[inline]
     pub fn publish(mut self) -> u64 {
-        self.published = true;
         let ctl = self.lock.ctl();
         let s = state::next(self.before);
+        if crash::hit(CrashPoint::SeqlockWritten) {
+            // The process dies holding the lock: no abort in `drop`.
+            core::mem::forget(self);
+            return state::gen(s);
+        }
+        self.published = true;
         // Release: publishes the copy; pairs with the Acquire load in
         // `read_with`, `version` and the next writer's lock CAS.
         ctl.state.store(s, Ordering::Release);
+        if crash::hit(CrashPoint::SeqlockPublished) {
+            return state::gen(s);
+        }
         ctl.changed.notify();
         ctl.unlocked.notify();
         state::gen(s)

@@ -92,39 +92,52 @@ pub fn enable_asymmetric_barriers() -> bool {
     false
 }
 
-/// Panic payload of [`crash_point`]: a model's stand-in for the death of the
-/// process that the model thread plays.
-#[derive(Debug)]
-pub struct Crashed;
+/// The crash hook (see [`super::CrashPoint`]), one armed point per loom thread.
+pub mod crash {
+    use std::cell::Cell;
 
-loom::thread_local! {
-    /// Crash points left before the calling model thread "dies" (0: never).
-    static CRASH_COUNTDOWN: std::cell::Cell<u32> = std::cell::Cell::new(0);
-}
+    use crate::sync::CrashPoint;
 
-/// Makes the calling model thread die at its `n`th [`crash_point`] from now
-/// (0: never): a process killed between two steps of a protocol.
-pub fn crash_at(n: u32) {
-    CRASH_COUNTDOWN.with(|c| c.set(n));
-}
+    loom::thread_local! {
+        static ARMED: Cell<Option<CrashPoint>> = Cell::new(None);
+        static FIRED: Cell<bool> = Cell::new(false);
+    }
 
-/// A place where a process may die between two steps of a protocol that the
-/// daemon repairs after its death. Under loom, a model thread that asked for
-/// it with [`crash_at`] stops here by panicking with [`Crashed`] (catch it
-/// with `catch_unwind`): every store before this point is done, none after.
-pub fn crash_point() {
-    let hit = CRASH_COUNTDOWN.with(|c| match c.get() {
-        0 => false,
-        1 => {
-            c.set(0);
-            true
+    /// Arms `point` for the calling model thread (`None` disarms); clears
+    /// [`fired`].
+    pub fn arm(point: Option<CrashPoint>) {
+        ARMED.with(|a| a.set(point));
+        FIRED.with(|f| f.set(false));
+    }
+
+    /// True, once, when the calling thread reaches its armed point: the
+    /// operation must stop there.
+    pub fn hit(point: CrashPoint) -> bool {
+        let now = ARMED.with(|a| a.get() == Some(point));
+        if now {
+            ARMED.with(|a| a.set(None));
+            FIRED.with(|f| f.set(true));
         }
-        n => {
-            c.set(n - 1);
-            false
+        now
+    }
+
+    /// Whether the calling thread's armed point was reached.
+    pub fn fired() -> bool {
+        FIRED.with(Cell::get)
+    }
+
+    /// Panic payload of [`die`]: a model's stand-in for the death of the
+    /// process that the model thread plays.
+    #[derive(Debug)]
+    pub struct Crashed;
+
+    /// For steps with no error to return (inside a wait): the calling thread
+    /// "dies" at its armed point by panicking with [`Crashed`] (the model
+    /// catches it with `catch_unwind`): every store before the point is done,
+    /// none after.
+    pub fn die(point: CrashPoint) {
+        if hit(point) {
+            std::panic::panic_any(Crashed);
         }
-    });
-    if hit {
-        std::panic::panic_any(Crashed);
     }
 }

@@ -49,3 +49,63 @@ impl Backoff {
         return true;
     }
 }
+
+/// Where a loom model can stop an operation, as if its process died there.
+///
+/// The algorithms call `crash::hit(point)` between their steps; in normal
+/// builds it is a constant `false` that compiles away. Under `--cfg loom` a
+/// model thread arms one point with `crash::arm` (a loom thread-local, so it
+/// is per model thread, i.e. per process); when the real code reaches that
+/// point, `hit` returns true once and the operation returns at once without
+/// doing its remaining steps (with an error, or `Ok` for steps that come
+/// after the operation's effect). The model then forgets its handle, checks
+/// `crash::fired`, and runs the daemon's recovery after `join` (DESIGN.md
+/// §7; the models are in `tests/loom_recovery.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Pipe producer: room reserved, nothing written yet.
+    PipeReserved,
+    /// Pipe producer: record written, `tail` not yet published.
+    PipeWritten,
+    /// Pipe producer: `tail` published, consumer not yet notified.
+    PipePublished,
+    /// Pipe consumer: record read, `head` not yet advanced.
+    PipeRead,
+    /// Pipe consumer: `head` advanced, producer not yet notified.
+    PipeReleased,
+    /// Queue producer: cell CAS won, position not yet advanced.
+    QueueClaimed,
+    /// Queue producer: claim complete (position advanced), cell not written.
+    QueueReserved,
+    /// Queue producer: cell written, not yet published.
+    QueueWritten,
+    /// Queue producer: cell published, consumers not yet notified.
+    QueuePublished,
+    /// Queue consumer: cell claimed for reading, nothing copied yet.
+    QueueTaken,
+    /// Queue consumer: frame copied, cell not yet released.
+    QueueCopied,
+    /// Queue consumer: cell released, producers not yet notified.
+    QueueFreed,
+    /// Seqlock writer: `busy` taken, nothing written.
+    SeqlockLocked,
+    /// Seqlock writer: half the words of the next copy written.
+    SeqlockHalfWritten,
+    /// Seqlock writer: next copy written, not yet published.
+    SeqlockWritten,
+    /// Seqlock writer: published (generation bumped, `busy` cleared in one
+    /// store), waiters not yet notified.
+    SeqlockPublished,
+    /// Doorbell waiter: counted in `waiters`, no wait record yet.
+    WaitCounted,
+    /// Doorbell waiter: counted and recorded (as while asleep).
+    WaitRecorded,
+    /// Doorbell waiter: record cleared, still counted.
+    WaitUnrecorded,
+    /// Doorbell waiter: counted out, about to return.
+    WaitUncounted,
+}
+
+/// The `Corrupt` message of an operation stopped by a crash hook (loom only;
+/// normal builds never produce it).
+pub const CRASHED: &str = "stopped at a loom crash point";

@@ -270,9 +270,17 @@ pub fn heavy_barrier() {
     }
 }
 
-/// A place where a process may die between two steps of a protocol that the
-/// daemon repairs after its death. Does nothing in real builds; under loom a
-/// model thread can be made to stop here (`crash_at`), as a killed process
-/// would.
-#[inline(always)]
-pub fn crash_point() {}
+/// The crash hook of the loom models (see [`super::CrashPoint`]): inert here.
+pub mod crash {
+    use crate::sync::CrashPoint;
+
+    /// Always false outside loom; compiles away.
+    #[inline(always)]
+    pub fn hit(_point: CrashPoint) -> bool {
+        false
+    }
+
+    /// Does nothing outside loom; compiles away.
+    #[inline(always)]
+    pub fn die(_point: CrashPoint) {}
+}
