@@ -47,7 +47,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustix::process::Signal;
+use rustix::process::{Signal, WaitId, WaitIdOptions};
 use shmbus_client::{Bus, ChannelDetails, Error};
 use support::{fnv, Daemon, Proc, Rng};
 
@@ -196,6 +196,14 @@ fn kill_under_load(rng: &mut Rng, role: &str, args: &[&str], started: impl FnOnc
 
 /// Waits for a killed victim and checks that SIGKILL ended it.
 fn reap(victim: Proc, role: &str) {
+    // Block until it is dead without reaping it (`Proc::wait` polls every
+    // 5 ms, which would add up to 5 ms to the queue and value waits).
+    let pid = rustix::process::Pid::from_raw(victim.pid() as i32).unwrap();
+    rustix::process::waitid(
+        WaitId::Pid(pid),
+        WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+    )
+    .unwrap();
     let (st, out, err) = victim.wait();
     assert_eq!(
         st.signal(),
