@@ -776,6 +776,7 @@ fn run_queue_producer_kills(n: usize) {
     }
     stop_tx.send(()).unwrap();
     let steady_puts = within("the survivor producer", move || steady.join().unwrap());
+    let consumers_n = consumers.len();
     for _ in &consumers {
         q.put_timeout(&queue_message(STOP, 0), WATCHDOG).unwrap();
     }
@@ -784,6 +785,29 @@ fn run_queue_producer_kills(n: usize) {
         .flat_map(|c| within("a survivor consumer", move || c.join().unwrap()))
         .collect();
     tally.checked = all.len() as u64;
+    // Nobody calls task_done here, so the unfinished count should be exactly
+    // the items taken (STOPs included): each put the recovery tombstoned
+    // should take back exactly the count its claim added.
+    //
+    // NB: known bug, not ours to fix here: `try_claim` adds to the count
+    // only after its claim CAS, but `recover_owner` takes one off for every
+    // cell it tombstones, so a producer killed between the two leaves the
+    // count one short (`join` may then return while an item is unfinished).
+    // Widening that window with a 20 µs spin made 11 of 100 kills show it.
+    // Until the queue bookkeeping is fixed, only an excess fails here and
+    // the shortfall is reported; make this an `assert_eq!` after the fix.
+    let expected = all.len() as u64 + consumers_n as u64;
+    let unfinished = q.unfinished();
+    assert!(
+        unfinished <= expected,
+        "unfinished count {unfinished} after {n} producer kills, but only {expected} items were put"
+    );
+    let short = expected - unfinished;
+    if short > 0 {
+        eprintln!(
+            "crash matrix queue producer: KNOWN BUG: unfinished count {unfinished}, {short} short of {expected} items put"
+        );
+    }
     let mut by_id = count_once(all);
     let steady_got = by_id.remove(&STEADY).unwrap_or_default();
     assert_eq!(
@@ -819,7 +843,7 @@ fn run_queue_producer_kills(n: usize) {
     assert!(matches!(q.try_get(), Err(Error::Empty)));
     tally.note = format!(
         "wait = SIGKILL to the survivor consumer taking a marker put after it; \
-         {in_flight} puts committed but not yet acked at the kill"
+         {in_flight} puts committed but not yet acked at the kill; unfinished count {short} short (known bug)"
     );
     tally.report();
 }
@@ -907,6 +931,13 @@ fn run_queue_consumer_kills(n: usize) {
     q.put_timeout(&queue_message(STOP, 0), WATCHDOG).unwrap();
     let survivor = within("the survivor consumer", move || consumer.join().unwrap());
     tally.checked = (survivor.len() + logged.len()) as u64;
+    // Nobody calls task_done, and a get leaves the count alone, so it must
+    // be every put that returned Ok: the survivors', the markers, the STOP.
+    assert_eq!(
+        q.unfinished(),
+        puts.iter().sum::<u64>() + n as u64 + 1,
+        "unfinished count after {n} consumer kills"
+    );
     let mut by_id = count_once(survivor.into_iter().chain(logged));
     let marks_got = by_id.remove(&MARK).unwrap_or_default();
     assert_eq!(marks_got, (0..n as u64).collect::<Vec<_>>(), "markers");
