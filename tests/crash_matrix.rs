@@ -248,17 +248,23 @@ impl Tally {
             .copied()
             .unwrap_or_default();
         let max = self.waits.last().copied().unwrap_or_default();
+        let p99 = self
+            .waits
+            .get(self.waits.len() * 99 / 100)
+            .copied()
+            .unwrap_or_default();
         let over_2s = self
             .waits
             .iter()
             .filter(|w| **w > Duration::from_secs(2))
             .count();
         let line = format!(
-            "{:<14} kills {:>5}  messages checked {:>9}  wait after death: median {:>7.2} ms, max {:>8.2} ms, over 2 s {}  ({}; seed {}, {:.1} s)",
+            "{:<14} kills {:>5}  messages checked {:>9}  wait after death: median {:>6.2} ms, p99 {:>7.2} ms, max {:>8.2} ms, over 2 s {}  ({}; seed {}, {:.1} s)",
             self.role,
             self.kills,
             self.checked,
             ms(median),
+            ms(p99),
             ms(max),
             over_2s,
             self.note,
@@ -266,6 +272,18 @@ impl Tally {
             self.started.elapsed().as_secs_f64()
         );
         eprintln!("crash matrix: {line}");
+        let top: Vec<String> = self
+            .waits
+            .iter()
+            .rev()
+            .take(5)
+            .map(|w| format!("{:.1}", ms(*w)))
+            .collect();
+        eprintln!(
+            "crash matrix: {} longest waits (ms): {}",
+            self.role,
+            top.join(", ")
+        );
         // target/<profile>/deps/crash_matrix-HASH -> target
         let exe = std::env::current_exe().unwrap();
         if let Some(target) = exe.ancestors().nth(3) {
