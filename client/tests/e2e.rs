@@ -604,8 +604,27 @@ fn cli_usage_errors() {
 
 // ---- the daemon going away ----------------------------------------------------
 
-fn blocked_receiver_sees_bus_closed(sig: Signal) {
-    let mut d = Daemon::start("closed", &[]);
+/// Clients blocked in every kind of wait when the daemon goes: a receive in
+/// this process, and in five `shmbus` processes a pipe receive, a pipe send on
+/// a full ring, a queue get on an empty queue, a queue put on a full one and a
+/// value watch (`wait_changed`). Every one must return `BusClosed` (the CLI
+/// exits 1 saying so); the delay from the signal to each exit is printed
+/// (never asserted: the machine is noisy; the watchdogs catch a hang). After
+/// SIGKILL, a new `shmbusd` must take the name over and serve a fresh client.
+fn blocked_clients_see_bus_closed(sig: Signal) {
+    let mut d = Daemon::start(
+        "closed",
+        &[
+            "--pipe",
+            "full:4096",
+            "--queue",
+            "empty:4:32",
+            "--queue",
+            "qfull:2:32",
+            "--value",
+            "v:u32",
+        ],
+    );
     let bus = d.connect();
     let mut rx = bus.pipe("p").unwrap().receiver().unwrap();
     let waiter = std::thread::spawn(move || {
@@ -613,31 +632,105 @@ fn blocked_receiver_sees_bus_closed(sig: Signal) {
         let r = rx.recv_timeout(LONG);
         (r, t.elapsed())
     });
-    // Also the CLI in another process.
-    let cli = shmbus_bg(&d.bus, &["recv", "q"]);
-    std::thread::sleep(Duration::from_millis(300));
+    // The full pipe's receiver stays attached here and reads nothing.
+    let _full_rx = bus.pipe("full").unwrap().receiver().unwrap();
+    let frame = "x".repeat(100);
+    let mut send_full = vec!["send", "full"];
+    send_full.extend(std::iter::repeat(frame.as_str()).take(100));
+    let clients = [
+        ("pipe recv", shmbus_bg(&d.bus, &["recv", "q"])),
+        ("pipe send (full)", shmbus_bg(&d.bus, &send_full)),
+        ("queue get", shmbus_bg(&d.bus, &["recv", "empty"])),
+        (
+            "queue put (full)",
+            shmbus_bg(&d.bus, &["send", "qfull", "a", "b", "c"]),
+        ),
+        ("value watch", shmbus_bg(&d.bus, &["watch", "v"])),
+    ];
+    // Wait until each really sleeps in the kernel, on a futex.
+    let deadline = Instant::now() + LONG;
+    for (what, c) in &clients {
+        while !sleeps_in_futex(c.pid()) {
+            assert!(Instant::now() < deadline, "{what} never went to sleep");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
     assert!(!bus.is_closed());
+    let name = if sig == Signal::KILL {
+        "SIGKILL"
+    } else {
+        "SIGTERM"
+    };
     d.signal(sig);
+    let signalled = Instant::now();
+    // Each client's exit, as seen by polling every millisecond.
+    let mut clients: Vec<_> = clients.into_iter().map(|(w, c)| (w, c, None)).collect();
+    while clients.iter().any(|(_, _, t)| t.is_none()) {
+        for (what, c, t) in &mut clients {
+            if t.is_none() && !c.running() {
+                *t = Some(signalled.elapsed());
+            }
+            assert!(
+                signalled.elapsed() < LONG,
+                "watchdog: {what} still blocked {LONG:?} after the daemon got {name}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let (r, waited) = within(LONG, "the blocked receive", move || waiter.join().unwrap());
     assert!(matches!(r, Err(Error::BusClosed)), "{r:?}");
     assert!(waited < LONG, "{waited:?}");
     assert!(bus.is_closed());
-    let o = cli.wait(WATCHDOG);
-    assert_eq!(code(&o), Some(1), "{o:?}");
-    assert!(o.stderr.contains("the bus was closed"), "{o:?}");
+    for (what, c, t) in clients {
+        let o = c.wait(WATCHDOG);
+        assert_eq!(code(&o), Some(1), "{what}: {o:?}");
+        assert!(o.stderr.contains("the bus was closed"), "{what}: {o:?}");
+        eprintln!(
+            "daemon {name}: {what:<16} returned BusClosed {:.1} ms after the signal",
+            t.unwrap_or_default().as_secs_f64() * 1e3
+        );
+    }
     // Control requests fail too.
     assert!(matches!(bus.pipe("r"), Err(Error::BusClosed)));
     d.wait();
+    if sig == Signal::KILL {
+        // A new daemon takes over the stale segment left on the name, and a
+        // fresh client passes a message through it.
+        let name = d.bus.clone();
+        let d2 = Daemon::start_named(name, &[]);
+        let fresh = d2.connect();
+        let pipe = fresh.pipe("p").unwrap();
+        let mut rx = pipe.receiver().unwrap();
+        pipe.sender().unwrap().send(b"after the takeover").unwrap();
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), b"after the takeover");
+        let q = fresh.queue("q2").unwrap();
+        q.put(b"queued").unwrap();
+        assert_eq!(q.get_timeout(LONG).unwrap(), b"queued");
+        // `d2` stops before `d`'s guard removes the bus's files.
+        drop(d2);
+    }
+}
+
+/// True once a thread of process `pid` sleeps in a futex wait.
+fn sleeps_in_futex(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+        wchan.contains("futex")
+    })
 }
 
 #[test]
-fn blocked_receiver_sees_bus_closed_on_sigterm() {
-    blocked_receiver_sees_bus_closed(Signal::TERM);
+fn blocked_clients_see_bus_closed_on_sigterm() {
+    blocked_clients_see_bus_closed(Signal::TERM);
 }
 
 #[test]
-fn blocked_receiver_sees_bus_closed_on_sigkill() {
-    blocked_receiver_sees_bus_closed(Signal::KILL);
+fn blocked_clients_see_bus_closed_on_sigkill_and_a_new_daemon_takes_over() {
+    blocked_clients_see_bus_closed(Signal::KILL);
 }
 
 #[test]
