@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | pipe sender | receiver (this process) | the incarnation's frames arrive as `0..k` with no hole, no repeat, valid checksums; `acked <= k <= acked + 1`; the receiver sees end of file |
 //! | pipe receiver | sender (this process) | each receiver reports the contiguous range it took; the next one starts where it stopped, or one frame later if it was killed inside a receive (the frame it took but had not acked); the sender sees `Disconnected` and resumes with the next receiver |
-//! | queue producer | 2 consumers + 1 producer (threads here) | each victim's messages arrive exactly once as `0..k`, `acked <= k <= acked + 1`; every survivor's and marker's message exactly once; the unfinished count (see the NB in `run_queue_producer_kills`) |
+//! | queue producer | 2 consumers + 1 producer (threads here) | each victim's messages arrive exactly once as `0..k`, `acked <= k <= acked + 1`; every survivor's and marker's message exactly once; the unfinished count equals the puts |
 //! | queue consumer | 2 producers + 1 consumer (threads here) | no message twice (victims' logs plus the survivor's); messages put and never taken by anyone: at most one per victim killed inside a get; the unfinished count equals the puts |
 //! | value writer | a reader (thread here) and the next writer | no torn read ever (checksummed array); after the kill the array holds the victim's last acked write or the one after; a new write goes through (the lock is cleared) and reads back. Each victim is SIGSTOPped just before its SIGKILL so that whether it died holding the writer lock can be read and counted |
 //!
@@ -806,29 +806,17 @@ fn run_queue_producer_kills(n: usize) {
         .flat_map(|c| within("a survivor consumer", move || c.join().unwrap()))
         .collect();
     tally.checked = all.len() as u64;
-    // Nobody calls task_done here, so the unfinished count should be exactly
-    // the items taken (STOPs included): each put the recovery tombstoned
-    // should take back exactly the count its claim added.
-    //
-    // NB: known bug, not ours to fix here: `try_claim` adds to the count
-    // only after its claim CAS, but `recover_owner` takes one off for every
-    // cell it tombstones, so a producer killed between the two leaves the
-    // count one short (`join` may then return while an item is unfinished).
-    // Widening that window with a 20 µs spin made 11 of 100 kills show it.
-    // Until the queue bookkeeping is fixed, only an excess fails here and
-    // the shortfall is reported; make this an `assert_eq!` after the fix.
+    // Nobody calls task_done here, so the unfinished count must be exactly
+    // the items taken (STOPs included): a put the recovery tombstoned must
+    // not count. (Before the queue derived the count from `enqueue_pos` and
+    // `finished`, a producer killed between its claim and a separate count
+    // increment left the count one short; this check caught it.)
     let expected = all.len() as u64 + consumers_n as u64;
-    let unfinished = q.unfinished();
-    assert!(
-        unfinished <= expected,
-        "unfinished count {unfinished} after {n} producer kills, but only {expected} items were put"
+    assert_eq!(
+        q.unfinished(),
+        expected,
+        "unfinished count after {n} producer kills, {expected} items put"
     );
-    let short = expected - unfinished;
-    if short > 0 {
-        eprintln!(
-            "crash matrix queue producer: KNOWN BUG: unfinished count {unfinished}, {short} short of {expected} items put"
-        );
-    }
     let mut by_id = count_once(all);
     let steady_got = by_id.remove(&STEADY).unwrap_or_default();
     assert_eq!(
@@ -864,7 +852,7 @@ fn run_queue_producer_kills(n: usize) {
     assert!(matches!(q.try_get(), Err(Error::Empty)));
     tally.note = format!(
         "wait = SIGKILL to the survivor consumer taking a marker put after it; \
-         {in_flight} puts committed but not yet acked at the kill; unfinished count {short} short (known bug)"
+         {in_flight} puts committed but not yet acked at the kill; unfinished count exact"
     );
     tally.report();
 }
