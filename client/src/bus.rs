@@ -100,6 +100,18 @@ impl Inner {
             || self.control.peer_gone()
     }
 
+    /// True if owner tag `tag` (peer slot + 1) belongs to a peer slot that
+    /// is held (LIVE) or being recovered; false for 0, a tag past the peer
+    /// table, or a FREE slot.
+    pub(crate) fn peer_connected(&self, tag: u16) -> bool {
+        let Some(p) = tag.checked_sub(1).and_then(|slot| self.map.peer(slot)) else {
+            return false;
+        };
+        // Acquire: pairs with the daemon's Release store of FREE, which it
+        // makes after clearing what the slot held.
+        p.state.load(Ordering::Acquire) != peer_state::FREE
+    }
+
     /// The pid holding peer slot `slot`, if the peer table says.
     pub(crate) fn peer_pid(&self, slot: u16) -> Option<u32> {
         let p = self.map.peer(slot)?;
