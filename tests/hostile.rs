@@ -1458,24 +1458,10 @@ fn killed_client_with_scribbled_channels() {
         let mut v = Proc::spawn(DISPATCH, "victim", &[&d.bus, &r]);
         v.expect_line("ready");
         let seg = Seg::map(&d.bus);
-        // Find the victim's channels in the directory.
-        let dir_off = seg.get(64, true);
-        let dir_count = seg.get(72, false);
-        let mut bodies = Vec::new();
-        for kind in ["kp", "kq", "kv"] {
-            let want = format!("{kind}{r}");
-            let mut word = [0u8; 8];
-            word[..want.len()].copy_from_slice(want.as_bytes());
-            for i in 0..dir_count {
-                let e = dir_off + i * 256;
-                if seg.get(e, false) == 2
-                    && seg.get(e + 12, false) == want.len() as u64
-                    && seg.get(e + 64, true) == u64::from_le_bytes(word)
-                {
-                    bodies.push((seg.get(e + 16, true), seg.get(e + 24, true)));
-                }
-            }
-        }
+        let bodies: Vec<(u64, u64)> = ["kp", "kq", "kv"]
+            .iter()
+            .filter_map(|k| find_channel(&seg, &format!("{k}{r}")))
+            .collect();
         assert_eq!(bodies.len(), 3, "round {round}: the victim's channels");
         for _ in 0..1 + rng.below_eq(7) {
             let (off, len) = bodies[rng.below_eq(2) as usize];
@@ -1518,4 +1504,98 @@ fn killed_client_with_scribbled_channels() {
         tx.try_send(b"ok").unwrap();
         assert_eq!(rx.try_recv().unwrap(), b"ok");
     }
+}
+
+/// Body offset and length of live channel `name` (at most 8 bytes), from the
+/// directory.
+fn find_channel(seg: &Seg, name: &str) -> Option<(u64, u64)> {
+    let dir_off = seg.get(64, true);
+    let dir_count = seg.get(72, false);
+    let mut word = [0u8; 8];
+    word[..name.len()].copy_from_slice(name.as_bytes());
+    (0..dir_count).map(|i| dir_off + i * 256).find_map(|e| {
+        (seg.get(e, false) == 2
+            && seg.get(e + 12, false) == name.len() as u64
+            && seg.get(e + 64, true) == u64::from_le_bytes(word))
+        .then(|| (seg.get(e + 16, true), seg.get(e + 24, true)))
+    })
+}
+
+/// Runs `f` on a thread; fails the test if it takes over 30 s.
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("watchdog: {what} did not return within 30 s ({e})"))
+}
+
+/// Regression test for the hangs the fuzzer found: a blocking call waiting
+/// for a writer lock or a pipe end held by an owner tag that no connected
+/// process has (0, a FREE peer slot, or our own tag while we hold nothing)
+/// returns `Corrupt` instead of waiting forever.
+#[test]
+fn phantom_holders_are_reported_not_waited_for() {
+    let d = Daemon::start(DISPATCH, "hostile-phantom", &[]);
+    let bus = Bus::connect_to(&d.bus).unwrap();
+    let seg = Seg::map(&d.bus);
+    let peers = seg.get(56, false);
+    let me = bus.peer_slot() + 1;
+    // The last slot is free: only this test's one client is connected.
+    let free_tag = peers as u16;
+    assert_ne!(free_tag, me);
+
+    let v = bus.value::<u64>("pv").unwrap();
+    v.store(5).unwrap();
+    let (body, _) = find_channel(&seg, "pv").unwrap();
+    let state = seg.w64(body + 128);
+    let clean = state.load(Ordering::SeqCst);
+    for owner in [free_tag, 0, me] {
+        state.store(clean | (1 << 16) | u64::from(owner), Ordering::SeqCst);
+        let v2 = v.clone();
+        let r = within("Value::store on a phantom lock", move || v2.store(6));
+        assert!(matches!(r, Err(Error::Corrupt(_))), "owner {owner}: {r:?}");
+        let v2 = v.clone();
+        let r = within("Value::update on a phantom lock", move || {
+            v2.update(|x| x + 1)
+        });
+        assert!(matches!(r, Err(Error::Corrupt(_))), "owner {owner}: {r:?}");
+        assert_eq!(v.load(), 5, "nothing was published");
+        state.store(clean, Ordering::SeqCst);
+    }
+    v.store(7).unwrap();
+    assert_eq!(v.load(), 7);
+
+    // A receiver waiting for a sender that does not exist.
+    let p = bus.pipe_with_capacity("pp", 64).unwrap();
+    let mut rx = p.receiver().unwrap();
+    let (body, _) = find_channel(&seg, "pp").unwrap();
+    let producer = seg.w64(body + 384);
+    producer.store((1 << 16) | u64::from(free_tag), Ordering::SeqCst);
+    let r = within("PipeReceiver::recv from a phantom sender", move || {
+        let r = rx.recv();
+        (r, rx)
+    });
+    assert!(matches!(r.0, Err(Error::Corrupt(_))), "{:?}", r.0);
+    drop(r.1);
+    producer.store(1 << 16, Ordering::SeqCst);
+
+    // A sender waiting for room that a receiver that does not exist would
+    // make.
+    let mut tx = p.sender().unwrap();
+    while tx.try_send(b"12345678").is_ok() {}
+    let consumer = seg.w64(body + 392);
+    consumer.store((2 << 16) | u64::from(free_tag), Ordering::SeqCst);
+    let (r, tx) = within("PipeSender::send to a phantom receiver", move || {
+        let r = tx.send(b"x");
+        (r, tx)
+    });
+    assert!(matches!(r, Err(Error::Corrupt(_))), "{r:?}");
+    let (r, _tx) = within("PipeSender::claim for a phantom receiver", move || {
+        let mut tx = tx;
+        let r = tx.claim(1).map(drop);
+        (r, tx)
+    });
+    assert!(matches!(r, Err(Error::Corrupt(_))), "{r:?}");
 }
