@@ -74,7 +74,7 @@ const DISPATCH: &str = "child_role";
 /// Cases in the default (CI) run.
 const CI_CASES: u64 = 1500;
 /// Base seed of the default run.
-const DEFAULT_BASE: u64 = 0x5eed_0f_5c41_bb1e;
+const DEFAULT_BASE: u64 = 0x5eed_0f5c_41bb_1e00;
 /// Longest one client call may take before the watchdog calls it a hang.
 const OP_LIMIT: Duration = Duration::from_secs(10);
 /// Timeout given to the blocking calls under test.
@@ -1033,7 +1033,7 @@ fn run_case(bus_name: &str, seg: &Seg, l: &Layout, seed: u64, st: &mut Stats) ->
         _ => {
             let delays: Vec<u64> = list.iter().map(|_| rng.below_eq(2000)).collect();
             let list2 = list.clone();
-            let seg_ref = &*seg;
+            let seg_ref = seg;
             std::thread::scope(|sc| {
                 let t = sc.spawn(move || {
                     let mut u = Vec::new();
