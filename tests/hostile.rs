@@ -72,7 +72,7 @@ use support::{Daemon, Proc, Rng};
 /// The test that child processes run (see `support::Proc::spawn`).
 const DISPATCH: &str = "child_role";
 /// Cases in the default (CI) run.
-const CI_CASES: u64 = 1500;
+const CI_CASES: u64 = 1000;
 /// Base seed of the default run.
 const DEFAULT_BASE: u64 = 0x5eed_0f5c_41bb_1e00;
 /// Longest one client call may take before the watchdog calls it a hang.
