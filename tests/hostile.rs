@@ -1598,4 +1598,43 @@ fn phantom_holders_are_reported_not_waited_for() {
         (r, tx)
     });
     assert!(matches!(r, Err(Error::Corrupt(_))), "{r:?}");
+
+    // Getters stalled behind a write claim that nobody holds.
+    let q = bus
+        .queue_builder("pq")
+        .slots(4)
+        .slot_size(8)
+        .open()
+        .unwrap();
+    let (body, _) = find_channel(&seg, "pq").unwrap();
+    let cell0 = seg.w64(body + shmbus::queue::CTL_SIZE);
+    cell0.store(u64::from(free_tag), Ordering::SeqCst); // (pos 0, free_tag)
+    q.try_put(b"behind").unwrap();
+    let q2 = q.clone();
+    let r = within("Queue::get behind a phantom write claim", move || q2.get());
+    assert!(matches!(r, Err(Error::Corrupt(_))), "{r:?}");
+
+    // Putters stalled behind a read claim that nobody holds.
+    let q = bus
+        .queue_builder("pq2")
+        .slots(4)
+        .slot_size(8)
+        .open()
+        .unwrap();
+    for i in 0..4u8 {
+        q.try_put(&[i]).unwrap();
+    }
+    let (body, _) = find_channel(&seg, "pq2").unwrap();
+    let cell0 = seg.w64(body + shmbus::queue::CTL_SIZE);
+    cell0.store((1 << 16) | u64::from(free_tag), Ordering::SeqCst); // (pos 1, free_tag)
+    let q2 = q.clone();
+    let r = within("Queue::put behind a phantom read claim", move || {
+        q2.put(b"x")
+    });
+    assert!(matches!(r, Err(Error::Corrupt(_))), "{r:?}");
+    let q2 = q.clone();
+    let r = within("Queue::claim behind a phantom read claim", move || {
+        q2.claim(1).map(drop)
+    });
+    assert!(matches!(r, Err(Error::Corrupt(_))), "{r:?}");
 }

@@ -125,6 +125,50 @@ impl Inner {
     }
 }
 
+/// Watches, while a blocking call waits, for a holder that no process can be:
+/// a writer lock, pipe end or queue cell claimed under an owner tag that no
+/// connected peer has, which only a scribbled segment shows (each caller says
+/// why). Without it the call would wait forever for a release that never
+/// comes. It runs in the interrupt check of the blocking call, and reports a
+/// phantom only when the same word was seen phantom on two consecutive checks
+/// (at most [`shmbus::futex::INTERRUPT_SLICE`] apart), which rides out the
+/// moment between a legitimate change of the word and the bookkeeping around
+/// it (the daemon freeing a slot, a thread counting its lock).
+#[derive(Debug, Default)]
+pub(crate) struct PhantomWatch {
+    /// The word last seen phantom.
+    last: std::cell::Cell<Option<u64>>,
+    /// Set when the same phantom word was seen twice.
+    hit: std::cell::Cell<bool>,
+}
+
+impl PhantomWatch {
+    /// Records one look: `phantom` is the word just read if it names a holder
+    /// that cannot be, `None` otherwise. True (stop waiting) on the second
+    /// look in a row at the same phantom word.
+    pub(crate) fn check(&self, phantom: Option<u64>) -> bool {
+        match phantom {
+            Some(w) if self.last.get() == Some(w) => {
+                self.hit.set(true);
+                true
+            }
+            w => {
+                self.last.set(w);
+                false
+            }
+        }
+    }
+
+    /// `r`, with the `BusClosed` that a phantom caused (through the interrupt
+    /// check) turned into `Corrupt(what)`.
+    pub(crate) fn result<T>(&self, r: Result<T>, what: &'static str) -> Result<T> {
+        match r {
+            Err(Error::BusClosed) if self.hit.get() => Err(Error::Corrupt(what)),
+            r => r,
+        }
+    }
+}
+
 /// A connection to one bus: the control connection to its daemon, held for
 /// this handle's life, and the mapped shared segment.
 ///

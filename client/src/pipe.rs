@@ -24,7 +24,7 @@ use shmbus::error as core;
 use shmbus::pipe::{end, Claim, Consumer, Producer, Ring};
 use shmbus::sync::{AtomicU64, Ordering};
 
-use crate::bus::Inner;
+use crate::bus::{Inner, PhantomWatch};
 use crate::error::{End, Error, Result};
 
 /// An opened pipe: a name and a place in the segment. Make its ends with
@@ -374,10 +374,10 @@ impl PipeSender {
         // alive for as long as `self`; it is all atomics, so a shared
         // reference next to `&mut self.producer` aliases nothing non-atomic.
         let other = unsafe { &ctl.as_ref().ends.consumer };
-        let watch = PhantomEnd::default();
-        let interrupt = || bus.is_closed() || watch.phantom(bus, other);
+        let watch = PhantomWatch::default();
+        let interrupt = || bus.is_closed() || watch.check(phantom_end(bus, other));
         let r = self.producer.send_until(frame, deadline, Some(&interrupt));
-        watch.result(r.map_err(Error::from))
+        watch.result(r.map_err(Error::from), PHANTOM_END)
     }
 
     /// Claims room for a frame of `len` bytes if there is room now, to be
@@ -477,10 +477,10 @@ impl PipeSender {
         let ctl = NonNull::from(self.producer.control());
         // SAFETY: as in `send_slow`.
         let other = unsafe { &ctl.as_ref().ends.consumer };
-        let watch = PhantomEnd::default();
-        let interrupt = || bus.is_closed() || watch.phantom(bus, other);
+        let watch = PhantomWatch::default();
+        let interrupt = || bus.is_closed() || watch.check(phantom_end(bus, other));
         let r = self.producer.claim_until(len, deadline, Some(&interrupt));
-        let claim = watch.result(r.map_err(Error::from))?;
+        let claim = watch.result(r.map_err(Error::from), PHANTOM_END)?;
         Ok(PipeClaim::new(claim))
     }
 }
@@ -874,58 +874,25 @@ impl PipeReceiver {
         let ctl = NonNull::from(self.consumer.control());
         // SAFETY: as in `PipeSender::send_slow`.
         let other = unsafe { &ctl.as_ref().ends.producer };
-        let watch = PhantomEnd::default();
-        let interrupt = || bus.is_closed() || watch.phantom(bus, other);
+        let watch = PhantomWatch::default();
+        let interrupt = || bus.is_closed() || watch.check(phantom_end(bus, other));
         let r = self.consumer.recv_with_until(deadline, Some(&interrupt), f);
-        watch.result(r.map_err(Error::from))
+        watch.result(r.map_err(Error::from), PHANTOM_END)
     }
 }
 
-/// Tells, while a blocking call waits for the other end, an end word that
-/// names a holder no process can be from one a live peer holds.
-///
-/// The other end is *phantom* when its owner tag is not 0 and its peer slot
-/// is FREE or past the peer table. Only a scribbled end word does that: the
-/// daemon releases a dead peer's ends before it frees its slot, and an attach
-/// bumps the word's attach count, so a slot that is freed and handed out
-/// again never shows the same word. Without this check a blocking `send` or
-/// `recv` would wait forever for a peer that does not exist. The same word
-/// must be seen phantom on two consecutive checks (at most
-/// [`shmbus::futex::INTERRUPT_SLICE`] apart), to ride out the moment between
-/// the daemon freeing a slot and our load of it.
-#[derive(Default)]
-struct PhantomEnd {
-    /// The end word last seen phantom.
-    last: std::cell::Cell<Option<u64>>,
-    /// Set when the same phantom word was seen twice.
-    hit: std::cell::Cell<bool>,
+/// The other end's word if it is *phantom*: owned (tag not 0) by a peer slot
+/// that is FREE or past the peer table (see [`PhantomWatch`]). Only a
+/// scribbled end word does that: the daemon releases a dead peer's ends
+/// before it frees its slot, and an attach bumps the word's attach count, so
+/// a slot freed and handed out again never shows the same word.
+fn phantom_end(bus: &Inner, word: &AtomicU64) -> Option<u64> {
+    // Relaxed: `PhantomWatch` looks twice.
+    let w = word.load(Ordering::Relaxed);
+    let tag = end::owner(w);
+    (tag != 0 && !bus.peer_connected(tag)).then_some(w)
 }
 
-impl PhantomEnd {
-    fn phantom(&self, bus: &Inner, word: &AtomicU64) -> bool {
-        // Relaxed: a heuristic that looks twice; see the type's docs.
-        let w = word.load(Ordering::Relaxed);
-        let tag = end::owner(w);
-        if tag == 0 || bus.peer_connected(tag) {
-            self.last.set(None);
-            return false;
-        }
-        if self.last.get() == Some(w) {
-            self.hit.set(true);
-            return true;
-        }
-        self.last.set(Some(w));
-        false
-    }
-
-    /// `r`, with the `BusClosed` that a phantom end caused (through the
-    /// interrupt check) turned into `Corrupt`.
-    fn result<T>(&self, r: Result<T>) -> Result<T> {
-        match r {
-            Err(Error::BusClosed) if self.hit.get() => Err(Error::Corrupt(
-                "the pipe's other end is held by no connected process (its end word was overwritten)",
-            )),
-            r => r,
-        }
-    }
-}
+/// What a blocking call on a pipe whose other end is phantom returns.
+const PHANTOM_END: &str =
+    "the pipe's other end is held by no connected process (its end word was overwritten)";

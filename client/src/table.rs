@@ -39,7 +39,7 @@ use shmbus::layout::Kind;
 use shmbus::seqlock::{self, ElemType, Element, Integer, Seqlock, WriteGuard};
 use shmbus::sync::{AtomicU32, Ordering};
 
-use crate::bus::Inner;
+use crate::bus::{Inner, PhantomWatch};
 use crate::error::{Error, Result};
 
 /// An opened value or array of any element type: what the `shmbus` command
@@ -297,7 +297,7 @@ impl Table {
     }
 
     /// Takes the writer lock (spin, then sleep), stopping if the bus closes
-    /// or the lock turns out to be held by nobody (see [`PhantomWatch`]).
+    /// or the lock turns out to be held by nobody (see [`phantom_lock`]).
     #[inline]
     fn lock_write(&self, deadline: Option<Instant>) -> Result<Locked<'_>> {
         let me = self.bus.owner();
@@ -312,19 +312,17 @@ impl Table {
     fn lock_write_slow(&self, me: u16, deadline: Option<Instant>) -> Result<Locked<'_>> {
         let bus = &*self.bus;
         let watch = PhantomWatch::default();
-        let interrupt = || bus.is_closed() || watch.phantom(bus, &self.lock, me);
-        match self.lock.lock(me, deadline, Some(&interrupt)) {
-            Ok(g) => Ok(Locked::new(g)),
-            Err(WaitError::Interrupted) if watch.hit.get() => Err(Error::Corrupt(
-                "the value's writer lock is held by no connected process (its state word was overwritten)",
-            )),
-            Err(e) => Err(wait_error(e)),
-        }
+        let interrupt = || bus.is_closed() || watch.check(phantom_lock(bus, &self.lock, me));
+        let r = self.lock.lock(me, deadline, Some(&interrupt));
+        watch.result(
+            r.map(Locked::new).map_err(wait_error),
+            "the value's writer lock is held by no connected process (its state word was overwritten)",
+        )
     }
 }
 
 /// Writer locks held by this process right now, over every table and bus:
-/// what [`PhantomWatch`] needs to tell a lock held by another of our threads
+/// what [`phantom_lock`] needs to tell a lock held by another of our threads
 /// from one our owner tag was scribbled into.
 static HELD: AtomicU32 = AtomicU32::new(0);
 
@@ -336,7 +334,7 @@ struct Locked<'a> {
 
 impl<'a> Locked<'a> {
     fn new(g: WriteGuard<'a>) -> Self {
-        // Relaxed: a count for the heuristic in `PhantomWatch`, which
+        // Relaxed: a count for the heuristic in `phantom_lock`, which
         // tolerates a stale view by looking twice, 200 ms apart.
         HELD.fetch_add(1, Ordering::Relaxed);
         Self { g: Some(g) }
@@ -376,51 +374,25 @@ impl Drop for Locked<'_> {
     }
 }
 
-/// Tells a writer lock that nobody will ever release from a busy one, while
-/// a writer waits for it.
-///
-/// A lock is *phantom* when its state word says busy with an owner tag that no
-/// live writer can have: 0, a tag past the peer table, the tag of a FREE peer
-/// slot, or our own tag while no thread of this process holds a writer lock.
-/// Only a scribbled state word does that: a writer sets busy with its own
-/// tag; the daemon clears a dead peer's lock before it frees the peer's slot
-/// (so a real holder's slot is LIVE or RECOVERING while it holds); and our
-/// threads count their locks in [`HELD`]. Without this check a blocking
-/// `store` would wait forever. To ride out the few instructions between a
-/// legitimate CAS and the bookkeeping around it, the same state word must be
-/// seen phantom on two consecutive checks, which [`Seqlock::lock`] makes at
-/// most [`shmbus::futex::INTERRUPT_SLICE`] apart.
-#[derive(Default)]
-struct PhantomWatch {
-    /// The state word last seen phantom.
-    last: std::cell::Cell<Option<u64>>,
-    /// Set when the same phantom state word was seen twice.
-    hit: std::cell::Cell<bool>,
-}
-
-impl PhantomWatch {
-    fn phantom(&self, bus: &Inner, lock: &Seqlock, me: u16) -> bool {
-        // Relaxed: a heuristic that looks twice; see the type's docs.
-        let s = lock.ctl().state.load(Ordering::Relaxed);
-        let tag = seqlock::state::owner(s);
-        let phantom = seqlock::state::busy(s)
-            && if tag == me {
-                // Relaxed: as in `Locked::new`.
-                HELD.load(Ordering::Relaxed) == 0
-            } else {
-                !bus.peer_connected(tag)
-            };
-        if !phantom {
-            self.last.set(None);
-            return false;
-        }
-        if self.last.get() == Some(s) {
-            self.hit.set(true);
-            return true;
-        }
-        self.last.set(Some(s));
-        false
-    }
+/// The lock's state word if it is *phantom* (see [`PhantomWatch`]): busy
+/// with an owner tag that no live writer can have: 0, a tag past the peer
+/// table, the tag of a FREE peer slot, or our own tag while no thread of this
+/// process holds a writer lock. Only a scribbled state word does that: a
+/// writer sets busy with its own tag; the daemon clears a dead peer's lock
+/// before it frees the peer's slot (so a real holder's slot is LIVE or
+/// RECOVERING while it holds); and our threads count their locks in [`HELD`].
+fn phantom_lock(bus: &Inner, lock: &Seqlock, me: u16) -> Option<u64> {
+    // Relaxed: `PhantomWatch` looks twice.
+    let s = lock.ctl().state.load(Ordering::Relaxed);
+    let tag = seqlock::state::owner(s);
+    let phantom = seqlock::state::busy(s)
+        && if tag == me {
+            // Relaxed: as in `Locked::new`.
+            HELD.load(Ordering::Relaxed) == 0
+        } else {
+            !bus.peer_connected(tag)
+        };
+    phantom.then_some(s)
 }
 
 /// Element bits from packed words.
