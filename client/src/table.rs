@@ -526,7 +526,8 @@ impl<T: Element> Value<T> {
     ///
     /// # Errors
     /// [`Error::BusClosed`] if the daemon goes away while waiting for the
-    /// lock.
+    /// lock; [`Error::Corrupt`] if the lock is held under an owner tag that
+    /// no connected process has (the segment was scribbled on).
     ///
     /// # Examples
     /// ```no_run
@@ -800,7 +801,8 @@ impl<T: Element> Array<T> {
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] unless `src.len() == self.len()`;
-    /// `BusClosed` if the daemon goes away while waiting for the lock.
+    /// `BusClosed` if the daemon goes away while waiting for the lock;
+    /// `Corrupt` if no connected process holds it (as [`Value::store`]).
     ///
     /// # Examples
     /// ```no_run
