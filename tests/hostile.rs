@@ -1567,6 +1567,30 @@ fn phantom_holders_are_reported_not_waited_for() {
     v.store(7).unwrap();
     assert_eq!(v.load(), 7);
 
+    // Not a phantom: another thread of this process holds the lock with our
+    // own tag, for longer than two looks of the watch; the writer waits.
+    let (held_tx, held_rx) = mpsc::channel();
+    let holder = {
+        let v = v.clone();
+        std::thread::spawn(move || {
+            v.update(|x| {
+                held_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(1500));
+                x + 1
+            })
+        })
+    };
+    held_rx.recv().unwrap();
+    let v2 = v.clone();
+    let r = within("Value::store behind our own thread", move || v2.store(100));
+    assert!(
+        r.is_ok(),
+        "a lock our own thread holds is not a phantom: {r:?}"
+    );
+    assert_eq!(holder.join().unwrap().unwrap(), 8);
+    assert_eq!(v.load(), 100);
+    v.store(7).unwrap();
+
     // A receiver waiting for a sender that does not exist.
     let p = bus.pipe_with_capacity("pp", 64).unwrap();
     let mut rx = p.receiver().unwrap();

@@ -321,22 +321,63 @@ impl Table {
     }
 }
 
-/// Writer locks held by this process right now, over every table and bus:
-/// what [`phantom_lock`] needs to tell a lock held by another of our threads
-/// from one our owner tag was scribbled into.
-static HELD: AtomicU32 = AtomicU32::new(0);
+// Writer locks held by each thread of this process, for `phantom_lock`,
+// which must tell a lock held by another of our threads (same owner tag)
+// from one our tag was scribbled into. One counter per thread, written only
+// by its thread with a plain load and store (no read-modify-write on the
+// write path); waiters read them all, rarely, under `THREADS`' mutex.
+thread_local! {
+    static MY_HELD: std::sync::Arc<AtomicU32> = {
+        let c = std::sync::Arc::new(AtomicU32::new(0));
+        THREADS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(std::sync::Arc::downgrade(&c));
+        c
+    };
+}
 
-/// A writer lock taken by this process; counted in [`HELD`] while it lives.
+/// Every thread's counter (see `MY_HELD`); dead threads' entries are
+/// dropped when the list is read.
+static THREADS: std::sync::Mutex<Vec<std::sync::Weak<AtomicU32>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// True if some thread of this process holds a writer lock now (a thread
+/// that ends while we look is counted as holding).
+fn any_thread_holds() -> bool {
+    let mut threads = THREADS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    threads.retain(|w| w.strong_count() > 0);
+    // Relaxed: `PhantomWatch` looks twice, 200 ms apart.
+    threads
+        .iter()
+        .any(|w| w.upgrade().map_or(true, |c| c.load(Ordering::Relaxed) != 0))
+}
+
+/// A writer lock taken by this thread; counted in the thread's counter
+/// (`MY_HELD`) while it lives. It never leaves the method that took it, so
+/// it is dropped on the thread that made it.
 struct Locked<'a> {
     /// `None` only after [`Locked::publish`] took it.
     g: Option<WriteGuard<'a>>,
 }
 
+/// Adds `d` (wrapping) to this thread's held-lock counter.
+fn count_held(d: u32) {
+    // Fails only during the thread's teardown (a write from a thread-local
+    // destructor): that lock goes uncounted, and a waiter with our tag could
+    // take it for a phantom if it is held for over 200 ms.
+    let _ = MY_HELD.try_with(|c| {
+        // Relaxed, and a load and a store rather than a `fetch_add`: only
+        // this thread writes its counter; readers look twice, 200 ms apart.
+        c.store(c.load(Ordering::Relaxed).wrapping_add(d), Ordering::Relaxed);
+    });
+}
+
 impl<'a> Locked<'a> {
     fn new(g: WriteGuard<'a>) -> Self {
-        // Relaxed: a count for the heuristic in `phantom_lock`, which
-        // tolerates a stale view by looking twice, 200 ms apart.
-        HELD.fetch_add(1, Ordering::Relaxed);
+        count_held(1);
         Self { g: Some(g) }
     }
 
@@ -369,8 +410,7 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // Unlocks (without publishing) if `publish` did not run.
         drop(self.g.take());
-        // Relaxed: as in `new`.
-        HELD.fetch_sub(1, Ordering::Relaxed);
+        count_held(u32::MAX);
     }
 }
 
@@ -380,15 +420,15 @@ impl Drop for Locked<'_> {
 /// process holds a writer lock. Only a scribbled state word does that: a
 /// writer sets busy with its own tag; the daemon clears a dead peer's lock
 /// before it frees the peer's slot (so a real holder's slot is LIVE or
-/// RECOVERING while it holds); and our threads count their locks in [`HELD`].
+/// RECOVERING while it holds); and our threads count their locks
+/// (`MY_HELD`).
 fn phantom_lock(bus: &Inner, lock: &Seqlock, me: u16) -> Option<u64> {
     // Relaxed: `PhantomWatch` looks twice.
     let s = lock.ctl().state.load(Ordering::Relaxed);
     let tag = seqlock::state::owner(s);
     let phantom = seqlock::state::busy(s)
         && if tag == me {
-            // Relaxed: as in `Locked::new`.
-            HELD.load(Ordering::Relaxed) == 0
+            !any_thread_holds()
         } else {
             !bus.peer_connected(tag)
         };
