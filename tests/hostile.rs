@@ -393,10 +393,34 @@ impl Snapshot {
 /// does.
 fn wait_quiet(seg: &Seg, l: &Layout) {
     let _op = Op::begin("waiting for the daemon's recovery");
+    let deadline = Instant::now() + OP_LIMIT - Duration::from_secs(1);
     loop {
-        let busy = (0..l.peers).any(|i| seg.get(l.peers_off + i * 128, false) != 0);
-        if !busy {
+        let busy: Vec<u64> = (0..l.peers)
+            .filter(|i| seg.get(l.peers_off + i * 128, false) != 0)
+            .collect();
+        if busy.is_empty() {
             return;
+        }
+        if Instant::now() > deadline {
+            let pid = seg.get(36, false);
+            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+            let slots: Vec<String> = busy
+                .iter()
+                .map(|i| {
+                    let b = l.peers_off + i * 128;
+                    format!(
+                        "slot {i}: state {} generation {} pid {}",
+                        seg.get(b, false),
+                        seg.get(b + 4, false),
+                        seg.get(b + 8, false)
+                    )
+                })
+                .collect();
+            fail(format!(
+                "the daemon (pid {pid}, {}) left peer slots taken: {}",
+                if alive { "alive" } else { "gone" },
+                slots.join("; ")
+            ));
         }
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -1058,6 +1082,18 @@ fn run_case(bus_name: &str, seg: &Seg, l: &Layout, seed: u64, st: &mut Stats) ->
     for (s, old) in undo.iter().rev() {
         if s.meta {
             seg.swap(s.off, s.wide, *old);
+        }
+    }
+    // Except the state of peer slots other than ours: a slot that a
+    // `Bus::connect_to` call took and gave back may have been LIVE when it was
+    // scribbled and freed since, so what the scribble saw is stale. Every
+    // such slot is free by now or about to be (its recovery is pending), and
+    // FREE is what the daemon's recovery writes.
+    let peers = l.peers_off..l.peers_off + l.peers * 128;
+    for (s, _) in undo.iter().filter(|(s, _)| peers.contains(&s.off)) {
+        let slot = (s.off - l.peers_off) / 128;
+        if slot != u64::from(me - 1) {
+            seg.swap(l.peers_off + slot * 128, false, 0);
         }
     }
     let forget = rng.below_eq(3) == 0;
