@@ -107,7 +107,32 @@ impl Inner {
     /// thread that dies asleep (DESIGN.md §5).
     #[inline]
     pub(crate) fn waiter(&self) -> BusWaiter<'_> {
-        BusWaiter(self)
+        BusWaiter {
+            bus: self,
+            extra: None,
+        }
+    }
+
+    /// [`waiter`](Self::waiter) whose interrupt check also runs `extra` (a
+    /// [`PhantomWatch`] look): the wait stops when it returns true.
+    #[inline]
+    pub(crate) fn waiter_with<'a>(&'a self, extra: &'a dyn Fn() -> bool) -> BusWaiter<'a> {
+        BusWaiter {
+            bus: self,
+            extra: Some(extra),
+        }
+    }
+
+    /// True if owner tag `tag` (peer slot + 1) belongs to a peer slot that
+    /// is held (LIVE) or being recovered; false for 0, a tag past the peer
+    /// table, or a FREE slot.
+    pub(crate) fn peer_connected(&self, tag: u16) -> bool {
+        let Some(p) = tag.checked_sub(1).and_then(|slot| self.map.peer(slot)) else {
+            return false;
+        };
+        // Acquire: pairs with the daemon's Release store of FREE, which it
+        // makes after clearing what the slot held.
+        p.state.load(Ordering::Acquire) != peer_state::FREE
     }
 
     /// The pid holding peer slot `slot`, if the peer table says.
@@ -124,16 +149,71 @@ impl Inner {
 }
 
 /// See [`Inner::waiter`].
-#[derive(Debug)]
-pub(crate) struct BusWaiter<'a>(&'a Inner);
+pub(crate) struct BusWaiter<'a> {
+    bus: &'a Inner,
+    /// An extra interrupt check, e.g. a [`PhantomWatch`] look.
+    extra: Option<&'a dyn Fn() -> bool>,
+}
+
+impl std::fmt::Debug for BusWaiter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusWaiter")
+            .field("extra", &self.extra.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Waiter for BusWaiter<'_> {
     fn interrupted(&self) -> bool {
-        self.0.is_closed()
+        self.bus.is_closed() || self.extra.is_some_and(|f| f())
     }
 
     fn records(&self) -> Option<WaitRecords<'_>> {
-        self.0.map.wait_records(self.0.control.welcome().slot)
+        self.bus.map.wait_records(self.bus.control.welcome().slot)
+    }
+}
+
+/// Watches, while a blocking call waits, for a holder that no process can be:
+/// a writer lock, pipe end or queue cell claimed under an owner tag that no
+/// connected peer has, which only a scribbled segment shows (each caller says
+/// why). Without it the call would wait forever for a release that never
+/// comes. It runs in the interrupt check of the blocking call, and reports a
+/// phantom only when the same word was seen phantom on two consecutive checks
+/// (at most [`shmbus::futex::INTERRUPT_SLICE`] apart), which rides out the
+/// moment between a legitimate change of the word and the bookkeeping around
+/// it (the daemon freeing a slot, a thread counting its lock).
+#[derive(Debug, Default)]
+pub(crate) struct PhantomWatch {
+    /// The word last seen phantom.
+    last: std::cell::Cell<Option<u64>>,
+    /// Set when the same phantom word was seen twice.
+    hit: std::cell::Cell<bool>,
+}
+
+impl PhantomWatch {
+    /// Records one look: `phantom` is the word just read if it names a holder
+    /// that cannot be, `None` otherwise. True (stop waiting) on the second
+    /// look in a row at the same phantom word.
+    pub(crate) fn check(&self, phantom: Option<u64>) -> bool {
+        match phantom {
+            Some(w) if self.last.get() == Some(w) => {
+                self.hit.set(true);
+                true
+            }
+            w => {
+                self.last.set(w);
+                false
+            }
+        }
+    }
+
+    /// `r`, with the `BusClosed` that a phantom caused (through the interrupt
+    /// check) turned into `Corrupt(what)`.
+    pub(crate) fn result<T>(&self, r: Result<T>, what: &'static str) -> Result<T> {
+        match r {
+            Err(Error::BusClosed) if self.hit.get() => Err(Error::Corrupt(what)),
+            r => r,
+        }
     }
 }
 

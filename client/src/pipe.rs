@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shmbus::error as core;
-use shmbus::pipe::{Claim, Consumer, Producer, Ring};
+use shmbus::pipe::{end, Claim, Consumer, Producer, Ring};
+use shmbus::sync::{AtomicU64, Ordering};
 
-use crate::bus::Inner;
+use crate::bus::{Inner, PhantomWatch};
 use crate::error::{End, Error, Result};
 
 /// An opened pipe: a name and a place in the segment. Make its ends with
@@ -368,10 +369,16 @@ impl PipeSender {
     #[inline(never)]
     fn send_slow(&mut self, frame: &[u8], deadline: Option<Instant>) -> Result<()> {
         let bus = &*self.bus;
-        let interrupt = bus.waiter();
-        self.producer
-            .send_until(frame, deadline, Some(&interrupt))
-            .map_err(Error::from)
+        let ctl = NonNull::from(self.producer.control());
+        // SAFETY: the control block lives in the mapping that `bus` keeps
+        // alive for as long as `self`; it is all atomics, so a shared
+        // reference next to `&mut self.producer` aliases nothing non-atomic.
+        let other = unsafe { &ctl.as_ref().ends.consumer };
+        let watch = PhantomWatch::default();
+        let check = || watch.check(phantom_end(bus, other));
+        let interrupt = bus.waiter_with(&check);
+        let r = self.producer.send_until(frame, deadline, Some(&interrupt));
+        watch.result(r.map_err(Error::from), PHANTOM_END)
     }
 
     /// Claims room for a frame of `len` bytes if there is room now, to be
@@ -468,11 +475,14 @@ impl PipeSender {
     #[inline]
     fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<PipeClaim<'_>> {
         let bus = &*self.bus;
-        let interrupt = bus.waiter();
-        let claim = self
-            .producer
-            .claim_until(len, deadline, Some(&interrupt))
-            .map_err(Error::from)?;
+        let ctl = NonNull::from(self.producer.control());
+        // SAFETY: as in `send_slow`.
+        let other = unsafe { &ctl.as_ref().ends.consumer };
+        let watch = PhantomWatch::default();
+        let check = || watch.check(phantom_end(bus, other));
+        let interrupt = bus.waiter_with(&check);
+        let r = self.producer.claim_until(len, deadline, Some(&interrupt));
+        let claim = watch.result(r.map_err(Error::from), PHANTOM_END)?;
         Ok(PipeClaim::new(claim))
     }
 }
@@ -863,9 +873,29 @@ impl PipeReceiver {
     #[inline(never)]
     fn recv_slow<R>(&mut self, deadline: Option<Instant>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let bus = &*self.bus;
-        let interrupt = bus.waiter();
-        self.consumer
-            .recv_with_until(deadline, Some(&interrupt), f)
-            .map_err(Error::from)
+        let ctl = NonNull::from(self.consumer.control());
+        // SAFETY: as in `PipeSender::send_slow`.
+        let other = unsafe { &ctl.as_ref().ends.producer };
+        let watch = PhantomWatch::default();
+        let check = || watch.check(phantom_end(bus, other));
+        let interrupt = bus.waiter_with(&check);
+        let r = self.consumer.recv_with_until(deadline, Some(&interrupt), f);
+        watch.result(r.map_err(Error::from), PHANTOM_END)
     }
 }
+
+/// The other end's word if it is *phantom*: owned (tag not 0) by a peer slot
+/// that is FREE or past the peer table (see [`PhantomWatch`]). Only a
+/// scribbled end word does that: the daemon releases a dead peer's ends
+/// before it frees its slot, and an attach bumps the word's attach count, so
+/// a slot freed and handed out again never shows the same word.
+fn phantom_end(bus: &Inner, word: &AtomicU64) -> Option<u64> {
+    // Relaxed: `PhantomWatch` looks twice.
+    let w = word.load(Ordering::Relaxed);
+    let tag = end::owner(w);
+    (tag != 0 && !bus.peer_connected(tag)).then_some(w)
+}
+
+/// What a blocking call on a pipe whose other end is phantom returns.
+const PHANTOM_END: &str =
+    "the pipe's other end is held by no connected process (its end word was overwritten)";

@@ -22,8 +22,12 @@ use std::time::{Duration, Instant};
 
 use shmbus::queue::{GetClaim, PutClaim, Queue as CoreQueue};
 
-use crate::bus::Inner;
-use crate::error::Result;
+use crate::bus::{Inner, PhantomWatch};
+use crate::error::{Error, Result};
+
+/// What a blocking call stalled behind a phantom claim returns.
+const PHANTOM_CLAIM: &str =
+    "a queue cell is claimed by no connected process (its state word was overwritten)";
 
 /// An opened queue. Cheap to clone; `Send` and `Sync`, so threads may share
 /// one; keeps the bus connection alive.
@@ -147,8 +151,22 @@ impl Queue {
 
     fn put_slow(&self, item: &[u8], deadline: Option<Instant>) -> Result<()> {
         let bus = &self.bus;
-        let interrupt = bus.waiter();
-        Ok(self.q.put_until(item, deadline, Some(&interrupt))?)
+        let watch = PhantomWatch::default();
+        let check = || watch.check(self.phantom_claim(false));
+        let interrupt = bus.waiter_with(&check);
+        let r = self.q.put_until(item, deadline, Some(&interrupt));
+        watch.result(r.map_err(Error::from), PHANTOM_CLAIM)
+    }
+
+    /// The state word of the claim that stalls putters (`getters` false) or
+    /// getters, if its owner tag is no connected peer's (see
+    /// [`PhantomWatch`]). Only a scribbled cell does that: the daemon
+    /// repairs a dead peer's cells before it frees its slot. Our own tag is
+    /// never called phantom: another of our threads may hold the claim.
+    fn phantom_claim(&self, getters: bool) -> Option<u64> {
+        let w = self.q.stalling_claim(getters)?;
+        let tag = shmbus::queue::state::owner(w);
+        (tag != self.bus.owner() && !self.bus.peer_connected(tag)).then_some(w)
     }
 
     /// Claims a slot for an item of `len` bytes to be written in place; it is
@@ -191,9 +209,12 @@ impl Queue {
 
     fn claim_until(&self, len: usize, deadline: Option<Instant>) -> Result<QueueClaim<'_>> {
         let bus = &self.bus;
-        let interrupt = bus.waiter();
+        let watch = PhantomWatch::default();
+        let check = || watch.check(self.phantom_claim(false));
+        let interrupt = bus.waiter_with(&check);
+        let r = self.q.claim_until(len, deadline, Some(&interrupt));
         Ok(QueueClaim {
-            c: self.q.claim_until(len, deadline, Some(&interrupt))?,
+            c: watch.result(r.map_err(Error::from), PHANTOM_CLAIM)?,
         })
     }
 
@@ -270,8 +291,11 @@ impl Queue {
 
     fn get_slow<R>(&self, deadline: Option<Instant>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let bus = &self.bus;
-        let interrupt = bus.waiter();
-        let c = self.q.get_claim_until(deadline, Some(&interrupt))?;
+        let watch = PhantomWatch::default();
+        let check = || watch.check(self.phantom_claim(true));
+        let interrupt = bus.waiter_with(&check);
+        let r = self.q.get_claim_until(deadline, Some(&interrupt));
+        let c = watch.result(r.map_err(Error::from), PHANTOM_CLAIM)?;
         Ok(finish(c, f))
     }
 

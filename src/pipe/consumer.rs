@@ -84,6 +84,12 @@ impl Consumer {
         unsafe { self.ctl.as_ref() }
     }
 
+    /// The pipe's control block (to inspect the other end's word).
+    #[inline]
+    pub fn control(&self) -> &PipeCtl {
+        self.ctl()
+    }
+
     /// Largest frame this pipe carries.
     #[inline]
     pub fn max_frame(&self) -> usize {

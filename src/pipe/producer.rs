@@ -80,6 +80,12 @@ impl Producer {
         unsafe { self.ctl.as_ref() }
     }
 
+    /// The pipe's control block (to inspect the other end's word).
+    #[inline]
+    pub fn control(&self) -> &PipeCtl {
+        self.ctl()
+    }
+
     /// Largest frame this pipe takes (`capacity / 8`).
     #[inline]
     pub fn max_frame(&self) -> usize {

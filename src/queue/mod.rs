@@ -733,6 +733,28 @@ impl Queue {
         self.len() as u64 >= self.slots
     }
 
+    /// The state word of a claim that holds up one side right now, if any:
+    /// for getters (`getters` true), a write claim `(pos, k)` at the dequeue
+    /// position, behind which every get reports `Empty` until its holder
+    /// publishes; for putters, a read claim `(pos + 1 - slots, k)` at the
+    /// enqueue position, behind which every put reports `Full`. Lets a
+    /// blocking caller check whether holder `k` exists at all (a scribbled
+    /// cell can name one that does not, and nobody would ever repair it).
+    pub fn stalling_claim(&self, getters: bool) -> Option<u64> {
+        let ctl = self.ctl();
+        // Acquire: as in `claim_put` / `claim_get`.
+        let pos = if getters {
+            ctl.dequeue_pos.load(Ordering::Acquire)
+        } else {
+            ctl.enqueue_pos.load(Ordering::Acquire)
+        };
+        // Acquire: as in `claim_put` / `claim_get`.
+        let w = self.cells.state(pos & self.mask).load(Ordering::Acquire);
+        let want = if getters { 0 } else { 1 - self.slots as i64 };
+        let o = owner(w);
+        (diff(seq(w), pos) == want && o != 0 && o != TOMB).then_some(w)
+    }
+
     /// Claims the cell for the next put. Returns the cell index and position.
     #[inline]
     fn claim_put(&self, len: usize) -> Result<(u64, u64), TryPutError> {
