@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use shmbus::futex::WaitError;
 use shmbus::layout::Kind;
 use shmbus::seqlock::{self, ElemType, Element, Integer, Seqlock, WriteGuard};
-use shmbus::sync::{AtomicU32, Ordering};
+use shmbus::sync::Ordering;
 
 use crate::bus::{Inner, PhantomWatch};
 use crate::error::{Error, Result};
@@ -299,140 +299,45 @@ impl Table {
     /// Takes the writer lock (spin, then sleep), stopping if the bus closes
     /// or the lock turns out to be held by nobody (see [`phantom_lock`]).
     #[inline]
-    fn lock_write(&self, deadline: Option<Instant>) -> Result<Locked<'_>> {
+    fn lock_write(&self, deadline: Option<Instant>) -> Result<WriteGuard<'_>> {
         let me = self.bus.owner();
         if let Some(g) = self.lock.try_lock(me) {
-            return Ok(Locked::new(g));
+            return Ok(g);
         }
         self.lock_write_slow(me, deadline)
     }
 
     #[cold]
     #[inline(never)]
-    fn lock_write_slow(&self, me: u16, deadline: Option<Instant>) -> Result<Locked<'_>> {
+    fn lock_write_slow(&self, me: u16, deadline: Option<Instant>) -> Result<WriteGuard<'_>> {
         let bus = &*self.bus;
         let watch = PhantomWatch::default();
         let check = || watch.check(phantom_lock(bus, &self.lock, me));
         let interrupt = bus.waiter_with(&check);
         let r = self.lock.lock(me, deadline, Some(&interrupt));
         watch.result(
-            r.map(Locked::new).map_err(wait_error),
+            r.map_err(wait_error),
             "the value's writer lock is held by no connected process (its state word was overwritten)",
         )
     }
 }
 
-// Writer locks held by each thread of this process, for `phantom_lock`,
-// which must tell a lock held by another of our threads (same owner tag)
-// from one our tag was scribbled into. One counter per thread, written only
-// by its thread with a plain load and store (no read-modify-write on the
-// write path); waiters read them all, rarely, under `THREADS`' mutex.
-thread_local! {
-    static MY_HELD: std::sync::Arc<AtomicU32> = {
-        let c = std::sync::Arc::new(AtomicU32::new(0));
-        THREADS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(std::sync::Arc::downgrade(&c));
-        c
-    };
-}
-
-/// Every thread's counter (see `MY_HELD`); dead threads' entries are
-/// dropped when the list is read.
-static THREADS: std::sync::Mutex<Vec<std::sync::Weak<AtomicU32>>> =
-    std::sync::Mutex::new(Vec::new());
-
-/// True if some thread of this process holds a writer lock now (a thread
-/// that ends while we look is counted as holding).
-fn any_thread_holds() -> bool {
-    let mut threads = THREADS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    threads.retain(|w| w.strong_count() > 0);
-    // Relaxed: `PhantomWatch` looks twice, 200 ms apart.
-    threads
-        .iter()
-        .any(|w| w.upgrade().map_or(true, |c| c.load(Ordering::Relaxed) != 0))
-}
-
-/// A writer lock taken by this thread; counted in the thread's counter
-/// (`MY_HELD`) while it lives. It never leaves the method that took it, so
-/// it is dropped on the thread that made it.
-struct Locked<'a> {
-    /// `None` only after [`Locked::publish`] took it.
-    g: Option<WriteGuard<'a>>,
-}
-
-/// Adds `d` (wrapping) to this thread's held-lock counter.
-fn count_held(d: u32) {
-    // Fails only during the thread's teardown (a write from a thread-local
-    // destructor): that lock goes uncounted, and a waiter with our tag could
-    // take it for a phantom if it is held for over 200 ms.
-    let _ = MY_HELD.try_with(|c| {
-        // Relaxed, and a load and a store rather than a `fetch_add`: only
-        // this thread writes its counter; readers look twice, 200 ms apart.
-        c.store(c.load(Ordering::Relaxed).wrapping_add(d), Ordering::Relaxed);
-    });
-}
-
-impl<'a> Locked<'a> {
-    fn new(g: WriteGuard<'a>) -> Self {
-        count_held(1);
-        Self { g: Some(g) }
-    }
-
-    /// Publishes the next copy (see [`WriteGuard::publish`]).
-    fn publish(mut self) -> u64 {
-        self.g.take().map_or(0, WriteGuard::publish)
-    }
-}
-
-impl<'a> std::ops::Deref for Locked<'a> {
-    type Target = WriteGuard<'a>;
-    fn deref(&self) -> &WriteGuard<'a> {
-        // Only `publish` empties it, and it consumes `self`.
-        self.g
-            .as_ref()
-            .expect("a Locked holds its guard until published")
-    }
-}
-
-impl std::ops::DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        // As in `deref`.
-        self.g
-            .as_mut()
-            .expect("a Locked holds its guard until published")
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        // Unlocks (without publishing) if `publish` did not run.
-        drop(self.g.take());
-        count_held(u32::MAX);
-    }
-}
-
 /// The lock's state word if it is *phantom* (see [`PhantomWatch`]): busy
 /// with an owner tag that no live writer can have: 0, a tag past the peer
-/// table, the tag of a FREE peer slot, or our own tag while no thread of this
-/// process holds a writer lock. Only a scribbled state word does that: a
-/// writer sets busy with its own tag; the daemon clears a dead peer's lock
-/// before it frees the peer's slot (so a real holder's slot is LIVE or
-/// RECOVERING while it holds); and our threads count their locks
-/// (`MY_HELD`).
+/// table, or the tag of a FREE peer slot. Only a scribbled state word does
+/// that: a writer sets busy with its own tag, and the daemon clears a dead
+/// peer's lock before it frees the peer's slot, so a real holder's slot is
+/// LIVE or RECOVERING while it holds. Our own tag is never called phantom,
+/// since another of our threads may hold the lock (as for queue claims): a
+/// scribble that writes exactly the waiter's own tag is waited on. Telling
+/// the two apart would need a count of the locks this process holds, kept on
+/// every write; measured, that cost a quarter to a half of uncontended write
+/// throughput.
 fn phantom_lock(bus: &Inner, lock: &Seqlock, me: u16) -> Option<u64> {
     // Relaxed: `PhantomWatch` looks twice.
     let s = lock.ctl().state.load(Ordering::Relaxed);
     let tag = seqlock::state::owner(s);
-    let phantom = seqlock::state::busy(s)
-        && if tag == me {
-            !any_thread_holds()
-        } else {
-            !bus.peer_connected(tag)
-        };
+    let phantom = seqlock::state::busy(s) && tag != me && !bus.peer_connected(tag);
     phantom.then_some(s)
 }
 
