@@ -16,6 +16,9 @@
 //!  cargo test -p shmbus --release --test loom_pipe`
 #![cfg(loom)]
 
+mod loom_common;
+use loom_common::model;
+
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
@@ -127,19 +130,6 @@ fn recv(rx: &mut Consumer) -> Result<Vec<u8>, RecvError> {
 /// Blocking send with no deadline.
 fn send(tx: &mut Producer, f: &[u8]) -> Result<(), SendError> {
     tx.send_until(f, None, None)
-}
-
-/// Runs `f` under `loom::model` and prints how many executions were explored
-/// (visible with `--nocapture`), to keep an eye on each model's size.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(Mutex::new(0u64));
-    let counter = runs.clone();
-    loom::model(move || {
-        *counter.lock().unwrap() += 1;
-        f();
-    });
-    let n = *runs.lock().unwrap();
-    println!("{name}: {n} executions");
 }
 
 /// Whether some execution of a model reached the futex sleep path, judged by

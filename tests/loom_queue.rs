@@ -15,65 +15,13 @@
 //!  cargo test -p shmbus --release --test loom_queue`
 #![cfg(loom)]
 
-use std::ops::Deref;
-use std::sync::Mutex;
+mod loom_common;
+use loom_common::{get, handle, model, put, SLOT, SLOTS};
 
 use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use shmbus::queue::{HeapQueue, Queue, TryGetError, TryPutError};
-
-/// Slots of every model: the smallest ring, so the third item laps it.
-const SLOTS: u64 = 2;
-/// Slot payload: one word.
-const SLOT: u64 = 8;
-
-/// A handle that keeps its queue alive (fields drop in declaration order).
-struct Held {
-    q: Queue,
-    _heap: Arc<HeapQueue>,
-}
-
-impl Deref for Held {
-    type Target = Queue;
-    fn deref(&self) -> &Queue {
-        &self.q
-    }
-}
-
-fn handle(heap: &Arc<HeapQueue>, me: u16) -> Held {
-    // SAFETY: the handle is stored next to a clone of the `Arc` that owns the
-    // queue, and is dropped first.
-    let q = unsafe { heap.handle(me) };
-    Held {
-        q,
-        _heap: heap.clone(),
-    }
-}
-
-/// Blocking put with no deadline: only a wake-up can end a sleep.
-fn put(q: &Queue, v: u8) {
-    q.put_until(&[v], None, None).expect("put");
-}
-
-/// Blocking get with no deadline.
-fn get(q: &Queue) -> u8 {
-    let c = q.get_claim_until(None, None).expect("get");
-    let v = c.to_vec();
-    assert_eq!(v.len(), 1, "frame length");
-    v[0]
-}
-
-/// Runs `f` under `loom::model` and prints how many executions were explored.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(Mutex::new(0u64));
-    let counter = runs.clone();
-    loom::model(move || {
-        *counter.lock().unwrap() += 1;
-        f();
-    });
-    println!("{name}: {} executions", runs.lock().unwrap());
-}
+use shmbus::queue::{HeapQueue, TryGetError, TryPutError};
 
 /// Two producers (items 1, 2 and 11) and one consumer on two slots: every item
 /// arrives exactly once, each producer's items in order.

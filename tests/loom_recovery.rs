@@ -17,8 +17,8 @@
 //!  cargo test -p shmbus --release --test loom_recovery`
 #![cfg(loom)]
 
-use std::ops::Deref;
-use std::sync::Mutex;
+mod loom_common;
+use loom_common::{get, handle, model, put, SLOT, SLOTS};
 
 use loom::sync::Arc;
 use loom::thread;
@@ -27,17 +27,6 @@ use shmbus::pipe::{Consumer, HeapPipe, Producer, MIN_CAPACITY};
 use shmbus::queue::{HeapQueue, Queue, TryGetError, TryPutError};
 use shmbus::seqlock::HeapSeqlock;
 use shmbus::sync::{crash, CrashPoint, CRASHED};
-
-/// Runs `f` under `loom::model` and prints how many executions were explored.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(Mutex::new(0u64));
-    let counter = runs.clone();
-    loom::model(move || {
-        *counter.lock().unwrap() += 1;
-        f();
-    });
-    println!("{name}: {} executions", runs.lock().unwrap());
-}
 
 // ---------------------------------------------------------------- pipe ----
 
@@ -206,47 +195,9 @@ fn pipe_consumer_crash_points() {
 
 // --------------------------------------------------------------- queue ----
 
-/// Slots of every queue model: the smallest ring.
-const SLOTS: u64 = 2;
-/// One-word slots.
-const SLOT: u64 = 8;
-
 const Q_VICTIM: u16 = 1;
 const Q_SURVIVOR: u16 = 2;
 const Q_NEWCOMER: u16 = 3;
-
-/// A handle that keeps its queue alive (fields drop in declaration order).
-struct Held {
-    q: Queue,
-    _heap: Arc<HeapQueue>,
-}
-
-impl Deref for Held {
-    type Target = Queue;
-    fn deref(&self) -> &Queue {
-        &self.q
-    }
-}
-
-fn handle(heap: &Arc<HeapQueue>, me: u16) -> Held {
-    // SAFETY: the handle is stored next to a clone of the `Arc` that owns the
-    // queue, and is dropped first.
-    let q = unsafe { heap.handle(me) };
-    Held {
-        q,
-        _heap: heap.clone(),
-    }
-}
-
-fn put(q: &Queue, v: u8) {
-    q.put_until(&[v], None, None).expect("put");
-}
-
-fn get(q: &Queue) -> u8 {
-    let v = q.get_claim_until(None, None).expect("get").to_vec();
-    assert_eq!(v.len(), 1, "frame length");
-    v[0]
-}
 
 /// Every item left, without blocking.
 fn drain(q: &Queue) -> Vec<u8> {

@@ -26,7 +26,8 @@
 //!  cargo test -p shmbus --release --test loom_seqlock`
 #![cfg(loom)]
 
-use std::sync::Mutex;
+mod loom_common;
+use loom_common::model;
 
 use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
@@ -36,16 +37,6 @@ use shmbus::seqlock::HeapSeqlock;
 const WRITER: u16 = 1;
 const WRITER2: u16 = 2;
 const READER: u16 = 3;
-
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(Mutex::new(0u64));
-    let counter = runs.clone();
-    loom::model(move || {
-        *counter.lock().unwrap() += 1;
-        f();
-    });
-    println!("{name}: {} executions", *runs.lock().unwrap());
-}
 
 /// Reads the two-word array and checks it is not torn; returns (value, gen).
 fn read_pair(h: &HeapSeqlock) -> (u64, u64) {
