@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use shmbus::futex::{WaitRecords, Waiter};
 use shmbus::layout::{entry_state, peer_state, state, Kind};
 use shmbus::name::{validate_bus, validate_channel, BusPaths};
 use shmbus::protocol::{ErrorCode, Request, Response};
-use shmbus::sync::{fence, Ordering};
+use shmbus::sync::{fence, AtomicU32, Ordering};
 
 use crate::control::{Control, RequestError};
 use crate::error::{Error, Result};
@@ -62,6 +63,10 @@ pub(crate) struct Inner {
     name: String,
     control: Control,
     map: Mapping,
+    /// Per value/array (keyed by its body's address): set while a caller's
+    /// `update` closure runs under its writer lock (see `phantom_lock` in
+    /// `table.rs`). Shared by every handle of this `Bus` on that channel.
+    user_code: std::sync::Mutex<std::collections::HashMap<usize, Arc<AtomicU32>>>,
 }
 
 impl Inner {
@@ -69,6 +74,17 @@ impl Inner {
     #[inline]
     pub(crate) fn map(&self) -> &Mapping {
         &self.map
+    }
+
+    /// The flag that says a caller's `update` closure runs under the writer
+    /// lock of the value or array whose body is at address `key` (one flag
+    /// per channel, shared by this bus's handles on it).
+    pub(crate) fn user_code_flag(&self, key: usize) -> Arc<AtomicU32> {
+        let mut m = self
+            .user_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.entry(key).or_default().clone()
     }
 
     /// The bus name.
@@ -184,9 +200,9 @@ impl Waiter for BusWaiter<'_> {
 /// it (the daemon freeing a slot, a thread counting its lock).
 #[derive(Debug, Default)]
 pub(crate) struct PhantomWatch {
-    /// The word last seen phantom.
-    last: std::cell::Cell<Option<u64>>,
-    /// Set when the same phantom word was seen twice.
+    /// The word last seen phantom, and when it was first seen.
+    last: std::cell::Cell<Option<(u64, Instant)>>,
+    /// Set when a phantom was confirmed.
     hit: std::cell::Cell<bool>,
 }
 
@@ -195,13 +211,21 @@ impl PhantomWatch {
     /// that cannot be, `None` otherwise. True (stop waiting) on the second
     /// look in a row at the same phantom word.
     pub(crate) fn check(&self, phantom: Option<u64>) -> bool {
-        match phantom {
-            Some(w) if self.last.get() == Some(w) => {
-                self.hit.set(true);
-                true
+        self.check_for(phantom, Duration::ZERO)
+    }
+
+    /// As [`check`](Self::check), but the same phantom word must also have
+    /// been seen for at least `patience` (for holders that are phantom only
+    /// unless something slow but legitimate explains them).
+    pub(crate) fn check_for(&self, phantom: Option<u64>, patience: Duration) -> bool {
+        match (phantom, self.last.get()) {
+            (Some(w), Some((l, since))) if l == w => {
+                let hit = since.elapsed() >= patience;
+                self.hit.set(hit);
+                hit
             }
-            w => {
-                self.last.set(w);
+            (w, _) => {
+                self.last.set(w.map(|w| (w, Instant::now())));
                 false
             }
         }
@@ -316,6 +340,7 @@ impl Bus {
                         name: name.to_owned(),
                         control,
                         map,
+                        user_code: std::sync::Mutex::default(),
                     }),
                 });
             }
