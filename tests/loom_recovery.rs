@@ -18,7 +18,7 @@
 #![cfg(loom)]
 
 mod loom_common;
-use loom_common::{get, handle, model, put, SLOT, SLOTS};
+use loom_common::{get, handle, model, put, read_pair, SLOT, SLOTS};
 
 use loom::sync::Arc;
 use loom::thread;
@@ -384,16 +384,6 @@ fn queue_consumer_crash_points() {
 const S_VICTIM: u16 = 1;
 const S_SURVIVOR: u16 = 2;
 const S_NEWCOMER: u16 = 3;
-
-/// Reads the two-word array and checks it is untorn and belongs to its
-/// generation; returns (value, generation).
-fn read_pair(h: &HeapSeqlock) -> (u64, u64) {
-    let mut out = [0u64; 2];
-    // SAFETY: `h` outlives the handle, which is used only here.
-    let g = unsafe { h.handle() }.read_into(&mut out);
-    assert_eq!(out[0], out[1], "torn read at generation {g}: {out:?}");
-    (out[0], g)
-}
 
 /// A writer holding `[1, 1]` at generation 1 dies writing `[2, 2]` at
 /// `point`. A survivor writer waits for the lock meanwhile (or, in a second

@@ -27,7 +27,7 @@
 #![cfg(loom)]
 
 mod loom_common;
-use loom_common::model;
+use loom_common::{model, read_pair};
 
 use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
@@ -37,15 +37,6 @@ use shmbus::seqlock::HeapSeqlock;
 const WRITER: u16 = 1;
 const WRITER2: u16 = 2;
 const READER: u16 = 3;
-
-/// Reads the two-word array and checks it is not torn; returns (value, gen).
-fn read_pair(h: &HeapSeqlock) -> (u64, u64) {
-    let mut out = [0u64; 2];
-    // SAFETY: `h` outlives the handle, which is used only here.
-    let g = unsafe { h.handle() }.read_into(&mut out);
-    assert_eq!(out[0], out[1], "torn read at generation {g}: {out:?}");
-    (out[0], g)
-}
 
 /// Model 1: one writer stores [1, 1], [2, 2], [3, 3] (so each copy is
 /// rewritten while the reader may be reading it); a reader reads twice. Each

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use shmbus_client::{Bus, ChannelDetails, End, Error, Kind};
-use support::{shmbus, shmbus_bg, within, Daemon, ShmFile, WATCHDOG};
+use support::{shmbus, shmbus_bg, sleeps_in_futex, within, Daemon, ShmFile, WATCHDOG};
 
 /// Long enough never to fire on a loaded 2-core machine, short enough that a
 /// hang fails the test instead of the CI run.
@@ -710,17 +710,6 @@ fn blocked_clients_see_bus_closed(sig: Signal) {
         // `d2` stops before `d`'s guard removes the bus's files.
         drop(d2);
     }
-}
-
-/// True once a thread of process `pid` sleeps in a futex wait.
-fn sleeps_in_futex(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|t| {
-        let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
-        wchan.contains("futex")
-    })
 }
 
 #[test]

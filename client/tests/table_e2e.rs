@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use shmbus_client::{Bus, ElemType, Error, Kind};
-use support::{shmbus, shmbus_bg, Daemon, WATCHDOG};
+use support::{shmbus, shmbus_bg, sleeps_in_futex, Daemon, WATCHDOG};
 
 fn code(o: &support::Output) -> Option<i32> {
     o.status.code()
@@ -264,15 +264,4 @@ fn cli_watch_leaves_cleanly_on_ctrl_c() {
     let o = w.wait(WATCHDOG);
     assert_eq!(code(&o), Some(130), "{o:?}");
     assert!(o.stdout.is_empty(), "{o:?}");
-}
-
-/// True once a thread of process `pid` sleeps in a futex wait.
-fn sleeps_in_futex(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|t| {
-        let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
-        wchan.contains("futex")
-    })
 }

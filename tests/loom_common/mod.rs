@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use loom::sync::Arc;
 use shmbus::queue::{HeapQueue, Queue};
+use shmbus::seqlock::HeapSeqlock;
 
 /// Runs `f` under `loom::model` and prints how many executions were explored
 /// (visible with `--nocapture`), to keep an eye on each model's size.
@@ -62,4 +63,14 @@ pub fn get(q: &Queue) -> u8 {
     let v = c.to_vec();
     assert_eq!(v.len(), 1, "frame length");
     v[0]
+}
+
+/// Reads a seqlock's two-word array and checks it is untorn and belongs to its
+/// generation; returns (value, generation).
+pub fn read_pair(h: &HeapSeqlock) -> (u64, u64) {
+    let mut out = [0u64; 2];
+    // SAFETY: `h` outlives the handle, which is used only here.
+    let g = unsafe { h.handle() }.read_into(&mut out);
+    assert_eq!(out[0], out[1], "torn read at generation {g}: {out:?}");
+    (out[0], g)
 }

@@ -355,3 +355,14 @@ pub fn within<T: Send + 'static>(
         Err(e) => panic!("watchdog: {what} did not finish within {limit:?} ({e})"),
     }
 }
+
+/// True once a thread of process `pid` sleeps in a futex wait.
+pub fn sleeps_in_futex(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+        wchan.contains("futex")
+    })
+}
