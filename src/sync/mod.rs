@@ -2,7 +2,7 @@
 //!
 //! Everything else in the crate imports its atomics, cells, hints and the futex
 //! word from here, so that `RUSTFLAGS="--cfg loom"` swaps the whole crate onto
-//! loom's model-checked types (STYLE.md A.5; tokio's `src/loom/mod.rs`).
+//! loom's model-checked types, in the manner of tokio's `src/loom/mod.rs`.
 //! `clippy.toml` bans the raw types everywhere else.
 
 #[cfg(not(loom))]
