@@ -8,8 +8,9 @@
 //! cargo run --example pipe_producer -- 5      # terminal 3: sends 5 (default 10)
 //! ```
 //!
-//! Both use the bus in `$SHMBUS_BUS`, else `shmbus`. A pipe has one receiver
-//! at a time: a second consumer gets `Error::Busy` until the first exits.
+//! Start it before the producer: it then ends when the producer exits. Both
+//! use the bus in `$SHMBUS_BUS`, else `shmbus`. A pipe has one receiver at a
+//! time: a second consumer gets `Error::Busy` until the first exits.
 
 use shmbus_client::{Bus, Error};
 

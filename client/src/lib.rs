@@ -61,7 +61,7 @@
 //! | [`Kind`] | pipe, queue, value or array | — |
 //! | [`ChannelDetails`] | the kind-specific part of a listing: [`PipeInfo`], [`QueueInfo`] or [`TableInfo`] | — |
 //! | [`Holder`] | who holds a pipe end: peer slot and process id | — |
-//! | [`Error`] / [`Result`] | the one error type of every operation, and `Result` with it | the exceptions |
+//! | [`Error`] / [`Result`] | the one error type of every operation, and `Result` with it; the [`error`] module says which operation returns which variant | the exceptions |
 //! | [`End`] | sender or receiver, as named in [`Error::Busy`] | — |
 //! | [`DEFAULT_BUS`], [`BUS_ENV`], [`default_bus_name`] | the bus used when none is named: `$SHMBUS_BUS`, else `shmbus` | — |
 //!
