@@ -5,9 +5,9 @@
 //! lock and prints them.
 //!
 //! ```sh
-//! cargo run --release --bin shmbusd           # terminal 1 (bus "shmbus")
-//! cargo run --example counter                 # terminal 2
-//! cargo run --example counter -- 100000       # 100000 rounds per worker
+//! cargo run --release -p shmbus-daemon                    # terminal 1 (bus "shmbus")
+//! cargo run -p shmbus-client --example counter            # terminal 2
+//! cargo run -p shmbus-client --example counter -- 100000  # 100000 rounds per worker
 //! ```
 //!
 //! Uses the bus in `$SHMBUS_BUS`, else `shmbus`; the workers inherit it.

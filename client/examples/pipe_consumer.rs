@@ -3,9 +3,9 @@
 //! and every frame it sent has been read.
 //!
 //! ```sh
-//! cargo run --release --bin shmbusd           # terminal 1 (bus "shmbus")
-//! cargo run --example pipe_consumer           # terminal 2: waits for frames
-//! cargo run --example pipe_producer -- 5      # terminal 3: sends 5 (default 10)
+//! cargo run --release -p shmbus-daemon                     # terminal 1 (bus "shmbus")
+//! cargo run -p shmbus-client --example pipe_consumer       # terminal 2: waits for frames
+//! cargo run -p shmbus-client --example pipe_producer -- 5  # terminal 3: sends 5 (default 10)
 //! ```
 //!
 //! Start it before the producer: it then ends when the producer exits. Both

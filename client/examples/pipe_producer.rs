@@ -4,9 +4,9 @@
 //! Start the daemon, then the receiver, then this:
 //!
 //! ```sh
-//! cargo run --release --bin shmbusd           # terminal 1 (bus "shmbus")
-//! cargo run --example pipe_consumer           # terminal 2: waits for frames
-//! cargo run --example pipe_producer -- 5      # terminal 3: sends 5 (default 10)
+//! cargo run --release -p shmbus-daemon                     # terminal 1 (bus "shmbus")
+//! cargo run -p shmbus-client --example pipe_consumer       # terminal 2: waits for frames
+//! cargo run -p shmbus-client --example pipe_producer -- 5  # terminal 3: sends 5 (default 10)
 //! ```
 //!
 //! Both use the bus in `$SHMBUS_BUS`, else `shmbus`. A pipe has one sender

@@ -5,9 +5,9 @@
 //! `join`s the queue until every job is done.
 //!
 //! ```sh
-//! cargo run --release --bin shmbusd           # terminal 1 (bus "shmbus")
-//! cargo run --example worker_pool             # terminal 2
-//! cargo run --example worker_pool -- 1000 4   # 1000 jobs, 4 workers
+//! cargo run --release -p shmbus-daemon                        # terminal 1 (bus "shmbus")
+//! cargo run -p shmbus-client --example worker_pool            # terminal 2
+//! cargo run -p shmbus-client --example worker_pool -- 1000 4  # 1000 jobs, 4 workers
 //! ```
 //!
 //! Uses the bus in `$SHMBUS_BUS`, else `shmbus`; the workers inherit it.

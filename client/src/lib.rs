@@ -11,8 +11,9 @@
 //! workspace or wherever `shmbusd` is installed:
 //!
 //! ```sh
-//! cargo run --release --bin shmbusd          # serves bus "shmbus"
-//! shmbusd --name prices                      # serves bus "prices"
+//! cargo run --release -p shmbus-daemon                  # serves bus "shmbus"
+//! cargo run --release -p shmbus-daemon -- --name prices  # serves bus "prices"
+//! shmbusd --name prices                                  # the same, installed
 //! ```
 //!
 //! Without one, `connect` returns [`Error::DaemonNotRunning`], whose message
@@ -38,9 +39,9 @@
 //!
 //! | command | what it shows |
 //! |---|---|
-//! | `cargo run --example pipe_consumer`, then `cargo run --example pipe_producer` in another terminal | a pipe between two programs, zero-copy `claim`/`commit`, end of file |
-//! | `cargo run --example worker_pool` | worker processes fed by a [`Queue`], `task_done`/`join` |
-//! | `cargo run --example counter` | a [`Value`] and an [`Array`] updated by several processes, read without a lock |
+//! | `cargo run -p shmbus-client --example pipe_consumer`, then `cargo run -p shmbus-client --example pipe_producer` in another terminal | a pipe between two programs, zero-copy `claim`/`commit`, end of file |
+//! | `cargo run -p shmbus-client --example worker_pool` | worker processes fed by a [`Queue`], `task_done`/`join` |
+//! | `cargo run -p shmbus-client --example counter` | a [`Value`] and an [`Array`] updated by several processes, read without a lock |
 //!
 //! ## Every public item
 //! | item | what | Python `multiprocessing` |

@@ -1,5 +1,5 @@
 //! Runs each program of `client/examples/` against a real daemon, as a user
-//! would with `cargo run --example NAME`, and without one.
+//! would with `cargo run -p shmbus-client --example NAME`, and without one.
 //!
 //! The example binaries are those `cargo test` builds next to this test
 //! (`target/<profile>/examples/NAME`); `cargo test -p shmbus-client --test
