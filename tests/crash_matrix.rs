@@ -391,7 +391,7 @@ fn pipe_sender(bus: &str, inc: u64, ack: &str, seed: &str) {
         if seq % 3 == 0 {
             let mut c = tx.claim(len).unwrap();
             frame(&mut c, inc, seq);
-            c.commit();
+            c.commit().unwrap();
         } else {
             frame(&mut buf[..len], inc, seq);
             tx.send(&buf[..len]).unwrap();

@@ -536,10 +536,11 @@ fn allowed(e: &Error, a: Allow) -> bool {
     }
 }
 
+/// The variant's name, which `Debug` prints in parentheses after the message.
 fn variant(e: &Error) -> String {
     let d = format!("{e:?}");
-    d.split(|c: char| !c.is_alphanumeric())
-        .next()
+    d.rsplit_once(" (")
+        .and_then(|(_, v)| v.strip_suffix(')'))
         .unwrap_or("?")
         .to_owned()
 }
@@ -1186,7 +1187,7 @@ fn op(rng: &mut Rng, h: &mut Handles, st: &mut Stats, range: std::ops::RangeIncl
                     let mut c = tx.try_claim(len)?;
                     c.fill(0xA5);
                     if commit {
-                        c.commit();
+                        c.commit()?;
                     }
                     Ok(())
                 });
@@ -1196,7 +1197,8 @@ fn op(rng: &mut Rng, h: &mut Handles, st: &mut Stats, range: std::ops::RangeIncl
             if let Some(tx) = h.tx.as_mut() {
                 let len = rng.below_eq(max as u64) as usize;
                 st.call("PipeSender::claim_timeout", Allow::Data, || {
-                    tx.claim_timeout(len, SHORT).map(PipeClaimExt::commit_now)
+                    tx.claim_timeout(len, SHORT)
+                        .and_then(shmbus_client::PipeClaim::commit)
                 });
             }
         }
@@ -1418,17 +1420,6 @@ fn op(rng: &mut Rng, h: &mut Handles, st: &mut Stats, range: std::ops::RangeIncl
                 t.add_string("2").map(drop)
             });
         }
-    }
-}
-
-/// Commits a claim taken with a timeout (a named function, for `map`).
-trait PipeClaimExt {
-    fn commit_now(self);
-}
-
-impl PipeClaimExt for shmbus_client::PipeClaim<'_> {
-    fn commit_now(self) {
-        self.commit();
     }
 }
 

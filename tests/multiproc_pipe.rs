@@ -81,7 +81,7 @@ fn bulk_sender(bus: &str, pipe: &str) {
             // Zero-copy: claim, write in place, commit.
             let mut claim = tx.claim(len).unwrap();
             fill(&mut claim, seq);
-            claim.commit();
+            claim.commit().unwrap();
         } else {
             fill(&mut buf[..len], seq);
             tx.send(&buf[..len]).unwrap();

@@ -90,7 +90,26 @@ impl fmt::Display for End {
 /// }
 /// # Ok::<(), Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// # `Debug` prints the message
+/// `Debug` prints the same one-line message as `Display`, followed by the
+/// variant's name in parentheses, so a `main` that returns
+/// `Result<(), Error>` (Rust prints its error with `Debug`) and `unwrap()`
+/// show the advice rather than a struct dump:
+///
+/// ```text
+/// Error: no shmbusd serves bus nodaemon: start it with `shmbusd --name nodaemon` (DaemonNotRunning)
+/// ```
+///
+/// The fields are all public: match on the variant to use them.
+///
+/// ```no_run
+/// fn main() -> Result<(), shmbus_client::Error> {
+///     let bus = shmbus_client::Bus::connect()?;
+///     bus.value::<u64>("hits")?.fetch_add(1)?;
+///     Ok(())
+/// }
+/// ```
 #[non_exhaustive]
 pub enum Error {
     // ---- connecting -------------------------------------------------------
@@ -321,6 +340,54 @@ pub enum Error {
 }
 
 const RESTART_HINT: &str = "restart shmbusd to recreate the bus";
+
+impl Error {
+    /// The variant's name, as `Debug` prints it after the message.
+    fn variant_name(&self) -> &'static str {
+        match self {
+            Self::BadName { .. } => "BadName",
+            Self::DaemonNotRunning { .. } => "DaemonNotRunning",
+            Self::PermissionDenied { .. } => "PermissionDenied",
+            Self::NotShmbus { .. } => "NotShmbus",
+            Self::Truncated { .. } => "Truncated",
+            Self::SizeMismatch { .. } => "SizeMismatch",
+            Self::AbiMismatch { .. } => "AbiMismatch",
+            Self::NotReady { .. } => "NotReady",
+            Self::CorruptSegment { .. } => "CorruptSegment",
+            Self::WrongOwner { .. } => "WrongOwner",
+            Self::UnsafeMode { .. } => "UnsafeMode",
+            Self::Refused { .. } => "Refused",
+            Self::NotFound { .. } => "NotFound",
+            Self::KindMismatch { .. } => "KindMismatch",
+            Self::ParamMismatch { .. } => "ParamMismatch",
+            Self::BadParams { .. } => "BadParams",
+            Self::NoSpace { .. } => "NoSpace",
+            Self::TypeMismatch { .. } => "TypeMismatch",
+            Self::LengthMismatch { .. } => "LengthMismatch",
+            Self::DirectoryFull { .. } => "DirectoryFull",
+            Self::Denied { .. } => "Denied",
+            Self::Busy { .. } => "Busy",
+            Self::Full => "Full",
+            Self::Empty => "Empty",
+            Self::Disconnected => "Disconnected",
+            Self::TooLarge { .. } => "TooLarge",
+            Self::Timeout => "Timeout",
+            Self::TaskDone => "TaskDone",
+            Self::BusClosed => "BusClosed",
+            Self::Corrupt(_) => "Corrupt",
+            Self::Protocol(_) => "Protocol",
+            Self::Io { .. } => "Io",
+        }
+    }
+}
+
+/// The `Display` message and the variant's name (see [`Error`]): what `main`
+/// prints when it returns an `Err`, and what `unwrap()` panics with.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self} ({})", self.variant_name())
+    }
+}
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -690,5 +757,29 @@ mod tests {
             s,
             "no shmbusd serves bus b: start it with `shmbusd --name b`"
         );
+    }
+
+    /// `fn main() -> Result<(), Error>` prints `Error: {:?}`: the message must
+    /// be there, not a struct dump.
+    #[test]
+    fn debug_is_the_message_and_the_variant() {
+        let e = Error::DaemonNotRunning {
+            bus: "nodaemon".into(),
+            stale: false,
+        };
+        assert_eq!(
+            format!("{e:?}"),
+            "no shmbusd serves bus nodaemon: start it with `shmbusd --name nodaemon` \
+             (DaemonNotRunning)"
+        );
+        assert_eq!(format!("{e:#?}"), format!("{e:?}"));
+        let e = Error::Corrupt("bad record");
+        assert_eq!(format!("{e:?}"), format!("{e} (Corrupt)"));
+        let e = Error::Io {
+            doing: "connecting",
+            source: io::Error::other("boom"),
+        };
+        assert_eq!(format!("{e:?}"), "connecting: boom (Io)");
+        assert_eq!(format!("{:?}", Error::Timeout), "timed out (Timeout)");
     }
 }

@@ -393,7 +393,7 @@ impl PipeSender {
     /// let mut tx = shmbus_client::Bus::connect()?.pipe("orders")?.sender()?;
     /// let mut claim = tx.try_claim(8)?;
     /// claim.copy_from_slice(&42u64.to_le_bytes());
-    /// claim.commit();
+    /// claim.commit()?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
     #[inline]
@@ -413,7 +413,7 @@ impl PipeSender {
     /// let mut tx = shmbus_client::Bus::connect()?.pipe("orders")?.sender()?;
     /// let mut claim = tx.claim(5)?;
     /// claim.copy_from_slice(b"hello");
-    /// claim.commit();
+    /// claim.commit()?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
     #[inline]
@@ -439,7 +439,7 @@ impl PipeSender {
     /// let mut tx = shmbus_client::Bus::connect()?.pipe("orders")?.sender()?;
     /// let mut claim = tx.claim_timeout(5, Duration::from_millis(10))?;
     /// claim.copy_from_slice(b"hello");
-    /// claim.commit();
+    /// claim.commit()?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
     #[inline]
@@ -461,7 +461,7 @@ impl PipeSender {
     /// let deadline = Instant::now() + Duration::from_secs(1);
     /// let mut claim = tx.claim_deadline(5, deadline)?;
     /// claim.copy_from_slice(b"hello");
-    /// claim.commit();
+    /// claim.commit()?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
     #[inline]
@@ -502,7 +502,7 @@ impl PipeSender {
 /// let mut claim = tx.claim(64)?;
 /// claim.fill(b' ');
 /// write!(&mut claim[..], "pid {}", std::process::id())?;
-/// claim.commit();
+/// claim.commit()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct PipeClaim<'a> {
@@ -544,17 +544,22 @@ impl<'a> PipeClaim<'a> {
 
     /// Publishes the frame to the receiver.
     ///
+    /// # Errors
+    /// None today; the `Result` matches [`QueueClaim::commit`](crate::QueueClaim::commit),
+    /// so that both claims are committed with `?`.
+    ///
     /// # Examples
     /// ```no_run
     /// let mut tx = shmbus_client::Bus::connect()?.pipe("log")?.sender()?;
     /// let mut claim = tx.claim(2)?;
     /// claim.copy_from_slice(b"ok");
-    /// claim.commit();
+    /// claim.commit()?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
     #[inline]
-    pub fn commit(self) {
+    pub fn commit(self) -> Result<()> {
         self.claim.commit();
+        Ok(())
     }
 }
 

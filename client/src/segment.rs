@@ -689,7 +689,11 @@ mod tests {
             let mut img = image();
             img[32..36].copy_from_slice(&st.to_le_bytes());
             let e = open(&img, "state").unwrap_err();
-            assert!(format!("{e:?}").starts_with(want), "{st}: {e:?}");
+            // `Debug` ends with the variant's name in parentheses.
+            assert!(
+                format!("{e:?}").ends_with(&format!("({want})")),
+                "{st}: {e:?}"
+            );
         }
     }
 

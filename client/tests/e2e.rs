@@ -286,13 +286,13 @@ fn send_and_recv_in_process_through_the_daemon() {
     let mut c = tx.claim(6).unwrap();
     c.copy_from_slice(b"claim1");
     assert_eq!(&c[..], b"claim1");
-    c.commit();
+    c.commit().unwrap();
     let mut c = tx.claim_timeout(6, LONG).unwrap();
     c.copy_from_slice(b"claim2");
-    c.commit();
+    c.commit().unwrap();
     let mut c = tx.claim_deadline(6, Instant::now() + LONG).unwrap();
     c.copy_from_slice(b"claim3");
-    c.commit();
+    c.commit().unwrap();
     assert_eq!(rx.try_recv_with(|b| b.to_vec()).unwrap(), b"claim1");
     assert_eq!(rx.recv_with(|b| b.len()).unwrap(), 6);
     let mut buf = Vec::with_capacity(16);
