@@ -149,7 +149,9 @@ impl std::error::Error for Error {
 
 /// Serves the bus that `cli` describes until SIGINT or SIGTERM, then removes
 /// its files: what the `shmbusd` binary does after parsing its arguments.
-/// SIGHUP logs a status line and serving goes on.
+/// SIGHUP logs a status line and serving goes on. Under systemd
+/// (`Type=notify`, `$NOTIFY_SOCKET`) it reports `READY=1` once the bus
+/// serves, the status line as `STATUS=` on SIGHUP, and `STOPPING=1`.
 ///
 /// Installs process-wide SIGINT/SIGTERM/SIGHUP handlers (which stay
 /// installed, doing nothing, after it returns), so call it at most once per
@@ -185,7 +187,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     // is kept and acted on once the watcher runs.
     let mut signals = service::SignalWatcher::install()?;
     let daemon = Daemon::start(spec, stop.clone())?;
-    signals.watch(stop, daemon.status_handle())?;
+    let status = daemon.status_handle();
+    signals.watch(stop, status.clone())?;
+    service::sd_notify(&format!("READY=1\nSTATUS={}", status.summary()));
     let served = daemon.serve();
     drop(signals);
     served

@@ -9,10 +9,16 @@
 //! `SIGHUP` is what a terminal sends its session when it closes, so a daemon
 //! started from a shell (`nohup shmbusd &`, or without `nohup` in a shell
 //! that forwards it) survives the terminal. Under systemd,
-//! `systemctl reload shmbusd` sends it (`ExecReload=` in the shipped unit).
+//! `systemctl kill -s HUP shmbusd` sends it. It is not a reload: nothing is
+//! re-read, so the shipped unit has no `ExecReload=`.
 //!
 //! The handlers are `signal-hook`'s: the handler only records the signal and
 //! writes to a self-pipe; a thread reads it and does the work.
+//!
+//! # systemd
+//! With `Type=notify`, [`sd_notify`] tells systemd `READY=1` once the segment
+//! and the socket exist (so units ordered after the daemon find the bus),
+//! `STATUS=` the status line on `SIGHUP`, and `STOPPING=1` on a stop signal.
 //!
 //! # Log
 //! [`init_logging`] installs `env_logger` for the `shmbusd` binary only:
@@ -25,6 +31,9 @@
 
 use std::io::{self, Write as _};
 use std::os::fd::AsFd;
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::thread::JoinHandle;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -98,6 +107,24 @@ fn stderr_is_journal() -> bool {
     rustix::fs::fstat(stderr.as_fd()).is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
 }
 
+/// Sends `state` (newline-separated `KEY=value` assignments) to systemd's
+/// notification socket if `$NOTIFY_SOCKET` names one: a path, or an abstract
+/// name written with a leading `@`. Best effort: without systemd, or if the
+/// send fails, nothing happens.
+pub(crate) fn sd_notify(state: &str) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = target.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(std::path::Path::new(&target)),
+    };
+    if let (Ok(addr), Ok(sock)) = (addr, UnixDatagram::unbound()) {
+        let _ = sock.send_to_addr(state.as_bytes(), &addr);
+    }
+}
+
 /// The signal handlers of [`crate::run()`] and the thread that acts on them.
 #[derive(Debug)]
 pub(crate) struct SignalWatcher {
@@ -141,10 +168,13 @@ impl SignalWatcher {
                 // Ends when `Drop` closes the handle.
                 for sig in signals.forever() {
                     if sig == SIGHUP {
-                        status.log();
+                        let summary = status.summary();
+                        status.info(format_args!("status: {summary}"));
+                        sd_notify(&format!("STATUS={summary}"));
                     } else {
                         let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                         status.info(format_args!("{name} received"));
+                        sd_notify("STOPPING=1");
                         stop.stop();
                     }
                 }

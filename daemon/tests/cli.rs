@@ -133,6 +133,7 @@ impl Daemon {
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -660,6 +661,47 @@ fn journal_stream_gets_syslog_priorities() {
     d.signal(Signal::TERM);
     assert_eq!(d.wait_exit().0.code(), Some(0));
     assert_log_format(&log.read(), &name);
+}
+
+#[test]
+fn systemd_notify_socket_gets_ready_status_and_stopping() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let recv = |sock: &UnixDatagram| {
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification (watchdog?)");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    for abstract_name in [false, true] {
+        let name = unique("notify");
+        let path = std::env::temp_dir().join(format!("{name}.notify"));
+        let (sock, target) = if abstract_name {
+            let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            (UnixDatagram::bind_addr(&addr).unwrap(), format!("@{name}"))
+        } else {
+            let sock = UnixDatagram::bind(&path).unwrap();
+            (sock, path.display().to_string())
+        };
+        let _sock_file = LogFile(path.clone());
+        sock.set_read_timeout(Some(WATCHDOG)).unwrap();
+        let mut d = Daemon::spawn(&name, &["--pipe", "p"], &[("NOTIFY_SOCKET", &target)]);
+        let ready = recv(&sock);
+        assert!(
+            ready.starts_with("READY=1\nSTATUS=serving; peers 0/128; channels 1/256"),
+            "{ready:?}"
+        );
+        // Ready means ready: the socket is there and the segment validates.
+        assert!(d.paths.socket.exists());
+        d.wait_ready();
+        Client::connect(&d.paths).hello();
+        d.signal(Signal::HUP);
+        let status = recv(&sock);
+        assert!(status.starts_with("STATUS=serving; peers "), "{status:?}");
+        d.signal(Signal::TERM);
+        assert_eq!(recv(&sock), "STOPPING=1");
+        let (st, err) = d.wait_exit();
+        assert_eq!(st.code(), Some(0), "{err}");
+    }
 }
 
 #[test]
