@@ -203,7 +203,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 /// command line or configuration.
 ///
 /// Like [`run()`], it installs process-wide signal handlers, and a global
-/// logger: call it once per process, typically as `std::process::exit(main_with_args(...))`.
+/// logger: call it once per process, typically as
+/// `std::process::exit(main_with_args(...))`.
 ///
 /// # Examples
 /// ```no_run
