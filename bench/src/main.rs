@@ -20,7 +20,7 @@ mod python;
 mod report;
 mod shared;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -123,18 +123,24 @@ fn main() {
     };
 
     let mut records = Vec::new();
+    // Progress is rewritten in place (carriage return, erase-line escape) only
+    // on a terminal; into a file or pipe each measurement gets one plain line.
+    let tty = std::io::stderr().is_terminal();
+    let (rewind, erase) = if tty { ("\r", "\x1b[K") } else { ("", "") };
     for (i, spec) in selected.iter().enumerate() {
-        eprint!(
-            "\r\x1b[K[{}/{}] {:>4.0}s  {} ...",
-            i + 1,
-            selected.len(),
-            started.elapsed().as_secs_f64(),
-            spec.name
-        );
-        let _ = std::io::stderr().flush();
+        if tty {
+            eprint!(
+                "{rewind}{erase}[{}/{}] {:>4.0}s  {} ...",
+                i + 1,
+                selected.len(),
+                started.elapsed().as_secs_f64(),
+                spec.name
+            );
+            let _ = std::io::stderr().flush();
+        }
         let rec = run_one(&ctx, spec);
         eprintln!(
-            "\r\x1b[K[{}/{}] {:>4.0}s  {}: {}",
+            "{rewind}{erase}[{}/{}] {:>4.0}s  {}: {}",
             i + 1,
             selected.len(),
             started.elapsed().as_secs_f64(),

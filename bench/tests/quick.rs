@@ -35,6 +35,18 @@ fn filter_selects_rows() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["floor/cacheline-rt/64", "alt/uds-rt/64"]);
+    // stderr is a pipe here, not a terminal: plain progress lines, one per
+    // measurement, without carriage returns or escape codes.
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("[1/2] "))
+            && stderr.lines().any(|l| l.starts_with("[2/2] ")),
+        "{stderr:?}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 

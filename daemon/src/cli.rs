@@ -20,8 +20,11 @@ use clap::Parser;
     about = "Serve a shmbus shared-memory message bus",
     long_about = "Serve a shmbus shared-memory message bus.\n\n\
         Creates the segment /dev/shm/NAME and a control socket beside it, serves \
-        clients until SIGINT, SIGTERM or SIGHUP, then removes both. Without --name (or a \
+        clients until SIGINT or SIGTERM, then removes both. SIGHUP logs a status \
+        line (peers, channels, arena use) and serving goes on. Without --name (or a \
         name in the config file) the bus is $SHMBUS_BUS, else \"shmbus\".\n\n\
+        Log: one line per event on stderr with a timestamp and level; RUST_LOG \
+        filters it (default info; e.g. RUST_LOG=warn).\n\n\
         Access: a client is accepted if its uid (SO_PEERCRED) is the daemon's, root, \
         one given with --allow-uid, or if one of its groups is given with \
         --allow-group; others get a clear refusal. The segment and socket share one \
@@ -90,7 +93,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Print only errors, not the log of notable events.
+    /// Log only warnings and errors, not notable events (info level).
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -14,6 +14,8 @@
 //! | `alloc` | the arena (bump allocator) and the directory |
 //! | `supervisor` | peer slots, and recovery when a client goes away |
 //! | `process` | a client's process held by a pidfd: alive, exited, groups |
+//! | `status` | the one-line status summary ([`StatusHandle`]) |
+//! | `service` | the binary's signals (`SIGHUP` logs the status) and logger |
 //!
 //! ## Life of a daemon
 //! 1. Take `flock(LOCK_EX | LOCK_NB)` on the bus's lock file: one daemon per bus.
@@ -24,7 +26,14 @@
 //!    `SIGBUS`), map it, write the layout, create the declared channels, publish.
 //! 4. Bind the control socket and serve: a thread per connection.
 //! 5. On SIGINT/SIGTERM (or [`StopHandle::stop`]): mark the segment `CLOSING`,
-//!    wake every sleeper, remove the segment, socket and lock file.
+//!    wake every sleeper, remove the segment, socket and lock file. SIGHUP
+//!    only logs a status line ([`StatusHandle::summary`]).
+//!
+//! ## Logging
+//! Events go to the [`log`](https://docs.rs/log) facade (target `shmbusd`,
+//! levels info and warn). [`main_with_args`] installs `env_logger` (stderr,
+//! timestamp and level, `RUST_LOG`, default `info`); [`run()`] and [`Daemon`]
+//! install no logger, so a program embedding the daemon keeps its own.
 //!
 //! ## Using it from Rust
 //! [`main_with_args`] is the whole `shmbusd` binary (parse, [`run()`], print the
@@ -55,15 +64,18 @@ pub mod config;
 mod process;
 mod run;
 mod server;
+mod service;
+mod status;
 mod supervisor;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Write as _};
+use std::io;
 
 pub use cli::Cli;
 pub use config::Spec;
 pub use run::{Daemon, StopHandle};
+pub use status::StatusHandle;
 
 /// Why the daemon could not start or stopped with a failure.
 ///
@@ -137,9 +149,14 @@ impl std::error::Error for Error {
 
 /// Serves the bus that `cli` describes until SIGINT or SIGTERM, then removes
 /// its files: what the `shmbusd` binary does after parsing its arguments.
+/// SIGHUP logs a status line and serving goes on. Under systemd
+/// (`Type=notify`, `$NOTIFY_SOCKET`) it reports `READY=1` once the bus
+/// serves, the status line as `STATUS=` on SIGHUP, and `STOPPING=1`.
 ///
-/// Installs a process-wide SIGINT/SIGTERM handler, so call it at most once per
-/// process; use [`Daemon`] directly to manage shutdown yourself.
+/// Installs process-wide SIGINT/SIGTERM/SIGHUP handlers (which stay
+/// installed, doing nothing, after it returns), so call it at most once per
+/// process; use [`Daemon`] directly to manage shutdown yourself. Installs no
+/// logger: events go to the process's `log` logger, if any.
 ///
 /// # Errors
 /// [`Error::Config`] for a bad command line or config file;
@@ -166,20 +183,28 @@ impl std::error::Error for Error {
 pub fn run(cli: Cli) -> Result<(), Error> {
     let spec = Spec::from_cli(cli)?;
     let stop = StopHandle::new();
-    let on_signal = stop.clone();
-    ctrlc::set_handler(move || on_signal.stop())
-        .map_err(|e| Error::Failed(format!("cannot install the SIGINT/SIGTERM handler: {e}")))?;
-    Daemon::start(spec, stop)?.serve()
+    // Before `start`: a signal that arrives while the segment is being made
+    // is kept and acted on once the watcher runs.
+    let mut signals = service::SignalWatcher::install()?;
+    let daemon = Daemon::start(spec, stop.clone())?;
+    let status = daemon.status_handle();
+    signals.watch(stop, status.clone())?;
+    service::sd_notify(&format!("READY=1\nSTATUS={}", status.summary()));
+    let served = daemon.serve();
+    drop(signals);
+    served
 }
 
 /// The whole `shmbusd` program: parses `args` (the first item is the program
-/// name), runs the daemon until SIGINT/SIGTERM, prints any error as one line on
-/// stderr, and returns the exit status: 0 after a clean shutdown (or for
+/// name), installs the logger (`env_logger` on stderr, `RUST_LOG`, default
+/// `info`), runs the daemon until SIGINT/SIGTERM, prints any error as one line
+/// on stderr, and returns the exit status: 0 after a clean shutdown (or for
 /// `--help` / `--version`), 1 if the bus could not be served, 2 for a bad
 /// command line or configuration.
 ///
-/// Like [`run()`], it installs a process-wide signal handler: call it once per
-/// process, typically as `std::process::exit(main_with_args(...))`.
+/// Like [`run()`], it installs process-wide signal handlers, and a global
+/// logger: call it once per process, typically as
+/// `std::process::exit(main_with_args(...))`.
 ///
 /// # Examples
 /// ```no_run
@@ -199,10 +224,11 @@ where
             return e.exit_code();
         }
     };
+    service::init_logging();
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = writeln!(io::stderr().lock(), "shmbusd: error: {e}");
+            service::print_error(&e);
             i32::from(e.exit_code())
         }
     }

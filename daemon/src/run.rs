@@ -22,7 +22,7 @@
 use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Write as _};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt as _, FileTypeExt as _, MetadataExt as _};
 use std::os::unix::net::UnixListener;
@@ -43,10 +43,14 @@ use crate::config::Spec;
 use crate::server::Bus;
 use crate::Error;
 
-/// One-line event log on stderr, prefixed `shmbusd[NAME]: `.
+/// The daemon's event log: one line per event, prefixed `shmbusd[NAME]: `,
+/// sent to the [`log`] facade under the target [`crate::service::LOG_TARGET`].
 ///
-/// Writes are best-effort: a closed stderr must not take the daemon down, so
-/// this never uses `eprintln!` (which panics when the write fails).
+/// Whoever runs the daemon picks the logger: the `shmbusd` binary installs
+/// `env_logger` (stderr, timestamp and level, `RUST_LOG`); a program that
+/// embeds a [`Daemon`] gets the events through its own logger, or not at all.
+/// Loggers must not panic on a failed write (`env_logger` ignores it), so a
+/// closed stderr cannot take the daemon down.
 #[derive(Clone, Debug)]
 pub(crate) struct Log {
     prefix: Arc<str>,
@@ -61,20 +65,17 @@ impl Log {
         }
     }
 
-    /// A notable event (suppressed by `--quiet`).
+    /// A notable event, at level info (suppressed by `--quiet`).
     pub(crate) fn info(&self, args: std::fmt::Arguments<'_>) {
         if !self.quiet {
-            self.write(args);
+            log::info!(target: crate::service::LOG_TARGET, "{}{args}", self.prefix);
         }
     }
 
-    /// Something went wrong but the daemon goes on (always printed).
+    /// Something went wrong but the daemon goes on, at level warn (shown even
+    /// with `--quiet`).
     pub(crate) fn warn(&self, args: std::fmt::Arguments<'_>) {
-        self.write(format_args!("warning: {args}"));
-    }
-
-    fn write(&self, args: std::fmt::Arguments<'_>) {
-        let _ = writeln!(io::stderr().lock(), "{}{args}", self.prefix);
+        log::warn!(target: crate::service::LOG_TARGET, "{}{args}", self.prefix);
     }
 }
 
@@ -491,7 +492,7 @@ impl Daemon {
         let _ = acceptor.join();
         self.bus.disconnect_all(Duration::from_secs(2));
         log.info(format_args!(
-            "stopped ({woken} pipes woken; segment, socket and lock file removed)"
+            "stopped ({woken} channels woken; segment, socket and lock file removed)"
         ));
         match failure {
             None => Ok(()),
@@ -502,6 +503,12 @@ impl Daemon {
     /// A handle that stops this daemon (the one given to [`start`](Self::start)).
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
+    }
+
+    /// A handle that reads this daemon's status (peers, channels, arena use)
+    /// while it serves; the `shmbusd` binary logs it on `SIGHUP`.
+    pub fn status_handle(&self) -> crate::StatusHandle {
+        crate::StatusHandle::new(Arc::clone(&self.bus))
     }
 }
 

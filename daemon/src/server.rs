@@ -117,7 +117,7 @@ impl Bus {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panicking connection thread must not take the bus down with it;
         // the state is only changed in complete steps under this lock.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -156,8 +156,8 @@ impl Bus {
     }
 
     /// First step of shutdown: stop handing out slots and channels, mark the
-    /// segment `CLOSING`, wake every sleeper on every pipe. Returns the number
-    /// of pipes woken.
+    /// segment `CLOSING`, wake every sleeper on every channel. Returns the
+    /// number of channels woken.
     pub(crate) fn begin_shutdown(&self) -> usize {
         let mut st = self.state();
         st.closing = true;

@@ -90,6 +90,8 @@ fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
 fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     let mut child = Command::new(BIN)
         .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
         .envs(env.iter().copied())
         .env_remove("SHMBUS_BUS")
         .stdin(Stdio::null())
@@ -129,6 +131,9 @@ impl Daemon {
         }
         let mut child = cmd
             .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -474,6 +479,228 @@ fn sigterm_and_sigint_shut_down_cleanly() {
         assert_eq!(seg.header().state.load(Ordering::Acquire), state::CLOSING);
         // And the client's connection was closed.
         c.expect_eof();
+    }
+}
+
+/// A daemon whose stderr is a file (as under `nohup`), which the test can
+/// read while the daemon runs. Drop removes the file.
+struct LogFile(std::path::PathBuf);
+
+impl LogFile {
+    fn new(name: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("{name}.log")))
+    }
+
+    fn read(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap_or_default()
+    }
+
+    /// Starts `shmbusd --name NAME ARGS` with stderr appended to this file
+    /// and waits until it serves.
+    fn start(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::File::create(&self.0).expect("create log file");
+        let child = Command::new(BIN)
+            .arg("--name")
+            .arg(name)
+            .args(args)
+            .env_remove("SHMBUS_BUS")
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn shmbusd");
+        let mut d = Daemon {
+            name: name.to_owned(),
+            paths: BusPaths::new(name),
+            child: Some(child),
+            stderr: None,
+            stdout: None,
+            remove_on_drop: true,
+        };
+        d.wait_ready();
+        d
+    }
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Every line is `YYYY-MM-DDTHH:MM:SS.mmmZ LEVEL shmbusd[NAME]: ...`.
+fn assert_log_format(log: &str, name: &str) {
+    assert!(!log.is_empty());
+    for line in log.lines() {
+        let mut f = line.splitn(3, ' ').filter(|w| !w.is_empty());
+        let (ts, level) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let digits = |r: std::ops::Range<usize>| ts[r].bytes().all(|b| b.is_ascii_digit());
+        assert!(
+            ts.len() == 24
+                && digits(0..4)
+                && digits(5..7)
+                && digits(8..10)
+                && &ts[10..11] == "T"
+                && digits(11..13)
+                && digits(20..23)
+                && ts.ends_with('Z'),
+            "no timestamp: {line:?}"
+        );
+        assert!(
+            ["INFO", "WARN", "ERROR"].contains(&level),
+            "no level: {line:?}"
+        );
+        assert!(
+            line.contains(&format!(" shmbusd[{name}]: ")),
+            "no bus prefix: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn sighup_logs_status_and_keeps_serving() {
+    let name = unique("hup");
+    let log = LogFile::new(&name);
+    let mut d = log.start(&name, &["--pipe", "p", "--queue", "q"], &[]);
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    for _ in 0..2 {
+        d.signal(Signal::HUP);
+    }
+    let want = "status: serving; peers 1/128; channels 2/256 (pipes 1, queues 1, values 0, \
+                arrays 0); arena ";
+    wait_until("the status line after SIGHUP", || {
+        let child = d.child.as_mut().expect("running");
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            panic!("shmbusd exited with {st} on SIGHUP:\n{}", log.read());
+        }
+        log.read().contains(want)
+    });
+    // Still serving: the old client's connection is open, a new one works.
+    assert!(d.child.as_mut().unwrap().try_wait().unwrap().is_none());
+    Client::connect(&d.paths).hello();
+    assert_eq!(
+        Segment::open(&d.paths.segment)
+            .unwrap()
+            .header()
+            .state
+            .load(Ordering::Acquire),
+        state::READY
+    );
+
+    d.signal(Signal::TERM);
+    let (st, _) = d.wait_exit();
+    let text = log.read();
+    assert_eq!(st.code(), Some(0), "{text}");
+    for p in [&d.paths.segment, &d.paths.socket, &d.paths.lock] {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    assert!(text.contains("SIGTERM received"), "{text}");
+    assert!(text.contains("stopped (2 channels woken;"), "{text}");
+    assert!(!text.contains("SIGHUP received"), "{text}");
+    assert_log_format(&text, &name);
+    c.expect_eof();
+}
+
+#[test]
+fn rust_log_filters_the_log() {
+    for (rust_log, shown) in [
+        ("", true),
+        ("info", true),
+        ("warn", false),
+        ("shmbusd=warn", false),
+    ] {
+        let name = unique("rustlog");
+        let mut d = Daemon::spawn(&name, &["--pipe", "p"], &[("RUST_LOG", rust_log)]);
+        d.wait_ready();
+        Client::connect(&d.paths).hello();
+        d.signal(Signal::HUP);
+        d.signal(Signal::TERM);
+        let (st, err) = d.wait_exit();
+        assert_eq!(st.code(), Some(0), "{err}");
+        if shown {
+            assert!(
+                err.contains("ready: 1 channels") && err.contains("stopped"),
+                "{err}"
+            );
+            assert_log_format(&err, &name);
+        } else {
+            assert_eq!(err, "", "RUST_LOG={rust_log}");
+        }
+    }
+}
+
+#[test]
+fn journal_stream_gets_syslog_priorities() {
+    let name = unique("journal");
+    let log = LogFile::new(&name);
+    std::fs::File::create(&log.0).unwrap();
+    let m = std::fs::metadata(&log.0).unwrap();
+    let stream = format!("{}:{}", std::os::unix::fs::MetadataExt::dev(&m), {
+        std::os::unix::fs::MetadataExt::ino(&m)
+    });
+    let mut d = log.start(&name, &[], &[("JOURNAL_STREAM", &stream)]);
+    d.signal(Signal::TERM);
+    let (st, _) = d.wait_exit();
+    let text = log.read();
+    assert_eq!(st.code(), Some(0), "{text}");
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        assert!(
+            line.starts_with(&format!("<6>shmbusd[{name}]: ")),
+            "{line:?}"
+        );
+    }
+    // A JOURNAL_STREAM that is not our stderr (inherited, then redirected) is ignored.
+    let name = unique("journal");
+    let log = LogFile::new(&name);
+    let mut d = log.start(&name, &[], &[("JOURNAL_STREAM", "1:2")]);
+    d.signal(Signal::TERM);
+    assert_eq!(d.wait_exit().0.code(), Some(0));
+    assert_log_format(&log.read(), &name);
+}
+
+#[test]
+fn systemd_notify_socket_gets_ready_status_and_stopping() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let recv = |sock: &UnixDatagram| {
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification (watchdog?)");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    for abstract_name in [false, true] {
+        let name = unique("notify");
+        let path = std::env::temp_dir().join(format!("{name}.notify"));
+        let (sock, target) = if abstract_name {
+            let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+            (UnixDatagram::bind_addr(&addr).unwrap(), format!("@{name}"))
+        } else {
+            let sock = UnixDatagram::bind(&path).unwrap();
+            (sock, path.display().to_string())
+        };
+        let _sock_file = LogFile(path.clone());
+        sock.set_read_timeout(Some(WATCHDOG)).unwrap();
+        let mut d = Daemon::spawn(&name, &["--pipe", "p"], &[("NOTIFY_SOCKET", &target)]);
+        let ready = recv(&sock);
+        assert!(
+            ready.starts_with("READY=1\nSTATUS=serving; peers 0/128; channels 1/256"),
+            "{ready:?}"
+        );
+        // Ready means ready: the socket is there and the segment validates.
+        assert!(d.paths.socket.exists());
+        d.wait_ready();
+        Client::connect(&d.paths).hello();
+        d.signal(Signal::HUP);
+        let status = recv(&sock);
+        assert!(status.starts_with("STATUS=serving; peers "), "{status:?}");
+        d.signal(Signal::TERM);
+        assert_eq!(recv(&sock), "STOPPING=1");
+        let (st, err) = d.wait_exit();
+        assert_eq!(st.code(), Some(0), "{err}");
     }
 }
 

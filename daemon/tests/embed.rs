@@ -103,3 +103,45 @@ fn stop_before_serve_returns_at_once() {
     stop.stop();
     daemon.serve().unwrap();
 }
+
+#[test]
+fn status_handle_summarises_the_bus() {
+    let name = unique("status");
+    let _files = Files(BusPaths::new(&name));
+    let cli = Cli::parse_args([
+        "shmbusd",
+        "--name",
+        &name,
+        "--size",
+        "1M",
+        "--max-peers",
+        "4",
+        "--quiet",
+        "--pipe",
+        "a:4096",
+        "--pipe",
+        "b:4096",
+        "--value",
+        "v:f64",
+    ])
+    .unwrap();
+    let stop = StopHandle::new();
+    let daemon = Daemon::start(Spec::from_cli(cli).unwrap(), stop.clone()).unwrap();
+    let status = daemon.status_handle();
+    let s = status.summary();
+    assert!(
+        s.starts_with(
+            "serving; peers 0/4; channels 3/256 (pipes 2, queues 0, values 1, arrays 0); arena "
+        ),
+        "{s}"
+    );
+    let server = std::thread::spawn(move || daemon.serve());
+    stop.stop();
+    server.join().unwrap().unwrap();
+    // The handle outlives the daemon and says so.
+    assert!(
+        status.summary().starts_with("closing; "),
+        "{}",
+        status.summary()
+    );
+}
