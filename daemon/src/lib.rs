@@ -50,6 +50,7 @@
 )]
 
 mod alloc;
+mod arena;
 mod cli;
 pub mod config;
 mod process;
