@@ -121,7 +121,9 @@ fn remove_while_blocked_receiver_gets_its_frames_then_eof() {
     assert_eq!(code(&o), Some(0), "{o:?}");
     assert_eq!(o.stdout_str(), "after rm\n");
     // Nobody holds it any more: it is freed.
-    eventually("removed pipe freed", || rows(&bus, "p").is_empty().then_some(()));
+    eventually("removed pipe freed", || {
+        rows(&bus, "p").is_empty().then_some(())
+    });
 }
 
 #[test]
@@ -180,7 +182,12 @@ fn space_is_reused_across_many_create_remove_cycles() {
                 bytes += 1 << 19;
             }
             1 => {
-                let q = bus.queue_builder(&name).slots(256).slot_size(512).open().unwrap();
+                let q = bus
+                    .queue_builder(&name)
+                    .slots(256)
+                    .slot_size(512)
+                    .open()
+                    .unwrap();
                 q.put(b"left over").unwrap();
                 bytes += 256 * 512;
             }
@@ -221,7 +228,10 @@ fn removed_channel_of_a_killed_holder_is_freed_after_recovery() {
     wait_asleep(&mut rx, "shmbus recv");
     let o = shmbus(&d.bus, &["rm", "big"]);
     assert_eq!(code(&o), Some(0), "{o:?}");
-    assert!(o.stderr.contains("1 connection(s) still have it open"), "{o:?}");
+    assert!(
+        o.stderr.contains("1 connection(s) still have it open"),
+        "{o:?}"
+    );
     let bus = d.connect();
     assert!(matches!(
         bus.pipe_with_capacity("big2", 1 << 19),

@@ -439,28 +439,38 @@ mod tests {
             slots: 4,
             slot_size: 64,
         };
-        let (i, c) = ch.create(&seg, "jobs", q).map(|(i, c)| (i, c.clone())).unwrap();
+        let (i, c) = ch
+            .create(&seg, "jobs", q)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
         // Leftovers of a run: an item put and never done.
         let (ctl, cells) = seg.queue(c.offset, 4, 64);
         let owner = 1;
         // SAFETY: `ctl` and `cells` are the queue just created, mapped for
         // the test's whole life.
-        let qh = unsafe {
-            shmbus::queue::Queue::attach(core::ptr::NonNull::from(ctl), cells, owner)
-        };
-        qh.try_put(b"x").unwrap();
+        let handle =
+            unsafe { shmbus::queue::Queue::attach(core::ptr::NonNull::from(ctl), cells, owner) };
+        handle.try_put(b"x").unwrap();
         assert_eq!(ctl.stats().unfinished, 1);
-        drop(qh);
 
         let r = ch.remove(&seg, "jobs").unwrap();
         assert_eq!((r.index, r.holders), (i, 0));
         assert!(ch.get("jobs").is_none() && ch.iter().next().is_none());
-        assert_eq!(seg.entry(i).state.load(Ordering::Acquire), entry_state::FREE);
-        assert_eq!(ch.arena_free(), FreeList::new(g.arena_off, g.arena_len).free());
+        assert_eq!(
+            seg.entry(i).state.load(Ordering::Acquire),
+            entry_state::FREE
+        );
+        assert_eq!(
+            ch.arena_free(),
+            FreeList::new(g.arena_off, g.arena_len).free()
+        );
         assert_eq!(ch.remove(&seg, "jobs"), None);
 
         // Re-created in the same place, as a fresh queue: no unfinished item.
-        let (j, d) = ch.create(&seg, "jobs", q).map(|(i, c)| (i, c.clone())).unwrap();
+        let (j, d) = ch
+            .create(&seg, "jobs", q)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
         assert_eq!((j, d.offset), (i, c.offset));
         assert_eq!(d.generation, c.generation + 1);
         let (ctl, _) = seg.queue(d.offset, 4, 64);
@@ -473,7 +483,10 @@ mod tests {
         let seg = segment(1 << 20, 4, 4);
         let mut ch = Channels::new(seg.geometry());
         let p = ChannelParams::Pipe { capacity: 64 };
-        let (i, c) = ch.create(&seg, "p", p).map(|(i, c)| (i, c.clone())).unwrap();
+        let (i, c) = ch
+            .create(&seg, "p", p)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
         ch.hold(&seg, i, 0);
         ch.hold(&seg, i, 0);
         ch.hold(&seg, i, 2);
@@ -482,14 +495,20 @@ mod tests {
 
         let r = ch.remove(&seg, "p").unwrap();
         assert_eq!(r.holders, 2);
-        assert_eq!(seg.entry(i).state.load(Ordering::Acquire), entry_state::REMOVED);
+        assert_eq!(
+            seg.entry(i).state.load(Ordering::Acquire),
+            entry_state::REMOVED
+        );
         assert_eq!(ch.pending_removal(), 1);
         assert!(ch.get("p").is_none());
         // Still reachable for recovery and shutdown.
         assert_eq!(ch.iter().count(), 1);
         // The name is free: a new pipe of that name takes another entry and
         // other space.
-        let (j, d) = ch.create(&seg, "p", p).map(|(i, c)| (i, c.clone())).unwrap();
+        let (j, d) = ch
+            .create(&seg, "p", p)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
         assert_ne!((j, d.offset), (i, c.offset));
 
         // A CLOSE of something not held changes nothing.
@@ -502,7 +521,10 @@ mod tests {
         // The last holder, slot 2, dies: its recovery frees the body.
         let before = ch.arena_free();
         assert_eq!(ch.release_peer(&seg, 2), vec![c.clone()]);
-        assert_eq!(seg.entry(i).state.load(Ordering::Acquire), entry_state::FREE);
+        assert_eq!(
+            seg.entry(i).state.load(Ordering::Acquire),
+            entry_state::FREE
+        );
         assert_eq!(ch.arena_free(), before + align_line(c.length));
         assert_eq!(ch.pending_removal(), 0);
         assert_eq!(ch.close(&seg, i, c.generation, 0), Err(NotHeld));

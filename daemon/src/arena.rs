@@ -125,10 +125,7 @@ impl FreeList {
     /// the arena): a daemon bug.
     pub(crate) fn release(&mut self, off: u64, len: u64) {
         assert!(
-            len > 0
-                && len % LINE == 0
-                && off >= self.start
-                && off + len <= self.start + self.len,
+            len > 0 && len % LINE == 0 && off >= self.start && off + len <= self.start + self.len,
             "freeing {len} bytes at {off}, outside the arena"
         );
         let mut start = off;
@@ -235,7 +232,9 @@ mod tests {
         // the arena holds at once.
         let mut x = 12345u64;
         for _ in 0..10_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let n = (x >> 33) % 8 + 1;
             if live.len() > 4 || (x >> 20) % 3 == 0 {
                 if !live.is_empty() {

@@ -354,7 +354,10 @@ fn rm(bus: &Bus, a: &RmArgs) -> Result<(), Failure> {
     }
     match failed {
         0 => Ok(()),
-        n => Err(error(format!("{n} of {} channel(s) not removed", a.names.len()))),
+        n => Err(error(format!(
+            "{n} of {} channel(s) not removed",
+            a.names.len()
+        ))),
     }
 }
 
