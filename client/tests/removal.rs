@@ -295,3 +295,31 @@ fn cli_rm_fixes_typos_wrong_kinds_and_leftovers() {
     assert_eq!(q.unfinished(), 0);
     within(WATCHDOG, "join() on the re-created queue", move || q.join()).unwrap();
 }
+
+#[test]
+fn remove_while_blocked_queue_consumer_still_gets_items() {
+    let d = Daemon::start("rm-blocked-q", &["--queue", "q:8:32"]);
+    let bus = d.connect();
+    let q = bus.open_queue("q").unwrap();
+    let mut rx = shmbus_bg(&d.bus, &["recv", "q", "-n", "1"]);
+    wait_asleep(&mut rx, "shmbus recv on a queue");
+    assert_eq!(bus.remove("q").unwrap(), 2);
+    // A new queue of that name does not feed the old one's consumer.
+    let new = bus
+        .queue_builder("q")
+        .slots(4)
+        .slot_size(16)
+        .open()
+        .unwrap();
+    new.put(b"new").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        rx.running(),
+        "the blocked consumer gave up or read the new queue"
+    );
+    q.put(b"old").unwrap();
+    let o = rx.wait(WATCHDOG);
+    assert_eq!(code(&o), Some(0), "{o:?}");
+    assert_eq!(o.stdout_str(), "old\n");
+    assert_eq!(new.get().unwrap(), b"new");
+}
