@@ -22,7 +22,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 /// 2: peer slots carry wait records (`PeerSlot::waits`); line 5 of a queue's
 /// control block counts finished positions (`QueueCtl::finished`) instead of
 /// unfinished items.
-pub const ABI_VERSION: u32 = 2;
+/// 3: channels can be removed: directory entries have the state
+/// [`entry_state::REMOVED`] and a holder count (`DirEntry::holders`); the
+/// protocol has `REMOVE` and `CLOSE`.
+pub const ABI_VERSION: u32 = 3;
 /// Alignment of every region and of every word written by a different party.
 pub const LINE: u64 = 128;
 /// Page size used to align the peer table and the arena.
@@ -152,6 +155,12 @@ pub mod entry_state {
     pub const INITIALIZING: u32 = 1;
     /// Usable. Every other field was written before this (Release).
     pub const LIVE: u32 = 2;
+    /// Removed (`shmbus rm`) while holders still have it open: its name is
+    /// free for a new channel and `OPEN` no longer finds it, but its body
+    /// stays where it is, untouched by the daemon, until the last holder
+    /// closes it; then the entry becomes `FREE`. Listings show it as
+    /// pending removal.
+    pub const REMOVED: u32 = 3;
 }
 
 /// Channel kinds, as stored in [`DirEntry::kind`] and named in the protocol.
@@ -243,8 +252,12 @@ pub struct DirEntry {
     pub params: [AtomicU64; 4],
     /// The name, packed little-endian into words.
     pub name: [AtomicU64; 16],
+    /// Number of client connections that have the channel open (each `OPEN`
+    /// counts until its `CLOSE` or the end of the connection). Informational,
+    /// for listings; written by the daemon with Relaxed stores.
+    pub holders: AtomicU64,
     /// Reserved, zero.
-    pub reserved: [AtomicU64; 8],
+    pub reserved: [AtomicU64; 7],
 }
 
 #[cfg(not(loom))]
@@ -270,6 +283,8 @@ const _: () = {
     assert!(offset_of!(DirEntry, offset) == 16);
     assert!(offset_of!(DirEntry, params) == 32);
     assert!(offset_of!(DirEntry, name) == 64);
+    assert!(offset_of!(DirEntry, holders) == 192);
+    assert!(offset_of!(DirEntry, reserved) == 200);
 };
 
 /// Sizes of the regions, computed once by the daemon and checked by clients.

@@ -11,12 +11,27 @@
 //! |---|---|
 //! | `HELLO <abi> <pid>` | `WELCOME <slot> <generation> <epoch> <segment_size>` |
 //! | `OPEN <kind> <name> <create:0/1> <p0> <p1> <p2>` | `CHANNEL <index> <generation> <kind> <offset> <length> <p0> <p1> <p2>` |
+//! | `REMOVE <name>` | `REMOVED <index> <generation> <holders>` |
+//! | `CLOSE <index> <generation>` | none |
 //! | `BYE` | none: the client closes the connection next |
 //! | any | `ERR <code> <message…>` |
 //!
 //! In `OPEN`, a parameter is a number or `-` (default, or "any" when opening an
 //! existing channel). For a pipe, `p0` is the ring capacity in bytes; for a
 //! queue, `p0` is the number of slots and `p1` the slot payload size in bytes.
+//!
+//! `REMOVE` works as `unlink`: the name is gone at once (a new channel of that
+//! name can be created), connections that have the channel open keep using
+//! it, and its arena space is freed when the last of them closes it. The
+//! answer says which entry was removed and how many connections (`holders`)
+//! still have it open; 0 means its space was freed at once.
+//!
+//! The daemon counts, per connection, the `OPEN`s it answered with `CHANNEL`.
+//! `CLOSE` gives one back: the client sends it when it dropped every handle
+//! it made from that grant (and released the channel's ends). It has no
+//! answer, so that a handle's drop never waits for the daemon; a `CLOSE`
+//! that matches no open is ignored (and logged). Whatever is still counted
+//! is given back when the connection's peer slot is recovered.
 //!
 //! `BYE` is a clean goodbye: the client sends it when its last handle is
 //! dropped, after it released every channel end, and then closes the socket.
@@ -51,6 +66,19 @@ pub enum Request {
         create: bool,
         /// Kind-specific parameters; `None` = default / any.
         params: [Option<u64>; 3],
+    },
+    /// Remove channel `name` (as `unlink`): answered by `REMOVED`.
+    Remove {
+        /// Channel name (validated by both sides).
+        name: String,
+    },
+    /// Give back one `OPEN` of directory entry `index` of `generation`: the
+    /// client dropped every handle it made from it. No answer.
+    Close {
+        /// Directory index, from `CHANNEL`.
+        index: u32,
+        /// Directory entry generation, from `CHANNEL`.
+        generation: u32,
     },
     /// Clean goodbye: the client released everything and closes the
     /// connection next. No answer.
@@ -155,6 +183,15 @@ pub enum Response {
         /// Its parameters.
         params: [u64; 3],
     },
+    /// A channel was removed.
+    Removed {
+        /// Its directory index.
+        index: u32,
+        /// Its directory entry generation.
+        generation: u32,
+        /// Connections that still have it open; 0 = its space is free again.
+        holders: u64,
+    },
     /// The request failed.
     Error {
         /// What kind of failure.
@@ -216,6 +253,8 @@ impl Request {
                 fmt_opt(params[1]),
                 fmt_opt(params[2])
             ),
+            Self::Remove { name } => format!("REMOVE {name}\n"),
+            Self::Close { index, generation } => format!("CLOSE {index} {generation}\n"),
             Self::Bye => "BYE\n".to_owned(),
         }
     }
@@ -252,6 +291,13 @@ impl Request {
                     params,
                 }
             }
+            Some("REMOVE") => Self::Remove {
+                name: w.next().ok_or_else(|| bad(line))?.to_owned(),
+            },
+            Some("CLOSE") => Self::Close {
+                index: num(w.next(), line)?,
+                generation: num(w.next(), line)?,
+            },
             Some("BYE") => Self::Bye,
             _ => return Err(bad(line)),
         };
@@ -283,6 +329,11 @@ impl Response {
                 "CHANNEL {index} {generation} {kind} {offset} {length} {} {} {}\n",
                 params[0], params[1], params[2]
             ),
+            Self::Removed {
+                index,
+                generation,
+                holders,
+            } => format!("REMOVED {index} {generation} {holders}\n"),
             Self::Error { code, message } => {
                 let m: String = message
                     .chars()
@@ -328,6 +379,11 @@ impl Response {
                     num(w.next(), line)?,
                 ],
             },
+            Some("REMOVED") => Self::Removed {
+                index: num(w.next(), line)?,
+                generation: num(w.next(), line)?,
+                holders: num(w.next(), line)?,
+            },
             _ => return Err(bad(line)),
         };
         if w.next().is_some() {
@@ -351,6 +407,13 @@ mod tests {
                 create: true,
                 params: [Some(4096), None, None],
             },
+            Request::Remove {
+                name: "jobsq".into(),
+            },
+            Request::Close {
+                index: 3,
+                generation: u32::MAX,
+            },
             Request::Bye,
         ];
         for r in reqs {
@@ -370,6 +433,11 @@ mod tests {
                 offset: 8192,
                 length: 4096 + 768,
                 params: [4096, 0, 0],
+            },
+            Response::Removed {
+                index: 0,
+                generation: 7,
+                holders: 2,
             },
             Response::Error {
                 code: ErrorCode::NotFound,
@@ -391,6 +459,12 @@ mod tests {
             "OPEN pipe",
             "OPEN tube a 0 - - -",
             "BYE now",
+            "REMOVE",
+            "REMOVE a b",
+            "CLOSE 1",
+            "CLOSE 1 x",
+            "CLOSE -1 2",
+            "REMOVED 1 2",
             "ERR nope x",
         ] {
             assert!(

@@ -21,7 +21,7 @@ use shmbus::util::Line;
 fn constants() {
     assert_eq!(MAGIC, 0x0100_5355_424D_4853);
     assert_eq!(MAGIC.to_le_bytes(), *b"SHMBUS\0\x01");
-    assert_eq!(ABI_VERSION, 2);
+    assert_eq!(ABI_VERSION, 3);
     assert_eq!(layout::WAIT_RECORDS, 12);
     assert_eq!((LINE, PAGE), (128, 4096));
     assert_eq!((MAX_PEERS, MAX_CHANNELS), (4096, 65_536));
@@ -112,9 +112,10 @@ fn dir_entry() {
         offset_of!(DirEntry, length),
         offset_of!(DirEntry, params),
         offset_of!(DirEntry, name),
+        offset_of!(DirEntry, holders),
         offset_of!(DirEntry, reserved),
     ];
-    assert_eq!(offsets, [0, 4, 8, 12, 16, 24, 32, 64, 192]);
+    assert_eq!(offsets, [0, 4, 8, 12, 16, 24, 32, 64, 192, 200]);
     assert_eq!(layout::MAX_CHANNEL_NAME, 16 * 8);
     assert_eq!(
         [1, 2, 3, 4].map(|k| layout::Kind::from_u32(k).map(layout::Kind::as_str)),
@@ -406,6 +407,7 @@ fn directory_names_round_trip() {
         length: AtomicU64::new(0),
         params: core::array::from_fn(|_| AtomicU64::new(0)),
         name: core::array::from_fn(|_| AtomicU64::new(0)),
+        holders: AtomicU64::new(0),
         reserved: core::array::from_fn(|_| AtomicU64::new(0)),
     };
     assert_eq!(layout::read_name(&e), None, "empty name");

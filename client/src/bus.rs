@@ -18,6 +18,9 @@ use crate::segment::{Mapping, SegmentFile};
 use crate::table::{Array, Table, Value};
 use shmbus::seqlock::{ElemType, Element, Seqlock};
 
+mod removal;
+pub(crate) use removal::Hold;
+
 /// Bus name used when none is given and `$SHMBUS_BUS` is unset.
 ///
 /// # Examples
@@ -468,6 +471,7 @@ impl Bus {
 
     fn open_pipe_impl(&self, name: &str, create: bool, capacity: Option<u64>) -> Result<Pipe> {
         let g = self.open(Kind::Pipe, name, create, [capacity, None, None])?;
+        let hold = Hold::new(Arc::clone(&self.inner), g.index, g.generation);
         let capacity = g.params[0];
         if let Err(what) = self.inner.map.pipe(g.offset, g.length, capacity) {
             return Err(Error::Corrupt(what));
@@ -478,6 +482,7 @@ impl Bus {
             g.offset,
             g.length,
             capacity,
+            hold,
         ))
     }
 
@@ -548,6 +553,7 @@ impl Bus {
             });
         }
         let g = self.open(Kind::Queue, name, create, [slots, slot_size, None])?;
+        let hold = Hold::new(Arc::clone(&self.inner), g.index, g.generation);
         let body = self
             .inner
             .map
@@ -566,7 +572,7 @@ impl Bus {
                 self.inner.owner(),
             )
         };
-        Ok(Queue::new(Arc::clone(&self.inner), name.into(), q))
+        Ok(Queue::new(Arc::clone(&self.inner), name.into(), q, hold))
     }
 
     /// Opens the value `name` holding one `T`, creating it (as zero) if it
@@ -733,6 +739,7 @@ impl Bus {
             }
             r => r?,
         };
+        let hold = Hold::new(Arc::clone(&self.inner), g.index, g.generation);
         let body = self
             .inner
             .map
@@ -759,12 +766,22 @@ impl Bus {
                 g.params[1],
             )
         };
-        Ok(Table::new(Arc::clone(&self.inner), name.into(), kind, lock))
+        Ok(Table::new(
+            Arc::clone(&self.inner),
+            name.into(),
+            kind,
+            lock,
+            hold,
+        ))
     }
 
     /// What the directory says channel `name` holds, for `TypeMismatch`.
     fn describe_entry(&self, name: &str) -> String {
-        match self.channels().into_iter().find(|c| c.name == name) {
+        match self
+            .channels()
+            .into_iter()
+            .find(|c| c.name == name && !c.removed)
+        {
             Some(ChannelInfo {
                 kind,
                 details: ChannelDetails::Table(t),
@@ -797,12 +814,15 @@ impl Bus {
         let channel = || name.to_owned();
         match self.inner.control.request(&req) {
             Ok(Response::Channel {
+                index,
+                generation,
                 kind: k,
                 offset,
                 length,
                 params,
-                ..
             }) if k == kind => Ok(Grant {
+                index,
+                generation,
                 offset,
                 length,
                 params,
@@ -859,7 +879,7 @@ impl Bus {
     fn kind_of(&self, name: &str) -> Option<Kind> {
         self.channels()
             .into_iter()
-            .find(|c| c.name == name)
+            .find(|c| c.name == name && !c.removed)
             .map(|c| c.kind)
     }
 
@@ -890,8 +910,10 @@ impl Bus {
         let m = &self.inner.map;
         let e = m.entry(index)?;
         // Acquire: pairs with the daemon's Release store of LIVE, made after
-        // it wrote every other field of the entry.
-        if e.state.load(Ordering::Acquire) != entry_state::LIVE {
+        // it wrote every other field of the entry (REMOVED is stored later
+        // still, and changes nothing else).
+        let state = e.state.load(Ordering::Acquire);
+        if state != entry_state::LIVE && state != entry_state::REMOVED {
             return None;
         }
         // Relaxed, all: ordered after the Acquire above, and re-validated by
@@ -906,11 +928,12 @@ impl Bus {
             e.params[1].load(Ordering::Relaxed),
             e.params[2].load(Ordering::Relaxed),
         ];
+        let holders = e.holders.load(Ordering::Relaxed);
         // Acquire fence: keeps the loads above before the second look, as a
         // seqlock reader does; if the daemon freed or reused the entry
         // meanwhile, the state or generation differ and we skip it.
         fence(Ordering::Acquire);
-        if e.state.load(Ordering::Relaxed) != entry_state::LIVE
+        if e.state.load(Ordering::Relaxed) != state
             || e.generation.load(Ordering::Relaxed) != generation
         {
             return None;
@@ -956,6 +979,8 @@ impl Bus {
             name,
             kind,
             details,
+            removed: state == entry_state::REMOVED,
+            holders,
         })
     }
 
@@ -980,6 +1005,9 @@ fn describe_table(kind: Kind, elem: Option<ElemType>, len: Option<u64>) -> Strin
 
 /// Where the daemon put an opened channel.
 struct Grant {
+    /// Directory index and generation, for `CLOSE`.
+    index: u32,
+    generation: u32,
     offset: u64,
     length: u64,
     params: [u64; 3],
@@ -1003,6 +1031,13 @@ pub struct ChannelInfo {
     pub kind: Kind,
     /// Kind-specific state.
     pub details: ChannelDetails,
+    /// Removed ([`Bus::remove`]) while still open somewhere: its name is
+    /// free (another channel may have it), and its space is reused once the
+    /// holders below are gone.
+    pub removed: bool,
+    /// Connections that have the channel open (approximate: read while
+    /// others open and close it).
+    pub holders: u64,
 }
 
 /// Kind-specific part of a [`ChannelInfo`].

@@ -236,6 +236,37 @@ impl Control {
         Ok(resp)
     }
 
+    /// Sends a request that has no answer (`CLOSE`), if this process is the
+    /// one that registered (a forked child's copy of a handle must not speak
+    /// for its parent). Never waits for the daemon: one non-blocking send
+    /// under the request lock, so it never splits another request's line.
+    /// If the line cannot be sent whole, the connection is marked broken (the
+    /// daemon may hold half a line); the daemon gives back everything this
+    /// connection holds when it ends.
+    pub(crate) fn notify(&self, req: &Request) {
+        if self.registered_by != Some(std::process::id()) {
+            return;
+        }
+        let mut io = self.io.lock().unwrap_or_else(PoisonError::into_inner);
+        if io.broken {
+            return;
+        }
+        let line = req.encode();
+        let sent = loop {
+            match rustix::net::send(
+                &self.stream,
+                line.as_bytes(),
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            ) {
+                Err(Errno::INTR) => {}
+                r => break r,
+            }
+        };
+        if sent != Ok(line.len()) {
+            io.broken = true;
+        }
+    }
+
     /// Writes all of `buf`, without raising `SIGPIPE` if the daemon is gone.
     fn write_all(&self, mut buf: &[u8]) -> Result<(), RequestError> {
         while !buf.is_empty() {

@@ -12,6 +12,7 @@
 //! | [`Bus::connect`](crate::Bus::connect) | `BadName`, `DaemonNotRunning`, `PermissionDenied`, `NotShmbus`, `Truncated`, `SizeMismatch`, `AbiMismatch`, `NotReady`, `CorruptSegment`, `WrongOwner`, `UnsafeMode`, `BusClosed`, `Refused`, `Protocol`, `Io` |
 //! | [`Bus::pipe`](crate::Bus::pipe) and friends | `BadName`, `NotFound`, `KindMismatch`, `ParamMismatch`, `BadParams`, `NoSpace`, `DirectoryFull`, `Denied`, `BusClosed`, `Corrupt`, `Protocol`, `Io` |
 //! | [`Bus::value`](crate::Bus::value), [`Bus::array`](crate::Bus::array) and friends | as `Bus::pipe`, and `TypeMismatch` |
+//! | [`Bus::remove`](crate::Bus::remove) | `BadName`, `NotFound`, `BusClosed`, `Protocol`, `Io` |
 //! | value and array writes (`store`, `write`, `update`, `fetch_add`) | `LengthMismatch` (arrays), `Timeout`, `BusClosed` |
 //! | `wait_changed` | `Timeout`, `BusClosed` |
 //! | [`Pipe::sender`](crate::Pipe::sender) / [`receiver`](crate::Pipe::receiver) | `Busy`, `Corrupt` |

@@ -24,7 +24,7 @@ use shmbus::error as core;
 use shmbus::pipe::{end, Claim, Consumer, Producer, Ring};
 use shmbus::sync::{AtomicU64, Ordering};
 
-use crate::bus::{Inner, PhantomWatch};
+use crate::bus::{Hold, Inner, PhantomWatch};
 use crate::error::{End, Error, Result};
 
 /// An opened pipe: a name and a place in the segment. Make its ends with
@@ -47,6 +47,8 @@ pub struct Pipe {
     offset: u64,
     length: u64,
     capacity: u64,
+    /// The daemon's count of our open; shared with the ends.
+    hold: Arc<Hold>,
 }
 
 impl fmt::Debug for Pipe {
@@ -68,6 +70,7 @@ impl Pipe {
         offset: u64,
         length: u64,
         capacity: u64,
+        hold: Arc<Hold>,
     ) -> Self {
         Self {
             bus,
@@ -75,6 +78,7 @@ impl Pipe {
             offset,
             length,
             capacity,
+            hold,
         }
     }
 
@@ -143,6 +147,7 @@ impl Pipe {
             producer,
             bus: Arc::clone(&self.bus),
             name: Arc::clone(&self.name),
+            _hold: Arc::clone(&self.hold),
         })
     }
 
@@ -170,6 +175,7 @@ impl Pipe {
             consumer,
             bus: Arc::clone(&self.bus),
             name: Arc::clone(&self.name),
+            _hold: Arc::clone(&self.hold),
         })
     }
 
@@ -230,6 +236,9 @@ pub struct PipeSender {
     producer: Producer,
     bus: Arc<Inner>,
     name: Arc<str>,
+    // Last: its drop tells the daemon we are done with the pipe, after the
+    // end above was released.
+    _hold: Arc<Hold>,
 }
 
 impl PipeSender {
@@ -616,6 +625,9 @@ pub struct PipeReceiver {
     consumer: Consumer,
     bus: Arc<Inner>,
     name: Arc<str>,
+    // Last: its drop tells the daemon we are done with the pipe, after the
+    // end above was released.
+    _hold: Arc<Hold>,
 }
 
 impl PipeReceiver {

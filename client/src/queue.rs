@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use shmbus::queue::{GetClaim, PutClaim, Queue as CoreQueue};
 
-use crate::bus::{Inner, PhantomWatch};
+use crate::bus::{Hold, Inner, PhantomWatch};
 use crate::error::{Error, Result};
 
 /// What a blocking call stalled behind a phantom claim returns.
@@ -47,6 +47,8 @@ pub struct Queue {
     q: CoreQueue,
     bus: Arc<Inner>,
     name: Arc<str>,
+    // Last: its drop tells the daemon we are done with the queue.
+    _hold: Arc<Hold>,
 }
 
 impl fmt::Debug for Queue {
@@ -62,8 +64,13 @@ impl fmt::Debug for Queue {
 
 impl Queue {
     /// A queue whose body the mapping has checked (`Mapping::queue`).
-    pub(crate) fn new(bus: Arc<Inner>, name: Arc<str>, q: CoreQueue) -> Self {
-        Self { q, bus, name }
+    pub(crate) fn new(bus: Arc<Inner>, name: Arc<str>, q: CoreQueue, hold: Arc<Hold>) -> Self {
+        Self {
+            q,
+            bus,
+            name,
+            _hold: hold,
+        }
     }
 
     /// The queue's name.

@@ -39,7 +39,7 @@ use shmbus::layout::Kind;
 use shmbus::seqlock::{self, ElemType, Element, Integer, Seqlock, WriteGuard};
 use shmbus::sync::{AtomicU32, Ordering};
 
-use crate::bus::{Inner, PhantomWatch};
+use crate::bus::{Hold, Inner, PhantomWatch};
 use crate::error::{Error, Result};
 
 /// An opened value or array of any element type: what the `shmbus` command
@@ -65,6 +65,8 @@ pub struct Table {
     user_code: Arc<AtomicU32>,
     // Owns the mapping that `lock` points into.
     bus: Arc<Inner>,
+    // Last: its drop tells the daemon we are done with the channel.
+    _hold: Arc<Hold>,
 }
 
 impl fmt::Debug for Table {
@@ -87,7 +89,13 @@ fn wait_error(e: WaitError) -> Error {
 
 impl Table {
     /// A table over `lock`, a checked body inside `bus`'s mapping.
-    pub(crate) fn new(bus: Arc<Inner>, name: Arc<str>, kind: Kind, lock: Seqlock) -> Self {
+    pub(crate) fn new(
+        bus: Arc<Inner>,
+        name: Arc<str>,
+        kind: Kind,
+        lock: Seqlock,
+        hold: Arc<Hold>,
+    ) -> Self {
         let user_code = bus.user_code_flag(std::ptr::from_ref(lock.ctl()) as usize);
         Self {
             lock,
@@ -95,6 +103,7 @@ impl Table {
             name,
             user_code,
             bus,
+            _hold: hold,
         }
     }
 

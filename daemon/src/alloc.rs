@@ -7,26 +7,46 @@
 //! segment's copy is written for the clients to read.
 //!
 //! # Arena
-//! A bump allocator: each body starts on a 128-byte line ([`LINE`]) and nothing
-//! is ever freed (channels cannot be deleted yet). Because memory is never
-//! reused, a new body is still all zero, as `fallocate` left it, which is the
-//! state `PipeCtl::init` expects. `Header::arena_used` shows the bytes handed
-//! out.
+//! Bodies are allocated from a first-fit free list with coalescing
+//! ([`crate::arena`], which documents its fragmentation behaviour); each
+//! starts on a 128-byte line ([`LINE`]). Free space is always all zero:
+//! `fallocate` left it so, and a removed channel's body is zeroed (with
+//! atomic stores) before its space goes back on the list. A new body is
+//! therefore zero, which is the state `PipeCtl::init` and the others expect.
+//! `Header::arena_used` shows the bytes handed out.
 //!
 //! # Publishing an entry
 //! | step | store | ordering |
 //! |---|---|---|
 //! | 1 | `state = INITIALIZING` | Relaxed: clients skip any entry that is not `LIVE` |
-//! | 2 | kind, generation, name, offset, length, params; body initialised | Relaxed |
+//! | 2 | kind, generation, name, offset, length, params, holders = 0; body initialised | Relaxed |
 //! | 3 | `state = LIVE` | Release: pairs with the client's Acquire load of `state` before it reads the rest |
+//!
+//! # Holders and removal (`unlink` semantics)
+//! The daemon counts, per channel and per peer slot, the `OPEN`s it granted
+//! that the client has not given back (`CLOSE`, or the recovery of its slot).
+//! `DirEntry::holders` shows the number of slots with a non-zero count.
+//!
+//! | event | entry | body |
+//! |---|---|---|
+//! | `REMOVE`, no holder | `state = FREE` | zeroed, space back on the free list |
+//! | `REMOVE`, holders | `state = REMOVED` (Release); the name is free at once | untouched: holders keep using it |
+//! | last holder gone (`CLOSE`, slot recovered) of a `REMOVED` entry | `state = FREE` | zeroed, space back on the free list |
+//!
+//! The daemon never touches a removed body while a holder has it: the holders'
+//! pipe ends, queue cells and sleepers behave exactly as before the removal
+//! (a pipe whose sender is gone still reports end of file to its receiver,
+//! and so on). A slot that dies holding it is recovered as for a live
+//! channel (ends released, cells repaired) before its holds are dropped.
 //!
 //! [`LINE`]: shmbus::layout::LINE
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use shmbus::layout::{self, entry_state, Geometry, Kind};
 use shmbus::sync::Ordering;
 
+use crate::arena::{FreeList, NoBlock};
 use crate::config::{align_line, ChannelParams};
 use crate::run::Segment;
 
@@ -43,26 +63,48 @@ pub(crate) struct Channel {
     pub(crate) params: [u64; 3],
 }
 
+/// An allocated directory entry.
+#[derive(Debug)]
+struct Slot {
+    ch: Channel,
+    /// Removed: no longer found by name, freed when `holders` empties.
+    removed: bool,
+    /// Open counts per peer slot (entries are never 0).
+    holders: BTreeMap<u16, u32>,
+}
+
 /// Why a channel cannot be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AllocError {
     /// Every directory entry is in use.
     Full { entries: u32 },
-    /// The arena has `free` bytes left, the body needs `need`.
-    NoSpace { need: u64, free: u64 },
+    /// No free block of the arena holds `need` bytes: `free` bytes are free
+    /// in all, the largest free block has `largest`.
+    NoSpace { need: u64, free: u64, largest: u64 },
 }
+
+/// What a `REMOVE` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Removed {
+    pub(crate) index: u32,
+    pub(crate) channel: Channel,
+    /// Peer slots still holding it; 0 = freed at once.
+    pub(crate) holders: u64,
+}
+
+/// A `CLOSE` that matches no open of this peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NotHeld;
 
 /// The directory and arena mirror.
 #[derive(Debug)]
 pub(crate) struct Channels {
-    arena_off: u64,
-    arena_len: u64,
-    /// Bytes of the arena handed out; the next body starts at `arena_off + used`.
-    used: u64,
+    arena: FreeList,
     /// One per directory entry; `None` = free.
-    entries: Vec<Option<Channel>>,
+    entries: Vec<Option<Slot>>,
     /// Generation each entry had when last used (0 = never used).
     generations: Vec<u32>,
+    /// Live (not removed) channels by name.
     by_name: HashMap<String, u32>,
 }
 
@@ -71,24 +113,23 @@ impl Channels {
     pub(crate) fn new(g: &Geometry) -> Self {
         let n = g.dir_count as usize;
         Self {
-            arena_off: g.arena_off,
-            arena_len: g.arena_len,
-            used: 0,
-            entries: vec![None; n],
+            arena: FreeList::new(g.arena_off, g.arena_len),
+            entries: (0..n).map(|_| None).collect(),
             generations: vec![0; n],
             by_name: HashMap::new(),
         }
     }
 
-    /// The channel called `name`, with its directory index.
+    /// The live channel called `name`, with its directory index.
     pub(crate) fn get(&self, name: &str) -> Option<(u32, &Channel)> {
         let &i = self.by_name.get(name)?;
-        self.entries[i as usize].as_ref().map(|c| (i, c))
+        self.entries[i as usize].as_ref().map(|s| (i, &s.ch))
     }
 
-    /// Every live channel.
+    /// Every channel with a body: live ones and removed ones still held
+    /// (recovery and shutdown must reach both).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Channel> {
-        self.entries.iter().flatten()
+        self.entries.iter().flatten().map(|s| &s.ch)
     }
 
     /// Number of live channels.
@@ -96,9 +137,19 @@ impl Channels {
         self.by_name.len()
     }
 
-    /// Bytes of the arena not yet handed out.
+    /// Number of removed channels still held.
+    pub(crate) fn pending_removal(&self) -> usize {
+        self.entries.iter().flatten().filter(|s| s.removed).count()
+    }
+
+    /// Number of free blocks of the arena (1 = not fragmented).
+    pub(crate) fn arena_blocks(&self) -> usize {
+        self.arena.blocks()
+    }
+
+    /// Bytes of the arena free (in all blocks).
     pub(crate) fn arena_free(&self) -> u64 {
-        self.arena_len - self.used
+        self.arena.free()
     }
 
     /// Creates channel `name` (validated, not yet present) with `params`
@@ -124,13 +175,14 @@ impl Channels {
             })?;
         let length = params.body_len();
         let need = align_line(length);
-        if need > self.arena_free() {
-            return Err(AllocError::NoSpace {
+        let offset = self
+            .arena
+            .alloc(need)
+            .map_err(|NoBlock { free, largest }| AllocError::NoSpace {
                 need,
-                free: self.arena_free(),
-            });
-        }
-        let offset = self.arena_off + self.used;
+                free,
+                largest,
+            })?;
         let generation = self.generations[index].wrapping_add(1).max(1);
         let kind = params.kind();
         let words = params.words();
@@ -148,9 +200,11 @@ impl Channels {
         for (w, v) in e.params.iter().zip(words.iter().chain([0].iter())) {
             w.store(*v, Ordering::Relaxed);
         }
+        e.holders.store(0, Ordering::Relaxed);
         match params {
-            // The body is still zero (the arena never reuses memory), as `init`
-            // requires; its stores are published by the Release below too.
+            // The body is still zero (free space always is, see the module
+            // docs), as `init` requires; its stores are published by the
+            // Release below too.
             ChannelParams::Pipe { capacity } => seg.pipe(offset).init(capacity),
             ChannelParams::Queue { slots, slot_size } => {
                 let (ctl, cells) = seg.queue(offset, slots, slot_size);
@@ -163,20 +217,130 @@ impl Channels {
         // load of the entry's state.
         e.state.store(entry_state::LIVE, Ordering::Release);
 
-        self.used += need;
         // Relaxed: informational (listings), no one synchronises on it.
-        seg.header().arena_used.store(self.used, Ordering::Relaxed);
+        seg.header()
+            .arena_used
+            .store(self.arena.used(), Ordering::Relaxed);
         self.generations[index] = generation;
         self.by_name.insert(name.to_owned(), i);
-        let ch = self.entries[index].insert(Channel {
-            name: name.to_owned(),
-            kind,
-            generation,
-            offset,
-            length,
-            params: words,
+        let s = self.entries[index].insert(Slot {
+            ch: Channel {
+                name: name.to_owned(),
+                kind,
+                generation,
+                offset,
+                length,
+                params: words,
+            },
+            removed: false,
+            holders: BTreeMap::new(),
         });
-        Ok((i, ch))
+        Ok((i, &s.ch))
+    }
+
+    /// Counts one `OPEN` of entry `index` (which must be allocated) granted
+    /// to peer `slot`.
+    pub(crate) fn hold(&mut self, seg: &Segment, index: u32, slot: u16) {
+        if let Some(s) = self.entries[index as usize].as_mut() {
+            *s.holders.entry(slot).or_insert(0) += 1;
+            // Relaxed: informational (listings).
+            seg.entry(index)
+                .holders
+                .store(s.holders.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives back one `OPEN` of entry `index` of `generation` by peer `slot`;
+    /// frees the channel if it was removed and this was its last holder, and
+    /// returns it then.
+    ///
+    /// # Errors
+    /// [`NotHeld`] if `slot` holds no such entry (nothing changes).
+    pub(crate) fn close(
+        &mut self,
+        seg: &Segment,
+        index: u32,
+        generation: u32,
+        slot: u16,
+    ) -> Result<Option<Channel>, NotHeld> {
+        let s = self
+            .entries
+            .get_mut(index as usize)
+            .and_then(Option::as_mut)
+            .filter(|s| s.ch.generation == generation)
+            .ok_or(NotHeld)?;
+        let n = s.holders.get_mut(&slot).ok_or(NotHeld)?;
+        *n -= 1;
+        if *n == 0 {
+            s.holders.remove(&slot);
+        }
+        Ok(self.settle(seg, index))
+    }
+
+    /// Removes the live channel `name`, as `unlink`: its name is free at
+    /// once; its body is freed now if nobody holds it, else when the last
+    /// holder is gone. `None` if there is no live channel of that name.
+    pub(crate) fn remove(&mut self, seg: &Segment, name: &str) -> Option<Removed> {
+        let index = self.by_name.remove(name)?;
+        let s = self.entries[index as usize].as_mut()?;
+        s.removed = true;
+        let holders = s.holders.len() as u64;
+        let channel = s.ch.clone();
+        // Release: pairs with the client's Acquire load of the state in its
+        // listing; nothing else changes in the entry.
+        seg.entry(index)
+            .state
+            .store(entry_state::REMOVED, Ordering::Release);
+        self.settle(seg, index);
+        Some(Removed {
+            index,
+            channel,
+            holders,
+        })
+    }
+
+    /// Drops every hold of peer `slot` (its slot was recovered); returns the
+    /// removed channels that this freed.
+    pub(crate) fn release_peer(&mut self, seg: &Segment, slot: u16) -> Vec<Channel> {
+        let mut freed = Vec::new();
+        for i in 0..self.entries.len() {
+            let Some(s) = self.entries[i].as_mut() else {
+                continue;
+            };
+            if s.holders.remove(&slot).is_some() {
+                if let Some(c) = self.settle(seg, i as u32) {
+                    freed.push(c);
+                }
+            }
+        }
+        freed
+    }
+
+    /// After entry `index`'s holders changed: publishes their number, and
+    /// frees the entry if it is removed and nobody holds it any more.
+    fn settle(&mut self, seg: &Segment, index: u32) -> Option<Channel> {
+        let s = self.entries[index as usize].as_ref()?;
+        let e = seg.entry(index);
+        // Relaxed: informational (listings).
+        e.holders.store(s.holders.len() as u64, Ordering::Relaxed);
+        if !s.removed || !s.holders.is_empty() {
+            return None;
+        }
+        let s = self.entries[index as usize].take()?;
+        // Relaxed: a client that still reads the entry re-checks the state
+        // after reading it, and only lists it (`OPEN` goes to the daemon).
+        e.state.store(entry_state::FREE, Ordering::Relaxed);
+        e.holders.store(0, Ordering::Relaxed);
+        let need = align_line(s.ch.length);
+        // Nobody holds the body any more: free space must be zero (module
+        // docs), so that the next channel placed here starts from zero.
+        seg.zero(s.ch.offset, need);
+        self.arena.release(s.ch.offset, need);
+        // Relaxed: informational (listings).
+        seg.header()
+            .arena_used
+            .store(self.arena.used(), Ordering::Relaxed);
+        Some(s.ch)
     }
 }
 
@@ -248,7 +412,8 @@ mod tests {
             ch.create(&seg, "b", big).unwrap_err(),
             AllocError::NoSpace {
                 need: align_line(body_len(1 << 19)),
-                free
+                free,
+                largest: free,
             }
         );
         // Nothing was written for the failed create.
@@ -263,5 +428,136 @@ mod tests {
                 .unwrap_err(),
             AllocError::Full { entries: 2 }
         );
+    }
+
+    #[test]
+    fn remove_unheld_frees_at_once_and_zeroes() {
+        let seg = segment(1 << 20, 4, 2);
+        let g = *seg.geometry();
+        let mut ch = Channels::new(&g);
+        let q = ChannelParams::Queue {
+            slots: 4,
+            slot_size: 64,
+        };
+        let (i, c) = ch
+            .create(&seg, "jobs", q)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
+        // Leftovers of a run: an item put and never done.
+        let (ctl, cells) = seg.queue(c.offset, 4, 64);
+        let owner = 1;
+        // SAFETY: `ctl` and `cells` are the queue just created, mapped for
+        // the test's whole life.
+        let handle =
+            unsafe { shmbus::queue::Queue::attach(core::ptr::NonNull::from(ctl), cells, owner) };
+        handle.try_put(b"x").unwrap();
+        assert_eq!(ctl.stats().unfinished, 1);
+
+        let r = ch.remove(&seg, "jobs").unwrap();
+        assert_eq!((r.index, r.holders), (i, 0));
+        assert!(ch.get("jobs").is_none() && ch.iter().next().is_none());
+        assert_eq!(
+            seg.entry(i).state.load(Ordering::Acquire),
+            entry_state::FREE
+        );
+        assert_eq!(
+            ch.arena_free(),
+            FreeList::new(g.arena_off, g.arena_len).free()
+        );
+        assert_eq!(ch.remove(&seg, "jobs"), None);
+
+        // Re-created in the same place, as a fresh queue: no unfinished item.
+        let (j, d) = ch
+            .create(&seg, "jobs", q)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
+        assert_eq!((j, d.offset), (i, c.offset));
+        assert_eq!(d.generation, c.generation + 1);
+        let (ctl, _) = seg.queue(d.offset, 4, 64);
+        assert_eq!(ctl.stats().unfinished, 0);
+        assert_eq!(ctl.stats().depth, 0);
+    }
+
+    #[test]
+    fn removed_while_held_waits_for_the_last_holder() {
+        let seg = segment(1 << 20, 4, 4);
+        let mut ch = Channels::new(seg.geometry());
+        let p = ChannelParams::Pipe { capacity: 64 };
+        let (i, c) = ch
+            .create(&seg, "p", p)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
+        ch.hold(&seg, i, 0);
+        ch.hold(&seg, i, 0);
+        ch.hold(&seg, i, 2);
+        assert_eq!(seg.entry(i).holders.load(Ordering::Relaxed), 2);
+        let free = ch.arena_free();
+
+        let r = ch.remove(&seg, "p").unwrap();
+        assert_eq!(r.holders, 2);
+        assert_eq!(
+            seg.entry(i).state.load(Ordering::Acquire),
+            entry_state::REMOVED
+        );
+        assert_eq!(ch.pending_removal(), 1);
+        assert!(ch.get("p").is_none());
+        // Still reachable for recovery and shutdown.
+        assert_eq!(ch.iter().count(), 1);
+        // The name is free: a new pipe of that name takes another entry and
+        // other space.
+        let (j, d) = ch
+            .create(&seg, "p", p)
+            .map(|(i, c)| (i, c.clone()))
+            .unwrap();
+        assert_ne!((j, d.offset), (i, c.offset));
+
+        // A CLOSE of something not held changes nothing.
+        assert_eq!(ch.close(&seg, i, c.generation + 1, 0), Err(NotHeld));
+        assert_eq!(ch.close(&seg, i, c.generation, 1), Err(NotHeld));
+        assert_eq!(ch.close(&seg, 99, 1, 0), Err(NotHeld));
+        assert_eq!(ch.close(&seg, i, c.generation, 0), Ok(None));
+        assert_eq!(ch.close(&seg, i, c.generation, 0), Ok(None));
+        assert_eq!(seg.entry(i).holders.load(Ordering::Relaxed), 1);
+        // The last holder, slot 2, dies: its recovery frees the body.
+        let before = ch.arena_free();
+        assert_eq!(ch.release_peer(&seg, 2), vec![c.clone()]);
+        assert_eq!(
+            seg.entry(i).state.load(Ordering::Acquire),
+            entry_state::FREE
+        );
+        assert_eq!(ch.arena_free(), before + align_line(c.length));
+        assert_eq!(ch.pending_removal(), 0);
+        assert_eq!(ch.close(&seg, i, c.generation, 0), Err(NotHeld));
+        // Removing the new one too gives all the space back.
+        ch.remove(&seg, "p").unwrap();
+        assert_eq!(ch.arena_free(), free + align_line(c.length));
+    }
+
+    #[test]
+    fn cycles_far_beyond_directory_and_arena() {
+        // 2 entries and room for about one large pipe: 1000 cycles of mixed
+        // sizes and kinds work only if entries and space are reused.
+        let seg = segment(1 << 20, 4, 2);
+        let mut ch = Channels::new(seg.geometry());
+        let sizes = [1 << 19, 64, 1 << 12, 1 << 18];
+        for n in 0..1000 {
+            let p = if n % 3 == 0 {
+                ChannelParams::Queue {
+                    slots: 64,
+                    slot_size: 256,
+                }
+            } else {
+                ChannelParams::Pipe {
+                    capacity: sizes[n % sizes.len()],
+                }
+            };
+            let (i, c) = ch.create(&seg, "c", p).unwrap();
+            let (i, c) = (i, c.clone());
+            ch.hold(&seg, i, 1);
+            assert_eq!(ch.remove(&seg, "c").unwrap().holders, 1);
+            assert_eq!(ch.close(&seg, i, c.generation, 1), Ok(Some(c)));
+        }
+        assert_eq!(ch.arena_blocks(), 1);
+        assert_eq!(seg.header().arena_used.load(Ordering::Relaxed), 0);
     }
 }

@@ -59,6 +59,7 @@
 )]
 
 mod alloc;
+mod arena;
 mod cli;
 pub mod config;
 mod process;

@@ -104,6 +104,8 @@ unsafe impl InSegment for SeqlockCtl {}
 // SAFETY: `QueueCtl` is `#[repr(C)]` `Line`s of `QueueMeta`, `AtomicU64` and
 // `Doorbell`, which hold only `AtomicU32`/`AtomicU64`/`FutexWord`.
 unsafe impl InSegment for QueueCtl {}
+// SAFETY: an array of `AtomicU64`: only atomics, any bits valid.
+unsafe impl InSegment for [shmbus::sync::AtomicU64; 16] {}
 
 /// The daemon's mapping of the segment.
 ///
@@ -229,6 +231,28 @@ impl Segment {
             Cells::in_segment(core::ptr::NonNull::new_unchecked(p), slots, slot_size)
         };
         (ctl, cells)
+    }
+
+    /// Zeroes the `len` bytes at `offset` (whole 128-byte lines inside the
+    /// arena) with Relaxed atomic stores: the body of a removed channel that
+    /// nobody holds any more. Atomic, so that even a client that scribbles
+    /// there against the protocol races no plain access; Relaxed, because
+    /// the next channel placed here is published by the Release store of its
+    /// entry's state, which comes after these stores in this thread.
+    ///
+    /// # Panics
+    /// If the range is not whole lines inside the arena (a daemon bug).
+    pub(crate) fn zero(&self, offset: u64, len: u64) {
+        let line = shmbus::layout::LINE;
+        assert!(
+            offset >= self.geometry.arena_off && offset % line == 0 && len % line == 0,
+            "zeroing {len} bytes at {offset}: not whole lines of the arena"
+        );
+        for off in (offset..offset + len).step_by(line as usize) {
+            for w in self.at::<[shmbus::sync::AtomicU64; 16]>(off) {
+                w.store(0, shmbus::sync::Ordering::Relaxed);
+            }
+        }
     }
 
     /// The control block of the pipe whose body starts at `offset`.

@@ -14,8 +14,10 @@
 //!    ABI must be ours, the pid the socket's, and the peer allowed by the
 //!    bus's policy ([`Spec::allows`]: the daemon's uid, root, `--allow-uid`,
 //!    `--allow-group`). Then the client gets a peer slot and `WELCOME`.
-//! 3. Then any number of `OPEN` requests, each answered by `CHANNEL` or `ERR`,
-//!    and at most one `BYE` (no answer), after which the client closes.
+//! 3. Then any number of `OPEN` and `REMOVE` requests, each answered by
+//!    `CHANNEL` / `REMOVED` or `ERR`, and `CLOSE`s (no answer; see
+//!    [`removal`]), and at most one `BYE` (no answer), after which the client
+//!    closes.
 //! 4. A malformed line, a line over `MAX_LINE` bytes, a second `HELLO`, a
 //!    failed `HELLO` or a request after `BYE` gets `ERR` and the connection is
 //!    closed.
@@ -45,6 +47,8 @@ use crate::process::{ClientProc, Source};
 use crate::run::{Log, Segment, StopHandle};
 use crate::supervisor::{self, Peers};
 use crate::Error;
+
+mod removal;
 
 /// How long a new connection may take to send `HELLO`.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -453,11 +457,14 @@ fn serve_conn(bus: &Bus, stream: UnixStream) {
             Watched::Closing => format!("{how}; the daemon is shutting down"),
         }
     };
-    let r = {
+    let (r, freed) = {
         let mut st = bus.state();
         let st = &mut *st;
-        supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot)
+        let r = supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot);
+        // After the recovery above repaired what the peer held in them.
+        (r, st.channels.release_peer(&bus.seg, slot))
     };
+    removal::log_freed(bus, &freed, pid, slot);
     bus.log.info(format_args!(
         "client pid {pid} slot {slot} {why}; slot freed, {} pipe ends released, \
          {} value locks cleared, {} queue cells repaired, \
@@ -619,6 +626,17 @@ impl Conn<'_> {
                     },
                     Some(slot),
                 ) => self.open(slot, kind, &name, create, params),
+                (Request::Remove { name }, Some(slot)) => self.remove(slot, &name),
+                (Request::Close { index, generation }, Some(slot)) => {
+                    self.close(slot, index, generation);
+                    continue;
+                }
+                (Request::Remove { .. } | Request::Close { .. }, None) => {
+                    return self.refuse(error(
+                        ErrorCode::Protocol,
+                        "the first message must be HELLO",
+                    ))
+                }
             };
             if let Err(e) = self.send(&resp) {
                 return End::Io(e);
@@ -737,7 +755,11 @@ impl Conn<'_> {
         }
         if let Some((index, ch)) = st.channels.get(cname) {
             return match check_existing(ch, kind, params) {
-                Ok(()) => channel_response(index, ch),
+                Ok(()) => {
+                    let r = channel_response(index, ch);
+                    st.channels.hold(&bus.seg, index, slot);
+                    r
+                }
                 Err(r) => r,
             };
         }
@@ -767,7 +789,9 @@ impl Conn<'_> {
                         self.pid,
                         free - crate::config::align_line(ch.length),
                     ));
-                    channel_response(index, ch)
+                    let r = channel_response(index, ch);
+                    st.channels.hold(&bus.seg, index, slot);
+                    r
                 }
                 Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
                 Err(e @ AllocError::NoSpace { .. }) => error(
@@ -815,7 +839,9 @@ impl Conn<'_> {
                     count + 1,
                     free - crate::config::align_line(ch.length),
                 ));
-                channel_response(index, ch)
+                let r = channel_response(index, ch);
+                st.channels.hold(&bus.seg, index, slot);
+                r
             }
             Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
             Err(e @ AllocError::NoSpace { .. }) => error(
@@ -923,9 +949,18 @@ fn alloc_msg(e: AllocError) -> String {
             "the directory is full ({entries} channels); restart the daemon with a larger \
              --max-channels"
         ),
-        AllocError::NoSpace { need, free } => format!(
-            "needs {need} bytes but the arena has {free} free; restart the daemon with a \
-             larger --size"
+        AllocError::NoSpace {
+            need,
+            free,
+            largest,
+        } if largest < free => format!(
+            "needs {need} bytes but the arena's largest free block has {largest} \
+             ({free} free in all, fragmented); remove channels (shmbus rm) or restart the \
+             daemon with a larger --size"
+        ),
+        AllocError::NoSpace { need, free, .. } => format!(
+            "needs {need} bytes but the arena has {free} free; remove channels (shmbus rm) or \
+             restart the daemon with a larger --size"
         ),
     }
 }

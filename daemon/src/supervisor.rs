@@ -32,6 +32,12 @@
 //! 3. the slot's pid, uid and start time are cleared, its generation is bumped
 //!    and it is marked `FREE`, ready to be handed out again.
 //!
+//! Every channel with a body is visited, removed ones still held included
+//! (see `crate::alloc`). Right after [`recover`], under the same lock, the
+//! connection's thread drops the slot's holds on channels
+//! (`Channels::release_peer`): a removed channel whose last holder it was
+//! is zeroed and its space reused.
+//!
 //! # Limits
 //! - A client whose connection ended without `BYE` and that never exits keeps
 //!   its slot for good (a peer table slot and a daemon thread): that is the

@@ -998,6 +998,51 @@ fn full_directory_and_arena() {
 }
 
 #[test]
+fn remove_and_close_over_the_wire() {
+    let name = unique("remove");
+    let d = Daemon::start(&name, &["--size", "128K", "--max-channels", "2"]);
+    let mut c = Client::connect(&d.paths);
+    expect_err(c.request("REMOVE a\n"), ErrorCode::Protocol);
+    c.expect_eof();
+
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    let (i, off, ..) = expect_channel(c.request("OPEN pipe a 1 65536 - -\n"));
+    // Opened twice by this connection: one holder, two opens.
+    expect_channel(c.request("OPEN pipe a 0 - - -\n"));
+    let seg = Segment::open(&d.paths.segment).unwrap();
+    assert_eq!(seg.entry(i).holders.load(Ordering::Relaxed), 1);
+    match c.request("REMOVE a\n") {
+        Response::Removed {
+            index,
+            generation: 1,
+            holders: 1,
+        } if index == i => {}
+        r => panic!("expected REMOVED {i} 1 1, got {r:?}"),
+    }
+    assert_eq!(
+        seg.entry(i).state.load(Ordering::Acquire),
+        entry_state::REMOVED
+    );
+    expect_err(c.request("REMOVE a\n"), ErrorCode::NotFound);
+    expect_err(c.request("REMOVE a/b\n"), ErrorCode::BadName);
+    expect_err(c.request("OPEN pipe a 0 - - -\n"), ErrorCode::NotFound);
+    // Its space is still held: another 64 KiB pipe does not fit.
+    expect_err(c.request("OPEN pipe b 1 65536 - -\n"), ErrorCode::NoSpace);
+    // CLOSEs have no answer; ones that match nothing change nothing.
+    c.send(&format!("CLOSE {i} 2\nCLOSE 99 1\nCLOSE {i} 1\n"));
+    expect_err(c.request("OPEN pipe b 1 65536 - -\n"), ErrorCode::NoSpace);
+    assert_eq!(seg.entry(i).holders.load(Ordering::Relaxed), 1);
+    // The second open given back: freed, its space reused at once.
+    c.send(&format!("CLOSE {i} 1\n"));
+    let (_, off_b, ..) = expect_channel(c.request("OPEN pipe b 1 65536 - -\n"));
+    assert_eq!(off_b, off);
+    // A malformed CLOSE is a protocol error like any other.
+    expect_err(c.request("CLOSE x\n"), ErrorCode::Protocol);
+    c.expect_eof();
+}
+
+#[test]
 fn peer_table_full() {
     let name = unique("peers");
     let d = Daemon::start(&name, &["--max-peers", "1"]);

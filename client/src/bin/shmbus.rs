@@ -12,6 +12,7 @@
 //! shmbus [--bus NAME] set NAME VALUE...
 //! shmbus [--bus NAME] add NAME DELTA
 //! shmbus [--bus NAME] watch NAME [-n COUNT] [--timeout SECONDS]
+//! shmbus [--bus NAME] rm NAME...
 //! ```
 //!
 //! Each subcommand is one variant of [`Command`] and one function; new ones
@@ -65,7 +66,9 @@ enum Command {
     /// One line per channel: name, kind, capacity in bytes, bytes waiting to be
     /// read, and the attached ends (sender, receiver). For a value or array:
     /// its type and length (`f64[16]`), its version (`v42`, the number of
-    /// writes), and `writer` while a writer holds its lock.
+    /// writes), and `writer` while a writer holds its lock. A channel removed
+    /// while still open shows as `KIND (removed, N open)`: N connections
+    /// still use it, and its space is reused once they are gone.
     Ls,
     /// Send frames to a pipe or a queue.
     ///
@@ -103,6 +106,21 @@ enum Command {
     /// Sleeps on a futex between changes; several writes in quick succession
     /// may show as one line (the latest value).
     Watch(WatchArgs),
+    /// Remove channels, as `rm` removes files.
+    ///
+    /// The name disappears at once: a new channel of that name (of any kind)
+    /// can be created. Programs that have the channel open keep using it
+    /// until they drop it; its space is reused after that (`ls` shows it as
+    /// removed meanwhile). A removed queue or array comes back empty when it
+    /// is created again.
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+struct RmArgs {
+    /// The channels to remove.
+    #[arg(value_name = "NAME", required = true)]
+    names: Vec<String>,
 }
 
 /// What `create` makes.
@@ -311,6 +329,35 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Set(a) => set(&bus, &a),
         Command::Add(a) => add(&bus, &a),
         Command::Watch(a) => watch(&bus, &a),
+        Command::Rm(a) => rm(&bus, &a),
+    }
+}
+
+/// Removes every name; reports each failure and fails at the end if any did.
+fn rm(bus: &Bus, a: &RmArgs) -> Result<(), Failure> {
+    let mut failed = 0;
+    for name in &a.names {
+        match bus.remove(name) {
+            Ok(0) => {}
+            Ok(n) => {
+                let _ = writeln!(
+                    io::stderr().lock(),
+                    "shmbus: removed {name}; {n} connection(s) still have it open, its space \
+                     is reused once they close it"
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(io::stderr().lock(), "shmbus: cannot remove {name}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(error(format!(
+            "{n} of {} channel(s) not removed",
+            a.names.len()
+        ))),
     }
 }
 
@@ -350,7 +397,12 @@ fn ls(bus: &Bus) -> Result<(), Failure> {
             ChannelDetails::Corrupt(what) => ("-".into(), "-".into(), format!("corrupt: {what}")),
             _ => ("-".into(), "-".into(), "-".into()),
         };
-        rows.push([c.name, c.kind.to_string(), capacity, waiting, attached]);
+        let kind = if c.removed {
+            format!("{} (removed, {} open)", c.kind, c.holders)
+        } else {
+            c.kind.to_string()
+        };
+        rows.push([c.name, kind, capacity, waiting, attached]);
     }
     let mut widths = [0usize; 5];
     for r in &rows {
@@ -508,7 +560,7 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
 fn is_queue(bus: &Bus, name: &str) -> bool {
     bus.channels()
         .iter()
-        .any(|c| c.name == name && c.kind == Kind::Queue)
+        .any(|c| c.name == name && c.kind == Kind::Queue && !c.removed)
 }
 
 fn send(bus: &Bus, a: SendArgs) -> Result<(), Failure> {
@@ -740,5 +792,8 @@ mod tests {
         assert!(Cli::try_parse_from(["shmbus", "create", "value", "v", "z"]).is_err());
         assert!(Cli::try_parse_from(["shmbus", "set", "x"]).is_err());
         assert!(Cli::try_parse_from(["shmbus", "recv", "p", "--timeout", "x"]).is_err());
+        let c = Cli::try_parse_from(["shmbus", "rm", "a", "b"]).unwrap();
+        assert!(matches!(c.command, Command::Rm(RmArgs { ref names }) if names == &["a", "b"]));
+        assert!(Cli::try_parse_from(["shmbus", "rm"]).is_err());
     }
 }
