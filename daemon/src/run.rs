@@ -781,7 +781,10 @@ fn create_segment(
     )
     .map_err(|e| {
         Error::io(
-            format!("cannot create segment {shown} (O_TMPFILE in {})", dir.display()),
+            format!(
+                "cannot create segment {shown} (O_TMPFILE in {})",
+                dir.display()
+            ),
             e,
         )
     })?;

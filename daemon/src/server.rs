@@ -4,7 +4,10 @@
 //! One thread accepts; each connection gets its own thread, which holds the
 //! client's peer slot for as long as the connection is open. The bus's mutable
 //! state (directory, arena, peer table) sits behind one mutex: control requests
-//! are rare and short, and the data plane never touches it.
+//! are rare and short, and the data plane never touches it. The one long step,
+//! initialising a new channel's body (seconds for a queue of 2^24 cells), runs
+//! without it (see `crate::alloc`), so that `HELLO`, other requests and crash
+//! recovery never wait behind it.
 //!
 //! # A connection
 //! 1. The peer's uid, gid and pid come from `SO_PEERCRED`, and a pidfd for its
@@ -92,6 +95,9 @@ pub(crate) struct Bus {
     access: Spec,
     max_conns: usize,
     state: Mutex<State>,
+    /// Notified (with `state`) when a channel is published or shutdown
+    /// begins: `OPEN`s of a channel being created wait on it.
+    created: Condvar,
     conns: Mutex<Conns>,
     conns_cv: Condvar,
 }
@@ -105,6 +111,7 @@ impl Bus {
                 peers: Peers::new(g.peers_count),
                 closing: false,
             }),
+            created: Condvar::new(),
             conns: Mutex::default(),
             conns_cv: Condvar::new(),
             max_conns: g.peers_count as usize + EXTRA_CONNECTIONS,
@@ -155,12 +162,40 @@ impl Bus {
         Ok(())
     }
 
+    /// Creates channel `name` for a client: reserves it under the lock
+    /// `st` (which this releases), initialises its body without the lock,
+    /// and publishes it under the lock again (see `crate::alloc`). Returns
+    /// the channel, the arena bytes that were free and the number of
+    /// channels before it.
+    fn create_unlocked(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        name: &str,
+        params: ChannelParams,
+    ) -> Result<(u32, Channel, u64, usize), AllocError> {
+        let free = st.channels.arena_free();
+        let count = st.channels.len();
+        let pending = st.channels.reserve(&self.seg, name, params)?;
+        drop(st);
+        // NB: a queue of 2^24 cells took 3.7 s here with the lock held,
+        // stalling every HELLO, OPEN and crash recovery (issue #12).
+        pending.init_body(&self.seg);
+        let mut st = self.state();
+        let (index, ch) = st.channels.publish(&self.seg, &pending);
+        let ch = ch.clone();
+        drop(st);
+        self.created.notify_all();
+        Ok((index, ch, free, count))
+    }
+
     /// First step of shutdown: stop handing out slots and channels, mark the
     /// segment `CLOSING`, wake every sleeper on every pipe. Returns the number
     /// of pipes woken.
     pub(crate) fn begin_shutdown(&self) -> usize {
         let mut st = self.state();
         st.closing = true;
+        // `OPEN`s waiting for a channel being created answer `Closing`.
+        self.created.notify_all();
         // Release: pairs with clients' Acquire loads of the state (their
         // bus-closed checks, `layout::validate`): a woken sleeper that re-checks
         // sees CLOSING.
@@ -732,6 +767,19 @@ impl Conn<'_> {
             );
         }
         let mut st = bus.state();
+        // A channel being created by another client: wait until it is
+        // published (without the lock: `created` releases it), watching our
+        // own process so that its death is never stuck behind the creation.
+        while !st.closing && st.channels.creating(cname) {
+            st = bus
+                .created
+                .wait_timeout(st, WATCH_SLICE)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            if self.process.exited(Some(Duration::ZERO)) {
+                return error(ErrorCode::Closing, "the client exited");
+            }
+        }
         if st.closing {
             return error(ErrorCode::Closing, "the daemon is shutting down");
         }
@@ -756,18 +804,17 @@ impl Conn<'_> {
                 Ok(p) => p,
                 Err(m) => return error(ErrorCode::BadParams, m),
             };
-            let free = st.channels.arena_free();
-            return match st.channels.create(&bus.seg, cname, p) {
-                Ok((index, ch)) => {
+            return match bus.create_unlocked(st, cname, p) {
+                Ok((index, ch, free, _)) => {
                     bus.log.info(format_args!(
                         "created {kind} {cname} ({}) at offset {} for client pid {} slot {slot} \
                          ({} arena bytes left)",
-                        describe(ch),
+                        describe(&ch),
                         ch.offset,
                         self.pid,
                         free - crate::config::align_line(ch.length),
                     ));
-                    channel_response(index, ch)
+                    channel_response(index, &ch)
                 }
                 Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
                 Err(e @ AllocError::NoSpace { .. }) => error(
@@ -798,24 +845,18 @@ impl Conn<'_> {
         if let Err(m) = pipe::check_capacity(capacity) {
             return error(ErrorCode::BadParams, m);
         }
-        let free = st.channels.arena_free();
-        let count = st.channels.len();
-        match st.channels.create(
-            &bus.seg,
-            cname,
-            crate::config::ChannelParams::Pipe { capacity },
-        ) {
-            Ok((index, ch)) => {
+        match bus.create_unlocked(st, cname, ChannelParams::Pipe { capacity }) {
+            Ok((index, ch, free, count)) => {
                 bus.log.info(format_args!(
                     "created {kind} {cname} ({}) at offset {} for client pid {} slot {slot} \
                      ({} channels, {} arena bytes left)",
-                    describe(ch),
+                    describe(&ch),
                     ch.offset,
                     self.pid,
                     count + 1,
                     free - crate::config::align_line(ch.length),
                 ));
-                channel_response(index, ch)
+                channel_response(index, &ch)
             }
             Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
             Err(e @ AllocError::NoSpace { .. }) => error(
