@@ -88,6 +88,12 @@ fn a_long_name_and_the_name_of_its_old_hash_are_two_buses() {
     let short = format!("{:016x}", fnv1a(&long));
     let dl = Daemon::start_named(long.clone(), &["--pipe", "only-long"]);
     let ds = Daemon::start_named(short.clone(), &["--pipe", "only-short"]);
+    // Each client reaches its own daemon.
+    let bl = Bus::connect_to(&long).expect("connect to the long-named bus");
+    assert_eq!(channel_names(&bl), ["only-long"]);
+    let bs = Bus::connect_to(&short).expect("connect to the short bus");
+    assert_eq!(channel_names(&bs), ["only-short"]);
+    // No file is shared.
     for (d, p) in [(&dl, &ds.paths), (&ds, &dl.paths)] {
         for (mine, theirs) in [
             (&d.paths.segment, &p.segment),
@@ -98,11 +104,6 @@ fn a_long_name_and_the_name_of_its_old_hash_are_two_buses() {
             assert!(mine.exists(), "{} missing", mine.display());
         }
     }
-    // Each client reaches its own daemon.
-    let bl = Bus::connect_to(&long).expect("connect to the long-named bus");
-    assert_eq!(channel_names(&bl), ["only-long"]);
-    let bs = Bus::connect_to(&short).expect("connect to the short bus");
-    assert_eq!(channel_names(&bs), ["only-short"]);
     // The long bus works end to end, through its long socket path.
     let mut tx = bl.pipe("only-long").unwrap().sender().unwrap();
     let mut rx = bl.pipe("only-long").unwrap().receiver().unwrap();
