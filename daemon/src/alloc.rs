@@ -324,6 +324,42 @@ mod tests {
     }
 
     #[test]
+    fn a_reserved_channel_is_invisible_until_published() {
+        let seg = segment(1 << 20, 4, 4);
+        let mut ch = Channels::new(seg.geometry());
+        let p = ch
+            .reserve(
+                &seg,
+                "q",
+                ChannelParams::Queue {
+                    slots: 4,
+                    slot_size: 8,
+                },
+            )
+            .unwrap();
+        assert!(ch.creating("q") && ch.get("q").is_none());
+        assert_eq!(ch.iter().count(), 0, "recovery and shutdown skip it");
+        assert_eq!(
+            seg.entry(0).state.load(Ordering::Relaxed),
+            entry_state::INITIALIZING
+        );
+        // Another channel can be made meanwhile, after it in the arena.
+        let (_, b) = ch
+            .create(&seg, "b", ChannelParams::Pipe { capacity: 64 })
+            .unwrap();
+        assert!(b.offset > seg.geometry().arena_off);
+        p.init_body(&seg);
+        let (i, q) = ch.publish(&seg, &p);
+        assert_eq!((i, q.offset), (0, seg.geometry().arena_off));
+        assert!(!ch.creating("q") && ch.get("q").is_some());
+        assert_eq!(ch.iter().count(), 2);
+        assert_eq!(
+            seg.entry(0).state.load(Ordering::Acquire),
+            entry_state::LIVE
+        );
+    }
+
+    #[test]
     fn full_directory_and_arena() {
         let seg = segment(1 << 20, 4, 2);
         let mut ch = Channels::new(seg.geometry());
