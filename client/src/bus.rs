@@ -330,7 +330,8 @@ impl Bus {
             // The file and its header first, so that a foreign or broken file
             // is reported as such even when no daemon runs; its owner and mode
             // once the daemon's uid is known; only then all of it is mapped.
-            let file = SegmentFile::open(name, &paths.segment)?;
+            // A segment still being made is waited for (briefly), not reported.
+            let file = SegmentFile::open_waiting(name, &paths.segment)?;
             let control = Control::connect(name, &paths.socket)?;
             file.check_owner(control.daemon_uid(), control.socket_mode())?;
             let map = file.map(name)?;

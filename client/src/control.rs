@@ -111,7 +111,8 @@ impl Control {
     /// `Refused` for another `ERR` answer, `Protocol` for a malformed one,
     /// `Io` otherwise.
     pub(crate) fn connect(bus: &str, socket: &Path) -> Result<Self, Error> {
-        let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        // However long the path (`BusPaths::socket` may exceed `sun_path`).
+        let stream = shmbus::name::connect_socket(socket).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::DaemonNotRunning {
                 bus: bus.to_owned(),
                 stale: false,

@@ -416,7 +416,9 @@ impl fmt::Display for Error {
             Self::Truncated { path, size } => write!(
                 f,
                 "{} is only {size} bytes, too small for a shmbus segment: it is not a bus \
-                 or was truncated; remove it and restart shmbusd",
+                 or was truncated (shmbusd never shows a half-made segment); if it belongs \
+                 to another program pick another bus name, otherwise remove it and restart \
+                 shmbusd",
                 path.display()
             ),
             Self::SizeMismatch { path, header, file } => write!(

@@ -80,7 +80,57 @@ pub(crate) struct SegmentFile {
     mode: u32,
 }
 
+/// How long [`SegmentFile::open_waiting`] waits for a segment that looks
+/// half-made to become ready.
+pub(crate) const START_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The reason given for a segment whose magic number is 0.
+const NO_HEADER: &str = "it has no shmbus header: its magic number is 0";
+
 impl SegmentFile {
+    /// As [`open`](Self::open), but a segment that looks like a daemon is
+    /// still creating it (empty, all-zero header, or state `INITIALIZING`)
+    /// is retried for up to [`START_WAIT`] before its error is returned.
+    ///
+    /// Today's shmbusd links its segment into place only once it is ready,
+    /// so this is seen only with files made otherwise (or by an older
+    /// shmbusd); a client racing a daemon start must not be told to delete
+    /// a bus that is about to serve.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); `NotShmbus` and `Truncated` then say that
+    /// the wait was in vain.
+    pub(crate) fn open_waiting(bus: &str, path: &Path) -> Result<Self, Error> {
+        let deadline = std::time::Instant::now() + START_WAIT;
+        loop {
+            let e = match Self::open(bus, path) {
+                Ok(f) => return Ok(f),
+                Err(e) => e,
+            };
+            let unfinished = match &e {
+                Error::NotReady { .. } | Error::Truncated { size: 0, .. } => true,
+                Error::NotShmbus { reason, .. } => reason == NO_HEADER,
+                _ => false,
+            };
+            if !unfinished {
+                return Err(e);
+            }
+            if std::time::Instant::now() >= deadline {
+                let waited = START_WAIT.as_secs();
+                return Err(match e {
+                    Error::NotShmbus { path, .. } => Error::NotShmbus {
+                        path,
+                        reason: format!(
+                            "{NO_HEADER}, and no shmbusd finished it within {waited} s"
+                        ),
+                    },
+                    e => e,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Opens the segment at `path` for bus `bus` with `O_NOFOLLOW`, checks
     /// with `fstat` that it is a regular file at least a header long, maps
     /// the header alone and validates it against the file size
@@ -522,6 +572,10 @@ pub(crate) fn layout_error(bus: &str, path: &Path, e: LayoutError) -> Error {
         LayoutError::TooShort { file_size } => Error::Truncated {
             path,
             size: file_size,
+        },
+        LayoutError::BadMagic { found: 0 } => Error::NotShmbus {
+            path,
+            reason: NO_HEADER.to_owned(),
         },
         LayoutError::BadMagic { found } => Error::NotShmbus {
             path,

@@ -16,11 +16,22 @@
 //! `Header::arena_used` shows the bytes handed out.
 //!
 //! # Publishing an entry
-//! | step | store | ordering |
-//! |---|---|---|
-//! | 1 | `state = INITIALIZING` | Relaxed: clients skip any entry that is not `LIVE` |
-//! | 2 | kind, generation, name, offset, length, params, holders = 0; body initialised | Relaxed |
-//! | 3 | `state = LIVE` | Release: pairs with the client's Acquire load of `state` before it reads the rest |
+//! | step | store | ordering | daemon lock |
+//! |---|---|---|---|
+//! | 1 [`reserve`](Channels::reserve) | `state = INITIALIZING`; kind, generation, name, offset, length, params, holders = 0; arena range taken | Relaxed: clients skip any entry that is not `LIVE` | held |
+//! | 2 [`Pending::init_body`] | the body initialised | Relaxed | **not** held |
+//! | 3 [`publish`](Channels::publish) | `state = LIVE` | Release: pairs with the client's Acquire load of `state` before it reads the rest | held |
+//!
+//! Step 2 runs without the daemon's lock: initialising a queue of 2^24
+//! cells writes every cell's state word (seconds for the largest queues),
+//! and `HELLO`, other `OPEN`s and the recovery of dead clients must not wait
+//! for it. Until step 3 the channel is invisible to everything that takes
+//! the lock: [`Channels::get`] and [`Channels::iter`] (recovery, shutdown)
+//! skip it, and an `OPEN` of its name waits for it
+//! ([`Channels::creating`]). Nobody else writes the reserved range: clients
+//! cannot reach it (the entry is not `LIVE`) and the arena never hands it out
+//! twice. Steps 2 and 3 run on one thread, so step 2's stores come before the
+//! Release of step 3.
 //!
 //! # Holders and removal (`unlink` semantics)
 //! The daemon counts, per channel and per peer slot, the `OPEN`s it granted
@@ -96,6 +107,37 @@ pub(crate) struct Removed {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NotHeld;
 
+/// A channel reserved by [`Channels::reserve`] whose body is not yet
+/// initialised: [`init_body`](Self::init_body) (without the daemon's lock),
+/// then [`Channels::publish`].
+#[derive(Debug)]
+#[must_use = "a reserved channel stays invisible until it is published"]
+pub(crate) struct Pending {
+    index: u32,
+    offset: u64,
+    params: ChannelParams,
+}
+
+impl Pending {
+    /// Initialises the channel's body. Needs no lock: the body's range is
+    /// this channel's alone until it is published (see the module docs).
+    pub(crate) fn init_body(&self, seg: &Segment) {
+        let offset = self.offset;
+        match self.params {
+            // The body is still zero (free space always is, see the module
+            // docs), as `init` requires; its stores are published by the
+            // Release in `publish`.
+            ChannelParams::Pipe { capacity } => seg.pipe(offset).init(capacity),
+            ChannelParams::Queue { slots, slot_size } => {
+                let (ctl, cells) = seg.queue(offset, slots, slot_size);
+                ctl.init(slots, slot_size);
+                cells.init();
+            }
+            ChannelParams::Table { elem, len, .. } => seg.seqlock(offset).init(elem, len),
+        }
+    }
+}
+
 /// The directory and arena mirror.
 #[derive(Debug)]
 pub(crate) struct Channels {
@@ -106,6 +148,8 @@ pub(crate) struct Channels {
     generations: Vec<u32>,
     /// Live (not removed) channels by name.
     by_name: HashMap<String, u32>,
+    /// Per directory entry: reserved but not yet published.
+    creating: Vec<bool>,
 }
 
 impl Channels {
@@ -117,22 +161,37 @@ impl Channels {
             entries: (0..n).map(|_| None).collect(),
             generations: vec![0; n],
             by_name: HashMap::new(),
+            creating: vec![false; n],
         }
     }
 
-    /// The live channel called `name`, with its directory index.
+    /// The published, not removed, channel called `name`, with its
+    /// directory index.
     pub(crate) fn get(&self, name: &str) -> Option<(u32, &Channel)> {
         let &i = self.by_name.get(name)?;
+        if self.creating[i as usize] {
+            return None;
+        }
         self.entries[i as usize].as_ref().map(|s| (i, &s.ch))
     }
 
-    /// Every channel with a body: live ones and removed ones still held
-    /// (recovery and shutdown must reach both).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Channel> {
-        self.entries.iter().flatten().map(|s| &s.ch)
+    /// True while channel `name` is reserved but not yet published.
+    pub(crate) fn creating(&self, name: &str) -> bool {
+        self.by_name
+            .get(name)
+            .is_some_and(|&i| self.creating[i as usize])
     }
 
-    /// Number of live channels.
+    /// Every published channel with a body: live ones and removed ones
+    /// still held (recovery and shutdown must reach both).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Channel> {
+        self.entries
+            .iter()
+            .zip(&self.creating)
+            .filter_map(|(s, &creating)| s.as_ref().filter(|_| !creating).map(|s| &s.ch))
+    }
+
+    /// Number of channels, published or being created.
     pub(crate) fn len(&self) -> usize {
         self.by_name.len()
     }
@@ -153,8 +212,9 @@ impl Channels {
     }
 
     /// Creates channel `name` (validated, not yet present) with `params`
-    /// (validated): allocates its body, initialises it and publishes its
-    /// directory entry, as the module docs describe.
+    /// (validated) in one go: [`reserve`](Self::reserve),
+    /// [`Pending::init_body`], [`publish`](Self::publish). For channels
+    /// declared at start-up, before any client can connect.
     ///
     /// # Errors
     /// [`AllocError`] if the directory or the arena is full; nothing is
@@ -165,7 +225,25 @@ impl Channels {
         name: &str,
         params: ChannelParams,
     ) -> Result<(u32, &Channel), AllocError> {
-        debug_assert!(self.get(name).is_none());
+        let p = self.reserve(seg, name, params)?;
+        p.init_body(seg);
+        Ok(self.publish(seg, &p))
+    }
+
+    /// Steps 1 of the module docs: takes a directory entry and an arena
+    /// range for channel `name` (validated, not yet present) with `params`
+    /// (validated), and writes the entry, still `INITIALIZING`.
+    ///
+    /// # Errors
+    /// [`AllocError`] if the directory or the arena is full; nothing is
+    /// written then.
+    pub(crate) fn reserve(
+        &mut self,
+        seg: &Segment,
+        name: &str,
+        params: ChannelParams,
+    ) -> Result<Pending, AllocError> {
+        debug_assert!(!self.by_name.contains_key(name));
         let index = self
             .entries
             .iter()
@@ -191,7 +269,8 @@ impl Channels {
         let e = seg.entry(i);
         // Relaxed: clients ignore entries that are not LIVE (see the table).
         e.state.store(entry_state::INITIALIZING, Ordering::Relaxed);
-        // Relaxed, all of them: published by the Release store of LIVE below.
+        // Relaxed, all of them: published by the Release store of LIVE in
+        // `publish`.
         e.kind.store(kind as u32, Ordering::Relaxed);
         e.generation.store(generation, Ordering::Relaxed);
         layout::write_name(e, name.as_bytes());
@@ -201,21 +280,6 @@ impl Channels {
             w.store(*v, Ordering::Relaxed);
         }
         e.holders.store(0, Ordering::Relaxed);
-        match params {
-            // The body is still zero (free space always is, see the module
-            // docs), as `init` requires; its stores are published by the
-            // Release below too.
-            ChannelParams::Pipe { capacity } => seg.pipe(offset).init(capacity),
-            ChannelParams::Queue { slots, slot_size } => {
-                let (ctl, cells) = seg.queue(offset, slots, slot_size);
-                ctl.init(slots, slot_size);
-                cells.init();
-            }
-            ChannelParams::Table { elem, len, .. } => seg.seqlock(offset).init(elem, len),
-        }
-        // Release: publishes everything above; pairs with the client's Acquire
-        // load of the entry's state.
-        e.state.store(entry_state::LIVE, Ordering::Release);
 
         // Relaxed: informational (listings), no one synchronises on it.
         seg.header()
@@ -223,7 +287,8 @@ impl Channels {
             .store(self.arena.used(), Ordering::Relaxed);
         self.generations[index] = generation;
         self.by_name.insert(name.to_owned(), i);
-        let s = self.entries[index].insert(Slot {
+        self.creating[index] = true;
+        self.entries[index] = Some(Slot {
             ch: Channel {
                 name: name.to_owned(),
                 kind,
@@ -235,7 +300,29 @@ impl Channels {
             removed: false,
             holders: BTreeMap::new(),
         });
-        Ok((i, &s.ch))
+        Ok(Pending {
+            index: i,
+            offset,
+            params,
+        })
+    }
+
+    /// Step 3 of the module docs: marks the channel `p` reserved, whose body
+    /// [`Pending::init_body`] initialised, `LIVE`.
+    pub(crate) fn publish(&mut self, seg: &Segment, p: &Pending) -> (u32, &Channel) {
+        let i = p.index as usize;
+        debug_assert!(self.creating[i]);
+        // Release: publishes the entry (written by `reserve`) and the body
+        // (by `init_body`, on this thread before this store); pairs with the
+        // client's Acquire load of the entry's state.
+        seg.entry(p.index)
+            .state
+            .store(entry_state::LIVE, Ordering::Release);
+        self.creating[i] = false;
+        let s = self.entries[i]
+            .as_ref()
+            .expect("a reserved entry stays until published");
+        (p.index, &s.ch)
     }
 
     /// Counts one `OPEN` of entry `index` (which must be allocated) granted
@@ -280,7 +367,12 @@ impl Channels {
     /// Removes the live channel `name`, as `unlink`: its name is free at
     /// once; its body is freed now if nobody holds it, else when the last
     /// holder is gone. `None` if there is no live channel of that name.
+    /// A channel still being created is not found: its creator must publish
+    /// it first (the server waits for that, see `state_once_created`).
     pub(crate) fn remove(&mut self, seg: &Segment, name: &str) -> Option<Removed> {
+        if self.creating(name) {
+            return None;
+        }
         let index = self.by_name.remove(name)?;
         let s = self.entries[index as usize].as_mut()?;
         s.removed = true;
@@ -398,6 +490,42 @@ mod tests {
         assert_eq!(
             seg.header().arena_used.load(Ordering::Relaxed),
             896 + align_line(body_len(4096))
+        );
+    }
+
+    #[test]
+    fn a_reserved_channel_is_invisible_until_published() {
+        let seg = segment(1 << 20, 4, 4);
+        let mut ch = Channels::new(seg.geometry());
+        let p = ch
+            .reserve(
+                &seg,
+                "q",
+                ChannelParams::Queue {
+                    slots: 4,
+                    slot_size: 8,
+                },
+            )
+            .unwrap();
+        assert!(ch.creating("q") && ch.get("q").is_none());
+        assert_eq!(ch.iter().count(), 0, "recovery and shutdown skip it");
+        assert_eq!(
+            seg.entry(0).state.load(Ordering::Relaxed),
+            entry_state::INITIALIZING
+        );
+        // Another channel can be made meanwhile, after it in the arena.
+        let (_, b) = ch
+            .create(&seg, "b", ChannelParams::Pipe { capacity: 64 })
+            .unwrap();
+        assert!(b.offset > seg.geometry().arena_off);
+        p.init_body(&seg);
+        let (i, q) = ch.publish(&seg, &p);
+        assert_eq!((i, q.offset), (0, seg.geometry().arena_off));
+        assert!(!ch.creating("q") && ch.get("q").is_some());
+        assert_eq!(ch.iter().count(), 2);
+        assert_eq!(
+            seg.entry(0).state.load(Ordering::Acquire),
+            entry_state::LIVE
         );
     }
 

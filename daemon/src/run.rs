@@ -6,18 +6,21 @@
 //!
 //! | file | created | removed |
 //! |---|---|---|
-//! | lock `.shmbus-NAME.lock` (mode 0600 always) | opened (or created) first; holds our pid | last, at shutdown or failed start, while still locked |
-//! | segment `NAME` (`--mode`) | after the lock, `O_EXCL` | at shutdown, or if start fails after creating it |
-//! | socket `.shmbus-NAME.sock` (`--mode`) | after the segment is `READY`, bound under a temporary name and renamed into place once listening | at shutdown |
+//! | lock `.shmbus@NAME.lock` (mode 0600 always) | opened (or created) first; holds our pid | last, at shutdown or failed start, while still locked |
+//! | segment `NAME` (`--mode`) | after the lock, unnamed (`O_TMPFILE`); linked into place (never replacing a file) once `READY` | at shutdown |
+//! | socket `.shmbus@NAME.sock` (`--mode`) | after the segment, bound under a temporary name and renamed into place (never replacing a file) once listening | at shutdown |
 //!
 //! With `--allow-group`, the segment and the socket belong to the first
 //! allowed group (`fchown` / `chown` before they are published); otherwise to
 //! the daemon's group. Their mode is always the same.
 //!
 //! Whoever holds the `flock` owns all three names, so a segment or socket found
-//! by a daemon that just got the lock was left by a daemon that died: it is
-//! removed and made anew ("taking over stale segment"). A file that is not a
-//! shmbus segment (wrong magic) or not a socket is never removed: start fails.
+//! by a daemon that just got the lock was most likely left by a daemon that
+//! died. It is removed and made anew ("taking over stale segment") only if it
+//! is provably ours and provably dead: our uid, our magic (segment), nobody
+//! listening (socket), and the daemon the header names gone
+//! ([`remove_stale`]). Anything else, in particular another user's file, is
+//! never removed: start fails with a message naming the file and its owner.
 
 use std::collections::hash_map::RandomState;
 use std::fs::File;
@@ -386,7 +389,7 @@ impl Drop for Cleanup {
 /// let stop = StopHandle::new();
 /// let daemon = Daemon::start(Spec::from_cli(cli)?, stop.clone())?;
 /// let server = std::thread::spawn(move || daemon.serve());
-/// // ... clients connect to /dev/shm/.shmbus-demo.sock ...
+/// // ... clients connect to /dev/shm/.shmbus@demo.sock ...
 /// stop.stop();
 /// server.join().expect("serve panicked")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -436,13 +439,7 @@ impl Daemon {
         remove_stale(spec.name(), &paths, &log)?;
 
         let group = spec.allow_groups().first().copied();
-        let map = create_segment(
-            &paths.segment,
-            g.total_size,
-            spec.mode(),
-            group,
-            &mut cleanup,
-        )?;
+        let (map, seg_fd) = create_segment(&paths.segment, g.total_size, spec.mode(), group)?;
         let seg = Segment::new(map, g)?;
         let epoch = new_epoch();
         let pid = std::process::id();
@@ -463,6 +460,10 @@ impl Daemon {
             bus.create_declared(c)?;
         }
         layout::publish(bus.seg.header());
+        link_segment(&seg_fd, &paths.segment)?;
+        drop(seg_fd);
+        // Removed first (before the socket and the lock file).
+        cleanup.paths.insert(0, paths.segment.clone());
 
         let listener = bind_socket(&paths.socket, spec.mode(), group, epoch)?;
         // Removed before the lock file, after the segment.
@@ -556,6 +557,17 @@ fn acquire_lock(bus: &str, paths: &BusPaths) -> Result<OwnedFd, Error> {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| Error::io(format!("cannot open lock file {}", path.display()), e))?;
+        // Another user's file (or not a file) at our lock's path is not ours
+        // to lock, write or remove at shutdown.
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(Error::Failed(format!(
+                "{} (the lock file) is not a regular file; remove it or pick another bus name",
+                path.display()
+            )));
+        }
+        check_ours(path, "the lock file", st.st_uid)?;
         match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(Errno::WOULDBLOCK) => {
@@ -604,7 +616,8 @@ enum Looks {
     /// A shmbus segment (our magic), with the pid and start time of the daemon
     /// that made it (if the header got that far).
     Shmbus { pid: Option<u32>, start: u64 },
-    /// Empty or zero-filled: a daemon died while creating it.
+    /// Empty or zero-filled: not ours (our segments are linked in only
+    /// once written).
     Blank,
     /// Something else: not ours to remove.
     Foreign,
@@ -638,8 +651,52 @@ fn inspect_segment(path: &Path) -> io::Result<Looks> {
     })
 }
 
-/// Removes a segment and socket left by a daemon that died (we hold the lock,
-/// so nobody else serves them). Refuses to remove anything that is not ours.
+/// The user name of `uid` from `/etc/passwd`, for messages.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?;
+        (id.parse() == Ok(uid)).then(|| name.to_owned())
+    })
+}
+
+/// "uid 65534 (nobody)", or "uid 65534".
+fn describe_uid(uid: u32) -> String {
+    match user_name(uid) {
+        Some(n) => format!("uid {uid} ({n})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// Refuses `path` unless it belongs to us (our effective uid).
+fn check_ours(path: &Path, what: &str, owner: u32) -> Result<(), Error> {
+    let me = rustix::process::geteuid().as_raw();
+    if owner == me {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "{} ({what}) belongs to {}, not to {} that runs this daemon: not touching another \
+         user's file; its owner may remove it, or pick another bus name",
+        path.display(),
+        describe_uid(owner),
+        describe_uid(me)
+    )))
+}
+
+/// Removes a segment and socket left by a daemon that died. We hold the lock,
+/// so no daemon that plays by the rules serves them; still, a file is removed
+/// only if it is provably ours and provably dead:
+///
+/// | file | removed when | otherwise |
+/// |---|---|---|
+/// | segment | regular file, our uid, our magic, and the daemon its header names is gone | refused, naming the file and its owner |
+/// | socket | a socket, our uid, and `connect` is refused (nobody listens) | refused, naming the file and its owner |
+///
+/// An empty or zero-filled segment is never ours: the daemon creates the
+/// segment unnamed (`O_TMPFILE`) and links it into place only once it is
+/// `READY` ([`create_segment`], [`link_segment`]).
 fn remove_stale(bus: &str, paths: &BusPaths, log: &Log) -> Result<(), Error> {
     let seg = &paths.segment;
     match std::fs::symlink_metadata(seg) {
@@ -647,20 +704,30 @@ fn remove_stale(bus: &str, paths: &BusPaths, log: &Log) -> Result<(), Error> {
         Err(e) => return Err(Error::io(format!("cannot stat {}", seg.display()), e)),
         Ok(m) if !m.file_type().is_file() => {
             return Err(Error::Failed(format!(
-                "{} exists and is not a regular file; remove it or pick another bus name",
-                seg.display()
+                "{} exists and is not a regular file (owner {}); remove it or pick another \
+                 bus name",
+                seg.display(),
+                describe_uid(m.uid())
             )))
         }
-        Ok(_) => {
+        Ok(m) => {
+            check_ours(seg, "a file where the segment goes", m.uid())?;
             let looks = inspect_segment(seg)
                 .map_err(|e| Error::io(format!("cannot read {}", seg.display()), e))?;
             let by = match looks {
-                Looks::Foreign => {
+                Looks::Foreign | Looks::Blank => {
+                    let what = if matches!(looks, Looks::Blank) {
+                        "is empty or zero-filled: not a shmbus segment (a starting shmbusd \
+                         never shows one)"
+                    } else {
+                        "is not a shmbus segment"
+                    };
                     return Err(Error::Failed(format!(
-                        "{} exists and is not a shmbus segment; remove it or pick another \
-                         bus name",
-                        seg.display()
-                    )))
+                        "{} {what}; owner {}; if no program of yours uses it, remove it, or \
+                         pick another bus name",
+                        seg.display(),
+                        describe_uid(m.uid())
+                    )));
                 }
                 // Belt and braces: the lock says nobody serves this bus, but if
                 // the lock file was deleted by hand while its daemon runs, the
@@ -675,7 +742,7 @@ fn remove_stale(bus: &str, paths: &BusPaths, log: &Log) -> Result<(), Error> {
                     })
                 }
                 Looks::Shmbus { pid: Some(pid), .. } => format!(" left by shmbusd pid {pid}"),
-                Looks::Shmbus { pid: None, .. } | Looks::Blank => String::new(),
+                Looks::Shmbus { pid: None, .. } => String::new(),
             };
             log.info(format_args!(
                 "taking over stale segment {}{by} (its daemon is gone)",
@@ -691,11 +758,32 @@ fn remove_stale(bus: &str, paths: &BusPaths, log: &Log) -> Result<(), Error> {
         Err(e) => return Err(Error::io(format!("cannot stat {}", sock.display()), e)),
         Ok(m) if !m.file_type().is_socket() => {
             return Err(Error::Failed(format!(
-                "{} exists and is not a socket; remove it or pick another bus name",
-                sock.display()
+                "{} exists and is not a socket (owner {}); remove it or pick another bus name",
+                sock.display(),
+                describe_uid(m.uid())
             )))
         }
-        Ok(_) => {
+        Ok(m) => {
+            check_ours(sock, "a socket where the control socket goes", m.uid())?;
+            // Dead only if nobody listens: a live listener (a daemon whose
+            // lock file was deleted, or another program) keeps its socket.
+            match shmbus::name::connect_socket(sock) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Ok(_) => {
+                    return Err(Error::Failed(format!(
+                        "{} (owner {}) is in use: something is listening on it, although we \
+                         hold the bus's lock; stop that process or pick another bus name",
+                        sock.display(),
+                        describe_uid(m.uid())
+                    )))
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("cannot tell whether {} is in use", sock.display()),
+                        e,
+                    ))
+                }
+            }
             log.info(format_args!("removing stale socket {}", sock.display()));
             std::fs::remove_file(sock)
                 .map_err(|e| Error::io(format!("cannot remove stale {}", sock.display()), e))?;
@@ -704,24 +792,33 @@ fn remove_stale(bus: &str, paths: &BusPaths, log: &Log) -> Result<(), Error> {
     Ok(())
 }
 
-/// Creates the segment file, sized and fully allocated, and maps it. The path
-/// is added to `cleanup` as soon as the file exists.
+/// Creates the segment as an unnamed file in `path`'s directory
+/// (`O_TMPFILE`), sized, fully allocated and mapped. It gets its name only
+/// from [`link_segment`], once it is `READY`: no client and no other daemon
+/// ever sees a half-made segment, and a crash before that leaves nothing
+/// behind. Returns the mapping and the file.
 fn create_segment(
     path: &Path,
     size: u64,
     mode: u32,
     group: Option<u32>,
-    cleanup: &mut Cleanup,
-) -> Result<MmapRaw, Error> {
+) -> Result<(MmapRaw, OwnedFd), Error> {
     let shown = path.display();
+    let dir = path.parent().unwrap_or(Path::new(shmbus::name::SHM_DIR));
     let fd = rustix::fs::open(
-        path,
-        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | open_flags(),
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     )
-    .map_err(|e| Error::io(format!("cannot create segment {shown}"), e))?;
-    // Removed first (before the socket and the lock file).
-    cleanup.paths.insert(0, path.to_owned());
+    .map_err(|e| {
+        Error::io(
+            format!(
+                "cannot create segment {shown} (O_TMPFILE in {})",
+                dir.display()
+            ),
+            e,
+        )
+    })?;
     if let Some(gid) = group {
         // Before fchmod: chown may clear set-id bits, and the group bits of
         // the mode are meant for this group.
@@ -742,7 +839,7 @@ fn create_segment(
                 format!(
                     "no room for a segment of {size} bytes in {} (fallocate failed); free \
                      space there or use a smaller --size",
-                    path.parent().unwrap_or(path).display()
+                    dir.display()
                 ),
                 e,
             ))
@@ -751,11 +848,35 @@ fn create_segment(
     }
     let len = usize::try_from(size)
         .map_err(|_| Error::Failed(format!("segment size {size} does not fit in memory")))?;
-    let file = File::from(fd);
-    MmapOptions::new()
+    let map = MmapOptions::new()
         .len(len)
-        .map_raw(&file)
-        .map_err(|e| Error::io(format!("cannot map {shown}"), e))
+        .map_raw(&fd)
+        .map_err(|e| Error::io(format!("cannot map {shown}"), e))?;
+    Ok((map, fd))
+}
+
+/// Gives the unnamed segment `fd` its name `path` (`linkat` of
+/// `/proc/self/fd/N`, which needs no privilege, unlike `AT_EMPTY_PATH`).
+/// Never replaces a file: if one appeared at `path` since [`remove_stale`],
+/// start fails.
+fn link_segment(fd: &OwnedFd, path: &Path) -> Result<(), Error> {
+    use std::os::fd::AsRawFd as _;
+    let me = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        &me,
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(|e| {
+        let hint = if e == Errno::EXIST {
+            ": a file appeared there while this daemon was starting"
+        } else {
+            ""
+        };
+        Error::io(format!("cannot create segment {}{hint}", path.display()), e)
+    })
 }
 
 /// Binds the control socket under a temporary name, sets its mode, and renames
@@ -774,11 +895,9 @@ fn bind_socket(
     epoch: u64,
 ) -> Result<UnixListener, Error> {
     let shown = path.display();
-    // Short enough for `sun_path` whatever the bus name; unique per start.
-    let tmp = path.with_file_name(format!(
-        ".shmbus-{}-{epoch:016x}.sock.tmp",
-        std::process::id()
-    ));
+    // Short enough for `sun_path` whatever the bus name; unique per start;
+    // no bus's file (see `BusPaths`).
+    let tmp = shmbus::name::bind_temp_name(std::process::id(), epoch);
     let listener = UnixListener::bind(&tmp)
         .map_err(|e| Error::io(format!("cannot bind control socket {}", tmp.display()), e))?;
     let placed = group
@@ -797,8 +916,16 @@ fn bind_socket(
                 .map_err(|e| Error::io(format!("cannot set the mode of {}", tmp.display()), e))
         })
         .and_then(|()| {
-            std::fs::rename(&tmp, path)
-                .map_err(|e| Error::io(format!("cannot move the control socket to {shown}"), e))
+            // NOREPLACE: a file that appeared at `path` since `remove_stale`
+            // is not ours to replace.
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &tmp,
+                rustix::fs::CWD,
+                path,
+                rustix::fs::RenameFlags::NOREPLACE,
+            )
+            .map_err(|e| Error::io(format!("cannot move the control socket to {shown}"), e))
         });
     if let Err(e) = placed {
         let _ = std::fs::remove_file(&tmp);

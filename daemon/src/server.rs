@@ -4,7 +4,10 @@
 //! One thread accepts; each connection gets its own thread, which holds the
 //! client's peer slot for as long as the connection is open. The bus's mutable
 //! state (directory, arena, peer table) sits behind one mutex: control requests
-//! are rare and short, and the data plane never touches it.
+//! are rare and short, and the data plane never touches it. The one long step,
+//! initialising a new channel's body (seconds for a queue of 2^24 cells), runs
+//! without it (see `crate::alloc`), so that `HELLO`, other requests and crash
+//! recovery never wait behind it.
 //!
 //! # A connection
 //! 1. The peer's uid, gid and pid come from `SO_PEERCRED`, and a pidfd for its
@@ -96,6 +99,9 @@ pub(crate) struct Bus {
     access: Spec,
     max_conns: usize,
     state: Mutex<State>,
+    /// Notified (with `state`) when a channel is published or shutdown
+    /// begins: `OPEN`s of a channel being created wait on it.
+    created: Condvar,
     conns: Mutex<Conns>,
     conns_cv: Condvar,
 }
@@ -109,6 +115,7 @@ impl Bus {
                 peers: Peers::new(g.peers_count),
                 closing: false,
             }),
+            created: Condvar::new(),
             conns: Mutex::default(),
             conns_cv: Condvar::new(),
             max_conns: g.peers_count as usize + EXTRA_CONNECTIONS,
@@ -159,12 +166,44 @@ impl Bus {
         Ok(())
     }
 
+    /// Creates channel `name` for the client in peer slot `holder`: reserves
+    /// it under the lock `st` (which this releases), initialises its body
+    /// without the lock, and publishes it under the lock again (see
+    /// `crate::alloc`), counting the client's hold in the same critical
+    /// section so that a `REMOVE` can never free it under the client.
+    /// Returns the channel, the arena bytes that were free and the number of
+    /// channels before it.
+    fn create_unlocked(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        name: &str,
+        params: ChannelParams,
+        holder: u16,
+    ) -> Result<(u32, Channel, u64, usize), AllocError> {
+        let free = st.channels.arena_free();
+        let count = st.channels.len();
+        let pending = st.channels.reserve(&self.seg, name, params)?;
+        drop(st);
+        // NB: a queue of 2^24 cells took 3.7 s here with the lock held,
+        // stalling every HELLO, OPEN and crash recovery (issue #12).
+        pending.init_body(&self.seg);
+        let mut st = self.state();
+        let (index, ch) = st.channels.publish(&self.seg, &pending);
+        let ch = ch.clone();
+        st.channels.hold(&self.seg, index, holder);
+        drop(st);
+        self.created.notify_all();
+        Ok((index, ch, free, count))
+    }
+
     /// First step of shutdown: stop handing out slots and channels, mark the
     /// segment `CLOSING`, wake every sleeper on every channel. Returns the
     /// number of channels woken.
     pub(crate) fn begin_shutdown(&self) -> usize {
         let mut st = self.state();
         st.closing = true;
+        // `OPEN`s waiting for a channel being created answer `Closing`.
+        self.created.notify_all();
         // Release: pairs with clients' Acquire loads of the state (their
         // bus-closed checks, `layout::validate`): a woken sleeper that re-checks
         // sees CLOSING.
@@ -734,6 +773,30 @@ impl Conn<'_> {
         })
     }
 
+    /// The daemon's state, locked, once channel `cname` is not being
+    /// created by another client: waits until it is published (without the
+    /// lock: `created` releases it), watching our own process so that its
+    /// death is never stuck behind the creation. `OPEN` and `REMOVE` of a
+    /// name go through here.
+    pub(super) fn state_once_created(
+        &self,
+        cname: &str,
+    ) -> Result<MutexGuard<'_, State>, Response> {
+        let bus = self.bus;
+        let mut st = bus.state();
+        while !st.closing && st.channels.creating(cname) {
+            st = bus
+                .created
+                .wait_timeout(st, WATCH_SLICE)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            if self.process.exited(Some(Duration::ZERO)) {
+                return Err(error(ErrorCode::Closing, "the client exited"));
+            }
+        }
+        Ok(st)
+    }
+
     fn open(
         &self,
         slot: u16,
@@ -749,7 +812,10 @@ impl Conn<'_> {
                 format!("bad channel name {cname:?}: {e}"),
             );
         }
-        let mut st = bus.state();
+        let mut st = match self.state_once_created(cname) {
+            Ok(st) => st,
+            Err(r) => return r,
+        };
         if st.closing {
             return error(ErrorCode::Closing, "the daemon is shutting down");
         }
@@ -778,20 +844,17 @@ impl Conn<'_> {
                 Ok(p) => p,
                 Err(m) => return error(ErrorCode::BadParams, m),
             };
-            let free = st.channels.arena_free();
-            return match st.channels.create(&bus.seg, cname, p) {
-                Ok((index, ch)) => {
+            return match bus.create_unlocked(st, cname, p, slot) {
+                Ok((index, ch, free, _)) => {
                     bus.log.info(format_args!(
                         "created {kind} {cname} ({}) at offset {} for client pid {} slot {slot} \
                          ({} arena bytes left)",
-                        describe(ch),
+                        describe(&ch),
                         ch.offset,
                         self.pid,
                         free - crate::config::align_line(ch.length),
                     ));
-                    let r = channel_response(index, ch);
-                    st.channels.hold(&bus.seg, index, slot);
-                    r
+                    channel_response(index, &ch)
                 }
                 Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
                 Err(e @ AllocError::NoSpace { .. }) => error(
@@ -822,26 +885,18 @@ impl Conn<'_> {
         if let Err(m) = pipe::check_capacity(capacity) {
             return error(ErrorCode::BadParams, m);
         }
-        let free = st.channels.arena_free();
-        let count = st.channels.len();
-        match st.channels.create(
-            &bus.seg,
-            cname,
-            crate::config::ChannelParams::Pipe { capacity },
-        ) {
-            Ok((index, ch)) => {
+        match bus.create_unlocked(st, cname, ChannelParams::Pipe { capacity }, slot) {
+            Ok((index, ch, free, count)) => {
                 bus.log.info(format_args!(
                     "created {kind} {cname} ({}) at offset {} for client pid {} slot {slot} \
                      ({} channels, {} arena bytes left)",
-                    describe(ch),
+                    describe(&ch),
                     ch.offset,
                     self.pid,
                     count + 1,
                     free - crate::config::align_line(ch.length),
                 ));
-                let r = channel_response(index, ch);
-                st.channels.hold(&bus.seg, index, slot);
-                r
+                channel_response(index, &ch)
             }
             Err(e @ AllocError::Full { .. }) => error(ErrorCode::Full, alloc_msg(e)),
             Err(e @ AllocError::NoSpace { .. }) => error(

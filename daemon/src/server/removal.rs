@@ -33,7 +33,10 @@ impl Conn<'_> {
                 format!("bad channel name {cname:?}: {e}"),
             );
         }
-        let mut st = bus.state();
+        let mut st = match self.state_once_created(cname) {
+            Ok(st) => st,
+            Err(r) => return r,
+        };
         if st.closing {
             return error(ErrorCode::Closing, "the daemon is shutting down");
         }

@@ -1,0 +1,376 @@
+//! Where a bus's files are and who may take them over (issue #12): real
+//! `shmbusd` processes on unique buses, files made by another uid (the tests
+//! run as root and hand files to `nobody`), clients racing a daemon's start,
+//! and a huge channel created while other clients come and go.
+//!
+//! Every test uses its own bus; guards stop daemons, kill children and remove
+//! `/dev/shm` files on drop, and every wait has a watchdog. No test asserts how
+//! long anything takes.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use rustix::process::Signal;
+use shmbus::layout::{self, entry_state, DirEntry, Header};
+use shmbus::name::BusPaths;
+use shmbus::sync::Ordering;
+use shmbus_client::{Bus, End, Error};
+use support::{shmbus, shmbus_bg, shmbusd, unique_bus, Daemon, Output, Proc, WATCHDOG};
+
+/// `nobody`.
+const NOBODY: u32 = 65534;
+
+fn root_only() -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root to make files of another uid");
+    false
+}
+
+/// Removes a bus's files on drop (for daemons expected to refuse).
+struct Files(BusPaths);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        for p in [&self.0.segment, &self.0.socket, &self.0.lock] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Runs `shmbusd --name BUS` where it is expected to refuse to start, and
+/// returns its output. If it serves the bus instead (it took over a file it
+/// should have left alone), it is killed and the test fails.
+fn start_expecting_refusal(bus: &str) -> Output {
+    let mut cmd = Command::new(shmbusd());
+    cmd.args(["--name", bus, "--size", "1M"]);
+    let mut p = Proc::spawn(cmd, &format!("shmbusd --name {bus}"));
+    let deadline = Instant::now() + WATCHDOG;
+    while p.running() {
+        if Bus::connect_to(bus).is_ok() {
+            drop(p);
+            panic!("shmbusd took over a file that is not its own and serves {bus}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watchdog: shmbusd {bus} neither served nor exited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    p.wait(WATCHDOG)
+}
+
+/// FNV-1a, as the old path scheme used to shorten long bus names: the socket
+/// of a long name was `.shmbus-<hash in hex>.sock`.
+fn fnv1a(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn channel_names(bus: &Bus) -> Vec<String> {
+    bus.channels().into_iter().map(|c| c.name).collect()
+}
+
+#[test]
+fn a_long_name_and_the_name_of_its_old_hash_are_two_buses() {
+    // Long enough that its socket path does not fit `sun_path`.
+    let long = format!("{}-{}", unique_bus("long"), "x".repeat(120));
+    let short = format!("{:016x}", fnv1a(&long));
+    let dl = Daemon::start_named(long.clone(), &["--pipe", "only-long"]);
+    let ds = Daemon::start_named(short.clone(), &["--pipe", "only-short"]);
+    // Each client reaches its own daemon.
+    let bl = Bus::connect_to(&long).expect("connect to the long-named bus");
+    assert_eq!(channel_names(&bl), ["only-long"]);
+    let bs = Bus::connect_to(&short).expect("connect to the short bus");
+    assert_eq!(channel_names(&bs), ["only-short"]);
+    // No file is shared.
+    for (d, p) in [(&dl, &ds.paths), (&ds, &dl.paths)] {
+        for (mine, theirs) in [
+            (&d.paths.segment, &p.segment),
+            (&d.paths.socket, &p.socket),
+            (&d.paths.lock, &p.lock),
+        ] {
+            assert_ne!(mine, theirs);
+            assert!(mine.exists(), "{} missing", mine.display());
+        }
+    }
+    // The long bus works end to end, through its long socket path.
+    let mut tx = bl.pipe("only-long").unwrap().sender().unwrap();
+    let mut rx = bl.pipe("only-long").unwrap().receiver().unwrap();
+    tx.send(b"hi").unwrap();
+    assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), b"hi");
+    // Stopping one leaves the other reachable.
+    drop((bs, ds));
+    let again = Bus::connect_to(&long).expect("long bus still reachable");
+    assert_eq!(channel_names(&again), ["only-long"]);
+    assert!(!again.is_closed());
+}
+
+#[test]
+fn another_users_empty_or_zero_segment_is_left_alone() {
+    if !root_only() {
+        return;
+    }
+    for (tag, bytes) in [("empty", vec![]), ("zero", vec![0u8; 4096])] {
+        let bus = unique_bus(tag);
+        let files = Files(BusPaths::new(&bus));
+        let seg = &files.0.segment;
+        std::fs::write(seg, &bytes).unwrap();
+        std::os::unix::fs::chown(seg, Some(NOBODY), Some(NOBODY)).unwrap();
+        let o = start_expecting_refusal(&bus);
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        assert!(
+            o.stderr.contains(&seg.display().to_string()) && o.stderr.contains("uid 65534"),
+            "{o:?}"
+        );
+        let m = std::fs::symlink_metadata(seg).expect("the file is still there");
+        assert_eq!((m.uid(), m.len()), (NOBODY, bytes.len() as u64));
+    }
+}
+
+#[test]
+fn a_zero_segment_of_our_own_is_not_taken_for_a_bus() {
+    let bus = unique_bus("ownzero");
+    let files = Files(BusPaths::new(&bus));
+    std::fs::write(&files.0.segment, vec![0u8; 4096]).unwrap();
+    let o = start_expecting_refusal(&bus);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(o.stderr.contains("empty or zero-filled"), "{o:?}");
+    assert_eq!(std::fs::read(&files.0.segment).unwrap(), vec![0u8; 4096]);
+}
+
+/// A socket at the bus's socket path, listened on by this test.
+fn squat_socket(paths: &BusPaths, owner: Option<u32>) -> UnixListener {
+    let l = UnixListener::bind(&paths.socket).expect("bind the squatting socket");
+    if let Some(uid) = owner {
+        std::os::unix::fs::chown(&paths.socket, Some(uid), Some(uid)).unwrap();
+    }
+    l
+}
+
+fn assert_still_listening(l: &UnixListener, path: &Path) {
+    // (The test buses' names are short: no need for `name::connect_socket`.)
+    let _c = std::os::unix::net::UnixStream::connect(path).expect("the socket still works");
+    l.accept().expect("accept");
+}
+
+#[test]
+fn a_live_socket_of_another_user_is_left_alone() {
+    if !root_only() {
+        return;
+    }
+    let bus = unique_bus("sockuid");
+    let files = Files(BusPaths::new(&bus));
+    let l = squat_socket(&files.0, Some(NOBODY));
+    let o = start_expecting_refusal(&bus);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        o.stderr.contains(&files.0.socket.display().to_string()) && o.stderr.contains("uid 65534"),
+        "{o:?}"
+    );
+    assert_still_listening(&l, &files.0.socket);
+    // Not listened on any more, but still not ours.
+    drop(l);
+    let o = start_expecting_refusal(&bus);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(o.stderr.contains("uid 65534"), "{o:?}");
+    assert!(files.0.socket.exists());
+}
+
+#[test]
+fn a_live_socket_of_our_own_is_left_alone_but_a_dead_one_is_taken_over() {
+    let bus = unique_bus("socklive");
+    let files = Files(BusPaths::new(&bus));
+    let l = squat_socket(&files.0, None);
+    let o = start_expecting_refusal(&bus);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(o.stderr.contains("is in use"), "{o:?}");
+    assert_still_listening(&l, &files.0.socket);
+    // Nobody listens any more: a stale socket of ours, taken over.
+    drop(l);
+    let d = Daemon::start_named(bus, &[]);
+    drop(d.connect());
+    drop(files);
+}
+
+#[test]
+fn another_users_lock_file_is_left_alone() {
+    if !root_only() {
+        return;
+    }
+    let bus = unique_bus("lockuid");
+    let files = Files(BusPaths::new(&bus));
+    std::fs::write(&files.0.lock, b"").unwrap();
+    std::os::unix::fs::chown(&files.0.lock, Some(NOBODY), Some(NOBODY)).unwrap();
+    let o = start_expecting_refusal(&bus);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        o.stderr.contains(&files.0.lock.display().to_string()) && o.stderr.contains("uid 65534"),
+        "{o:?}"
+    );
+    assert_eq!(std::fs::metadata(&files.0.lock).unwrap().uid(), NOBODY);
+}
+
+#[test]
+fn a_client_racing_a_daemon_start_is_never_told_the_segment_is_foreign() {
+    for round in 0..8 {
+        let bus = unique_bus(&format!("race{round}"));
+        let _files = Files(BusPaths::new(&bus));
+        let mut cmd = Command::new(shmbusd());
+        // A large segment: its fallocate leaves a window to race into.
+        cmd.args(["--name", &bus, "--size", "256M"]);
+        let mut p = Proc::spawn(cmd, &format!("shmbusd --name {bus}"));
+        let deadline = Instant::now() + WATCHDOG;
+        loop {
+            match Bus::connect_to(&bus) {
+                Ok(_) => break,
+                Err(Error::DaemonNotRunning { .. }) => {}
+                Err(e) => panic!("round {round}: a client racing the start was told: {e}"),
+            }
+            assert!(p.running(), "shmbusd {bus} exited");
+            assert!(Instant::now() < deadline, "watchdog: {bus} never served");
+        }
+        p.signal(Signal::TERM);
+        let o = p.wait(WATCHDOG);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+    }
+}
+
+#[test]
+fn a_segment_that_never_gets_a_header_is_reported_after_a_wait() {
+    let bus = unique_bus("noheader");
+    let files = Files(BusPaths::new(&bus));
+    std::fs::write(&files.0.segment, vec![0u8; 4096]).unwrap();
+    let e = Bus::connect_to(&bus).unwrap_err();
+    assert!(matches!(e, Error::NotShmbus { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains("no shmbusd finished it within 2 s"), "{m}");
+}
+
+#[test]
+fn a_non_ascii_bus_name_is_shown_as_written() {
+    let o = shmbus("caf\u{e9}", &["ls"]);
+    assert_ne!(o.status.code(), Some(0), "{o:?}");
+    assert!(o.stderr.contains("'\u{e9}' (U+00E9) at byte 3"), "{o:?}");
+}
+
+/// The state of directory entry `name` in the segment at `path`, read as a
+/// client would (a fresh read-only mapping each time).
+fn entry_state_of(path: &Path, name: &str) -> Option<u32> {
+    let f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let map = memmap2::MmapOptions::new()
+        .len(usize::try_from(len).ok()?)
+        .map_raw_read_only(&f)
+        .ok()?;
+    let base = map.as_ptr();
+    // SAFETY: the mapping is page-aligned and at least a header long (the
+    // daemon made it); `Header` holds only atomics, so a shared reference is
+    // sound while the daemon writes; it does not outlive `map`.
+    let h = unsafe { &*base.cast::<Header>() };
+    let g = layout::validate(h, len).ok()?;
+    (0..g.dir_count).find_map(|i| {
+        let off = g.dir_off + u64::from(i) * 256;
+        // SAFETY: `validate` checked that the directory lies inside the
+        // mapping, 128-aligned; `DirEntry` holds only atomics.
+        let e = unsafe { &*base.add(off as usize).cast::<DirEntry>() };
+        let st = e.state.load(Ordering::Acquire);
+        (st != entry_state::FREE && layout::read_name(e).as_deref() == Some(name.as_bytes()))
+            .then_some(st)
+    })
+}
+
+#[test]
+fn hello_and_crash_recovery_do_not_wait_for_a_huge_channel() {
+    // 2^23 slots of 64-byte cells: half a GiB to initialise.
+    let name = unique_bus("huge");
+    let files = Files(BusPaths::new(&name));
+    let mut cmd = Command::new(shmbusd());
+    cmd.args(["--name", &name, "--size", "640M"]);
+    let mut daemon = Proc::spawn(cmd, &format!("shmbusd --name {name}"));
+    let deadline = Instant::now() + WATCHDOG;
+    let bus = loop {
+        match Bus::connect_to(&name) {
+            Ok(b) => break b,
+            Err(e) => assert!(
+                daemon.running() && Instant::now() < deadline,
+                "shmbusd {name} did not come up: {e}"
+            ),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    drop(bus.pipe("p").unwrap());
+    let mut holder = shmbus_bg(&name, &["recv", "p"]);
+    // Wait until the holder has the receiving end.
+    while bus.pipe("p").unwrap().receiver().is_ok() {
+        assert!(Instant::now() < deadline, "watchdog: holder never took p");
+        assert!(holder.running(), "holder exited");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let creator = shmbus_bg(
+        &name,
+        &[
+            "create",
+            "queue",
+            "big",
+            "--slots",
+            "8388608",
+            "--slot-size",
+            "8",
+        ],
+    );
+    while entry_state_of(&files.0.segment, "big") != Some(entry_state::INITIALIZING) {
+        assert_ne!(
+            entry_state_of(&files.0.segment, "big"),
+            Some(entry_state::LIVE),
+            "the creation ended before it could be watched"
+        );
+        assert!(Instant::now() < deadline, "watchdog: big never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // While the daemon initialises the queue: a new client says HELLO, and
+    // a client killed holding a pipe end is recovered.
+    let newcomer = Bus::connect_to(&name).expect("HELLO during the creation");
+    holder.signal(Signal::KILL);
+    let rx = loop {
+        match newcomer.pipe("p").unwrap().receiver() {
+            Ok(rx) => break rx,
+            Err(Error::Busy {
+                end: End::Receiver, ..
+            }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(Instant::now() < deadline, "watchdog: p never recovered");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    let state = entry_state_of(&files.0.segment, "big");
+    assert_eq!(
+        state,
+        Some(entry_state::INITIALIZING),
+        "HELLO or recovery waited for the queue's creation to finish"
+    );
+    drop(rx);
+    let o = creator.wait(WATCHDOG);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(
+        entry_state_of(&files.0.segment, "big"),
+        Some(entry_state::LIVE)
+    );
+    let q = newcomer.open_queue("big").expect("the new queue opens");
+    q.put(b"x").unwrap();
+    assert_eq!(q.get_timeout(WATCHDOG).unwrap(), b"x");
+    drop((q, newcomer, bus));
+    daemon.signal(Signal::TERM);
+    let o = daemon.wait(WATCHDOG);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
