@@ -55,11 +55,11 @@ struct Next {
 impl Consumer {
     /// Attaches as the consumer of the pipe `ctl`, with owner tag `me`.
     ///
-    /// # Safety
-    /// As [`super::Producer::attach`].
-    ///
     /// Whether a producer is attached at this moment decides when this
     /// consumer sees end of file (see [`super::end`]).
+    ///
+    /// # Safety
+    /// As [`super::Producer::attach`].
     ///
     /// # Errors
     /// [`AttachError::Busy`] if another peer is the consumer;
@@ -70,8 +70,10 @@ impl Consumer {
         attach(&c.ends.consumer, me)?;
         // Acquire: pairs with the Release detach of a producer that left
         // before us, so its departure is counted in the epoch (it is not one
-        // we read from). A producer attaching concurrently may be missed
-        // here; it then counts as attaching after us, which is the same.
+        // we read from). A producer attaching concurrently gives the same
+        // epoch whether this load sees it or not; one detaching concurrently
+        // is either seen attached (its departure is our end of file) or seen
+        // gone (we wait for the next): either order is a real one.
         let epoch = end::epoch_at_attach(c.ends.producer.load(Ordering::Acquire));
         // Relaxed: the attach CAS's Acquire made the previous consumer's last
         // head store visible, and only consumers write `head`.

@@ -90,17 +90,18 @@ pub const KIND_PAD: u32 = 2;
 ///
 /// # When each side sees `Disconnected`
 /// - The producer: when the ring is full and the consumer word is
-///   [`gone`] (attached before, free now). Room left behind by a consumer
-///   that went can still be filled.
+///   [`gone`](end::gone) (attached before, free now). Room left behind by a
+///   consumer that went can still be filled.
 /// - The consumer (end of file), as a reader of a Unix FIFO: when the ring
 ///   is drained and a producer that was attached at some point since this
 ///   consumer attached is gone, with no producer attached now. At attach the
-///   consumer remembers [`epoch_at_attach`] of the producer word; end of file
-///   is then [`left_since`] that epoch with nothing left to read. So a
-///   consumer that attaches while no producer is attached first reads the
-///   frames an earlier producer left in the ring, then waits for a producer
-///   (whatever number of earlier producers came and went); one that attaches
-///   while a producer is attached sees end of file after that producer goes.
+///   consumer keeps [`epoch_at_attach`](end::epoch_at_attach) of the producer
+///   word; end of file is then [`left_since`](end::left_since) that epoch
+///   with nothing left to read. So a consumer that attaches while no
+///   producer is attached first reads the frames an earlier producer left in
+///   the ring, then waits for a producer (whatever number of earlier
+///   producers came and went); one that attaches while a producer is
+///   attached sees end of file after that producer goes.
 ///   Once seen, end of file lasts while no producer is attached; a new
 ///   producer's frames are read after it, and its departure is end of file
 ///   again. The daemon's release of a dead producer is a departure.
