@@ -1,6 +1,7 @@
 //! loom models of the SPSC pipe: non-blocking and blocking transfer with
-//! wrap-around, zero-copy claims, disconnection, and the daemon's recovery of a
-//! crashed endpoint.
+//! wrap-around, zero-copy claims, disconnection and the FIFO end-of-file rule
+//! (a consumer attached after a producer left waits for the next one), and
+//! the daemon's recovery of a crashed endpoint.
 //!
 //! One loom thread models one process; a crash is a thread that returns with its
 //! endpoint forgotten, and the daemon's recovery runs after `join()`
@@ -153,6 +154,11 @@ impl SleepSeen {
         seen[1] |= w;
     }
 
+    fn assert_readable(&self) {
+        let seen = *self.0.lock().unwrap();
+        assert!(seen[0], "no execution had the consumer sleep on `readable`");
+    }
+
     fn assert_both(&self) {
         let seen = *self.0.lock().unwrap();
         assert!(seen[0], "no execution had the consumer sleep on `readable`");
@@ -297,6 +303,55 @@ fn consumer_sees_eof_after_frames() {
     });
 }
 
+static LATE_SLEPT: SleepSeen = SleepSeen::new();
+
+/// Model 4c: the FIFO rule for a consumer that attaches after a producer
+/// left. A producer sends frame 0 and drops before the consumer attaches; a
+/// new producer (its own thread) then attaches, sends frame 1 and leaves, or
+/// dies and has its end released by the daemon after `join`. The consumer,
+/// blocking: frame 0 (left in the ring), then frame 1 (never end of file
+/// before it, whether the new producer has attached yet or not), then
+/// `Disconnected` once the new producer is gone; no lost wake-up, whether
+/// the last wake comes from the producer's drop or the daemon's release.
+#[test]
+fn late_consumer_waits_for_the_next_producer() {
+    for crash in [false, true] {
+        let name = format!("late_consumer_waits_for_the_next_producer (crash: {crash})");
+        model(&name, move || {
+            let pipe = Arc::new(HeapPipe::new(CAP));
+            {
+                let mut tx = producer(&pipe, PRODUCER);
+                tx.try_send(&frame(0, 8)).unwrap();
+            }
+            let rx = consumer(&pipe, CONSUMER);
+            let p = {
+                let pipe = pipe.clone();
+                thread::spawn(move || {
+                    let mut tx = producer(&pipe, NEW_PRODUCER);
+                    send(&mut tx, &frame(1, 3)).unwrap();
+                    if crash {
+                        tx.crash();
+                    }
+                })
+            };
+            let c = thread::spawn(move || {
+                let mut rx = rx;
+                assert_eq!(recv(&mut rx).unwrap(), frame(0, 8), "left in the ring");
+                assert_eq!(recv(&mut rx).unwrap(), frame(1, 3), "the new producer's");
+                assert_eq!(recv(&mut rx), Err(RecvError::Disconnected));
+            });
+            p.join().unwrap();
+            if crash {
+                // The daemon, once the death is confirmed.
+                assert_eq!(pipe.ctl().release_owner(NEW_PRODUCER), 1);
+            }
+            c.join().unwrap();
+            LATE_SLEPT.record(&pipe);
+        });
+    }
+    LATE_SLEPT.assert_readable();
+}
+
 /// Model 4b: the consumer reads one frame and drops while the producer keeps
 /// sending into a full ring. The ring holds four 16-byte records, so exactly
 /// five sends succeed and the sixth returns `Disconnected` instead of hanging.
@@ -378,7 +433,9 @@ fn crashed_producer_recovered() {
 /// Model 5b: the consumer crashes after one frame while the producer blocks on
 /// a full ring; the daemon's recovery wakes the producer with `Disconnected`
 /// (after exactly five sends), and a new consumer attaches at the crashed
-/// one's head and reads the remaining four frames.
+/// one's head and reads the remaining four frames. The producer has gone
+/// before the new consumer attached, so that is not end of file (the new
+/// consumer waits for a producer); a next producer's departure is.
 #[test]
 fn crashed_consumer_recovered() {
     model("crashed_consumer_recovered", || {
@@ -410,6 +467,8 @@ fn crashed_consumer_recovered() {
         for seq in 1..sent {
             assert_eq!(spin_recv(&mut rx2), frame(seq, 8), "frame {seq}");
         }
+        assert_eq!(rx2.try_recv_with(|_| ()), Err(TryRecvError::Empty));
+        drop(producer(&pipe, NEW_PRODUCER));
         assert_eq!(rx2.try_recv_with(|_| ()), Err(TryRecvError::Disconnected));
     });
 }

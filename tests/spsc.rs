@@ -410,6 +410,72 @@ fn consumer_disconnect_semantics() {
     assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Disconnected));
 }
 
+/// A consumer that attaches after the producer left is a FIFO reader that
+/// opened with no writer: it reads what was left in the ring, then waits
+/// (not end of file) until a producer comes; it sees end of file only when
+/// that one has gone and everything is read. Consumers that attach while a
+/// producer is attached see end of file when it goes, even if it is killed
+/// (the daemon's release).
+#[test]
+fn consumer_attached_after_the_producer_left_waits_for_the_next() {
+    let pipe = new_pipe(SMALL);
+    let mut tx = producer(&pipe);
+    tx.try_send(b"left").unwrap();
+    drop(tx);
+    let mut rx = consumer(&pipe);
+    assert_eq!(rx.try_recv_with(<[u8]>::to_vec), Ok(b"left".to_vec()));
+    assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Empty));
+    assert_eq!(
+        rx.recv_with_until(Some(Instant::now() + NAP), None, |_| ()),
+        Err(RecvError::Timeout),
+        "waits for a producer instead of end of file"
+    );
+    // A producer attaches while the consumer sleeps, sends and leaves.
+    let p = {
+        let pipe = pipe.clone();
+        thread::spawn(move || {
+            thread::sleep(NAP);
+            let mut tx = try_producer(&pipe, OTHER).unwrap();
+            thread::sleep(NAP);
+            tx.try_send(b"new").unwrap();
+        })
+    };
+    assert_eq!(
+        rx.recv_with_until(deadline(), None, <[u8]>::to_vec),
+        Ok(b"new".to_vec())
+    );
+    assert_eq!(
+        rx.recv_with_until(deadline(), None, |_| ()),
+        Err(RecvError::Disconnected)
+    );
+    p.join().unwrap();
+    assert!(rung(&pipe.ctl().readable), "the consumer did not sleep");
+    // End of file lasts while no producer is attached.
+    assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Disconnected));
+    drop(rx);
+
+    // Attached while a producer is attached: its death (the daemon's release)
+    // is end of file.
+    let tx = producer(&pipe);
+    let mut rx = consumer(&pipe);
+    assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Empty));
+    tx.crash();
+    assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Empty));
+    assert_eq!(pipe.ctl().release_owner(PRODUCER), 1);
+    assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Disconnected));
+    drop(rx);
+
+    // A producer that came and went before the consumer, however many: still
+    // waiting. One that attaches and leaves without sending: end of file.
+    for _ in 0..3 {
+        drop(producer(&pipe));
+    }
+    let mut rx = consumer(&pipe);
+    assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Empty));
+    drop(producer(&pipe));
+    assert_eq!(rx.try_recv_with(|_| ()), Err(TryRecvError::Disconnected));
+}
+
 #[test]
 fn consumer_blocked_is_woken_by_producer_drop() {
     let pipe = new_pipe(SMALL);

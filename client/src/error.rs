@@ -304,9 +304,11 @@ pub enum Error {
     Full,
     /// `try_recv`: nothing to read now.
     Empty,
-    /// Receiving: the sender has gone and everything it sent has been read
-    /// (end of file; Python's `EOFError`). Sending: the receiver has gone and
-    /// the pipe is full (Python's `BrokenPipeError`).
+    /// Receiving: end of file (Python's `EOFError`): a sender attached since
+    /// the receiver was claimed has gone, none is attached, and everything
+    /// was read (see [`PipeReceiver`](crate::PipeReceiver)'s "End of file").
+    /// Sending: the receiver has gone and the pipe is full (Python's
+    /// `BrokenPipeError`).
     Disconnected,
     /// The frame can never fit in this pipe.
     TooLarge {

@@ -154,6 +154,9 @@ impl Pipe {
     /// Claims the receiving end. Only one holder on the whole bus may have it
     /// at a time; dropping the [`PipeReceiver`] releases it.
     ///
+    /// Whether a sender is attached at this moment decides when the receiver
+    /// sees end of file: see [`PipeReceiver`]'s "End of file".
+    ///
     /// # Errors
     /// [`Error::Busy`] if another handle (in any process) holds the
     /// receiving end; `Corrupt` if the pipe's control block is inconsistent.
@@ -218,8 +221,9 @@ impl Pipe {
 /// The sending end of a pipe.
 ///
 /// `Send` but not `Sync`: every method takes `&mut self`. Dropping it releases
-/// the end; once the receiver has read everything, it then sees end of file
-/// ([`Error::Disconnected`]).
+/// the end; a receiver attached while this sender was (or before it came)
+/// then sees end of file ([`Error::Disconnected`]) once it has read
+/// everything. See [`PipeReceiver`]'s "End of file".
 ///
 /// # Examples
 /// ```no_run
@@ -604,6 +608,30 @@ impl DerefMut for PipeClaim<'_> {
 /// the end; a sender blocked on a full pipe then gets
 /// [`Error::Disconnected`].
 ///
+/// # End of file
+/// As for the reader of a Unix FIFO, a receive returns
+/// [`Error::Disconnected`] (end of file) exactly when
+/// 1. everything in the pipe has been read, and
+/// 2. no sender is attached now, and
+/// 3. a sender was attached at some moment since this receiver was claimed
+///    (at that moment or later) and has gone since, by dropping its
+///    [`PipeSender`] or by dying (the daemon then releases its end).
+///
+/// So:
+/// - claimed while a sender is attached: end of file once that sender has
+///   gone and its frames are read;
+/// - claimed while no sender is attached (a new pipe, or one whose senders
+///   have all left): frames an earlier sender left in the pipe are read
+///   first, then the receiver **waits** (`Empty` for the `try_` forms,
+///   blocking or `Timeout` otherwise) until a sender attaches, sends and
+///   leaves, however many senders came and went before it was claimed;
+/// - once seen, end of file stays while no sender is attached; a sender
+///   attaching afterwards is read from as usual, and its departure is end of
+///   file again.
+///
+/// A sender's attach alone does not wake a blocked receiver (there is
+/// nothing to read yet); its first frame or its departure does.
+///
 /// # Examples
 /// ```no_run
 /// use shmbus_client::Error;
@@ -659,8 +687,10 @@ impl PipeReceiver {
     /// Takes the next frame if there is one; never blocks.
     ///
     /// # Errors
-    /// [`Error::Empty`] (nothing yet), `Disconnected` (the sender has
-    /// gone and everything was read), `Corrupt`.
+    /// [`Error::Empty`] (nothing yet, including while no sender has attached
+    /// since this receiver was claimed), `Disconnected` (end of file: a
+    /// sender attached since then has gone, none is attached, and everything
+    /// was read; see [`PipeReceiver`]'s "End of file"), `Corrupt`.
     ///
     /// # Examples
     /// ```no_run
@@ -675,12 +705,14 @@ impl PipeReceiver {
         self.try_recv_with(<[u8]>::to_vec)
     }
 
-    /// Takes the next frame, waiting as long as the pipe is empty.
+    /// Takes the next frame, waiting as long as the pipe is empty, including
+    /// for a sender to attach if none has since this receiver was claimed.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] at end of file (the sender has gone and
-    /// everything was read), `BusClosed` (the daemon went away while waiting),
-    /// `Corrupt`.
+    /// [`Error::Disconnected`] at end of file (a sender attached since this
+    /// receiver was claimed has gone, none is attached, and everything was
+    /// read; see [`PipeReceiver`]'s "End of file"), `BusClosed` (the daemon
+    /// went away while waiting), `Corrupt`.
     ///
     /// # Examples
     /// ```no_run

@@ -15,6 +15,12 @@ use crate::util::round8;
 /// The consumer end of a pipe: the only writer of `head`.
 ///
 /// `Send` but not `Sync`, like [`super::Producer`]. Dropping it detaches.
+///
+/// End of file ([`TryRecvError::Disconnected`]) follows a Unix FIFO: it
+/// comes once everything in the ring is read, no producer is attached, and
+/// one was attached at some point since this consumer attached (see
+/// [`super::end`]). Attached while no producer is, it reads what an earlier
+/// producer left and then waits for the next one.
 #[derive(Debug)]
 pub struct Consumer {
     ctl: NonNull<PipeCtl>,
@@ -26,6 +32,9 @@ pub struct Consumer {
     head: u64,
     /// Last `tail` we read; refreshed only when the ring looks empty.
     cached_tail: u64,
+    /// The producer word's attach count before the first producer we read
+    /// from ([`end::epoch_at_attach`]); end of file needs a later one gone.
+    epoch: u64,
     /// Set once the shared state was found inconsistent.
     poisoned: Option<&'static str>,
 }
@@ -46,6 +55,9 @@ struct Next {
 impl Consumer {
     /// Attaches as the consumer of the pipe `ctl`, with owner tag `me`.
     ///
+    /// Whether a producer is attached at this moment decides when this
+    /// consumer sees end of file (see [`super::end`]).
+    ///
     /// # Safety
     /// As [`super::Producer::attach`].
     ///
@@ -56,6 +68,13 @@ impl Consumer {
         // SAFETY: the caller guarantees `ctl` is valid while we use it.
         let c = unsafe { ctl.as_ref() };
         attach(&c.ends.consumer, me)?;
+        // Acquire: pairs with the Release detach of a producer that left
+        // before us, so its departure is counted in the epoch (it is not one
+        // we read from). A producer attaching concurrently gives the same
+        // epoch whether this load sees it or not; one detaching concurrently
+        // is either seen attached (its departure is our end of file) or seen
+        // gone (we wait for the next): either order is a real one.
+        let epoch = end::epoch_at_attach(c.ends.producer.load(Ordering::Acquire));
         // Relaxed: the attach CAS's Acquire made the previous consumer's last
         // head store visible, and only consumers write `head`.
         let head = c.head.load(Ordering::Relaxed);
@@ -74,6 +93,7 @@ impl Consumer {
             max_frame: max_frame(capacity),
             head,
             cached_tail: tail,
+            epoch,
             poisoned: None,
         })
     }
@@ -142,7 +162,10 @@ impl Consumer {
     }
 
     /// Re-reads `tail` when everything up to `pos` has been seen. Returns
-    /// `Empty` or `Disconnected` if there is still nothing.
+    /// `Empty` or `Disconnected` if there is still nothing: `Disconnected`
+    /// when no producer is attached and one attached after our epoch (the
+    /// rule in [`super::end`]); `Empty` while one is attached, or none has
+    /// come since we attached.
     #[cold]
     #[inline(never)]
     fn refresh_tail(&mut self, pos: u64) -> Result<(), TryRecvError> {
@@ -156,11 +179,15 @@ impl Consumer {
         }
         // Acquire: pairs with the producer's Release detach, which comes after
         // its last tail store.
-        if !end::gone(self.ctl().ends.producer.load(Ordering::Acquire)) {
+        let w = self.ctl().ends.producer.load(Ordering::Acquire);
+        if !end::left_since(w, self.epoch) {
             return Err(TryRecvError::Empty);
         }
-        // The producer left. Re-read tail: frames it published just before
-        // leaving must be read before we report end of file.
+        // A producer we read from left, and none is attached. Re-read tail:
+        // frames published just before leaving must be read before we report
+        // end of file. (If a new producer attached meanwhile and published,
+        // we read its frames; if the tail is unchanged, end of file is true
+        // as of the load of `w`.)
         // Acquire: as above.
         let tail = self.ctl().tail.load(Ordering::Acquire);
         self.check_tail(tail)?;
@@ -200,8 +227,10 @@ impl Consumer {
     /// word by word and cannot lend a slice of it).
     ///
     /// # Errors
-    /// `Empty` (try again later), `Disconnected` (the sender has gone and all
-    /// it sent was read), `Corrupt`.
+    /// `Empty` (try again later; also while no producer has attached since
+    /// this consumer did), `Disconnected` (end of file: a producer attached
+    /// since this consumer did has gone, none is attached, and all was read;
+    /// see [`super::end`]), `Corrupt`.
     #[inline]
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, TryRecvError> {
         let next = self.peek()?;
@@ -274,8 +303,13 @@ impl Consumer {
     /// Waits for the next frame until `deadline` (forever if `None`), runs `f`
     /// on it in place, and releases it.
     ///
+    /// Waits, like a FIFO reader, also while no producer has attached since
+    /// this consumer did; a producer's attach alone does not wake it (its
+    /// first publish or its departure does).
+    ///
     /// # Errors
-    /// `Timeout`, `Interrupted`, `Disconnected` (end of file), `Corrupt`.
+    /// `Timeout`, `Interrupted`, `Disconnected` (end of file, as in
+    /// [`Consumer::try_recv_with`]), `Corrupt`.
     pub fn recv_with_until<R>(
         &mut self,
         deadline: Option<Instant>,

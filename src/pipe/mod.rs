@@ -81,10 +81,30 @@ pub const KIND_PAD: u32 = 2;
 /// | owner | attaches | meaning |
 /// |---|---|---|
 /// | 0 | 0 | this end was never attached |
-/// | 0 | > 0 | attached before, now free: the other side sees `Disconnected` once it cannot go on |
+/// | 0 | > 0 | attached before, now free |
 /// | k > 0 | > 0 | held by peer slot `k - 1` |
 ///
 /// An attach is `CAS (n, 0) → (n + 1, me)`; a detach is `CAS (n, me) → (n, 0)`.
+/// The attach count never goes down, so it tells a consumer whether a
+/// producer came (and went) after some earlier moment.
+///
+/// # When each side sees `Disconnected`
+/// - The producer: when the ring is full and the consumer word is
+///   [`gone`](end::gone) (attached before, free now). Room left behind by a
+///   consumer that went can still be filled.
+/// - The consumer (end of file), as a reader of a Unix FIFO: when the ring
+///   is drained and a producer that was attached at some point since this
+///   consumer attached is gone, with no producer attached now. At attach the
+///   consumer keeps [`epoch_at_attach`](end::epoch_at_attach) of the producer
+///   word; end of file is then [`left_since`](end::left_since) that epoch
+///   with nothing left to read. So a consumer that attaches while no
+///   producer is attached first reads the frames an earlier producer left in
+///   the ring, then waits for a producer (whatever number of earlier
+///   producers came and went); one that attaches while a producer is
+///   attached sees end of file after that producer goes.
+///   Once seen, end of file lasts while no producer is attached; a new
+///   producer's frames are read after it, and its departure is end of file
+///   again. The daemon's release of a dead producer is a departure.
 pub mod end {
     /// Mask of the owner tag.
     pub const OWNER_MASK: u64 = 0xFFFF;
@@ -101,6 +121,34 @@ pub mod end {
     #[inline]
     pub const fn gone(w: u64) -> bool {
         owner(w) == 0 && w >= ATTACH_ONE
+    }
+
+    /// The attach count of the producer word `w` (owner tag cleared).
+    #[inline]
+    pub const fn attaches(w: u64) -> u64 {
+        w & !OWNER_MASK
+    }
+
+    /// What a consumer attaching now keeps of the producer word `w`: the
+    /// attach count *before* the producer it is going to read from. With no
+    /// producer attached that is the current count (the next producer to
+    /// attach is the one); with one attached, the count before its attach
+    /// (it is the one).
+    #[inline]
+    pub const fn epoch_at_attach(w: u64) -> u64 {
+        if owner(w) == 0 {
+            attaches(w)
+        } else {
+            attaches(w).wrapping_sub(ATTACH_ONE)
+        }
+    }
+
+    /// True if the producer word `w` says that no producer is attached now
+    /// and at least one attached after `epoch` (from [`epoch_at_attach`]):
+    /// with the ring drained, that is the consumer's end of file.
+    #[inline]
+    pub const fn left_since(w: u64, epoch: u64) -> bool {
+        owner(w) == 0 && attaches(w) != epoch
     }
 }
 
@@ -585,6 +633,25 @@ mod tests {
         assert!(end::gone(end::ATTACH_ONE), "attached once, left");
         assert!(!end::gone(end::ATTACH_ONE | 5), "held by tag 5");
         assert_eq!(end::owner((3 * end::ATTACH_ONE) | 7), 7);
+    }
+
+    #[test]
+    fn consumer_epoch() {
+        // Attached to a never-used pipe: only the first producer's departure.
+        let e = end::epoch_at_attach(0);
+        assert!(!end::left_since(0, e), "nobody came");
+        assert!(!end::left_since(end::ATTACH_ONE | 5, e), "one is there");
+        assert!(end::left_since(end::ATTACH_ONE, e), "it came and went");
+        // Attached after two producers left: not their departure.
+        let e = end::epoch_at_attach(2 * end::ATTACH_ONE);
+        assert!(!end::left_since(2 * end::ATTACH_ONE, e));
+        assert!(!end::left_since((3 * end::ATTACH_ONE) | 1, e));
+        assert!(end::left_since(3 * end::ATTACH_ONE, e));
+        assert!(end::left_since(5 * end::ATTACH_ONE, e));
+        // Attached while the third is there: its departure.
+        let e = end::epoch_at_attach((3 * end::ATTACH_ONE) | 1);
+        assert!(!end::left_since((3 * end::ATTACH_ONE) | 1, e));
+        assert!(end::left_since(3 * end::ATTACH_ONE, e));
     }
 
     #[test]

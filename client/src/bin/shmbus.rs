@@ -74,15 +74,19 @@ enum Command {
     ///
     /// Creates a pipe (with the daemon's default capacity) if no channel of
     /// that name exists, and waits while it is full. An existing queue is
-    /// used as a queue. When this command exits, a receiver
-    /// that has read everything sees the end of the pipe.
+    /// used as a queue. When this command exits, a receiver that was running
+    /// (or started while this command ran) sees the end of the pipe once it
+    /// has read everything.
     Send(SendArgs),
     /// Receive frames from a pipe or a queue and print them, one per line.
     ///
     /// Creates a pipe if no channel of that name exists; an existing queue
     /// is used as a queue (which has no end: stop with -n or --timeout). Each frame is written as is,
     /// followed by a newline. Stops after COUNT frames, or at the end of the
-    /// pipe: once its sender has gone and every frame it sent was read.
+    /// pipe: once a sender that was attached while this command ran has gone
+    /// and every frame was read. Started while no sender is attached, it
+    /// prints what an earlier sender left and then waits for a sender (as a
+    /// FIFO reader waits for a writer).
     Recv(RecvArgs),
     /// Create a channel; succeeds if it exists already with the same
     /// parameters.
