@@ -12,6 +12,7 @@ use shmbus::sync::{fence, AtomicU32, Ordering};
 
 use crate::control::{Control, RequestError};
 use crate::error::{Error, Result};
+use crate::liveness::Liveness;
 use crate::pipe::Pipe;
 use crate::queue::Queue;
 use crate::segment::{Mapping, SegmentFile};
@@ -64,6 +65,9 @@ const CONNECT_ATTEMPTS: u32 = 3;
 #[derive(Debug)]
 pub(crate) struct Inner {
     name: String,
+    /// Declared before `control`, so dropped first: its thread's duplicate of
+    /// the connection is closed before `control` says `BYE` and closes it.
+    liveness: Liveness,
     control: Control,
     map: Mapping,
     /// Per value/array (keyed by its body's address): set while a caller's
@@ -110,6 +114,9 @@ impl Inner {
     /// sleeps of at most [`shmbus::futex::INTERRUPT_SLICE`]; it makes one
     /// non-blocking `recv` system call, so it never runs on the fast path.
     pub(crate) fn is_closed(&self) -> bool {
+        if self.daemon_gone() {
+            return true;
+        }
         let h = self.map.header();
         // Acquire: pairs with the daemon's Release store of CLOSING; a hint
         // only, nothing else is read on the strength of it.
@@ -118,6 +125,48 @@ impl Inner {
             // next check, 200 ms later at most.
             || h.epoch.load(Ordering::Relaxed) != self.control.welcome().epoch
             || self.control.peer_gone()
+    }
+
+    /// True once the watcher thread saw the daemon hang up our connection:
+    /// one relaxed load of a process-local flag, for the fast path of every
+    /// channel operation (see [`Liveness`]). [`is_closed`](Self::is_closed)
+    /// is the thorough check for slow paths.
+    #[inline]
+    pub(crate) fn daemon_gone(&self) -> bool {
+        self.liveness.daemon_gone()
+    }
+
+    /// `Err(BusClosed)` once the daemon is gone ([`daemon_gone`](Self::daemon_gone)):
+    /// the first step of every channel operation, so that a client streaming
+    /// at full speed, which never sleeps and so never runs the slow check,
+    /// learns of the daemon's death as soon as a blocked one does.
+    #[inline]
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.daemon_gone() {
+            return Err(self.gone_error());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn gone_error(&self) -> Error {
+        Error::BusClosed
+    }
+
+    /// `e`, except that an end of stream (`Disconnected`) that the daemon's
+    /// death explains is reported as `BusClosed`: when the daemon dies, the
+    /// first client to notice drops its ends, and its peers must not take
+    /// that for a clean end of file. Runs the thorough
+    /// [`is_closed`](Self::is_closed) check, on error paths only.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn explain(&self, e: Error) -> Error {
+        if matches!(e, Error::Disconnected) && self.is_closed() {
+            Error::BusClosed
+        } else {
+            e
+        }
     }
 
     /// What blocking calls pass to the core as their [`Waiter`]: the
@@ -339,9 +388,14 @@ impl Bus {
             // Relaxed: `validate` read the header after an Acquire of READY.
             let epoch = map.header().epoch.load(Ordering::Relaxed);
             if w.epoch == epoch && w.segment_size == map.geometry().total_size {
+                let liveness = Liveness::watch(control.stream()).map_err(|source| Error::Io {
+                    doing: "starting the thread that watches the daemon's connection",
+                    source,
+                })?;
                 return Ok(Self {
                     inner: Arc::new(Inner {
                         name: name.to_owned(),
+                        liveness,
                         control,
                         map,
                         user_code: std::sync::Mutex::default(),

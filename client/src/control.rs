@@ -206,6 +206,12 @@ impl Control {
         &self.welcome
     }
 
+    /// The connection itself, for the [`Liveness`](crate::liveness::Liveness)
+    /// watcher (which only polls it for a hang-up).
+    pub(crate) fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+
     /// The daemon's effective uid (`SO_PEERCRED`): the segment's owner.
     pub(crate) fn daemon_uid(&self) -> u32 {
         self.daemon_uid

@@ -96,6 +96,7 @@
 mod bus;
 mod control;
 pub mod error;
+mod liveness;
 mod pipe;
 mod queue;
 mod segment;

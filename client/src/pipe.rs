@@ -302,7 +302,10 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn try_send(&mut self, frame: &[u8]) -> Result<()> {
-        self.producer.try_send(frame).map_err(Error::from)
+        self.bus.check_open()?;
+        self.producer
+            .try_send(frame)
+            .map_err(|e| self.bus.explain(e.into()))
     }
 
     /// Sends one frame, waiting as long as the pipe is full.
@@ -320,10 +323,11 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send(&mut self, frame: &[u8]) -> Result<()> {
+        self.bus.check_open()?;
         match self.producer.try_send(frame) {
             Ok(()) => Ok(()),
             Err(core::TrySendError::Full) => self.send_slow(frame, None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.bus.explain(e.into())),
         }
     }
 
@@ -343,13 +347,14 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send_timeout(&mut self, frame: &[u8], timeout: Duration) -> Result<()> {
+        self.bus.check_open()?;
         match self.producer.try_send(frame) {
             Ok(()) => Ok(()),
             // The clock is read only once we must wait.
             Err(core::TrySendError::Full) => {
                 self.send_slow(frame, Instant::now().checked_add(timeout))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.bus.explain(e.into())),
         }
     }
 
@@ -372,10 +377,11 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send_deadline(&mut self, frame: &[u8], deadline: Instant) -> Result<()> {
+        self.bus.check_open()?;
         match self.producer.try_send(frame) {
             Ok(()) => Ok(()),
             Err(core::TrySendError::Full) => self.send_slow(frame, Some(deadline)),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.bus.explain(e.into())),
         }
     }
 
@@ -391,7 +397,9 @@ impl PipeSender {
         let check = || watch.check(phantom_end(bus, other));
         let interrupt = bus.waiter_with(&check);
         let r = self.producer.send_until(frame, deadline, Some(&interrupt));
-        watch.result(r.map_err(Error::from), PHANTOM_END)
+        watch
+            .result(r.map_err(Error::from), PHANTOM_END)
+            .map_err(|e| bus.explain(e))
     }
 
     /// Claims room for a frame of `len` bytes if there is room now, to be
@@ -411,7 +419,12 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn try_claim(&mut self, len: usize) -> Result<PipeClaim<'_>> {
-        let claim = self.producer.try_claim(len).map_err(Error::from)?;
+        self.bus.check_open()?;
+        let bus = &*self.bus;
+        let claim = self
+            .producer
+            .try_claim(len)
+            .map_err(|e| bus.explain(e.into()))?;
         Ok(PipeClaim::new(claim))
     }
 
@@ -488,6 +501,7 @@ impl PipeSender {
     #[inline]
     fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<PipeClaim<'_>> {
         let bus = &*self.bus;
+        bus.check_open()?;
         let ctl = NonNull::from(self.producer.control());
         // SAFETY: as in `send_slow`.
         let other = unsafe { &ctl.as_ref().ends.consumer };
@@ -495,7 +509,9 @@ impl PipeSender {
         let check = || watch.check(phantom_end(bus, other));
         let interrupt = bus.waiter_with(&check);
         let r = self.producer.claim_until(len, deadline, Some(&interrupt));
-        let claim = watch.result(r.map_err(Error::from), PHANTOM_END)?;
+        let claim = watch
+            .result(r.map_err(Error::from), PHANTOM_END)
+            .map_err(|e| bus.explain(e))?;
         Ok(PipeClaim::new(claim))
     }
 }
@@ -786,7 +802,10 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.consumer.try_recv_into(buf).map_err(Error::from)
+        self.bus.check_open()?;
+        self.consumer
+            .try_recv_into(buf)
+            .map_err(|e| self.bus.explain(e.into()))
     }
 
     /// Copies the next frame into `buf` (cleared first), waiting as long as
@@ -828,7 +847,10 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        self.consumer.try_recv_with(f).map_err(Error::from)
+        self.bus.check_open()?;
+        self.consumer
+            .try_recv_with(f)
+            .map_err(|e| self.bus.explain(e.into()))
     }
 
     /// Runs `f` on the next frame in place (zero-copy), waiting as long as the
@@ -904,6 +926,7 @@ impl PipeReceiver {
         deadline: impl FnOnce() -> Option<Instant>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
+        self.bus.check_open()?;
         let mut f = Some(f);
         let r = self.consumer.try_recv_with(|b| match f.take() {
             Some(f) => f(b),
@@ -915,7 +938,7 @@ impl PipeReceiver {
                 Some(f) => self.recv_slow(deadline(), f),
                 None => unreachable!("the closure only runs on a frame"),
             },
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.bus.explain(e.into())),
         }
     }
 
@@ -929,7 +952,9 @@ impl PipeReceiver {
         let check = || watch.check(phantom_end(bus, other));
         let interrupt = bus.waiter_with(&check);
         let r = self.consumer.recv_with_until(deadline, Some(&interrupt), f);
-        watch.result(r.map_err(Error::from), PHANTOM_END)
+        watch
+            .result(r.map_err(Error::from), PHANTOM_END)
+            .map_err(|e| bus.explain(e))
     }
 }
 

@@ -125,6 +125,7 @@ impl Queue {
     /// ```
     #[inline]
     pub fn try_put(&self, item: &[u8]) -> Result<()> {
+        self.bus.check_open()?;
         Ok(self.q.try_put(item)?)
     }
 
@@ -134,6 +135,7 @@ impl Queue {
     /// `TooLarge`, `BusClosed` (the daemon went away while we waited), `Corrupt`.
     #[inline]
     pub fn put(&self, item: &[u8]) -> Result<()> {
+        self.bus.check_open()?;
         match self.q.try_put(item) {
             Err(shmbus::queue::TryPutError::Full) => self.put_slow(item, None),
             r => Ok(r?),
@@ -158,6 +160,7 @@ impl Queue {
 
     fn put_slow(&self, item: &[u8], deadline: Option<Instant>) -> Result<()> {
         let bus = &self.bus;
+        bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(false));
         let interrupt = bus.waiter_with(&check);
@@ -193,6 +196,7 @@ impl Queue {
     /// ```
     #[inline]
     pub fn try_claim(&self, len: usize) -> Result<QueueClaim<'_>> {
+        self.bus.check_open()?;
         Ok(QueueClaim {
             c: self.q.try_claim(len)?,
         })
@@ -216,6 +220,7 @@ impl Queue {
 
     fn claim_until(&self, len: usize, deadline: Option<Instant>) -> Result<QueueClaim<'_>> {
         let bus = &self.bus;
+        bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(false));
         let interrupt = bus.waiter_with(&check);
@@ -271,6 +276,7 @@ impl Queue {
     /// As [`Queue::try_get`].
     #[inline]
     pub fn try_get_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.bus.check_open()?;
         let c = self.q.try_get_claim()?;
         Ok(finish(c, f))
     }
@@ -281,6 +287,7 @@ impl Queue {
     /// As [`Queue::get`].
     #[inline]
     pub fn get_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.bus.check_open()?;
         match self.q.try_get_claim() {
             Ok(c) => Ok(finish(c, f)),
             Err(shmbus::queue::TryGetError::Empty) => self.get_slow(None, f),
@@ -298,6 +305,7 @@ impl Queue {
 
     fn get_slow<R>(&self, deadline: Option<Instant>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let bus = &self.bus;
+        bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(true));
         let interrupt = bus.waiter_with(&check);
@@ -313,6 +321,7 @@ impl Queue {
     /// # Errors
     /// [`Error::TaskDone`](crate::Error::TaskDone) if called more times than items were put.
     pub fn task_done(&self) -> Result<()> {
+        self.bus.check_open()?;
         Ok(self.q.task_done()?)
     }
 
@@ -345,6 +354,7 @@ impl Queue {
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
         let bus = &self.bus;
+        bus.check_open()?;
         let interrupt = bus.waiter();
         Ok(self.q.join_until(deadline, Some(&interrupt))?)
     }

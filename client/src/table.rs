@@ -324,6 +324,7 @@ impl Table {
     /// ```
     pub fn wait_changed_until(&self, since: u64, deadline: Option<Instant>) -> Result<u64> {
         let bus = &*self.bus;
+        bus.check_open()?;
         let interrupt = bus.waiter();
         self.lock
             .wait_changed(since, deadline, Some(&interrupt))
@@ -334,6 +335,9 @@ impl Table {
     /// or the lock turns out to be held by nobody (see [`phantom_lock`]).
     #[inline]
     fn lock_write(&self, deadline: Option<Instant>) -> Result<WriteGuard<'_>> {
+        // Every write goes through here: a writer at full speed learns of
+        // the daemon's death without a system call (see `Inner::check_open`).
+        self.bus.check_open()?;
         let me = self.bus.owner();
         if let Some(g) = self.lock.try_lock(me) {
             return Ok(g);
