@@ -29,7 +29,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use shmbus::sync::Ordering;
 use shmbus_client::{
     Bus, ChannelDetails, ElemType, Error, Kind, PipeReceiver, PipeSender, Table, BUS_ENV,
     DEFAULT_BUS,
@@ -289,8 +288,6 @@ enum Failure {
     Timeout(String),
     /// Standard output was closed by its reader: stop quietly.
     StdoutClosed,
-    /// SIGINT or SIGTERM arrived (`watch` only): exit [`EXIT_INTERRUPTED`].
-    Interrupted,
 }
 
 fn error(e: impl Display) -> Failure {
@@ -312,7 +309,6 @@ fn main() -> ExitCode {
         Ok(()) | Err(Failure::StdoutClosed) => ExitCode::SUCCESS,
         Err(Failure::Error(m)) => report(&m, EXIT_ERROR),
         Err(Failure::Timeout(m)) => report(&m, EXIT_TIMEOUT),
-        Err(Failure::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
     }
 }
 
@@ -508,47 +504,35 @@ fn add(bus: &Bus, a: &AddArgs) -> Result<(), Failure> {
     print_line(&now.join(" "))
 }
 
-/// Set by the SIGINT/SIGTERM handler that `watch` installs.
-static INTERRUPTED: shmbus::sync::AtomicU32 = shmbus::sync::AtomicU32::new(0);
-
-/// Longest single futex sleep of `watch`, so that it notices Ctrl-C.
-const WATCH_SLICE: Duration = Duration::from_millis(100);
-
-/// Prints each change. Sleeps in slices of [`WATCH_SLICE`] and leaves on
-/// SIGINT/SIGTERM between them, instead of dying inside the futex sleep.
+/// Prints each change, asleep on the value's doorbell in between with no
+/// periodic wake-up (the daemon's death wakes it, see the client's
+/// `liveness` module).
 ///
-/// NB: a process killed while it sleeps in a doorbell wait leaves the
-/// doorbell's `waiters` count raised for good (nothing repairs it yet), and
-/// from then on every write to the value makes a `FUTEX_WAKE` system call:
-/// measured 221 M → 2.3 M writes/s for a 16-element array. Ctrl-C on
-/// `shmbus watch` is the common way to get there, hence the handler.
+/// SIGINT/SIGTERM end it with [`EXIT_INTERRUPTED`] from the handler's
+/// thread, while the main thread sleeps. The sleeper count it leaves raised
+/// in the doorbell is not lost: the sleep is recorded in our peer slot, and
+/// the daemon takes the count back when our connection ends (DESIGN.md §5),
+/// as it does for a process killed asleep.
 fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
     let t = table(bus, &a.name)?;
-    // Relaxed: a flag polled between sleeps; no data depends on it.
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(1, Ordering::Relaxed));
+    // No explicit flush: the main thread may hold the stdout lock (every
+    // line is flushed as printed; `exit` flushes what it can without waiting).
+    let _ = ctrlc::set_handler(|| std::process::exit(i32::from(EXIT_INTERRUPTED)));
     let mut since = t.version();
     let mut n: u64 = 0;
     while a.count.map_or(true, |c| n < c) {
         let deadline = a.timeout.and_then(|d| Instant::now().checked_add(d));
-        loop {
-            if INTERRUPTED.load(Ordering::Relaxed) != 0 {
-                return Err(Failure::Interrupted);
+        match t.wait_changed_until(since, deadline) {
+            Ok(_) => {}
+            Err(Error::Timeout) => {
+                return Err(Failure::Timeout(format!(
+                    "{} {} did not change for {:?}",
+                    t.kind(),
+                    a.name,
+                    a.timeout.unwrap_or_default()
+                )))
             }
-            let slice = Instant::now() + WATCH_SLICE;
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            match t.wait_changed_until(since, Some(until)) {
-                Ok(_) => break,
-                Err(Error::Timeout) if deadline.map_or(true, |d| Instant::now() < d) => {}
-                Err(Error::Timeout) => {
-                    return Err(Failure::Timeout(format!(
-                        "{} {} did not change for {:?}",
-                        t.kind(),
-                        a.name,
-                        a.timeout.unwrap_or_default()
-                    )))
-                }
-                Err(e) => return Err(error(e)),
-            }
+            Err(e) => return Err(error(e)),
         }
         let (bits, v) = t.read_bits();
         since = v;
