@@ -119,7 +119,10 @@ impl Throttle {
         self.next = Some(now + LOG_EVERY);
         Some(match std::mem::take(&mut self.suppressed) {
             0 => String::new(),
-            n => format!(" ({n} more like this in the last {} s not logged)", LOG_EVERY.as_secs()),
+            n => format!(
+                " ({n} more like this in the last {} s not logged)",
+                LOG_EVERY.as_secs()
+            ),
         })
     }
 }
@@ -165,7 +168,12 @@ pub(crate) fn accept_loop(bus: &Arc<Bus>, listener: &UnixListener, stop: &StopHa
         .flatten()
         .min()
         .unwrap_or(now);
-        let ready = match poll(listener, listen, &pending, wake.saturating_duration_since(now)) {
+        let ready = match poll(
+            listener,
+            listen,
+            &pending,
+            wake.saturating_duration_since(now),
+        ) {
             Ok(r) => r,
             Err(Errno::INTR) => continue,
             Err(e) => {
@@ -260,7 +268,11 @@ fn poll(
     if listen {
         fds.push(PollFd::new(listener, PollFlags::IN));
     }
-    fds.extend(pending.iter().map(|p| PollFd::new(&p.stream, PollFlags::IN)));
+    fds.extend(
+        pending
+            .iter()
+            .map(|p| PollFd::new(&p.stream, PollFlags::IN)),
+    );
     let ts = Timespec {
         tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: i64::from(timeout.subsec_nanos()),
@@ -333,8 +345,9 @@ fn accepted(bus: &Arc<Bus>, stream: UnixStream, pending: &mut Vec<Pending>, logs
         Ok(c) => c,
         Err(e) => {
             if let Some(more) = logs.resources.allow() {
-                bus.log
-                    .warn(format_args!("SO_PEERCRED failed on a new connection: {e}{more}"));
+                bus.log.warn(format_args!(
+                    "SO_PEERCRED failed on a new connection: {e}{more}"
+                ));
             }
             return;
         }
@@ -403,10 +416,7 @@ fn evict(bus: &Arc<Bus>, pending: &mut Vec<Pending>, logs: &mut Logs) {
         else {
             return;
         };
-        let i = pending
-            .iter()
-            .position(|p| p.cred.uid == uid)
-            .unwrap_or(0);
+        let i = pending.iter().position(|p| p.cred.uid == uid).unwrap_or(0);
         let mut p = pending.remove(i);
         match read_hello(&mut p) {
             Step::Line => {

@@ -44,10 +44,10 @@ use shmbus::protocol::{ErrorCode, Request, Response, MAX_LINE};
 use shmbus::seqlock;
 use shmbus::sync::Ordering;
 
+use crate::admission::{source_name, Admitted};
 use crate::alloc::{AllocError, Channel, Channels};
 use crate::config::Spec;
 use crate::config::{ChannelParams, ChannelSpec, DEFAULT_PIPE_CAPACITY};
-use crate::admission::{source_name, Admitted};
 use crate::process::{ClientProc, PeerCred};
 use crate::run::{Log, Segment};
 use crate::supervisor::{self, Peers};
@@ -247,7 +247,10 @@ impl Bus {
                 ));
                 let r = error(
                     ErrorCode::Full,
-                    format!("the daemon of bus {} is out of resources ({e}); try again later", self.name),
+                    format!(
+                        "the daemon of bus {} is out of resources ({e}); try again later",
+                        self.name
+                    ),
                 );
                 return Err((stream, cred, process, r));
             }
