@@ -377,13 +377,25 @@ fn accepted(bus: &Arc<Bus>, stream: UnixStream, pending: &mut Vec<Pending>, logs
                     cred.uid
                 ));
             }
-            send_final(
-                &stream,
-                &error(
+            let out_of_fds = matches!(
+                Errno::from_io_error(&e),
+                Some(Errno::MFILE | Errno::NFILE | Errno::NOMEM)
+            );
+            let r = if out_of_fds {
+                error(
+                    ErrorCode::Full,
+                    format!(
+                        "the daemon of bus {} is out of file descriptors ({e}); try again later",
+                        bus.name
+                    ),
+                )
+            } else {
+                error(
                     ErrorCode::Protocol,
                     format!("the daemon cannot watch this client's process {pid}: {e}"),
-                ),
-            );
+                )
+            };
+            send_final(&stream, &r);
             return;
         }
     };
@@ -408,15 +420,14 @@ fn evict(bus: &Arc<Bus>, pending: &mut Vec<Pending>, logs: &mut Logs) {
         for p in pending.iter() {
             *counts.entry(p.cred.uid).or_default() += 1;
         }
-        // Most pending; among equals, the uid whose oldest is oldest.
-        let Some(uid) = pending
-            .iter()
-            .max_by_key(|p| counts[&p.cred.uid])
-            .map(|p| p.cred.uid)
-        else {
+        // The uid with the most; among equals, the one whose oldest is
+        // oldest. `pending` is in accept order, so the first connection of
+        // such a uid is both.
+        let most = counts.values().copied().max().unwrap_or(0);
+        let Some(i) = pending.iter().position(|p| counts[&p.cred.uid] == most) else {
             return;
         };
-        let i = pending.iter().position(|p| p.cred.uid == uid).unwrap_or(0);
+        let uid = pending[i].cred.uid;
         let mut p = pending.remove(i);
         match read_hello(&mut p) {
             Step::Line => {
@@ -495,38 +506,39 @@ fn hello(bus: &Arc<Bus>, p: Pending, logs: &mut Logs) {
     let req = std::str::from_utf8(&p.line)
         .map_err(|_| "line is not UTF-8".to_owned())
         .and_then(|l| Request::decode(l).map_err(|e| e.to_string()));
-    let answer = match req {
-        Ok(Request::Hello { abi, pid }) => match admit(bus, p, abi, pid) {
-            Ok(()) => return,
-            Err((p, r)) => (p, r),
-        },
-        Ok(_) => (
-            p,
-            error(ErrorCode::Protocol, "the first message must be HELLO"),
-        ),
-        Err(m) => (p, error(ErrorCode::Protocol, m)),
+    let checked = match req {
+        Ok(Request::Hello { abi, pid }) => check_hello(&p, abi, pid),
+        Ok(_) => Err(error(
+            ErrorCode::Protocol,
+            "the first message must be HELLO",
+        )),
+        Err(m) => Err(error(ErrorCode::Protocol, m)),
     };
-    let (p, r) = answer;
+    let (uid, who) = (p.cred.uid, p.process.who());
+    let (stream, r) = match checked {
+        Ok(()) => match bus.admit(p.stream, p.cred, p.process) {
+            Ok(()) => return,
+            Err(refused) => refused,
+        },
+        Err(r) => (p.stream, r),
+    };
     if let (Some(more), Response::Error { code, message }) = (logs.bad_hello.allow(), &r) {
         bus.log.info(format_args!(
-            "refused client uid {} {} at HELLO ({code}): {message}{more}",
-            p.cred.uid,
-            p.process.who()
+            "refused client uid {uid} {who} at HELLO ({code}): {message}{more}"
         ));
     }
-    send_final(&p.stream, &r);
+    send_final(&stream, &r);
 }
 
-/// Checks `HELLO <abi> <pid>`, takes a peer slot and starts the
-/// connection's thread. On refusal, gives the connection back with the
-/// answer to send.
-fn admit(bus: &Arc<Bus>, p: Pending, abi: u32, pid: u32) -> Result<(), (Pending, Response)> {
+/// Checks `HELLO <abi> <pid>`: our ABI, and the client's own pid (where the
+/// daemon can tell).
+fn check_hello(p: &Pending, abi: u32, pid: u32) -> Result<(), Response> {
     if abi != ABI_VERSION {
         let m = format!(
             "client speaks ABI version {abi}, this daemon speaks {ABI_VERSION}: use a client and \
              daemon from the same shmbus release"
         );
-        return Err((p, error(ErrorCode::Abi, m)));
+        return Err(error(ErrorCode::Abi, m));
     }
     if p.process.pid_matches(pid) == Some(false) {
         let m = format!(
@@ -534,21 +546,9 @@ fn admit(bus: &Arc<Bus>, p: Pending, abi: u32, pid: u32) -> Result<(), (Pending,
              is that its pid)",
             p.process.pid()
         );
-        return Err((p, error(ErrorCode::Denied, m)));
+        return Err(error(ErrorCode::Denied, m));
     }
-    bus.admit(p.stream, p.cred, p.process)
-        .map_err(|(stream, cred, process, r)| {
-            (
-                Pending {
-                    stream,
-                    cred,
-                    process,
-                    deadline: p.deadline,
-                    line: Vec::new(),
-                },
-                r,
-            )
-        })
+    Ok(())
 }
 
 /// For the log: how a client's pidfd was obtained.

@@ -228,15 +228,14 @@ impl Bus {
     /// Admits a client whose `HELLO` passed the checks: registers the
     /// connection, gives it a peer slot and starts its thread, which sends
     /// `WELCOME` first. On refusal (the daemon is closing, the peer table is
-    /// full, no file descriptor left) gives everything back with the `ERR` to
-    /// send.
-    #[allow(clippy::result_large_err)]
+    /// full, no file descriptor left) gives the connection back with the
+    /// `ERR` to send.
     pub(crate) fn admit(
         self: &Arc<Self>,
         stream: UnixStream,
         cred: PeerCred,
         process: ClientProc,
-    ) -> Result<(), (UnixStream, PeerCred, ClientProc, Response)> {
+    ) -> Result<(), (UnixStream, Response)> {
         let id = match self.add_conn(&stream) {
             Ok(id) => id,
             Err(e) => {
@@ -252,7 +251,7 @@ impl Bus {
                         self.name
                     ),
                 );
-                return Err((stream, cred, process, r));
+                return Err((stream, r));
             }
         };
         let mut st = self.state();
@@ -260,7 +259,7 @@ impl Bus {
             drop(st);
             self.remove_conn(id);
             let r = error(ErrorCode::Closing, "the daemon is shutting down");
-            return Err((stream, cred, process, r));
+            return Err((stream, r));
         }
         let (slot, generation) =
             match st
@@ -279,7 +278,7 @@ impl Bus {
                             f.slots, self.name
                         ),
                     );
-                    return Err((stream, cred, process, r));
+                    return Err((stream, r));
                 }
             };
         let live = st.peers.live();
