@@ -69,6 +69,15 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Longest sleep in `poll`, so a stop is noticed even if nothing wakes it.
 const STOP_CHECK: Duration = Duration::from_secs(1);
 
+/// How often a `HELLO` that found every peer slot taken is tried again.
+const SLOT_RETRY: Duration = Duration::from_millis(5);
+
+/// How long a `HELLO` that found every peer slot taken waits for one before
+/// it is refused. A client that drops its last handle says `BYE` and closes;
+/// its connection thread frees the slot a moment later, and a client that
+/// connects right after it (as a program that reconnects does) should get it.
+const SLOT_GRACE: Duration = Duration::from_millis(200);
+
 /// A connection that was admitted: handed to its own thread.
 #[derive(Debug)]
 pub(crate) struct Admitted {
@@ -88,6 +97,10 @@ struct Pending {
     deadline: Instant,
     /// What arrived of the `HELLO` line so far.
     line: Vec<u8>,
+    /// Set when the line was complete but every peer slot was taken:
+    /// admission is retried every [`SLOT_RETRY`] until then (a client that
+    /// just said `BYE` may be about to free its slot), and refused after.
+    awaiting_slot: Option<Instant>,
 }
 
 /// What reading a pending connection gave.
@@ -159,8 +172,10 @@ pub(crate) fn accept_loop(bus: &Arc<Bus>, listener: &UnixListener, stop: &StopHa
         }
         let listen = paused_until.is_none();
         // `pending` is in accept order, so the first deadline is the first.
+        let retry = pending.iter().any(|p| p.awaiting_slot.is_some());
         let wake = [
             Some(now + STOP_CHECK),
+            retry.then(|| now + SLOT_RETRY),
             pending.first().map(|p| p.deadline),
             paused_until,
         ]
@@ -186,13 +201,17 @@ pub(crate) fn accept_loop(bus: &Arc<Bus>, listener: &UnixListener, stop: &StopHa
         // Pending connections with bytes first.
         let before = std::mem::take(&mut pending);
         for (mut p, r) in before.into_iter().zip(&ready[usize::from(listen)..]) {
+            if p.awaiting_slot.is_some() {
+                hello(bus, p, &mut pending, &mut logs);
+                continue;
+            }
             if !*r {
                 pending.push(p);
                 continue;
             }
             match read_hello(&mut p) {
                 Step::Wait => pending.push(p),
-                Step::Line => hello(bus, p, &mut logs),
+                Step::Line => hello(bus, p, &mut pending, &mut logs),
                 Step::Over(answer) => {
                     if let Some(a) = answer {
                         send_final(&p.stream, &a);
@@ -268,11 +287,16 @@ fn poll(
     if listen {
         fds.push(PollFd::new(listener, PollFlags::IN));
     }
-    fds.extend(
-        pending
-            .iter()
-            .map(|p| PollFd::new(&p.stream, PollFlags::IN)),
-    );
+    // A connection whose line is complete is not read again (it would stay
+    // readable if the client sent more): polled for nothing.
+    fds.extend(pending.iter().map(|p| {
+        let want = if p.awaiting_slot.is_some() {
+            PollFlags::empty()
+        } else {
+            PollFlags::IN
+        };
+        PollFd::new(&p.stream, want)
+    }));
     let ts = Timespec {
         tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: i64::from(timeout.subsec_nanos()),
@@ -408,6 +432,7 @@ fn accepted(bus: &Arc<Bus>, stream: UnixStream, pending: &mut Vec<Pending>, logs
         process,
         deadline: Instant::now() + HELLO_TIMEOUT,
         line: Vec::new(),
+        awaiting_slot: None,
     });
 }
 
@@ -429,9 +454,17 @@ fn evict(bus: &Arc<Bus>, pending: &mut Vec<Pending>, logs: &mut Logs) {
         };
         let uid = pending[i].cred.uid;
         let mut p = pending.remove(i);
-        match read_hello(&mut p) {
+        let step = if p.awaiting_slot.is_some() {
+            Step::Line
+        } else {
+            read_hello(&mut p)
+        };
+        match step {
             Step::Line => {
-                hello(bus, p, logs);
+                // Admitted or refused now: no more waiting for a slot.
+                p.deadline = Instant::now();
+                let mut none = Vec::new();
+                hello(bus, p, &mut none, logs);
                 continue;
             }
             Step::Over(answer) => {
@@ -501,8 +534,9 @@ fn read_hello(p: &mut Pending) -> Step {
     }
 }
 
-/// A whole first line arrived: admits the client or refuses it.
-fn hello(bus: &Arc<Bus>, p: Pending, logs: &mut Logs) {
+/// A whole first line arrived: admits the client or refuses it, or, if every
+/// peer slot is taken, puts it back in `pending` for up to [`SLOT_GRACE`].
+fn hello(bus: &Arc<Bus>, mut p: Pending, pending: &mut Vec<Pending>, logs: &mut Logs) {
     let req = std::str::from_utf8(&p.line)
         .map_err(|_| "line is not UTF-8".to_owned())
         .and_then(|l| Request::decode(l).map_err(|e| e.to_string()));
@@ -514,6 +548,14 @@ fn hello(bus: &Arc<Bus>, p: Pending, logs: &mut Logs) {
         )),
         Err(m) => Err(error(ErrorCode::Protocol, m)),
     };
+    if checked.is_ok() && bus.peers_full() {
+        let now = Instant::now();
+        let until = *p.awaiting_slot.get_or_insert(now + SLOT_GRACE);
+        if now < until.min(p.deadline) {
+            pending.push(p);
+            return;
+        }
+    }
     let (uid, who) = (p.cred.uid, p.process.who());
     let (stream, r) = match checked {
         Ok(()) => match bus.admit(p.stream, p.cred, p.process) {

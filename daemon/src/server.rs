@@ -323,6 +323,12 @@ impl Bus {
         Ok(())
     }
 
+    /// Whether every peer slot is taken (a hint: the peer table decides
+    /// again when a slot is handed out).
+    pub(crate) fn peers_full(&self) -> bool {
+        self.state().peers.live() >= self.seg.geometry().peers_count as usize
+    }
+
     fn remove_conn(&self, id: u64) {
         self.conns().open.remove(&id);
         self.conns_cv.notify_all();
