@@ -36,9 +36,9 @@ const ATTEMPTS: usize = 100;
 
 /// Attacker role (only when re-executed with `SHMBUS_TEST_ROLE=attacker`):
 /// keeps `SHMBUS_TEST_CONNECTIONS` connections to the bus's socket open,
-/// sends each one byte (never a newline) every 500 ms, and opens a new one
-/// whenever the daemon closes one. Prints `up` once all are open; runs until
-/// killed.
+/// sends each one byte (never a newline) every 100 ms, and opens a new one
+/// whenever the daemon closes one. Prints `cycle N` after each round; runs
+/// until killed.
 #[test]
 fn attacker_role() {
     if std::env::var(ROLE_ENV).as_deref() != Ok("attacker") {
@@ -53,9 +53,7 @@ fn attacker_role() {
         Some(s)
     };
     let mut conns: Vec<Option<UnixStream>> = (0..n).map(|_| connect()).collect();
-    println!("up");
-    let _ = std::io::stdout().flush();
-    loop {
+    for cycle in 1.. {
         for c in &mut conns {
             let gone = match c {
                 Some(s) => match s.write(b"x") {
@@ -68,7 +66,9 @@ fn attacker_role() {
                 *c = connect();
             }
         }
-        std::thread::sleep(Duration::from_millis(500));
+        println!("cycle {cycle}");
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -88,22 +88,29 @@ fn attacker(bus: &str, uid: u32) -> Proc {
     Proc::spawn_raw_stdout(c, &format!("attacker as uid {uid}"))
 }
 
-/// Waits for the attacker to print `up`.
-fn wait_up(p: &mut Proc) {
+/// Waits until the attacker has done three rounds (so it has seen its
+/// connections closed and opened new ones), then keeps reading its output on
+/// a thread; the returned handle says how many rounds it did in all.
+fn wait_attacking(p: &mut Proc) -> std::thread::JoinHandle<u64> {
     use std::io::BufRead as _;
     let out = p.raw_stdout.take().expect("stdout");
-    let line = within(WATCHDOG, "attacker up", move || {
-        let mut r = std::io::BufReader::new(out);
-        let mut l = String::new();
-        while !l.contains("up") {
-            l.clear();
-            if r.read_line(&mut l).unwrap_or(0) == 0 {
-                break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let mut last = 0;
+        for l in std::io::BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if let Some(n) = l.strip_prefix("cycle ").and_then(|n| n.parse().ok()) {
+                last = n;
+                if n == 3 {
+                    let _ = tx.send(());
+                }
             }
         }
-        l
+        last
     });
-    assert!(line.contains("up"), "attacker did not start: {line:?}");
+    rx.recv_timeout(WATCHDOG)
+        .expect("watchdog: the attacker never got going");
+    h
 }
 
 #[test]
@@ -118,8 +125,8 @@ fn hostile_connections_before_hello_never_lock_out_a_well_behaved_client() {
     );
     let mut refused = attacker(&d.bus, REFUSED_UID);
     let mut allowed = attacker(&d.bus, ALLOWED_UID);
-    wait_up(&mut refused);
-    wait_up(&mut allowed);
+    let refused_rounds = wait_attacking(&mut refused);
+    let allowed_rounds = wait_attacking(&mut allowed);
 
     // This process (root) connects, opens a pipe, and exchanges a message,
     // ATTEMPTS times; no retries.
@@ -134,6 +141,9 @@ fn hostile_connections_before_hello_never_lock_out_a_well_behaved_client() {
             let msg = format!("message {i}");
             tx.send(msg.as_bytes()).unwrap();
             assert_eq!(rx.recv_timeout(LONG).unwrap(), msg.as_bytes());
+            drop((tx, rx, pipe, bus));
+            // Spread over several rounds of the attack.
+            std::thread::sleep(Duration::from_millis(20));
         }
     });
     // The same through the `shmbus` command, as the uid the attacker also
@@ -165,6 +175,13 @@ fn hostile_connections_before_hello_never_lock_out_a_well_behaved_client() {
     }
     // The attack was on all along.
     assert!(refused.running() && allowed.running());
+    drop((refused, allowed));
+    let rounds = (
+        refused_rounds.join().unwrap(),
+        allowed_rounds.join().unwrap(),
+    );
+    eprintln!("attack rounds during the test (refused uid, allowed uid): {rounds:?}");
+    assert!(rounds.0 > 3 && rounds.1 > 3, "{rounds:?}");
 }
 
 /// Issue #12 item 5: a daemon out of file descriptors says so in its log (and

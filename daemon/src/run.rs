@@ -421,7 +421,13 @@ impl Daemon {
         let seg = Segment::new(map, g)?;
         let epoch = new_epoch();
         let pid = std::process::id();
-        let start_time = proc_start_time(pid).unwrap_or(0);
+        // 0 if `/proc` is not our pid namespace's (`unshare --pid` without
+        // `--mount-proc`): `/proc/PID` would be another process there.
+        let start_time = if crate::process::proc_is_ours() {
+            proc_start_time(pid).unwrap_or(0)
+        } else {
+            0
+        };
         layout::init(seg.header(), &g, epoch, pid, start_time);
         log.info(format_args!(
             "starting: segment {} ({} bytes: {} peer slots, {} directory entries, \

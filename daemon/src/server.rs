@@ -475,10 +475,15 @@ fn serve_conn(bus: &Bus, admitted: Admitted) {
         supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot)
     };
     bus.log.info(format_args!(
-        "client pid {pid} slot {slot} {why}; slot freed, {} pipe ends released, \
+        "client {} slot {slot} {why}; slot freed, {} pipe ends released, \
          {} value locks cleared, {} queue cells repaired, \
          {} sleeper counts cleared ({} wait records ignored)",
-        r.released_ends, r.cleared_locks, r.repaired_cells, r.cleared_waits, r.ignored_waits
+        process.who(),
+        r.released_ends,
+        r.cleared_locks,
+        r.repaired_cells,
+        r.cleared_waits,
+        r.ignored_waits
     ));
 }
 
