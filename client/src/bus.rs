@@ -211,8 +211,9 @@ impl Inner {
         if p.state.load(Ordering::Acquire) != peer_state::LIVE {
             return None;
         }
-        // Relaxed: ordered by the Acquire above; informational anyway.
-        Some(p.pid.load(Ordering::Relaxed))
+        // Relaxed: ordered by the Acquire above; informational anyway. 0: the
+        // daemon could not see its pid (another pid namespace).
+        Some(p.pid.load(Ordering::Relaxed)).filter(|&pid| pid != 0)
     }
 }
 
