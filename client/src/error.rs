@@ -288,12 +288,15 @@ pub enum Error {
     /// (end of file; Python's `EOFError`). Sending: the receiver has gone and
     /// the pipe is full (Python's `BrokenPipeError`).
     Disconnected,
-    /// The frame can never fit in this pipe.
+    /// The frame can never fit in this pipe or queue.
     TooLarge {
         /// Its length.
         len: usize,
-        /// The largest frame the pipe takes (`capacity / 8`).
+        /// The largest frame the channel takes: a pipe's `capacity / 8`, a
+        /// queue's slot size.
         max: usize,
+        /// The channel's kind, [`Kind::Pipe`] or [`Kind::Queue`].
+        kind: Kind,
     },
     /// A `_timeout` or `_deadline` call ran out of time.
     Timeout,
@@ -485,11 +488,19 @@ impl fmt::Display for Error {
                 "pipe disconnected: its other end has gone (end of file when receiving; \
                  nobody left to read when sending)"
             ),
-            Self::TooLarge { len, max } => write!(
+            Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Queue,
+            } => write!(
                 f,
-                "frame of {len} bytes is larger than this pipe's limit of {max} bytes \
-                 (a pipe's capacity / 8, a queue's slot size): create the channel with a \
-                 larger capacity or slot size"
+                "item of {len} bytes is larger than this queue's slot size of {max} bytes: \
+                 create the queue with a larger slot size"
+            ),
+            Self::TooLarge { len, max, kind } => write!(
+                f,
+                "frame of {len} bytes is larger than this {kind}'s limit of {max} bytes \
+                 (its capacity / 8): create the {kind} with a larger capacity"
             ),
             Self::Timeout => write!(f, "timed out"),
             Self::TaskDone => write!(
@@ -531,7 +542,11 @@ impl From<core::TrySendError> for Error {
         match e {
             core::TrySendError::Full => Self::Full,
             core::TrySendError::Disconnected => Self::Disconnected,
-            core::TrySendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            core::TrySendError::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Pipe,
+            },
             core::TrySendError::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -544,7 +559,11 @@ impl From<core::SendError> for Error {
     fn from(e: core::SendError) -> Self {
         match e {
             core::SendError::Disconnected => Self::Disconnected,
-            core::SendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            core::SendError::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Pipe,
+            },
             core::SendError::Timeout => Self::Timeout,
             core::SendError::Interrupted => Self::BusClosed,
             core::SendError::Corrupt(w) => Self::Corrupt(w),
@@ -583,7 +602,11 @@ impl From<shmbus::queue::TryPutError> for Error {
         use shmbus::queue::TryPutError as E;
         match e {
             E::Full => Self::Full,
-            E::TooLarge { len, max } => Self::TooLarge { len, max },
+            E::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Queue,
+            },
             E::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -595,7 +618,11 @@ impl From<shmbus::queue::PutError> for Error {
     fn from(e: shmbus::queue::PutError) -> Self {
         use shmbus::queue::PutError as E;
         match e {
-            E::TooLarge { len, max } => Self::TooLarge { len, max },
+            E::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Queue,
+            },
             E::Timeout => Self::Timeout,
             E::Interrupted => Self::BusClosed,
             E::Corrupt(w) => Self::Corrupt(w),
@@ -670,7 +697,16 @@ mod tests {
                 pid: Some(42),
                 this_connection: false,
             },
-            Error::TooLarge { len: 9, max: 8 },
+            Error::TooLarge {
+                len: 9,
+                max: 8,
+                kind: Kind::Pipe,
+            },
+            Error::TooLarge {
+                len: 9,
+                max: 8,
+                kind: Kind::Queue,
+            },
             Error::BusClosed,
             Error::Io {
                 doing: "x",
