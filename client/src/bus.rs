@@ -1005,6 +1005,8 @@ impl Bus {
                         waiting: s.used.min(s.capacity),
                         sender: self.holder(s.producer),
                         receiver: self.holder(s.consumer),
+                        written: s.tail,
+                        read: s.head,
                     })
                 }
                 Err(what) => ChannelDetails::Corrupt(what),
@@ -1017,6 +1019,8 @@ impl Bus {
                         slot_size: s.slot_size,
                         depth: s.depth,
                         unfinished: s.unfinished,
+                        put: s.enqueue_pos,
+                        taken: s.dequeue_pos,
                     })
                 }
                 Err(what) => ChannelDetails::Corrupt(what),
@@ -1177,6 +1181,11 @@ pub struct QueueInfo {
     pub depth: u64,
     /// Items put and not yet marked done.
     pub unfinished: u64,
+    /// Items ever put (the queue's enqueue position, puts in progress
+    /// included): two snapshots give a rate (`shmbus top`).
+    pub put: u64,
+    /// Items ever taken (the dequeue position, gets in progress included).
+    pub taken: u64,
 }
 
 /// Opens a queue with chosen parameters: made by [`Bus::queue_builder`].
@@ -1255,6 +1264,11 @@ pub struct PipeInfo {
     pub sender: Option<Holder>,
     /// Who holds the receiving end, if anyone.
     pub receiver: Option<Holder>,
+    /// Bytes ever sent (the sender's position), record headers and padding
+    /// included: two snapshots give a rate (`shmbus top`).
+    pub written: u64,
+    /// Bytes ever received (the receiver's position), likewise.
+    pub read: u64,
 }
 
 /// The holder of a pipe end: a peer slot, and its process if the peer table

@@ -277,6 +277,11 @@ pub struct QueueStats {
     pub depth: u64,
     /// Items put and not yet marked done.
     pub unfinished: u64,
+    /// `enqueue_pos`: positions ever claimed for a put (tombstones
+    /// included); monitors derive put rates from it.
+    pub enqueue_pos: u64,
+    /// `dequeue_pos`: positions ever claimed for a get.
+    pub dequeue_pos: u64,
 }
 
 /// What [`QueueCtl::recover_owner`] repaired.
@@ -346,6 +351,10 @@ impl QueueCtl {
             slot_size: self.meta.slot_size.load(Ordering::Relaxed),
             depth: self.depth(),
             unfinished: self.unfinished(),
+            // Relaxed: a snapshot; rates computed from two of them need no
+            // order with anything else.
+            enqueue_pos: self.enqueue_pos.load(Ordering::Relaxed),
+            dequeue_pos: self.dequeue_pos.load(Ordering::Relaxed),
         }
     }
 
