@@ -53,7 +53,9 @@ pub enum Request {
     Hello {
         /// [`crate::layout::ABI_VERSION`] of the client.
         abi: u32,
-        /// The client's pid (the daemon checks it against `SO_PEERCRED`).
+        /// The client's pid in its own pid namespace. The daemon checks it
+        /// against the `NSpid` chain of the `SO_PEERCRED` pid where that pid
+        /// is visible to it (not across sibling pid namespaces).
         pid: u32,
     },
     /// Open a channel, creating it if absent and `create` is set.

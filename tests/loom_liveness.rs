@@ -84,9 +84,7 @@ impl Process {
         // Relaxed, as the client's watcher: `wake_recorded` fences.
         self.gone.store(1, Ordering::Relaxed);
         let off = self.seg.bell_off();
-        wake_recorded(&self.seg.records, |o| {
-            (o == off).then_some(&self.seg.bell)
-        })
+        wake_recorded(&self.seg.records, |o| (o == off).then_some(&self.seg.bell))
     }
 
     /// After every thread was joined: each sleeper cleared its record and
@@ -121,7 +119,10 @@ fn the_watcher_wakes_a_recorded_sleeper() {
         s.join().unwrap();
         p.check_end();
     });
-    assert!(*RANG.lock().unwrap(), "no execution rang a recorded sleeper");
+    assert!(
+        *RANG.lock().unwrap(),
+        "no execution rang a recorded sleeper"
+    );
 }
 
 /// Two sleepers of the same process on the same doorbell, so that a ring

@@ -336,7 +336,11 @@ fn queue_producer_crash_wakes_consumer() {
 }
 
 /// The queue is full (items 1 and 2); the victim takes item 1 and dies at
-/// `point` while a survivor producer blocks putting item 3. The recovery
+/// `point` while a survivor producer blocks putting item 3. At
+/// `QueueGetClaimed` the victim dies before advancing `dequeue_pos`, so the
+/// released cell is ahead of that position (by `slots - 1` or `slots` once
+/// the survivor reuses it): the newcomer must help the position on, not
+/// report the queue corrupt (`Queue::help_past`). The recovery
 /// releases a read claim the victim held and must wake the producer (also when
 /// the victim had released the cell but died before its notify). Item 1 is
 /// gone with the victim (the queue is at-most-once for a dying consumer):
@@ -345,6 +349,7 @@ fn queue_producer_crash_wakes_consumer() {
 #[test]
 fn queue_consumer_crash_points() {
     for point in [
+        CrashPoint::QueueGetClaimed,
         CrashPoint::QueueTaken,
         CrashPoint::QueueCopied,
         CrashPoint::QueueFreed,
@@ -360,7 +365,7 @@ fn queue_consumer_crash_points() {
                 let r = victim.try_get_claim().map(|c| c.to_vec());
                 assert!(crash::fired(), "crash hook reached");
                 match point {
-                    CrashPoint::QueueTaken => {
+                    CrashPoint::QueueGetClaimed | CrashPoint::QueueTaken => {
                         assert_eq!(r, Err(TryGetError::Corrupt(CRASHED)));
                     }
                     _ => assert_eq!(r, Ok(vec![1])),

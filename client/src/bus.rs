@@ -218,8 +218,9 @@ impl Inner {
         if p.state.load(Ordering::Acquire) != peer_state::LIVE {
             return None;
         }
-        // Relaxed: ordered by the Acquire above; informational anyway.
-        Some(p.pid.load(Ordering::Relaxed))
+        // Relaxed: ordered by the Acquire above; informational anyway. 0: the
+        // daemon could not see its pid (another pid namespace).
+        Some(p.pid.load(Ordering::Relaxed)).filter(|&pid| pid != 0)
     }
 }
 
@@ -1066,6 +1067,8 @@ impl Bus {
                         waiting: s.used.min(s.capacity),
                         sender: self.holder(s.producer),
                         receiver: self.holder(s.consumer),
+                        written: s.tail,
+                        read: s.head,
                     })
                 }
                 Err(what) => ChannelDetails::Corrupt(what),
@@ -1078,6 +1081,8 @@ impl Bus {
                         slot_size: s.slot_size,
                         depth: s.depth,
                         unfinished: s.unfinished,
+                        put: s.enqueue_pos,
+                        taken: s.dequeue_pos,
                     })
                 }
                 Err(what) => ChannelDetails::Corrupt(what),
@@ -1238,6 +1243,11 @@ pub struct QueueInfo {
     pub depth: u64,
     /// Items put and not yet marked done.
     pub unfinished: u64,
+    /// Items ever put (the queue's enqueue position, puts in progress
+    /// included): two snapshots give a rate (`shmbus top`).
+    pub put: u64,
+    /// Items ever taken (the dequeue position, gets in progress included).
+    pub taken: u64,
 }
 
 /// Opens a queue with chosen parameters: made by [`Bus::queue_builder`].
@@ -1316,6 +1326,11 @@ pub struct PipeInfo {
     pub sender: Option<Holder>,
     /// Who holds the receiving end, if anyone.
     pub receiver: Option<Holder>,
+    /// Bytes ever sent (the sender's position), record headers and padding
+    /// included: two snapshots give a rate (`shmbus top`).
+    pub written: u64,
+    /// Bytes ever received (the receiver's position), likewise.
+    pub read: u64,
 }
 
 /// The holder of a pipe end: a peer slot, and its process if the peer table

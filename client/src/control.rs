@@ -13,7 +13,15 @@
 //! slot only once the process has exited.
 //!
 //! `SO_PEERCRED` on the connection tells who the daemon is: its uid is the
-//! owner the segment must have ([`Control::daemon_uid`]).
+//! owner the segment must have ([`Control::daemon_uid`]). Its pid is not used:
+//! it is 0 when the daemon runs in a pid namespace this process cannot see
+//! (a container), which is fine.
+//!
+//! A daemon that refuses a connection (too many connections, a uid it does
+//! not allow) sends one `ERR` line and closes, possibly before our `HELLO`
+//! went out: a failed send is then followed by a read of that answer, so
+//! the caller gets [`Error::Refused`] with the daemon's reason rather than
+//! [`Error::BusClosed`].
 //!
 //! Requests are rare (attach time only), so the socket's I/O sits behind a
 //! [`Mutex`]; this makes the bus `Send + Sync`. The liveness check does not take
@@ -136,10 +144,8 @@ impl Control {
             .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
             .map_err(|e| io_err("configuring the control socket", e))?;
         // Who listens: the uid the daemon had when it called `listen`.
-        let daemon_uid = rustix::net::sockopt::socket_peercred(&stream)
-            .map_err(|e| io_err("reading shmbusd's credentials (SO_PEERCRED)", e.into()))?
-            .uid
-            .as_raw();
+        let daemon_uid = peer_uid(&stream)
+            .map_err(|e| io_err("reading shmbusd's credentials (SO_PEERCRED)", e))?;
         let socket_mode = {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::symlink_metadata(socket)
@@ -234,7 +240,17 @@ impl Control {
         }
         // Pessimistic: cleared only once a whole answer was read.
         io.broken = true;
-        self.write_all(req.encode().as_bytes())?;
+        if let Err(e) = self.write_all(req.encode().as_bytes()) {
+            // The daemon may have closed after a last `ERR` (a refusal at
+            // accept): that answer, if it is there, says why.
+            return match self.read_line(&mut io.pending) {
+                Ok(line) => match std::str::from_utf8(&line).map(Response::decode) {
+                    Ok(Ok(r @ Response::Error { .. })) => Ok(r),
+                    _ => Err(e),
+                },
+                Err(_) => Err(e),
+            };
+        }
         let line = self.read_line(&mut io.pending)?;
         let line = std::str::from_utf8(&line)
             .map_err(|_| RequestError::Protocol("answer is not UTF-8".into()))?;
@@ -347,6 +363,36 @@ impl Control {
             Err(_) => true,
         }
     }
+}
+
+/// The uid of the peer of `stream` (`SO_PEERCRED`). Unlike `rustix`'s
+/// `socket_peercred`, accepts a pid of 0 (the peer is not visible from our pid
+/// namespace).
+fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let mut c = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = core::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `stream` is an open socket for the whole call; `c` and `len` are
+    // valid, writable and live for the call, and `len` is `c`'s size, so the
+    // kernel writes at most `size_of::<ucred>()` bytes into `c` (plain
+    // integers: any bits are valid).
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(c).cast(),
+            std::ptr::addr_of_mut!(len),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(c.uid)
 }
 
 fn too_long() -> RequestError {
@@ -472,6 +518,42 @@ mod tests {
         t.join().unwrap();
         let _ = std::fs::remove_file(&p);
         let _ = std::fs::remove_file(&p2);
+    }
+
+    /// A daemon that refuses at accept writes `ERR` and closes, maybe before
+    /// our `HELLO` is sent: the send fails (EPIPE), and the answer waiting in
+    /// the socket is what the caller gets, not "closed".
+    #[test]
+    fn refusal_before_hello_is_read_after_a_failed_send() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        (&theirs)
+            .write_all(b"ERR full too many connections to bus b\n")
+            .unwrap();
+        drop(theirs);
+        let c = Control {
+            stream: ours,
+            io: Mutex::new(Io::default()),
+            welcome: Welcome {
+                slot: 0,
+                generation: 0,
+                epoch: 0,
+                segment_size: 0,
+            },
+            daemon_uid: 0,
+            socket_mode: None,
+            registered_by: None,
+        };
+        let r = c.request(&Request::Hello { abi: 1, pid: 1 });
+        assert!(
+            matches!(&r, Ok(Response::Error { code: ErrorCode::Full, message })
+                if message == "too many connections to bus b"),
+            "{r:?}"
+        );
+        // Nothing more can be asked on it.
+        assert!(matches!(
+            c.request(&Request::Hello { abi: 1, pid: 1 }),
+            Err(RequestError::Closed)
+        ));
     }
 
     #[test]

@@ -310,12 +310,15 @@ pub enum Error {
     /// Sending: the receiver has gone and the pipe is full (Python's
     /// `BrokenPipeError`).
     Disconnected,
-    /// The frame can never fit in this pipe.
+    /// The frame can never fit in this pipe or queue.
     TooLarge {
         /// Its length.
         len: usize,
-        /// The largest frame the pipe takes (`capacity / 8`).
+        /// The largest frame the channel takes: a pipe's `capacity / 8`, a
+        /// queue's slot size.
         max: usize,
+        /// The channel's kind, [`Kind::Pipe`] or [`Kind::Queue`].
+        kind: Kind,
     },
     /// A `_timeout` or `_deadline` call ran out of time.
     Timeout,
@@ -557,11 +560,19 @@ impl fmt::Display for Error {
                 "pipe disconnected: its other end has gone (end of file when receiving; \
                  nobody left to read when sending)"
             ),
-            Self::TooLarge { len, max } => write!(
+            Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Queue,
+            } => write!(
                 f,
-                "frame of {len} bytes is larger than this pipe's limit of {max} bytes \
-                 (a pipe's capacity / 8, a queue's slot size): create the channel with a \
-                 larger capacity or slot size"
+                "item of {len} bytes is larger than this queue's slot size of {max} bytes: \
+                 create the queue with a larger slot size"
+            ),
+            Self::TooLarge { len, max, kind } => write!(
+                f,
+                "frame of {len} bytes is larger than this {kind}'s limit of {max} bytes \
+                 (its capacity / 8): create the {kind} with a larger capacity"
             ),
             Self::Timeout => write!(f, "timed out"),
             Self::TaskDone => write!(
@@ -603,7 +614,11 @@ impl From<core::TrySendError> for Error {
         match e {
             core::TrySendError::Full => Self::Full,
             core::TrySendError::Disconnected => Self::Disconnected,
-            core::TrySendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            core::TrySendError::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Pipe,
+            },
             core::TrySendError::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -616,7 +631,11 @@ impl From<core::SendError> for Error {
     fn from(e: core::SendError) -> Self {
         match e {
             core::SendError::Disconnected => Self::Disconnected,
-            core::SendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            core::SendError::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Pipe,
+            },
             core::SendError::Timeout => Self::Timeout,
             core::SendError::Interrupted => Self::BusClosed,
             core::SendError::Corrupt(w) => Self::Corrupt(w),
@@ -655,7 +674,11 @@ impl From<shmbus::queue::TryPutError> for Error {
         use shmbus::queue::TryPutError as E;
         match e {
             E::Full => Self::Full,
-            E::TooLarge { len, max } => Self::TooLarge { len, max },
+            E::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Queue,
+            },
             E::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -667,7 +690,11 @@ impl From<shmbus::queue::PutError> for Error {
     fn from(e: shmbus::queue::PutError) -> Self {
         use shmbus::queue::PutError as E;
         match e {
-            E::TooLarge { len, max } => Self::TooLarge { len, max },
+            E::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Queue,
+            },
             E::Timeout => Self::Timeout,
             E::Interrupted => Self::BusClosed,
             E::Corrupt(w) => Self::Corrupt(w),
@@ -742,7 +769,16 @@ mod tests {
                 pid: Some(42),
                 this_connection: false,
             },
-            Error::TooLarge { len: 9, max: 8 },
+            Error::TooLarge {
+                len: 9,
+                max: 8,
+                kind: Kind::Pipe,
+            },
+            Error::TooLarge {
+                len: 9,
+                max: 8,
+                kind: Kind::Queue,
+            },
             Error::BusClosed,
             Error::Io {
                 doing: "x",

@@ -325,7 +325,11 @@ fn send_and_recv_in_process_through_the_daemon() {
     // Too large, however empty the pipe.
     while rx.try_recv().is_ok() {}
     match tx.send(&[0u8; 513]) {
-        Err(Error::TooLarge { len: 513, max: 512 }) => {}
+        Err(Error::TooLarge {
+            len: 513,
+            max: 512,
+            kind: Kind::Pipe,
+        }) => {}
         other => panic!("expected TooLarge, got {other:?}"),
     }
     assert!(matches!(tx.try_claim(513), Err(Error::TooLarge { .. })));
@@ -459,10 +463,13 @@ fn channels_lists_the_directory() {
 #[test]
 fn cli_send_and_recv_across_processes() {
     let d = Daemon::start("cli", &[]);
+    let o = shmbus(&d.bus, &["create", "pipe", "p"]);
+    assert_eq!((code(&o), o.stderr.as_str()), (Some(0), ""), "{o:?}");
     // The receiver starts first and blocks until frames come.
     let rx = shmbus_bg(&d.bus, &["recv", "p", "-n", "3"]);
     let o = shmbus(&d.bus, &["send", "p", "hello", "wide world", ""]);
-    assert_eq!(code(&o), Some(0), "{o:?}");
+    // An existing pipe: nothing said about creating it.
+    assert_eq!((code(&o), o.stderr.as_str()), (Some(0), ""), "{o:?}");
     let o = rx.wait(WATCHDOG);
     assert_eq!(code(&o), Some(0), "{o:?}");
     assert_eq!(o.stdout, b"hello\nwide world\n\n");
@@ -496,7 +503,7 @@ fn cli_recv_count_leaves_the_rest() {
 #[test]
 fn cli_send_reads_lines_from_stdin_and_recv_sees_eof_when_it_exits() {
     let d = Daemon::start("stdin", &[]);
-    let mut rx = shmbus_bg(&d.bus, &["recv", "p"]);
+    let mut rx = shmbus_bg(&d.bus, &["recv", "--create", "p"]);
     // The receiver must be attached before the sender can come and go: one
     // that attaches after the sender left waits for the next sender.
     let deadline = Instant::now() + WATCHDOG;
@@ -522,13 +529,14 @@ fn cli_send_reads_lines_from_stdin_and_recv_sees_eof_when_it_exits() {
 fn cli_recv_timeout_exits_nonzero() {
     let d = Daemon::start("timeout", &[]);
     let t = Instant::now();
-    let o = shmbus(&d.bus, &["recv", "fresh", "--timeout", "0.3"]);
+    let o = shmbus(&d.bus, &["recv", "--create", "fresh", "--timeout", "0.3"]);
     assert!(t.elapsed() >= Duration::from_millis(300));
     assert_eq!(code(&o), Some(124), "{o:?}");
     assert!(o.stdout.is_empty());
-    assert!(
-        o.stderr
-            .starts_with("shmbus: no frame on pipe fresh for 300ms"),
+    assert_eq!(
+        o.stderr,
+        "shmbus: created pipe fresh (capacity 65536 bytes)\n\
+         shmbus: no frame on pipe fresh for 300ms: is its sender running (`shmbus send fresh`)?\n",
         "{o:?}"
     );
     // Frames that did come are printed before the timeout.
@@ -610,9 +618,26 @@ fn cli_usage_errors() {
     assert!(o.stderr.contains("not a number of seconds"), "{o:?}");
     let o = shmbus("b", &["--help"]);
     assert_eq!(code(&o), Some(0), "{o:?}");
-    for cmd in ["ls", "send", "recv"] {
+    for cmd in [
+        "ls", "top", "send", "recv", "create", "get", "set", "add", "watch",
+    ] {
         assert!(o.stdout_str().contains(cmd), "{o:?}");
     }
+    // The exit statuses are documented, 130 included.
+    for status in ["124", "130"] {
+        assert!(o.stdout_str().contains(status), "{o:?}");
+    }
+    // send and recv take a pipe or a queue: the argument says NAME, not PIPE.
+    for cmd in ["send", "recv"] {
+        let o = shmbus("b", &[cmd, "--help"]);
+        assert_eq!(code(&o), Some(0), "{o:?}");
+        assert!(
+            o.stdout_str().contains("<NAME>") && !o.stdout_str().contains("PIPE"),
+            "{o:?}"
+        );
+    }
+    let o = shmbus("b", &["top", "--interval", "0"]);
+    assert_eq!(code(&o), Some(2), "{o:?}");
 }
 
 // ---- the daemon going away ----------------------------------------------------
@@ -651,7 +676,7 @@ fn blocked_clients_see_bus_closed(sig: Signal) {
     let mut send_full = vec!["send", "full"];
     send_full.extend(std::iter::repeat(frame.as_str()).take(100));
     let clients = [
-        ("pipe recv", shmbus_bg(&d.bus, &["recv", "q"])),
+        ("pipe recv", shmbus_bg(&d.bus, &["recv", "--create", "q"])),
         ("pipe send (full)", shmbus_bg(&d.bus, &send_full)),
         ("queue get", shmbus_bg(&d.bus, &["recv", "empty"])),
         (

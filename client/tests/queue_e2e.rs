@@ -132,7 +132,11 @@ fn library_queue_api() {
     assert_eq!(q.len(), 4);
     assert!(matches!(
         q.try_put(&[0; 257]),
-        Err(Error::TooLarge { len: 257, max: 256 })
+        Err(Error::TooLarge {
+            len: 257,
+            max: 256,
+            kind: Kind::Queue
+        })
     ));
     // Another handle (another connection) sees the same queue.
     let other = Bus::connect_to(&d.bus).unwrap().open_queue("work").unwrap();

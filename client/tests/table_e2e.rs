@@ -220,22 +220,35 @@ fn cli_type_errors_are_clear() {
     assert!(o.stderr.contains("not an element type"), "{o:?}");
 
     // Pipes are not values.
-    ok(b, &["send", "p", "hi"]);
+    ok(b, &["create", "pipe", "p"]);
     let e = fails(b, &["get", "p"]);
     assert!(e.contains("pipe"), "{e}");
 }
 
 #[test]
-fn cli_watch_prints_changes_and_times_out() {
+fn cli_watch_prints_the_current_value_then_changes_and_times_out() {
     let d = Daemon::start("tbl-watch", &["--value", "x:i32"]);
     let b = d.bus.as_str();
-    let w = shmbus_bg(b, &["watch", "x", "-n", "1", "--timeout", "30"]);
-    // The watcher starts from the version it first sees: keep storing until it
-    // has seen one change.
+    assert_eq!(ok(b, &["set", "x", "42"]), "");
+    // The current value first: `-n 1` prints it and stops, without waiting
+    // for a change.
+    let o = shmbus(b, &["watch", "x", "-n", "1"]);
+    assert_eq!(
+        (code(&o), o.stdout_str().as_str()),
+        (Some(0), "42\n"),
+        "{o:?}"
+    );
+    let o = shmbus(b, &["watch", "x", "-n", "0"]);
+    assert_eq!((code(&o), o.stdout.len()), (Some(0), 0), "{o:?}");
+
+    // Then one line per change: keep storing until it has seen one.
+    let w = shmbus_bg(b, &["watch", "x", "-n", "2", "--timeout", "30"]);
     let mut w = Some(w);
     let deadline = Instant::now() + WATCHDOG;
+    let mut k = 0;
     let out = loop {
-        assert_eq!(ok(b, &["set", "x", "42"]), "");
+        k += 1;
+        assert_eq!(ok(b, &["set", "x", &(100 + k).to_string()]), "");
         let p = w.as_mut().unwrap();
         if !p.running() {
             break w.take().unwrap().wait(WATCHDOG);
@@ -244,10 +257,21 @@ fn cli_watch_prints_changes_and_times_out() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code(&out), Some(0), "{out:?}");
-    assert_eq!(out.stdout_str(), "42\n");
+    let lines: Vec<i32> = out
+        .stdout_str()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    // The value when it started (42, or a store made before it read), then
+    // a later one.
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(lines[0] == 42 || lines[0] > 100, "{out:?}");
+    assert!(lines[1] > 100 && lines[1] > lines[0], "{out:?}");
 
+    // The timeout counts from the last line printed.
     let o = shmbus(b, &["watch", "x", "--timeout", "0.1"]);
     assert_eq!(code(&o), Some(124), "{o:?}");
+    assert_eq!(o.stdout_str().lines().count(), 1, "{o:?}");
     assert!(o.stderr.contains("did not change"), "{o:?}");
 }
 
@@ -263,5 +287,6 @@ fn cli_watch_leaves_cleanly_on_ctrl_c() {
     w.signal(rustix::process::Signal::INT);
     let o = w.wait(WATCHDOG);
     assert_eq!(code(&o), Some(130), "{o:?}");
-    assert!(o.stdout.is_empty(), "{o:?}");
+    // The current value, printed before it slept.
+    assert_eq!(o.stdout_str(), "0\n", "{o:?}");
 }

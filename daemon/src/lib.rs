@@ -10,7 +10,8 @@
 //! | `cli` | the command line ([`Cli`]) |
 //! | [`config`] | command line + TOML file → a validated [`Spec`] |
 //! | `run` | singleton lock, segment creation, serving, shutdown ([`Daemon`]) |
-//! | `server` | accepting and serving control connections |
+//! | `admission` | accepting connections and reading `HELLO`: who may connect, budgets, deadlines |
+//! | `server` | serving admitted control connections |
 //! | `alloc` | the arena (bump allocator) and the directory |
 //! | `supervisor` | peer slots, and recovery when a client goes away |
 //! | `process` | a client's process held by a pidfd: alive, exited, groups |
@@ -58,6 +59,7 @@
     unreachable_pub
 )]
 
+mod admission;
 mod alloc;
 mod arena;
 mod cli;
@@ -183,6 +185,7 @@ impl std::error::Error for Error {
 /// ```
 pub fn run(cli: Cli) -> Result<(), Error> {
     let spec = Spec::from_cli(cli)?;
+    raise_fd_limit();
     let stop = StopHandle::new();
     // Before `start`: a signal that arrives while the segment is being made
     // is kept and acted on once the watcher runs.
@@ -194,6 +197,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let served = daemon.serve();
     drop(signals);
     served
+}
+
+/// Raises the soft limit on open files to the hard limit: each admitted client
+/// costs the daemon three descriptors (socket, its registry clone, pidfd) and
+/// each connection waiting for `HELLO` two, and the default soft limit (often
+/// 1024) is far below what the kernel allows. Best-effort: on failure the
+/// daemon runs with the limit it has (and logs `EMFILE` when it hits it).
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
 }
 
 /// The whole `shmbusd` program: parses `args` (the first item is the program

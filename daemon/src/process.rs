@@ -6,22 +6,37 @@
 //! has been reaped. The daemon takes one per connection, race-free:
 //!
 //! 1. `SO_PEERPIDFD` (Linux 6.5+) on the accepted socket: the kernel hands out a
-//!    pidfd of the process that called `connect`, with no pid in between.
+//!    pidfd of the process that called `connect`, with no pid in between. It
+//!    works whatever pid namespace the client is in.
 //! 2. Else `pidfd_open(pid)` with the pid from `SO_PEERCRED`, confirmed by the
 //!    process's start time (`/proc/PID/stat` field 22) read before and after:
 //!    if the pid had been reused in between, the start times would differ or
 //!    the first read would fail. (A reuse before the first read is not caught
 //!    on these old kernels; the pid and the start time are then both the
-//!    impostor's, which the peer table records.)
+//!    impostor's, which the peer table records.) This needs the pid to be
+//!    visible from the daemon's pid namespace: a client in a sibling or
+//!    parent namespace is refused on such a kernel, since its death could not
+//!    be detected.
+//!
+//! # Pid namespaces
+//! `SO_PEERCRED` gives the pid as seen from the daemon's pid namespace, and 0
+//! when the client's process is not visible from it (the client is in a
+//! sibling or an ancestor namespace). A pid of 0 means "not visible from
+//! here", not an error: identity and death detection rest on the pidfd and on
+//! the uid/gid/groups of the socket (which cross namespaces). `/proc` is read
+//! only for a visible pid, and only if `/proc` belongs to our pid namespace
+//! (a daemon started with `unshare --pid` without `--mount-proc` sees the
+//! parent's `/proc`, where our pids name other processes).
 //!
 //! The start time is read after the pidfd exists and is only trusted if the
 //! pidfd still says "running" afterwards: while a process runs, its pid cannot
 //! be reused, so what `/proc/PID` said belonged to it. The same check confirms
-//! the supplementary groups read from `/proc/PID/status`.
+//! the `NSpid` chain read from `/proc/PID/status`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -33,6 +48,114 @@ use crate::run::proc_start_time;
 /// `SO_PEERPIDFD` from `<asm-generic/socket.h>` (not exported by `libc` for
 /// every target yet). Same value on x86, x86-64, arm and aarch64.
 const SO_PEERPIDFD: libc::c_int = 77;
+
+/// `SO_PEERGROUPS` from `<asm-generic/socket.h>` (Linux 4.13+), same value on
+/// x86, x86-64, arm and aarch64.
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// Who is at the other end of a connection, from `SO_PEERCRED`: the
+/// credentials it had when it called `connect`, as seen from the daemon's
+/// namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PeerCred {
+    /// The pid in the daemon's pid namespace; 0 if the process is not
+    /// visible from it.
+    pub(crate) pid: u32,
+    /// The uid in the daemon's user namespace (the overflow uid, normally
+    /// 65534, if it has no mapping there).
+    pub(crate) uid: u32,
+    /// The gid, likewise.
+    pub(crate) gid: u32,
+}
+
+/// `SO_PEERCRED` on `stream`. Unlike `rustix`'s, accepts a pid of 0.
+///
+/// # Errors
+/// If `getsockopt` fails (not a connected Unix socket).
+pub(crate) fn peer_cred(stream: &UnixStream) -> io::Result<PeerCred> {
+    let mut c = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = core::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `stream` is an open socket for the whole call; `c` and `len` are
+    // valid, writable and live for the call, and `len` is `c`'s size, so the
+    // kernel writes at most `size_of::<ucred>()` bytes into `c` (plain
+    // integers: any bits are valid).
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(c).cast(),
+            std::ptr::addr_of_mut!(len),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PeerCred {
+        pid: u32::try_from(c.pid).unwrap_or(0),
+        uid: c.uid,
+        gid: c.gid,
+    })
+}
+
+/// `SO_PEERGROUPS` on `stream`: the supplementary groups the peer had when it
+/// called `connect`, as seen from the daemon's user namespace. Crosses pid
+/// namespaces (no `/proc` involved).
+///
+/// # Errors
+/// If `getsockopt` fails.
+pub(crate) fn peer_groups(stream: &UnixStream) -> io::Result<Vec<u32>> {
+    // NGROUPS_MAX is 65536; start small, grow once to what the kernel asks.
+    let mut groups = vec![0u32; 64];
+    loop {
+        let mut len = libc::socklen_t::try_from(groups.len() * 4).map_err(io::Error::other)?;
+        // SAFETY: `stream` is an open socket for the whole call; `groups` has
+        // `len` writable bytes, live for the call, and the kernel writes at most
+        // `len` bytes (or fails with ERANGE and stores the length it needs).
+        let r = unsafe {
+            libc::getsockopt(
+                stream.as_fd().as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                std::ptr::addr_of_mut!(len),
+            )
+        };
+        let need = len as usize / 4;
+        if r == 0 {
+            groups.truncate(need.min(groups.len()));
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ERANGE) && need > groups.len() && need <= 65536 {
+            groups.resize(need, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// Whether `/proc` shows our own pid namespace: `/proc/self` names our pid.
+/// Checked once per process.
+pub(crate) fn proc_is_ours() -> bool {
+    static OURS: OnceLock<bool> = OnceLock::new();
+    *OURS.get_or_init(|| {
+        std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse::<u32>().ok())
+            == Some(std::process::id())
+    })
+}
+
+/// `pid` if it names a process we can look at in `/proc` (nonzero, and
+/// `/proc` is our pid namespace's).
+fn visible(pid: u32) -> Option<u32> {
+    (pid != 0 && proc_is_ours()).then_some(pid)
+}
 
 /// How the pidfd was obtained (for the log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,28 +170,41 @@ pub(crate) enum Source {
 #[derive(Debug)]
 pub(crate) struct ClientProc {
     pidfd: OwnedFd,
+    /// As in [`PeerCred::pid`], or 0 if `/proc` cannot tell us about it.
     pid: u32,
+    /// 0 if the pid is not visible.
     start_time: u64,
     source: Source,
 }
 
 impl ClientProc {
     /// The process at the other end of `stream`, whose `SO_PEERCRED` pid is
-    /// `pid`.
+    /// `pid` (0: not visible from our pid namespace).
     ///
     /// # Errors
-    /// If no pidfd can be had, or the process exited already (`ESRCH`), or
-    /// its start time cannot be read or changed under us (pid reused).
+    /// If no pidfd can be had (in particular: a kernel before 6.5, without
+    /// `SO_PEERPIDFD`, and a pid not visible from here), or the process exited
+    /// already (`ESRCH`), or its start time cannot be read or changed under us
+    /// (pid reused).
     pub(crate) fn of_peer(stream: &UnixStream, pid: u32) -> io::Result<Self> {
         Self::from_peer_pidfd(peer_pidfd(stream), pid)
     }
 
     /// [`of_peer`](Self::of_peer) given what `SO_PEERPIDFD` returned.
     fn from_peer_pidfd(peer: Result<OwnedFd, Errno>, pid: u32) -> io::Result<Self> {
+        let pid = visible(pid).unwrap_or(0);
         let (pidfd, source) = match peer {
             Ok(fd) => (fd, Source::PeerPidfd),
             // ENOPROTOOPT: a kernel before 6.5. EINVAL: the socket has no
             // peer pid recorded.
+            Err(Errno::NOPROTOOPT | Errno::INVAL) if pid == 0 => {
+                return Err(io::Error::other(
+                    "the client's process is not visible from the daemon's pid namespace and \
+                     this kernel has no SO_PEERPIDFD (Linux 6.5+), so its death could not be \
+                     detected; run the client in the daemon's pid namespace or a child of it, \
+                     or use Linux 6.5 or later",
+                ))
+            }
             Err(Errno::NOPROTOOPT | Errno::INVAL) => {
                 let before = proc_start_time(pid)?;
                 let raw = Pid::from_raw(i32::try_from(pid).map_err(io::Error::other)?)
@@ -90,20 +226,33 @@ impl ClientProc {
             start_time: 0,
             source,
         };
-        let start = proc_start_time(pid)?;
+        let start = if pid == 0 { 0 } else { proc_start_time(pid)? };
         if p.exited(Some(Duration::ZERO)) {
-            return Err(io::Error::other(format!("process {pid} already exited")));
+            return Err(io::Error::other(format!(
+                "process {} already exited",
+                p.who()
+            )));
         }
         p.start_time = start;
         Ok(p)
     }
 
-    /// The pid (from `SO_PEERCRED`).
+    /// The pid (from `SO_PEERCRED`); 0 if not visible from here.
     pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// Its start time in clock ticks since boot (confirmed by the pidfd).
+    /// `pid N`, or a note that the pid is not visible, for messages.
+    pub(crate) fn who(&self) -> String {
+        if self.pid == 0 {
+            "(pid not visible from the daemon's pid namespace)".to_owned()
+        } else {
+            format!("pid {}", self.pid)
+        }
+    }
+
+    /// Its start time in clock ticks since boot (confirmed by the pidfd); 0
+    /// if the pid is not visible.
     pub(crate) fn start_time(&self) -> u64 {
         self.start_time
     }
@@ -140,18 +289,27 @@ impl ClientProc {
         }
     }
 
-    /// Whether the process belongs to group `gid` through its supplementary
-    /// groups (`Groups:` in `/proc/PID/status`), confirmed by the pidfd: the
-    /// answer counts only if the process still runs after the read.
-    pub(crate) fn in_supplementary_group(&self, gid: &[u32]) -> bool {
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else {
-            return false;
-        };
-        let groups = parse_groups(&status);
-        groups.iter().any(|g| gid.contains(g)) && !self.exited(Some(Duration::ZERO))
+    /// Whether `claimed`, the pid a client says it has (`HELLO`), fits this
+    /// process: `None` if that cannot be told from here (pid not visible), else
+    /// whether `claimed` is its pid in one of the pid namespaces it is in (the
+    /// `NSpid` chain of `/proc/PID/status`: ours first, its own last),
+    /// confirmed by the pidfd (the answer counts only if the process still
+    /// runs after the read).
+    pub(crate) fn pid_matches(&self, claimed: u32) -> Option<bool> {
+        if self.pid == 0 {
+            return None;
+        }
+        if claimed == self.pid {
+            return Some(true);
+        }
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let chain = parse_nspid(&status);
+        if self.exited(Some(Duration::ZERO)) {
+            return None;
+        }
+        Some(chain.last() == Some(&claimed))
     }
 }
-
 /// `SO_PEERPIDFD` on `stream`.
 fn peer_pidfd(stream: &UnixStream) -> Result<OwnedFd, Errno> {
     let mut fd: libc::c_int = -1;
@@ -179,11 +337,12 @@ fn peer_pidfd(stream: &UnixStream) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The supplementary groups in a `/proc/PID/status` text.
-fn parse_groups(status: &str) -> Vec<u32> {
+/// The `NSpid:` line of a `/proc/PID/status` text: the process's pid in each
+/// pid namespace it is in, from the reader's (`/proc`'s) outward in.
+fn parse_nspid(status: &str) -> Vec<u32> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
+        .find_map(|l| l.strip_prefix("NSpid:"))
         .map(|g| {
             g.split_ascii_whitespace()
                 .filter_map(|n| n.parse().ok())
@@ -198,11 +357,48 @@ mod tests {
     use std::os::unix::net::UnixListener;
 
     #[test]
-    fn groups_line() {
-        let s = "Name:\tx\nUid:\t0 0 0 0\nGroups:\t4 24 27 \nNgid:\t0\n";
-        assert_eq!(parse_groups(s), [4, 24, 27]);
-        assert_eq!(parse_groups("Groups:\n"), Vec::<u32>::new());
-        assert_eq!(parse_groups("Name: y\n"), Vec::<u32>::new());
+    fn nspid_line() {
+        let s = "Name:\tx\nNgid:\t0\nPid:\t41\nNSpid:\t41\t7\t1\nNSpgid:\t41\n";
+        assert_eq!(parse_nspid(s), [41, 7, 1]);
+        assert_eq!(parse_nspid("NSpid:\t5\n"), [5]);
+        assert_eq!(parse_nspid("Name: y\n"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn own_credentials_and_groups() {
+        let path = std::env::temp_dir().join(format!("shmbusd-cred-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let _c = UnixStream::connect(&path).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let _ = std::fs::remove_file(&path);
+        let c = peer_cred(&s).unwrap();
+        assert_eq!(c.pid, std::process::id());
+        assert_eq!(c.uid, rustix::process::geteuid().as_raw());
+        assert_eq!(c.gid, rustix::process::getegid().as_raw());
+        let mut want: Vec<u32> = rustix::process::getgroups()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_raw())
+            .collect();
+        let mut got = peer_groups(&s).unwrap();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want);
+        assert!(proc_is_ours());
+        let p = ClientProc::of_peer(&s, c.pid).unwrap();
+        assert_eq!(p.pid_matches(std::process::id()), Some(true));
+        assert_eq!(p.pid_matches(1), Some(false));
+        // A pid of 0 (not visible from here) still gets a pidfd, and no
+        // pid check.
+        let p = ClientProc::of_peer(&s, 0).unwrap();
+        assert_eq!((p.pid(), p.start_time()), (0, 0));
+        assert_eq!(p.pid_matches(1), None);
+        assert!(!p.exited(Some(Duration::ZERO)));
+        // Without SO_PEERPIDFD an invisible pid cannot be watched: refused,
+        // saying why.
+        let e = ClientProc::from_peer_pidfd(Err(Errno::NOPROTOOPT), 0).unwrap_err();
+        assert!(e.to_string().contains("SO_PEERPIDFD"), "{e}");
     }
 
     #[test]

@@ -443,7 +443,13 @@ impl Daemon {
         let seg = Segment::new(map, g)?;
         let epoch = new_epoch();
         let pid = std::process::id();
-        let start_time = proc_start_time(pid).unwrap_or(0);
+        // 0 if `/proc` is not our pid namespace's (`unshare --pid` without
+        // `--mount-proc`): `/proc/PID` would be another process there.
+        let start_time = if crate::process::proc_is_ours() {
+            proc_start_time(pid).unwrap_or(0)
+        } else {
+            0
+        };
         layout::init(seg.header(), &g, epoch, pid, start_time);
         log.info(format_args!(
             "starting: segment {} ({} bytes: {} peer slots, {} directory entries, \
@@ -601,9 +607,16 @@ fn acquire_lock(bus: &str, paths: &BusPaths) -> Result<OwnedFd, Error> {
 
 /// The pid of the daemon holding the lock: from the segment header if it is a
 /// shmbus segment, else from the lock file's contents.
+///
+/// Never blocks: [`inspect_segment`] opens without blocking, and the lock
+/// file is read only if it is a regular file.
 fn live_daemon_pid(paths: &BusPaths, lock: OwnedFd) -> Option<u32> {
     if let Ok(Looks::Shmbus { pid: Some(pid), .. }) = inspect_segment(&paths.segment) {
         return Some(pid);
+    }
+    let st = rustix::fs::fstat(&lock).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
     }
     let mut buf = [0u8; 16];
     let n = File::from(lock).read_at(&mut buf, 0).ok()?;
@@ -626,8 +639,20 @@ enum Looks {
 /// Reads the start of the file at `path` (without mapping it) to tell whether
 /// it is a shmbus segment. `pread` copies the bytes in the kernel, so a daemon
 /// writing the header concurrently cannot cause a data race here.
+///
+/// Never blocks on a file we do not control: opened `O_NONBLOCK` (a FIFO
+/// would otherwise block `open` until someone writes to it), and anything
+/// but a regular file (by `fstat` of what was opened) is `Foreign`, unread.
 fn inspect_segment(path: &Path) -> io::Result<Looks> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | open_flags(), Mode::empty())?;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | open_flags(),
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Ok(Looks::Foreign);
+    }
     // Header bytes 0..8: magic; 36..40: daemon_pid; 40..48: daemon_start
     // (pinned by the const asserts in `shmbus::layout`).
     let mut buf = [0u8; 48];

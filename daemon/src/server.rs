@@ -1,8 +1,9 @@
 //! Accepting and serving control connections (the protocol is in
 //! `shmbus::protocol`).
 //!
-//! One thread accepts; each connection gets its own thread, which holds the
-//! client's peer slot for as long as the connection is open. The bus's mutable
+//! One thread accepts connections and reads their `HELLO` ([`crate::admission`]);
+//! each admitted connection gets its own thread, which holds the client's peer
+//! slot for as long as the connection is open. The bus's mutable
 //! state (directory, arena, peer table) sits behind one mutex: control requests
 //! are rare and short, and the data plane never touches it. The one long step,
 //! initialising a new channel's body (seconds for a queue of 2^24 cells), runs
@@ -10,13 +11,18 @@
 //! recovery never wait behind it.
 //!
 //! # A connection
-//! 1. The peer's uid, gid and pid come from `SO_PEERCRED`, and a pidfd for its
-//!    process from `SO_PEERPIDFD` (or `pidfd_open` confirmed by the start
-//!    time; see [`crate::process`]). Without a pidfd the connection is closed.
-//! 2. The first line must be `HELLO <abi> <pid>` within [`HELLO_TIMEOUT`]: the
-//!    ABI must be ours, the pid the socket's, and the peer allowed by the
-//!    bus's policy ([`Spec::allows`]: the daemon's uid, root, `--allow-uid`,
-//!    `--allow-group`). Then the client gets a peer slot and `WELCOME`.
+//! 1. At accept, before a byte is read, the peer's uid, gid and groups
+//!    (`SO_PEERCRED`, `SO_PEERGROUPS`) must be allowed by the bus's policy
+//!    ([`Spec::allows`]: the daemon's uid, root, `--allow-uid`,
+//!    `--allow-group`), and a pidfd for its process must be had
+//!    (`SO_PEERPIDFD`, or `pidfd_open` confirmed by the start time; see
+//!    [`crate::process`]). Otherwise it gets `ERR` and is closed.
+//! 2. The first line must be `HELLO <abi> <pid>` within
+//!    [`HELLO_TIMEOUT`](crate::admission::HELLO_TIMEOUT) of the accept: the
+//!    ABI must be ours, the pid the client's (where it is visible). Then the
+//!    client gets a peer slot, a thread, and `WELCOME` (see
+//!    [`crate::admission`] for the budget of connections waiting for
+//!    `HELLO`).
 //! 3. Then any number of `OPEN` and `REMOVE` requests, each answered by
 //!    `CHANNEL` / `REMOVED` or `ERR`, and `CLOSE`s (no answer; see
 //!    [`removal`]), and at most one `BYE` (no answer), after which the client
@@ -32,29 +38,27 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use shmbus::layout::{state, Kind, ABI_VERSION};
+use shmbus::layout::{state, Kind};
 use shmbus::name;
 use shmbus::pipe;
 use shmbus::protocol::{ErrorCode, Request, Response, MAX_LINE};
 use shmbus::seqlock;
 use shmbus::sync::Ordering;
 
+use crate::admission::{source_name, Admitted};
 use crate::alloc::{AllocError, Channel, Channels};
 use crate::config::Spec;
 use crate::config::{ChannelParams, ChannelSpec, DEFAULT_PIPE_CAPACITY};
-use crate::process::{ClientProc, Source};
-use crate::run::{Log, Segment, StopHandle};
+use crate::process::{ClientProc, PeerCred};
+use crate::run::{Log, Segment};
 use crate::supervisor::{self, Peers};
 use crate::Error;
 
 mod removal;
-
-/// How long a new connection may take to send `HELLO`.
-pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an EOF without `BYE` waits for the pidfd before the client is
 /// taken to be alive. A dying process closes its files before the kernel marks
@@ -66,10 +70,6 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// often its thread looks up from the pidfd to see whether the daemon stops.
 const WATCH_SLICE: Duration = Duration::from_millis(200);
 
-/// Connections beyond the peer count allowed at once (clients still saying
-/// `HELLO`, or about to be refused).
-const EXTRA_CONNECTIONS: usize = 32;
-
 /// State changed by control requests.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -79,7 +79,7 @@ pub(crate) struct State {
     pub(crate) closing: bool,
 }
 
-/// Open connections, so shutdown can close them.
+/// Open connections of admitted clients, so shutdown can close them.
 #[derive(Debug, Default)]
 struct Conns {
     next_id: u64,
@@ -91,13 +91,12 @@ struct Conns {
 pub(crate) struct Bus {
     pub(crate) seg: Segment,
     pub(crate) log: Log,
-    name: String,
+    pub(crate) name: String,
     epoch: u64,
     /// The daemon's effective uid: allowed to connect, with root.
-    uid: u32,
+    pub(crate) uid: u32,
     /// Who else may connect ([`Spec::allows`]).
-    access: Spec,
-    max_conns: usize,
+    pub(crate) access: Spec,
     state: Mutex<State>,
     /// Notified (with `state`) when a channel is published or shutdown
     /// begins: `OPEN`s of a channel being created wait on it.
@@ -118,7 +117,6 @@ impl Bus {
             created: Condvar::new(),
             conns: Mutex::default(),
             conns_cv: Condvar::new(),
-            max_conns: g.peers_count as usize + EXTRA_CONNECTIONS,
             uid: rustix::process::geteuid().as_raw(),
             name: access.name().to_owned(),
             access,
@@ -257,17 +255,121 @@ impl Bus {
         }
     }
 
-    /// Registers a new connection; `None` if there are too many already.
-    fn add_conn(&self, stream: &UnixStream) -> Option<u64> {
+    /// Registers an admitted connection (the registry holds a clone of it).
+    ///
+    /// # Errors
+    /// If it cannot be cloned (out of file descriptors).
+    fn add_conn(&self, stream: &UnixStream) -> io::Result<u64> {
+        let clone = stream.try_clone()?;
         let mut c = self.conns();
-        if c.open.len() >= self.max_conns {
-            return None;
-        }
-        let clone = stream.try_clone().ok()?;
         let id = c.next_id;
         c.next_id += 1;
         c.open.insert(id, clone);
-        Some(id)
+        Ok(id)
+    }
+
+    /// Admits a client whose `HELLO` passed the checks: registers the
+    /// connection, gives it a peer slot and starts its thread, which sends
+    /// `WELCOME` first. On refusal (the daemon is closing, the peer table is
+    /// full, no file descriptor left) gives the connection back with the
+    /// `ERR` to send.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        stream: UnixStream,
+        cred: PeerCred,
+        process: ClientProc,
+    ) -> Result<(), (UnixStream, Response)> {
+        let id = match self.add_conn(&stream) {
+            Ok(id) => id,
+            Err(e) => {
+                self.log.warn(format_args!(
+                    "cannot admit client uid {} {}: {e} (out of file descriptors?)",
+                    cred.uid,
+                    process.who()
+                ));
+                let r = error(
+                    ErrorCode::Full,
+                    format!(
+                        "the daemon of bus {} is out of resources ({e}); try again later",
+                        self.name
+                    ),
+                );
+                return Err((stream, r));
+            }
+        };
+        let mut st = self.state();
+        if st.closing {
+            drop(st);
+            self.remove_conn(id);
+            let r = error(ErrorCode::Closing, "the daemon is shutting down");
+            return Err((stream, r));
+        }
+        let (slot, generation) =
+            match st
+                .peers
+                .register(&self.seg, process.pid(), cred.uid, process.start_time())
+            {
+                Ok(x) => x,
+                Err(f) => {
+                    drop(st);
+                    self.remove_conn(id);
+                    let r = error(
+                        ErrorCode::Full,
+                        format!(
+                            "all {} peer slots of bus {} are taken; restart the daemon with a \
+                             larger --max-peers",
+                            f.slots, self.name
+                        ),
+                    );
+                    return Err((stream, r));
+                }
+            };
+        let live = st.peers.live();
+        drop(st);
+        self.log.info(format_args!(
+            "client {} uid {} connected: slot {slot} generation {generation} \
+             ({live} connected; watched by a pidfd from {})",
+            process.who(),
+            cred.uid,
+            source_name(process.source())
+        ));
+        let welcome = Response::Welcome {
+            slot,
+            generation,
+            epoch: self.epoch,
+            segment_size: self.seg.geometry().total_size,
+        };
+        let admitted = Admitted {
+            stream,
+            process,
+            slot,
+            welcome,
+        };
+        let b = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name(format!("shmbusd-conn-{id}"))
+            .spawn(move || {
+                serve_conn(&b, admitted);
+                b.remove_conn(id);
+            });
+        if let Err(e) = spawned {
+            // The closure, and the connection with it, is gone: the client
+            // sees EOF. Nothing of the slot was used yet.
+            self.log.warn(format_args!(
+                "cannot start a connection thread for slot {slot}: {e}; slot freed"
+            ));
+            self.remove_conn(id);
+            let mut st = self.state();
+            let st = &mut *st;
+            supervisor::recover(&mut st.peers, &st.channels, &self.seg, slot);
+        }
+        Ok(())
+    }
+
+    /// Whether every peer slot is taken (a hint: the peer table decides
+    /// again when a slot is handed out).
+    pub(crate) fn peers_full(&self) -> bool {
+        self.state().peers.live() >= self.seg.geometry().peers_count as usize
     }
 
     fn remove_conn(&self, id: u64) {
@@ -276,77 +378,9 @@ impl Bus {
     }
 }
 
-/// Accepts connections until `stop` is requested; each gets a thread. A fatal
-/// accept error stops the daemon.
-pub(crate) fn accept_loop(bus: &std::sync::Arc<Bus>, listener: &UnixListener, stop: &StopHandle) {
-    loop {
-        let accepted = listener.accept();
-        if stop.is_stopped() {
-            return;
-        }
-        let stream = match accepted {
-            Ok((s, _)) => s,
-            Err(e) => match e.raw_os_error() {
-                Some(libc_errno::EINTR | libc_errno::ECONNABORTED | libc_errno::EPROTO) => continue,
-                Some(
-                    libc_errno::EMFILE
-                    | libc_errno::ENFILE
-                    | libc_errno::ENOBUFS
-                    | libc_errno::ENOMEM,
-                ) => {
-                    bus.log
-                        .warn(format_args!("accept: {e}; retrying in 100 ms"));
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
-                _ => {
-                    stop.fail(format!("accepting on the control socket failed: {e}"));
-                    return;
-                }
-            },
-        };
-        let Some(id) = bus.add_conn(&stream) else {
-            let _ = (&stream).write_all(
-                error(
-                    ErrorCode::Full,
-                    format!(
-                        "too many connections to bus {} ({} at most)",
-                        bus.name, bus.max_conns
-                    ),
-                )
-                .encode()
-                .as_bytes(),
-            );
-            continue;
-        };
-        let b = std::sync::Arc::clone(bus);
-        let spawned = std::thread::Builder::new()
-            .name(format!("shmbusd-conn-{id}"))
-            .spawn(move || {
-                serve_conn(&b, stream);
-                b.remove_conn(id);
-            });
-        if let Err(e) = spawned {
-            bus.log
-                .warn(format_args!("cannot start a connection thread: {e}"));
-            bus.remove_conn(id);
-        }
-    }
-}
+pub(crate) use crate::admission::accept_loop;
 
-/// errno values, named (rustix's `Errno` does not compare with `io::Error`).
-mod libc_errno {
-    use rustix::io::Errno;
-    pub(super) const EINTR: i32 = Errno::INTR.raw_os_error();
-    pub(super) const ECONNABORTED: i32 = Errno::CONNABORTED.raw_os_error();
-    pub(super) const EPROTO: i32 = Errno::PROTO.raw_os_error();
-    pub(super) const EMFILE: i32 = Errno::MFILE.raw_os_error();
-    pub(super) const ENFILE: i32 = Errno::NFILE.raw_os_error();
-    pub(super) const ENOBUFS: i32 = Errno::NOBUFS.raw_os_error();
-    pub(super) const ENOMEM: i32 = Errno::NOMEM.raw_os_error();
-}
-
-fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error {
         code,
         message: message.into(),
@@ -423,8 +457,6 @@ struct Conn<'a> {
     bus: &'a Bus,
     stream: &'a UnixStream,
     pid: u32,
-    uid: u32,
-    gid: u32,
     /// The client's process.
     process: &'a ClientProc,
     /// Set once `HELLO` succeeded.
@@ -433,44 +465,28 @@ struct Conn<'a> {
     bye: bool,
 }
 
-fn serve_conn(bus: &Bus, stream: UnixStream) {
-    let cred = match rustix::net::sockopt::socket_peercred(&stream) {
-        Ok(c) => c,
-        Err(e) => {
-            bus.log
-                .warn(format_args!("SO_PEERCRED failed on a new connection: {e}"));
-            return;
-        }
-    };
-    let pid = cred.pid.as_raw_nonzero().get().unsigned_abs();
-    let process = match ClientProc::of_peer(&stream, pid) {
-        Ok(p) => p,
-        Err(e) => {
-            bus.log.warn(format_args!(
-                "no pidfd for the process (pid {pid}) of a new connection, closing it: {e}"
-            ));
-            let _ = (&stream).write_all(
-                error(
-                    ErrorCode::Protocol,
-                    format!("the daemon cannot watch process {pid}: {e}"),
-                )
-                .encode()
-                .as_bytes(),
-            );
-            return;
-        }
-    };
+/// Serves an admitted client until its connection ends, then recovers its
+/// slot (see the module docs).
+fn serve_conn(bus: &Bus, admitted: Admitted) {
+    let Admitted {
+        stream,
+        process,
+        slot,
+        welcome,
+    } = admitted;
+    let pid = process.pid();
     let mut conn = Conn {
         bus,
         stream: &stream,
         pid,
-        uid: cred.uid.as_raw(),
-        gid: cred.gid.as_raw(),
         process: &process,
-        slot: None,
+        slot: Some(slot),
         bye: false,
     };
-    let end = conn.run();
+    let end = match conn.send(&welcome) {
+        Ok(()) => conn.run(),
+        Err(e) => End::Io(e),
+    };
     let Some(slot) = conn.slot else { return };
     let how = match &end {
         End::Eof => "closed its connection".to_owned(),
@@ -505,10 +521,15 @@ fn serve_conn(bus: &Bus, stream: UnixStream) {
     };
     removal::log_freed(bus, &freed, pid, slot);
     bus.log.info(format_args!(
-        "client pid {pid} slot {slot} {why}; slot freed, {} pipe ends released, \
+        "client {} slot {slot} {why}; slot freed, {} pipe ends released, \
          {} value locks cleared, {} queue cells repaired, \
          {} sleeper counts cleared ({} wait records ignored)",
-        r.released_ends, r.cleared_locks, r.repaired_cells, r.cleared_waits, r.ignored_waits
+        process.who(),
+        r.released_ends,
+        r.cleared_locks,
+        r.repaired_cells,
+        r.cleared_waits,
+        r.ignored_waits
     ));
 }
 
@@ -573,22 +594,14 @@ impl Conn<'_> {
     }
 
     fn run(&mut self) -> End {
-        let _ = self.stream.set_read_timeout(Some(HELLO_TIMEOUT));
         let mut reader = BufReader::new(self.stream);
         let mut line = Vec::with_capacity(256);
         loop {
             if reader.buffer().is_empty() {
-                let timeout = self.slot.is_none().then_some(HELLO_TIMEOUT);
-                match self.wait_input(timeout) {
+                match self.wait_input(None) {
                     Ok(Input::Ready) => {}
                     Ok(Input::Exited) => return End::Exited,
-                    Ok(Input::TimedOut) => {
-                        let secs = HELLO_TIMEOUT.as_secs();
-                        return self.refuse(error(
-                            ErrorCode::Protocol,
-                            format!("no HELLO within {secs} s"),
-                        ));
-                    }
+                    Ok(Input::TimedOut) => continue,
                     Err(e) => return End::Io(e),
                 }
             }
@@ -603,21 +616,7 @@ impl Conn<'_> {
                     return self.refuse(e);
                 }
                 Err(LineError::Truncated) => return End::Eof,
-                Err(LineError::Io(e)) => {
-                    if self.slot.is_none()
-                        && matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        )
-                    {
-                        let secs = HELLO_TIMEOUT.as_secs();
-                        return self.refuse(error(
-                            ErrorCode::Protocol,
-                            format!("no HELLO within {secs} s"),
-                        ));
-                    }
-                    return End::Io(e);
-                }
+                Err(LineError::Io(e)) => return End::Io(e),
             }
             let req = match std::str::from_utf8(&line)
                 .map_err(|_| "line is not UTF-8".to_owned())
@@ -640,14 +639,8 @@ impl Conn<'_> {
                         "the first message must be HELLO",
                     ))
                 }
-                (Request::Hello { abi, pid }, None) => match self.hello(abi, pid) {
-                    Ok(r) => {
-                        let _ = self.stream.set_read_timeout(None);
-                        r
-                    }
-                    Err(r) => return self.refuse(r),
-                },
-                (Request::Hello { .. }, Some(_)) => {
+                // HELLO was read and answered by `crate::admission`.
+                (Request::Hello { .. }, _) => {
                     return self.refuse(error(ErrorCode::Protocol, "HELLO sent twice"))
                 }
                 (Request::Open { .. }, None) => {
@@ -694,83 +687,6 @@ impl Conn<'_> {
             Ok(()) => End::Refused,
             Err(e) => End::Io(e),
         }
-    }
-
-    fn hello(&mut self, abi: u32, pid: u32) -> Result<Response, Response> {
-        let bus = self.bus;
-        if abi != ABI_VERSION {
-            return Err(error(
-                ErrorCode::Abi,
-                format!(
-                    "client speaks ABI version {abi}, this daemon speaks {ABI_VERSION}: \
-                     use a client and daemon from the same shmbus release"
-                ),
-            ));
-        }
-        if pid != self.pid {
-            return Err(error(
-                ErrorCode::Denied,
-                format!(
-                    "HELLO says pid {pid} but the connection belongs to pid {}",
-                    self.pid
-                ),
-            ));
-        }
-        let process = self.process;
-        if !bus.access.allows(self.uid, self.gid, bus.uid, |groups| {
-            process.in_supplementary_group(groups)
-        }) {
-            let who = bus.access.describe_access(bus.uid);
-            bus.log.info(format_args!(
-                "refused client pid {} uid {} gid {}: only {who} may use this bus",
-                self.pid, self.uid, self.gid
-            ));
-            return Err(error(
-                ErrorCode::Denied,
-                format!(
-                    "uid {} may not use bus {}: only {who} may; start shmbusd with \
-                     --allow-uid {} or --allow-group GID (and a --mode that lets it open \
-                     the bus) to let it in",
-                    self.uid, bus.name, self.uid
-                ),
-            ));
-        }
-        let start_time = process.start_time();
-        let mut st = bus.state();
-        if st.closing {
-            return Err(error(ErrorCode::Closing, "the daemon is shutting down"));
-        }
-        let (slot, generation) = st
-            .peers
-            .register(&bus.seg, self.pid, self.uid, start_time)
-            .map_err(|f| {
-                error(
-                    ErrorCode::Full,
-                    format!(
-                        "all {} peer slots of bus {} are taken; restart the daemon with a \
-                         larger --max-peers",
-                        f.slots, bus.name
-                    ),
-                )
-            })?;
-        let live = st.peers.live();
-        drop(st);
-        self.slot = Some(slot);
-        let via = match process.source() {
-            Source::PeerPidfd => "SO_PEERPIDFD",
-            Source::PidfdOpen => "pidfd_open",
-        };
-        bus.log.info(format_args!(
-            "client pid {} uid {} connected: slot {slot} generation {generation} \
-             ({live} connected; watched by a pidfd from {via})",
-            self.pid, self.uid
-        ));
-        Ok(Response::Welcome {
-            slot,
-            generation,
-            epoch: bus.epoch,
-            segment_size: bus.seg.geometry().total_size,
-        })
     }
 
     /// The daemon's state, locked, once channel `cname` is not being

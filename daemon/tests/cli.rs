@@ -1391,3 +1391,61 @@ fn help_and_bad_flags() {
     assert_eq!(st.code(), Some(2));
     assert!(err.contains("owner read and write"), "{err}");
 }
+
+/// Issue #12: `HELLO` has an absolute deadline from accept. A connection that
+/// sends one byte every 500 ms (never a newline) used to be kept forever,
+/// since each byte restarted the read timeout.
+#[test]
+fn hello_has_an_absolute_deadline_from_accept() {
+    let name = unique("deadline");
+    let d = Daemon::start(&name, &[]);
+    let mut c = Client::connect(&d.paths);
+    let trickle = c.stream.try_clone().expect("clone");
+    let t = std::thread::spawn(move || {
+        let mut s = trickle;
+        let until = Instant::now() + WATCHDOG;
+        while Instant::now() < until && s.write_all(b"H").is_ok() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    // Watchdog: `recv_line` fails the test if nothing comes within 60 s.
+    let l = c
+        .recv_line()
+        .expect("an ERR before the connection is closed");
+    let m = expect_err(Response::decode(&l).unwrap(), ErrorCode::Protocol);
+    assert!(m.contains("no HELLO within 10 s of connecting"), "{m}");
+    c.expect_eof();
+    drop(d);
+    t.join().unwrap();
+}
+
+/// Issue #12: nothing at start-up blocks on a file the daemon does not
+/// control. With the lock held by someone else and a FIFO where the segment
+/// would be, a second daemon used to hang in `open()` (reading the other
+/// daemon's pid), deaf to SIGTERM; now it says the bus is served and exits.
+#[test]
+fn a_fifo_at_the_segment_path_of_a_locked_bus_does_not_hang_start() {
+    use rustix::fs::{flock, mknodat, FileType, FlockOperation, Mode, CWD};
+    let name = unique("fifo");
+    let paths = BusPaths::new(&name);
+    let _files = Files(paths.clone());
+    let lock = std::fs::File::create(&paths.lock).expect("lock file");
+    std::fs::write(&paths.lock, "4242\n").expect("write lock file");
+    flock(&lock, FlockOperation::NonBlockingLockExclusive).expect("flock");
+    mknodat(
+        CWD,
+        &paths.segment,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o666),
+        0,
+    )
+    .expect("mkfifo");
+    // Watchdog in `run_to_end`: a hang fails the test.
+    let (st, err) = run_to_end(&["--name", &name], &[]);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("already served"), "{err}");
+    assert!(err.contains("pid 4242"), "{err}");
+    let m = std::fs::symlink_metadata(&paths.segment).expect("FIFO still there");
+    assert!(m.file_type().is_fifo());
+    drop(lock);
+}

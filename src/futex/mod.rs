@@ -502,7 +502,10 @@ impl Doorbell {
                 let slice = match (interrupt, record) {
                     (None, _) => None,
                     (Some(w), Some(_)) => w.slice(),
-                    (Some(w), None) => Some(w.slice().map_or(INTERRUPT_SLICE, |s| s.min(INTERRUPT_SLICE))),
+                    (Some(w), None) => Some(
+                        w.slice()
+                            .map_or(INTERRUPT_SLICE, |s| s.min(INTERRUPT_SLICE)),
+                    ),
                 };
                 let until = match (deadline, slice.and_then(|s| Instant::now().checked_add(s))) {
                     (Some(d), Some(s)) => Some(d.min(s)),

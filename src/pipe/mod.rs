@@ -227,6 +227,11 @@ pub struct PipeStats {
     pub producer: u16,
     /// Owner tag of the consumer, 0 if none.
     pub consumer: u16,
+    /// The producer's position `tail`: bytes ever committed to the ring,
+    /// headers and padding included (monitors derive rates from it).
+    pub tail: u64,
+    /// The consumer's position `head`: bytes ever released by the consumer.
+    pub head: u64,
 }
 
 /// Checks a capacity requested for a new pipe.
@@ -292,6 +297,8 @@ impl PipeCtl {
             used: tail.wrapping_sub(head),
             producer: end::owner(self.ends.producer.load(Ordering::Relaxed)),
             consumer: end::owner(self.ends.consumer.load(Ordering::Relaxed)),
+            tail,
+            head,
         }
     }
 

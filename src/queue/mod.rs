@@ -72,8 +72,15 @@ pub const CELL_HEADER: u64 = 16;
 pub const CELL_ALIGN: u64 = 64;
 
 /// Upper bound on the steps of one non-blocking operation. Each step that does
-/// not finish means another process finished an operation meanwhile, so a
-/// legitimate run never comes near it; corrupt positions or states do.
+/// not finish means that another process changed the cell or the position
+/// meanwhile (a legitimate run never comes near the bound), or that we helped
+/// the position past a claim whose claimer had not yet advanced it (at most
+/// one per cell on a cell that does not change). A state that nobody
+/// changes and that cannot occur is reported as `Corrupt` at the step that
+/// meets it, not after running out of steps: at about 50 ns a step in a debug
+/// build, `2^20` steps are 50 ms of CPU, which became over 10 s on a loaded
+/// machine (issue #10: `try_put` with `enqueue_pos` scribbled ahead of the
+/// cells). The bound remains for a peer that keeps rewriting the words.
 const MAX_STEPS: u32 = 1 << 20;
 
 /// The cell state words.
@@ -104,10 +111,13 @@ const MAX_STEPS: u32 = 1 << 20;
 /// `pos-slots+1`) reports the queue full; a consumer at `pos` that finds `pos`
 /// or `pos+1-slots` reports it empty (both may be momentary, as in Vyukov's
 /// queue). An older `seq` than that cannot occur (see "Ordering of positions and cells" in
-/// the source) unless a position is corrupt; then it looks again, at most
-/// `MAX_STEPS` times. Any `seq` ahead of what it expects means
-/// its view of the position is stale (the cell was claimed at that position),
-/// so it helps advance the position and retries. `seq % slots` is always `i`
+/// the source) unless a position or cell is corrupt: it loads the position
+/// once more and reports `Corrupt` if nobody moved it. Any `seq` ahead of
+/// what it expects means its view of the position is stale (the cell was
+/// claimed at that position), so it helps advance the position and retries;
+/// if its help succeeds although the cell is more than `slots` ahead, the
+/// position is corrupt (see `Queue::help_past`) and it reports `Corrupt`
+/// instead of walking the position up to the cells one step at a time. `seq % slots` is always `i`
 /// (free or write-claimed) or `i + 1` (full, read-claimed or tombstone), which
 /// is how recovery tells a write claim from a read claim.
 pub mod state {
@@ -267,6 +277,11 @@ pub struct QueueStats {
     pub depth: u64,
     /// Items put and not yet marked done.
     pub unfinished: u64,
+    /// `enqueue_pos`: positions ever claimed for a put (tombstones
+    /// included); monitors derive put rates from it.
+    pub enqueue_pos: u64,
+    /// `dequeue_pos`: positions ever claimed for a get.
+    pub dequeue_pos: u64,
 }
 
 /// What [`QueueCtl::recover_owner`] repaired.
@@ -336,6 +351,10 @@ impl QueueCtl {
             slot_size: self.meta.slot_size.load(Ordering::Relaxed),
             depth: self.depth(),
             unfinished: self.unfinished(),
+            // Relaxed: a snapshot; rates computed from two of them need no
+            // order with anything else.
+            enqueue_pos: self.enqueue_pos.load(Ordering::Relaxed),
+            dequeue_pos: self.dequeue_pos.load(Ordering::Relaxed),
         }
     }
 
@@ -821,15 +840,19 @@ impl Queue {
                 if !self.residue_ok(w, i) {
                     return Err(TryPutError::Corrupt(BAD_CELL));
                 }
-                // Older than the position allows (see "Ordering of positions and cells" below): only a
-                // corrupt position can do this; look again, bounded.
-                // Acquire: as above.
-                pos = ctl.enqueue_pos.load(Ordering::Acquire);
+                // Older than the position allows (see "Ordering of positions
+                // and cells" below): only a corrupt position or cell can do
+                // this. Look once more; if nobody moved the position, the
+                // state is impossible, and looking again would only burn
+                // steps.
+                pos = reload(&ctl.enqueue_pos, pos).map_err(TryPutError::Corrupt)?;
             } else {
                 if !self.residue_ok(w, i) {
                     return Err(TryPutError::Corrupt(BAD_CELL));
                 }
-                pos = help(&ctl.enqueue_pos, pos);
+                pos = self
+                    .help_past(&ctl.enqueue_pos, pos, d)
+                    .map_err(TryPutError::Corrupt)?;
             }
         }
         Err(TryPutError::Corrupt(NO_PROGRESS))
@@ -840,6 +863,29 @@ impl Queue {
     fn residue_ok(&self, w: u64, i: u64) -> bool {
         let r = seq(w) & self.mask;
         r == i || r == (i + 1) & self.mask
+    }
+
+    /// Helps the position `p` on from `pos`, whose cell showed a sequence
+    /// number `d > 0` ahead of what the caller expects there, and returns the
+    /// position to try next; `Err` if the state cannot occur.
+    ///
+    /// Normally `d > 0` only means that our `pos` is stale, and the CAS fails
+    /// (returning the current position). When it succeeds, the position was
+    /// still `pos`, so no claim of a position above `pos` exists yet, and the
+    /// cell can be ahead only because the claim at `pos` was repaired before
+    /// anybody advanced the position past it (the daemon's tombstone of a
+    /// producer that died between its two CAS, `d = 1`, and a consumer's skip
+    /// of it, `d = slots`; or the release of a consumer's read claim in the
+    /// same window, `d = slots - 1` or `slots` once the next lap's producer
+    /// used it). A cell further ahead than `slots` means a corrupt position
+    /// or cell: helping the position past it one step at a time could take up
+    /// to 2^47 steps (a position scribbled far behind its cells).
+    #[inline(always)]
+    fn help_past(&self, p: &AtomicU64, pos: u64, d: i64) -> Result<u64, &'static str> {
+        match try_help(p, pos) {
+            Ok(_) if d > self.slots as i64 => Err(BAD_POSITION),
+            Ok(next) | Err(next) => Ok(next),
+        }
     }
 
     /// Publishes a written cell and wakes a sleeping consumer.
@@ -985,6 +1031,9 @@ impl Queue {
                             )
                             .is_ok()
                         {
+                            if crash::hit(CrashPoint::QueueGetClaimed) {
+                                return Err(TryGetError::Corrupt(CRASHED));
+                            }
                             // AcqRel: as in `claim_put`.
                             let _ = ctl.dequeue_pos.compare_exchange(
                                 pos,
@@ -1023,13 +1072,14 @@ impl Queue {
                     return Err(TryGetError::Corrupt(BAD_CELL));
                 }
                 // As in `claim_put`.
-                // Acquire: as above.
-                pos = ctl.dequeue_pos.load(Ordering::Acquire);
+                pos = reload(&ctl.dequeue_pos, pos).map_err(TryGetError::Corrupt)?;
             } else {
                 if !self.residue_ok(w, i) {
                     return Err(TryGetError::Corrupt(BAD_CELL));
                 }
-                pos = help(&ctl.dequeue_pos, pos);
+                pos = self
+                    .help_past(&ctl.dequeue_pos, pos, d)
+                    .map_err(TryGetError::Corrupt)?;
             }
         }
         Err(TryGetError::Corrupt(NO_PROGRESS))
@@ -1165,6 +1215,15 @@ impl Queue {
 /// returns the position to try next.
 #[inline(always)]
 fn help(p: &AtomicU64, pos: u64) -> u64 {
+    match try_help(p, pos) {
+        Ok(next) | Err(next) => next,
+    }
+}
+
+/// As [`help`], telling who advanced the position: `Ok(pos + 1)` if we did,
+/// `Err(current)` if somebody else had.
+#[inline(always)]
+fn try_help(p: &AtomicU64, pos: u64) -> Result<u64, u64> {
     // AcqRel: passes on the claim we saw at `pos` (see "Ordering of positions and cells" below); Acquire
     // on failure, because the position we return is used the same way.
     match p.compare_exchange(
@@ -1173,8 +1232,23 @@ fn help(p: &AtomicU64, pos: u64) -> u64 {
         Ordering::AcqRel,
         Ordering::Acquire,
     ) {
-        Ok(_) => pos.wrapping_add(1),
-        Err(now) => now,
+        Ok(_) => Ok(pos.wrapping_add(1)),
+        Err(now) => Err(now),
+    }
+}
+
+/// Loads position `p` again after its cell at `pos` showed a state older than
+/// the position allows; `Err` if the position is still `pos`, because then
+/// nothing changed and the state is impossible (see "Ordering of positions and
+/// cells" below).
+#[inline(always)]
+fn reload(p: &AtomicU64, pos: u64) -> Result<u64, &'static str> {
+    // Acquire: as the first load of the position in `claim_put` / `claim_get`.
+    let now = p.load(Ordering::Acquire);
+    if now == pos {
+        Err(BAD_POSITION)
+    } else {
+        Ok(now)
     }
 }
 
@@ -1190,6 +1264,7 @@ fn help(p: &AtomicU64, pos: u64) -> u64 {
 
 const BAD_CELL: &str = "a cell's state word cannot occur at its position";
 const NO_PROGRESS: &str = "the queue's positions do not lead to a usable cell";
+const BAD_POSITION: &str = "a queue position disagrees with the state of its cell";
 
 /// A slot claimed by [`Queue::try_claim`]: write the payload in place, then
 /// [`commit`](PutClaim::commit). Dropped uncommitted, it becomes a tombstone.
@@ -1521,6 +1596,63 @@ mod tests {
         // The bad cell was released; the queue goes on.
         h.try_put(b"y").unwrap();
         assert_eq!(h.try_get_claim().unwrap().to_vec(), b"y");
+    }
+
+    /// A position scribbled far ahead of or behind its cells is reported at
+    /// once: not after `MAX_STEPS` steps (50 ms of CPU in a debug build, over
+    /// 10 s on a loaded machine: issue #10), and without walking the shared
+    /// position up to the cells one step at a time.
+    #[test]
+    fn scribbled_positions_are_reported_at_once() {
+        for (enq, far) in [
+            (true, 19),
+            (true, -(1 << 40)),
+            (false, 19),
+            (false, -(1 << 40)),
+        ] {
+            let q = HeapQueue::new(4, 8);
+            // SAFETY: `q` outlives the handle.
+            let h = unsafe { q.handle(1) };
+            for k in 0..6u8 {
+                h.try_put(&[k]).unwrap();
+                drop(h.try_get_claim().unwrap());
+            }
+            h.try_put(b"x").unwrap();
+            let p = if enq {
+                &q.ctl().enqueue_pos
+            } else {
+                &q.ctl().dequeue_pos
+            };
+            let start = p.load(Ordering::Relaxed).wrapping_add_signed(far);
+            p.store(start, Ordering::Relaxed);
+            let what = if enq {
+                h.try_put(b"y").unwrap_err().to_string()
+            } else {
+                h.try_get_claim().unwrap_err().to_string()
+            };
+            assert!(what.contains(BAD_POSITION), "enq {enq} far {far}: {what}");
+            let moved = p.load(Ordering::Relaxed).wrapping_sub(start);
+            assert!(moved <= 4, "enq {enq} far {far}: position walked {moved}");
+        }
+    }
+
+    /// A position a little behind its cells (as after a claimer died between
+    /// its two CAS) is helped on, not reported.
+    #[test]
+    fn position_slightly_behind_is_helped_on() {
+        let q = HeapQueue::new(4, 8);
+        // SAFETY: `q` outlives the handle.
+        let h = unsafe { q.handle(1) };
+        for k in 0..3u8 {
+            h.try_put(&[k]).unwrap();
+        }
+        let e = &q.ctl().enqueue_pos;
+        e.store(e.load(Ordering::Relaxed) - 2, Ordering::Relaxed);
+        h.try_put(b"y").unwrap();
+        let d = &q.ctl().dequeue_pos;
+        assert_eq!(h.try_get_claim().unwrap().to_vec(), [0]);
+        d.store(d.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+        assert_eq!(h.try_get_claim().unwrap().to_vec(), [1]);
     }
 
     #[test]

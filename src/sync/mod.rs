@@ -81,6 +81,8 @@ pub enum CrashPoint {
     QueueWritten,
     /// Queue producer: cell published, consumers not yet notified.
     QueuePublished,
+    /// Queue consumer: cell CAS won, position not yet advanced.
+    QueueGetClaimed,
     /// Queue consumer: cell claimed for reading, nothing copied yet.
     QueueTaken,
     /// Queue consumer: frame copied, cell not yet released.

@@ -242,7 +242,21 @@ impl Daemon {
 
     /// As [`Daemon::start`], on bus `bus`.
     pub fn start_named(bus: String, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(shmbusd());
+        Self::start_wrapped(bus, &[], extra)
+    }
+
+    /// As [`Daemon::start_named`], run by a wrapper command (`wrapper`
+    /// followed by the daemon's path and arguments), e.g. `unshare --pid
+    /// --fork`. The wrapper must pass SIGTERM on (`--kill-child=SIGTERM`).
+    pub fn start_wrapped(bus: String, wrapper: &[&str], extra: &[&str]) -> Self {
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(shmbusd());
+                c
+            }
+            None => Command::new(shmbusd()),
+        };
         cmd.args(["--name", &bus, "--size", "1M"]).args(extra);
         let proc = Proc::spawn(cmd, &format!("shmbusd --name {bus}"));
         let mut d = Self {

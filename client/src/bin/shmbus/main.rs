@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! shmbus [--bus NAME] ls
-//! shmbus [--bus NAME] send PIPE [MESSAGE...] [--timeout SECONDS]
-//! shmbus [--bus NAME] recv PIPE [-n COUNT] [--timeout SECONDS]
+//! shmbus [--bus NAME] top [--interval SECONDS] [-n COUNT]
+//! shmbus [--bus NAME] send NAME [MESSAGE...] [--timeout SECONDS]
+//! shmbus [--bus NAME] recv NAME [--create] [-n COUNT] [--timeout SECONDS]
 //! shmbus [--bus NAME] create pipe NAME [--capacity BYTES]
 //! shmbus [--bus NAME] create queue NAME [--slots N] [--slot-size BYTES]
 //! shmbus [--bus NAME] create value NAME TYPE
@@ -15,30 +16,43 @@
 //! shmbus [--bus NAME] rm NAME...
 //! ```
 //!
-//! Each subcommand is one variant of [`Command`] and one function; new ones
-//! (`create pipe|queue`, `get`, `set`, `add`, `watch`) slot in the same way.
-//! Every failure is one line on stderr starting with `shmbus: `, and a non-zero
-//! exit status; a closed standard output (`shmbus recv p | head -1`) ends the
-//! program quietly.
+//! `send` and `recv` take a pipe or a queue (whichever NAME is). `recv`
+//! never creates a channel unless given `--create`; `send` creates a missing
+//! NAME as a pipe and says so on standard error (`shmbus: created pipe NAME
+//! (capacity 65536 bytes)`), so that a typo does not leave a silent pipe
+//! behind. `top` samples the positions the channels keep anyway (nothing is
+//! counted on the fast path) and shows rates from one sample to the next.
+//!
+//! Each subcommand is one variant of [`Command`] and one function; `send` and
+//! `recv` live in [`frames`], `top` in [`top`]. Every failure is one line on
+//! stderr starting with `shmbus: `, and a non-zero exit status; a closed
+//! standard output (`shmbus recv p | head -1`) ends the program quietly.
+//!
+//! Exit status: 0 on success (and at the end of a pipe), 1 on an error, 2 for
+//! a bad command line, 124 when `--timeout` expires, 130 when `watch` or `top`
+//! is stopped by SIGINT (Ctrl-C) or SIGTERM. Other commands die of those
+//! signals, which a shell reports as 130 (SIGINT) or 143 (SIGTERM).
 
-use std::ffi::OsString;
+mod frames;
+mod top;
+
 use std::fmt::Display;
-use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use shmbus_client::{
-    Bus, ChannelDetails, ElemType, Error, Kind, PipeReceiver, PipeSender, Table, BUS_ENV,
-    DEFAULT_BUS,
-};
+use shmbus_client::{Bus, ChannelDetails, ElemType, Error, Table, BUS_ENV, DEFAULT_BUS};
+
+use frames::{RecvArgs, SendArgs};
+use top::TopArgs;
 
 /// Exit status for an error.
 const EXIT_ERROR: u8 = 1;
 /// Exit status when `--timeout` expires (as `timeout(1)`).
 const EXIT_TIMEOUT: u8 = 124;
-/// Exit status after SIGINT/SIGTERM (128 + SIGINT, as a shell reports it).
+/// Exit status of `watch` and `top` after SIGINT/SIGTERM (128 + SIGINT, as
+/// a shell reports a command that SIGINT ended).
 const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
@@ -47,7 +61,9 @@ const EXIT_INTERRUPTED: u8 = 130;
     version,
     about = "Use a shmbus shared-memory message bus from the command line",
     after_help = "Exit status: 0 on success (and at the end of a pipe), 1 on error, \
-        2 for a bad command line, 124 when --timeout expires."
+        2 for a bad command line, 124 when --timeout expires, 130 when `watch` or `top` \
+        is stopped by Ctrl-C (SIGINT) or SIGTERM (other commands die of the signal: a \
+        shell shows 130 for SIGINT, 143 for SIGTERM)."
 )]
 struct Cli {
     /// Bus to use: [A-Za-z0-9._-], 1-200 bytes.
@@ -69,23 +85,34 @@ enum Command {
     /// while still open shows as `KIND (removed, N open)`: N connections
     /// still use it, and its space is reused once they are gone.
     Ls,
+    /// Show message rates, depth and attached ends of every channel,
+    /// refreshed every interval.
+    ///
+    /// Rates come from the positions the channels keep anyway, read twice,
+    /// an interval apart: IN/OUT are bytes/s sent/received for a pipe,
+    /// items/s put/taken for a queue, writes/s for a value or array. DEPTH
+    /// is bytes waiting (pipe), items waiting (queue) or the version (value).
+    /// On a terminal the table is redrawn in place; otherwise each sample is
+    /// printed as a plain table after a title line. Ctrl-C stops it (exit
+    /// 130).
+    Top(TopArgs),
     /// Send frames to a pipe or a queue.
     ///
-    /// Creates a pipe (with the daemon's default capacity) if no channel of
-    /// that name exists, and waits while it is full. An existing queue is
-    /// used as a queue. When this command exits, a receiver that was running
-    /// (or started while this command ran) sees the end of the pipe once it
-    /// has read everything.
+    /// NAME is used as what it is (a pipe or a queue); a missing NAME is
+    /// created as a pipe with the daemon's default capacity, which is said
+    /// on standard error. Waits while the pipe or queue is full. When this
+    /// command exits, a receiver that was running (or started while this
+    /// command ran) sees the end of the pipe once it has read everything.
     Send(SendArgs),
     /// Receive frames from a pipe or a queue and print them, one per line.
     ///
-    /// Creates a pipe if no channel of that name exists; an existing queue
-    /// is used as a queue (which has no end: stop with -n or --timeout). Each frame is written as is,
-    /// followed by a newline. Stops after COUNT frames, or at the end of the
-    /// pipe: once a sender that was attached while this command ran has gone
-    /// and every frame was read. Started while no sender is attached, it
-    /// prints what an earlier sender left and then waits for a sender (as a
-    /// FIFO reader waits for a writer).
+    /// NAME must exist (a pipe or a queue) unless --create is given, which
+    /// creates a pipe. A queue has no end: stop with -n or --timeout. Each
+    /// frame is written as is, followed by a newline. Stops after COUNT
+    /// frames, or at the end of the pipe: once a sender that was attached
+    /// while this command ran has gone and every frame was read. Started
+    /// while no sender is attached, it prints what an earlier sender left
+    /// and then waits for a sender (as a FIFO reader waits for a writer).
     Recv(RecvArgs),
     /// Create a channel; succeeds if it exists already with the same
     /// parameters.
@@ -104,10 +131,12 @@ enum Command {
     ///
     /// On an array, DELTA is added to every element.
     Add(AddArgs),
-    /// Print the value each time it changes, one line per change.
+    /// Print the value now, then each time it changes, one line each.
     ///
     /// Sleeps on a futex between changes; several writes in quick succession
-    /// may show as one line (the latest value).
+    /// may show as one line (the latest value). COUNT counts every line
+    /// printed, the first included (`-n 1` prints the current value). Ctrl-C
+    /// stops it (exit 130).
     Watch(WatchArgs),
     /// Remove channels, as `rm` removes files.
     ///
@@ -206,7 +235,8 @@ struct WatchArgs {
     /// The value or array.
     name: String,
 
-    /// Stop after this many changes.
+    /// Stop after this many lines (the current value and COUNT - 1
+    /// changes).
     #[arg(short = 'n', long = "count", value_name = "COUNT")]
     count: Option<u64>,
 
@@ -222,35 +252,6 @@ fn parse_type(s: &str) -> Result<ElemType, String> {
              or a Python typecode b B h H i I l L q Q f d"
         )
     })
-}
-
-#[derive(Debug, Args)]
-struct SendArgs {
-    /// The pipe.
-    pipe: String,
-
-    /// The frames, one per argument. Without any, each line of standard input
-    /// is one frame (without its newline).
-    #[arg(value_name = "MESSAGE")]
-    messages: Vec<OsString>,
-
-    /// Give up if the pipe stays full this long (seconds; fractions allowed).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
-}
-
-#[derive(Debug, Args)]
-struct RecvArgs {
-    /// The pipe.
-    pipe: String,
-
-    /// Stop after this many frames.
-    #[arg(short = 'n', long = "count", value_name = "COUNT")]
-    count: Option<u64>,
-
-    /// Give up if no frame arrives for this long (seconds; fractions allowed).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
 }
 
 /// A byte count with an optional K, M or G suffix (powers of 1024).
@@ -272,7 +273,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not a byte count (e.g. 4096, 64K or 1M)"))
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
         .and_then(|v| Duration::try_from_secs_f64(v).ok())
@@ -281,21 +282,23 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 /// How a command failed.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// Print `shmbus: MESSAGE`, exit [`EXIT_ERROR`].
     Error(String),
     /// Print `shmbus: MESSAGE`, exit [`EXIT_TIMEOUT`].
     Timeout(String),
     /// Standard output was closed by its reader: stop quietly.
     StdoutClosed,
+    /// SIGINT or SIGTERM arrived (`top`): exit [`EXIT_INTERRUPTED`].
+    Interrupted,
 }
 
-fn error(e: impl Display) -> Failure {
+pub(crate) fn error(e: impl Display) -> Failure {
     Failure::Error(e.to_string())
 }
 
 /// A failure writing standard output.
-fn stdout_error(e: io::Error) -> Failure {
+pub(crate) fn stdout_error(e: io::Error) -> Failure {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Failure::StdoutClosed
     } else {
@@ -309,6 +312,7 @@ fn main() -> ExitCode {
         Ok(()) | Err(Failure::StdoutClosed) => ExitCode::SUCCESS,
         Err(Failure::Error(m)) => report(&m, EXIT_ERROR),
         Err(Failure::Timeout(m)) => report(&m, EXIT_TIMEOUT),
+        Err(Failure::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
     }
 }
 
@@ -322,8 +326,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let bus = Bus::connect_to(&cli.bus).map_err(error)?;
     match cli.command {
         Command::Ls => ls(&bus),
-        Command::Send(a) => send(&bus, a),
-        Command::Recv(a) => recv(&bus, a),
+        Command::Top(a) => top::top(&bus, &a),
+        Command::Send(a) => frames::send(&bus, a),
+        Command::Recv(a) => frames::recv(&bus, a),
         Command::Create(c) => create(&bus, c),
         Command::Get(a) => get(&bus, &a.name),
         Command::Set(a) => set(&bus, &a),
@@ -504,9 +509,9 @@ fn add(bus: &Bus, a: &AddArgs) -> Result<(), Failure> {
     print_line(&now.join(" "))
 }
 
-/// Prints each change, asleep on the value's doorbell in between with no
-/// periodic wake-up (the daemon's death wakes it, see the client's
-/// `liveness` module).
+/// Prints the current value, then each change, asleep on the value's
+/// doorbell in between with no periodic wake-up (the daemon's death wakes
+/// it, see the client's `liveness` module).
 ///
 /// SIGINT/SIGTERM end it with [`EXIT_INTERRUPTED`] from the handler's
 /// thread, while the main thread sleeps. The sleeper count it leaves raised
@@ -518,24 +523,14 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
     // No explicit flush: the main thread may hold the stdout lock (every
     // line is flushed as printed; `exit` flushes what it can without waiting).
     let _ = ctrlc::set_handler(|| std::process::exit(i32::from(EXIT_INTERRUPTED)));
-    let mut since = t.version();
+    let mut since = None;
     let mut n: u64 = 0;
     while a.count.map_or(true, |c| n < c) {
-        let deadline = a.timeout.and_then(|d| Instant::now().checked_add(d));
-        match t.wait_changed_until(since, deadline) {
-            Ok(_) => {}
-            Err(Error::Timeout) => {
-                return Err(Failure::Timeout(format!(
-                    "{} {} did not change for {:?}",
-                    t.kind(),
-                    a.name,
-                    a.timeout.unwrap_or_default()
-                )))
-            }
-            Err(e) => return Err(error(e)),
+        if let Some(since) = since {
+            wait_change(&t, a, since)?;
         }
         let (bits, v) = t.read_bits();
-        since = v;
+        since = Some(v);
         let line: Vec<String> = bits.into_iter().map(|b| t.elem().format_bits(b)).collect();
         print_line(&line.join(" "))?;
         n += 1;
@@ -543,191 +538,20 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Whether `name` is an existing queue (`send` and `recv` then use it as one;
-/// anything else is a pipe, created if missing).
-fn is_queue(bus: &Bus, name: &str) -> bool {
-    bus.channels()
-        .iter()
-        .any(|c| c.name == name && c.kind == Kind::Queue && !c.removed)
-}
-
-fn send(bus: &Bus, a: SendArgs) -> Result<(), Failure> {
-    if is_queue(bus, &a.pipe) {
-        return send_queue(bus, a);
-    }
-    let pipe = bus.pipe(&a.pipe).map_err(error)?;
-    let mut tx = pipe.sender().map_err(error)?;
-    if !a.messages.is_empty() {
-        for m in &a.messages {
-            send_one(&mut tx, m.as_bytes(), a.timeout)?;
-        }
-        return Ok(());
-    }
-    let mut stdin = io::stdin().lock();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = stdin
-            .read_until(b'\n', &mut line)
-            .map_err(|e| error(format!("reading standard input: {e}")))?;
-        if n == 0 {
-            return Ok(());
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        send_one(&mut tx, &line, a.timeout)?;
-    }
-}
-
-fn send_one(tx: &mut PipeSender, frame: &[u8], timeout: Option<Duration>) -> Result<(), Failure> {
-    let r = match timeout {
-        Some(t) => tx.send_timeout(frame, t),
-        None => tx.send(frame),
-    };
-    r.map_err(|e| match e {
-        Error::Timeout => Failure::Timeout(format!(
-            "pipe {0} stayed full for {1:?}: is its receiver running (`shmbus recv {0}`)?",
-            tx.name(),
-            timeout.unwrap_or_default()
-        )),
-        e => error(format!("sending to pipe {}: {e}", tx.name())),
-    })
-}
-
-fn send_queue(bus: &Bus, a: SendArgs) -> Result<(), Failure> {
-    let q = bus.open_queue(&a.pipe).map_err(error)?;
-    let put = |m: &[u8]| -> Result<(), Failure> {
-        let r = match a.timeout {
-            Some(t) => q.put_timeout(m, t),
-            None => q.put(m),
-        };
-        r.map_err(|e| match e {
-            Error::Timeout => Failure::Timeout(format!(
-                "queue {0} stayed full for {1:?}: is anything taking from it (`shmbus recv {0}`)?",
-                q.name(),
-                a.timeout.unwrap_or_default()
-            )),
-            e => error(format!("sending to queue {}: {e}", q.name())),
-        })
-    };
-    if !a.messages.is_empty() {
-        for m in &a.messages {
-            put(m.as_bytes())?;
-        }
-        return Ok(());
-    }
-    let mut stdin = io::stdin().lock();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = stdin
-            .read_until(b'\n', &mut line)
-            .map_err(|e| error(format!("reading standard input: {e}")))?;
-        if n == 0 {
-            return Ok(());
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
-        put(&line)?;
-    }
-}
-
-/// `recv` on a queue: a queue has no end, so this runs until COUNT items,
-/// the timeout, or the bus closing.
-fn recv_queue(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
-    let q = bus.open_queue(&a.pipe).map_err(error)?;
-    let stdout = io::stdout();
-    let tty = stdout.is_terminal();
-    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let print =
-        |out: &mut dyn Write, b: &[u8]| out.write_all(b).and_then(|()| out.write_all(b"\n"));
-    let mut n: u64 = 0;
-    while a.count.map_or(true, |c| n < c) {
-        let r = match q.try_get_with(|b| print(&mut out, b)) {
-            Err(Error::Empty) => {
-                out.flush().map_err(stdout_error)?;
-                match a.timeout {
-                    Some(t) => {
-                        q.get_with_deadline(std::time::Instant::now() + t, |b| print(&mut out, b))
-                    }
-                    None => q.get_with(|b| print(&mut out, b)),
-                }
-            }
-            r => r,
-        };
-        match r {
-            Ok(w) => w.map_err(stdout_error)?,
-            Err(Error::Timeout) => {
-                out.flush().map_err(stdout_error)?;
-                return Err(Failure::Timeout(format!(
-                    "nothing on queue {0} for {1:?}: is anything putting into it (`shmbus send {0}`)?",
-                    q.name(),
-                    a.timeout.unwrap_or_default()
-                )));
-            }
-            Err(e) => return Err(error(format!("receiving from queue {}: {e}", q.name()))),
-        }
-        n += 1;
-        if tty {
-            out.flush().map_err(stdout_error)?;
-        }
-    }
-    out.flush().map_err(stdout_error)
-}
-
-fn recv(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
-    if is_queue(bus, &a.pipe) {
-        return recv_queue(bus, a);
-    }
-    let pipe = bus.pipe(&a.pipe).map_err(error)?;
-    let mut rx = pipe.receiver().map_err(error)?;
-    let stdout = io::stdout();
-    let tty = stdout.is_terminal();
-    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut n: u64 = 0;
-    while a.count.map_or(true, |c| n < c) {
-        if !next_frame(&mut rx, &mut out, a.timeout)? {
-            break;
-        }
-        n += 1;
-        if tty {
-            out.flush().map_err(stdout_error)?;
-        }
-    }
-    out.flush().map_err(stdout_error)
-}
-
-/// Prints the next frame; false at the end of the pipe. Flushes standard output
-/// before it waits, so whatever arrived so far is seen at once.
-fn next_frame(
-    rx: &mut PipeReceiver,
-    out: &mut impl Write,
-    timeout: Option<Duration>,
-) -> Result<bool, Failure> {
-    let print =
-        |out: &mut dyn Write, b: &[u8]| out.write_all(b).and_then(|()| out.write_all(b"\n"));
-    let r = match rx.try_recv_with(|b| print(out, b)) {
-        Ok(w) => Ok(w),
-        Err(Error::Empty) => {
-            out.flush().map_err(stdout_error)?;
-            match timeout {
-                Some(t) => rx.recv_with_timeout(t, |b| print(out, b)),
-                None => rx.recv_with(|b| print(out, b)),
-            }
-        }
-        Err(e) => Err(e),
-    };
-    match r {
-        Ok(written) => written.map(|()| true).map_err(stdout_error),
-        Err(Error::Disconnected) => Ok(false),
+/// Waits until `t`'s version is no longer `since`, for `watch`: one futex
+/// sleep with no slice, which a write, `--timeout`, the daemon's death or its
+/// shutdown ends (SIGINT/SIGTERM end the process).
+fn wait_change(t: &Table, a: &WatchArgs, since: u64) -> Result<(), Failure> {
+    let deadline = a.timeout.and_then(|d| Instant::now().checked_add(d));
+    match t.wait_changed_until(since, deadline) {
+        Ok(_) => Ok(()),
         Err(Error::Timeout) => Err(Failure::Timeout(format!(
-            "no frame on pipe {0} for {1:?}: is its sender running (`shmbus send {0}`)?",
-            rx.name(),
-            timeout.unwrap_or_default()
+            "{} {} did not change for {:?}",
+            t.kind(),
+            a.name,
+            a.timeout.unwrap_or_default()
         ))),
-        Err(e) => Err(error(format!("receiving from pipe {}: {e}", rx.name()))),
+        Err(e) => Err(error(e)),
     }
 }
 
@@ -750,6 +574,7 @@ mod tests {
             Command::Recv(RecvArgs {
                 count: Some(3),
                 timeout: None,
+                create: false,
                 ..
             })
         ));
