@@ -547,7 +547,7 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
     catch_interrupts();
     let mut since = None;
     let mut n: u64 = 0;
-    while a.count.map_or(true, |c| n < c) {
+    while a.count.is_none_or(|c| n < c) {
         if let Some(since) = since {
             wait_change(&t, a, since)?;
         }
@@ -569,7 +569,7 @@ fn wait_change(t: &Table, a: &WatchArgs, since: u64) -> Result<(), Failure> {
         let until = deadline.map_or(slice, |d| d.min(slice));
         match t.wait_changed_until(since, Some(until)) {
             Ok(_) => return Ok(()),
-            Err(Error::Timeout) if deadline.map_or(true, |d| Instant::now() < d) => {}
+            Err(Error::Timeout) if deadline.is_none_or(|d| Instant::now() < d) => {}
             Err(Error::Timeout) => {
                 return Err(Failure::Timeout(format!(
                     "{} {} did not change for {:?}",
