@@ -459,7 +459,7 @@ fn region(
     };
     let len = len.ok_or(bad)?;
     let end = off.checked_add(len).ok_or(bad)?;
-    if off < lo || end > hi || off % LINE != 0 {
+    if off < lo || end > hi || !off.is_multiple_of(LINE) {
         return Err(bad);
     }
     Ok(end)

@@ -503,7 +503,7 @@ fn pipe_receiver(bus: &str, ack: &str) {
         // Inside a receive: a kill from here to the ack below may take one
         // frame with it.
         ack.put(first.unwrap_or(0), count | INSIDE);
-        if count % 2 == 0 {
+        if count.is_multiple_of(2) {
             rx.recv_into(&mut buf).unwrap();
         } else {
             rx.recv_with(|f| {
@@ -954,7 +954,7 @@ fn run_queue_consumer_kills(n: usize) {
     for (i, &p) in puts.iter().enumerate() {
         let got = by_id.remove(&(STEADY + i as u64)).unwrap_or_default();
         assert!(
-            got.last().map_or(true, |&l| l < p),
+            got.last().is_none_or(|&l| l < p),
             "producer {i}: a message it never put"
         );
         lost += p - got.len() as u64;

@@ -288,7 +288,7 @@ impl Seg {
 
     fn w64(&self, off: u64) -> &AtomicU64 {
         assert!(
-            off % 8 == 0 && off + 8 <= self.len(),
+            off.is_multiple_of(8) && off + 8 <= self.len(),
             "fuzzer bug: word {off}"
         );
         // SAFETY: `off .. off + 8` is inside the mapping (checked), 8-aligned
@@ -302,7 +302,7 @@ impl Seg {
 
     fn w32(&self, off: u64) -> &AtomicU32 {
         assert!(
-            off % 4 == 0 && off + 4 <= self.len(),
+            off.is_multiple_of(4) && off + 4 <= self.len(),
             "fuzzer bug: word {off}"
         );
         // SAFETY: as in `w64`, for a 4-aligned `u32` word.

@@ -97,7 +97,7 @@ fn consumer(bus: &str, out: &str) {
     let mut buf = Vec::new();
     let mut n = 0u64;
     loop {
-        let (p, seq) = if n % 2 == 0 {
+        let (p, seq) = if n.is_multiple_of(2) {
             q.get_with(parse).unwrap()
         } else {
             q.get_into(&mut buf).unwrap();

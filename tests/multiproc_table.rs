@@ -53,7 +53,7 @@ fn array_writer(bus: &str) {
     loop {
         k += 1;
         a.write(&[k; LEN]).unwrap();
-        if k % 256 == 0 && stop.load() != 0 {
+        if k.is_multiple_of(256) && stop.load() != 0 {
             break;
         }
     }

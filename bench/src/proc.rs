@@ -323,7 +323,7 @@ impl ShmFile {
     /// # Panics
     /// If `offset` is not 8-aligned or the word is out of bounds.
     pub(crate) fn word(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.map.len());
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.map.len());
         // SAFETY:
         // - `offset + 8 <= len` (checked), so the word is inside the mapping;
         // - the mapping is page-aligned and `offset` is a multiple of 8, so the
@@ -339,7 +339,7 @@ impl ShmFile {
     /// # Panics
     /// If `offset` is not 4-aligned or the word is out of bounds.
     pub(crate) fn futex(&self, offset: usize) -> &FutexWord {
-        assert!(offset % 4 == 0 && offset + 4 <= self.map.len());
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.map.len());
         // SAFETY: as in `word`: in bounds and 4-aligned (checked), `FutexWord`
         // is `repr(transparent)` over `AtomicU32` (any bits valid), all access
         // is atomic, and the mapping outlives the returned reference.

@@ -305,7 +305,7 @@ fn writer_child(bus: &str, what: &str, pace: u64) {
     let start = Instant::now();
     let mut k = 0.0f64;
     let mut i = 0u64;
-    while i % 256 != 0 || stop.load() == 0 {
+    while !i.is_multiple_of(256) || stop.load() == 0 {
         k += 1.0;
         i += 1;
         if what == "a" {

@@ -171,19 +171,7 @@ fn wait_for_hangup(sock: &UnixStream, stop: &OwnedFd) -> Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
-
-    fn wait_until(f: impl Fn() -> bool) -> bool {
-        // A generous watchdog, not a timing assertion.
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if f() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        false
-    }
+    use std::time::Duration;
 
     #[test]
     fn sees_the_peer_hang_up_and_runs_the_action() {

@@ -277,7 +277,7 @@ impl SegmentFile {
 /// addresses, so this does not happen).
 unsafe fn header_of(map: &MmapRaw) -> io::Result<&Header> {
     let base = map.as_mut_ptr();
-    if base.is_null() || base as usize % align_of::<Header>() != 0 {
+    if base.is_null() || !(base as usize).is_multiple_of(align_of::<Header>()) {
         return Err(io::Error::other("mmap returned a misaligned address"));
     }
     // SAFETY:
@@ -316,7 +316,7 @@ impl Mapping {
     #[inline]
     unsafe fn at<T>(&self, offset: u64) -> Option<&T> {
         let end = offset.checked_add(size_of::<T>() as u64)?;
-        if end > self.geometry.total_size || offset % align_of::<T>() as u64 != 0 {
+        if end > self.geometry.total_size || !offset.is_multiple_of(align_of::<T>() as u64) {
             return None;
         }
         // `total_size` is the mapping's length (validated against fstat), and
@@ -468,7 +468,7 @@ impl Mapping {
         if offset < g.arena_off || end > arena_end {
             return Err("channel body lies outside the arena");
         }
-        if offset % align_of::<C>() as u64 != 0 {
+        if !offset.is_multiple_of(align_of::<C>() as u64) {
             return Err("channel control block is misaligned");
         }
         Ok(end)

@@ -674,7 +674,7 @@ fn blocked_clients_see_bus_closed(sig: Signal) {
     let _full_rx = bus.pipe("full").unwrap().receiver().unwrap();
     let frame = "x".repeat(100);
     let mut send_full = vec!["send", "full"];
-    send_full.extend(std::iter::repeat(frame.as_str()).take(100));
+    send_full.extend(std::iter::repeat_n(frame.as_str(), 100));
     let clients = [
         ("pipe recv", shmbus_bg(&d.bus, &["recv", "--create", "q"])),
         ("pipe send (full)", shmbus_bg(&d.bus, &send_full)),

@@ -97,7 +97,10 @@ impl FreeList {
     /// # Errors
     /// [`NoBlock`] if no free block is large enough; nothing changes then.
     pub(crate) fn alloc(&mut self, need: u64) -> Result<u64, NoBlock> {
-        debug_assert!(need > 0 && need % LINE == 0, "allocation of {need} bytes");
+        debug_assert!(
+            need > 0 && need.is_multiple_of(LINE),
+            "allocation of {need} bytes"
+        );
         let found = self
             .blocks
             .iter()
@@ -125,7 +128,10 @@ impl FreeList {
     /// the arena): a daemon bug.
     pub(crate) fn release(&mut self, off: u64, len: u64) {
         assert!(
-            len > 0 && len % LINE == 0 && off >= self.start && off + len <= self.start + self.len,
+            len > 0
+                && len.is_multiple_of(LINE)
+                && off >= self.start
+                && off + len <= self.start + self.len,
             "freeing {len} bytes at {off}, outside the arena"
         );
         let mut start = off;
@@ -236,7 +242,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let n = (x >> 33) % 8 + 1;
-            if live.len() > 4 || (x >> 20) % 3 == 0 {
+            if live.len() > 4 || (x >> 20).is_multiple_of(3) {
                 if !live.is_empty() {
                     let (off, len) = live.swap_remove(((x >> 40) as usize) % live.len());
                     f.release(off, len);

@@ -157,7 +157,7 @@ impl Segment {
         assert!(
             off.checked_add(size)
                 .is_some_and(|end| end <= self.map.len() as u64)
-                && off % align == 0,
+                && off.is_multiple_of(align),
             "segment access out of bounds or misaligned: offset {off}, size {size}"
         );
         // SAFETY:
@@ -248,7 +248,9 @@ impl Segment {
     pub(crate) fn zero(&self, offset: u64, len: u64) {
         let line = shmbus::layout::LINE;
         assert!(
-            offset >= self.geometry.arena_off && offset % line == 0 && len % line == 0,
+            offset >= self.geometry.arena_off
+                && offset.is_multiple_of(line)
+                && len.is_multiple_of(line),
             "zeroing {len} bytes at {offset}: not whole lines of the arena"
         );
         for off in (offset..offset + len).step_by(line as usize) {

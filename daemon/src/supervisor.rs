@@ -179,7 +179,7 @@ pub(crate) fn recover(
         cleared_waits: 0,
         ignored_waits: 0,
     };
-    if peers.slots.get(i).map_or(true, Option::is_none) {
+    if peers.slots.get(i).is_none_or(Option::is_none) {
         return r;
     }
     let p = seg.peer(u32::from(slot));

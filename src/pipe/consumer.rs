@@ -199,7 +199,7 @@ impl Consumer {
     }
 
     fn check_tail(&mut self, tail: u64) -> Result<(), TryRecvError> {
-        if tail < self.head || tail - self.head > self.capacity || tail % 8 != 0 {
+        if tail < self.head || tail - self.head > self.capacity || !tail.is_multiple_of(8) {
             return Err(self.corrupt("tail is behind head or a capacity ahead of it"));
         }
         Ok(())

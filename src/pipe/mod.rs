@@ -349,7 +349,11 @@ const MAX_POSITION: u64 = 1 << 63;
 /// `capacity` apart, 8-byte aligned, and far from overflowing. The per-call
 /// checks of each side rely on this starting point.
 fn positions_ok(tail: u64, head: u64, capacity: u64) -> bool {
-    head <= tail && tail - head <= capacity && tail % 8 == 0 && head % 8 == 0 && tail < MAX_POSITION
+    head <= tail
+        && tail - head <= capacity
+        && tail.is_multiple_of(8)
+        && head.is_multiple_of(8)
+        && tail < MAX_POSITION
 }
 
 /// Message for an attach refused by [`positions_ok`].
@@ -519,7 +523,7 @@ impl Ring {
     /// - those bytes are accessed only through the pipe protocol.
     pub unsafe fn new(words: NonNull<UnsafeCell<u64>>, capacity: u64) -> Self {
         debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
-        debug_assert!(words.as_ptr() as usize % 8 == 0);
+        debug_assert!((words.as_ptr() as usize).is_multiple_of(8));
         Self { words, capacity }
     }
 
@@ -539,7 +543,7 @@ impl Ring {
     /// Reads the record header at `off` (8-aligned, `off + 8 <= capacity`).
     #[inline(always)]
     fn read_header(&self, off: u64) -> (u32, u32) {
-        assert!(off % 8 == 0 && off + HEADER <= self.capacity);
+        assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
         // SAFETY: `off / 8` is a word index below `capacity / 8` (checked just
         // above), inside the ring named in `new`.
         let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
@@ -553,7 +557,7 @@ impl Ring {
     /// Writes a record header at `off` (8-aligned, `off + 8 <= capacity`).
     #[inline(always)]
     fn write_header(&self, off: u64, len: u32, kind: u32) {
-        assert!(off % 8 == 0 && off + HEADER <= self.capacity);
+        assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
         let w = (u64::from(len) | (u64::from(kind) << 32)).to_le();
         // SAFETY: in bounds, checked above.
         let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
@@ -565,7 +569,7 @@ impl Ring {
     /// Copies `src` into the ring at `off` (8-aligned, in bounds).
     #[inline(always)]
     fn write_bytes(&self, off: u64, src: &[u8]) {
-        assert!(off % 8 == 0 && off + src.len() as u64 <= self.capacity);
+        assert!(off.is_multiple_of(8) && off + src.len() as u64 <= self.capacity);
         #[cfg(not(loom))]
         // SAFETY: the destination is `src.len()` bytes inside the ring (checked
         // above) that the protocol reserves to the producer; `src` is a Rust
@@ -589,7 +593,7 @@ impl Ring {
     /// Copies `dst.len()` bytes out of the ring at `off` (8-aligned, in bounds).
     #[inline(always)]
     fn read_bytes(&self, off: u64, dst: &mut [u8]) {
-        assert!(off % 8 == 0 && off + dst.len() as u64 <= self.capacity);
+        assert!(off.is_multiple_of(8) && off + dst.len() as u64 <= self.capacity);
         #[cfg(not(loom))]
         // SAFETY: the source is in bounds (checked above) and reserved to the
         // consumer by the protocol; `dst` is private memory, so no overlap.

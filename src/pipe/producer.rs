@@ -132,7 +132,7 @@ impl Producer {
         // Acquire: pairs with the Release store of head in `Consumer::release`,
         // so the consumer is done reading the bytes we are about to reuse.
         let head = self.ctl().head.load(Ordering::Acquire);
-        if head > self.tail || self.tail - head > self.capacity || head % 8 != 0 {
+        if head > self.tail || self.tail - head > self.capacity || !head.is_multiple_of(8) {
             let what = "head is ahead of tail or a capacity behind it";
             self.poisoned = Some(what);
             return Err(TrySendError::Corrupt(what));
@@ -351,7 +351,7 @@ impl Claim<'_> {
     #[inline]
     pub fn write_at(&mut self, pos: usize, src: &[u8]) {
         assert!(
-            pos % 8 == 0 && pos + src.len() <= self.len,
+            pos.is_multiple_of(8) && pos + src.len() <= self.len,
             "write outside the claim"
         );
         let at = self.payload_offset() + pos as u64;

@@ -530,7 +530,7 @@ impl Cells {
     /// - `check_params(slots, slot_size)` holds.
     pub unsafe fn in_segment(first: NonNull<u8>, slots: u64, slot_size: u64) -> Self {
         debug_assert!(check_params(slots, slot_size).is_ok());
-        debug_assert!(first.as_ptr() as usize % 8 == 0);
+        debug_assert!((first.as_ptr() as usize).is_multiple_of(8));
         let stride = cell_stride(slot_size) as usize;
         // SAFETY: the length word follows the state word inside the first
         // cell, within the range the caller vouches for.
@@ -624,7 +624,9 @@ impl Cells {
     /// 8), which the caller holds.
     #[inline(always)]
     fn write_bytes(&self, i: u64, at: usize, src: &[u8]) {
-        assert!(i < self.slots && at % 8 == 0 && (at + src.len()) as u64 <= self.slot_size);
+        assert!(
+            i < self.slots && at.is_multiple_of(8) && (at + src.len()) as u64 <= self.slot_size
+        );
         #[cfg(not(loom))]
         // SAFETY: the destination is inside cell `i`'s payload (checked above),
         // which the caller's write claim reserves to it; `src` is private
@@ -1319,7 +1321,7 @@ impl PutClaim<'_> {
     #[inline]
     pub fn write_at(&mut self, pos: usize, src: &[u8]) {
         assert!(
-            pos % 8 == 0 && pos + src.len() <= self.len,
+            pos.is_multiple_of(8) && pos + src.len() <= self.len,
             "write outside the claim"
         );
         self.q.cells.write_bytes(self.i, pos, src);

@@ -183,7 +183,7 @@ fn recv_queue(q: &Queue, a: &RecvArgs) -> Result<(), Failure> {
     let print =
         |out: &mut dyn Write, b: &[u8]| out.write_all(b).and_then(|()| out.write_all(b"\n"));
     let mut n: u64 = 0;
-    while a.count.map_or(true, |c| n < c) {
+    while a.count.is_none_or(|c| n < c) {
         let r = match q.try_get_with(|b| print(&mut out, b)) {
             Err(Error::Empty) => {
                 out.flush().map_err(stdout_error)?;
@@ -220,7 +220,7 @@ fn recv_pipe(pipe: &Pipe, a: &RecvArgs) -> Result<(), Failure> {
     let tty = stdout.is_terminal();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut n: u64 = 0;
-    while a.count.map_or(true, |c| n < c) {
+    while a.count.is_none_or(|c| n < c) {
         if !next_frame(&mut rx, &mut out, a.timeout)? {
             break;
         }

@@ -525,7 +525,7 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
     let _ = ctrlc::set_handler(|| std::process::exit(i32::from(EXIT_INTERRUPTED)));
     let mut since = None;
     let mut n: u64 = 0;
-    while a.count.map_or(true, |c| n < c) {
+    while a.count.is_none_or(|c| n < c) {
         if let Some(since) = since {
             wait_change(&t, a, since)?;
         }

@@ -288,7 +288,7 @@ pub(crate) fn top(bus: &Bus, a: &TopArgs) -> Result<(), Failure> {
     let mut before = Sample::take(bus)?;
     let mut next = before.at;
     let mut n: u64 = 0;
-    while a.count.map_or(true, |c| n < c) {
+    while a.count.is_none_or(|c| n < c) {
         // Fixed ticks, so that a slow print does not stretch the interval.
         next += a.interval;
         sleep_until(next)?;
