@@ -7,7 +7,8 @@
 //!
 //! The futex stand-in ignores deadlines, so a lost wake-up (the sleeper's
 //! check missed the flag and the watcher missed its record) is a loom
-//! deadlock.
+//! deadlock; `a_watcher_without_its_fence_loses_the_wake_up` shows that the
+//! model finds one when the watcher's `fence(SeqCst)` is left out.
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
@@ -87,6 +88,19 @@ impl Process {
         wake_recorded(&self.seg.records, |o| (o == off).then_some(&self.seg.bell))
     }
 
+    /// [`hang_up`](Self::hang_up) minus the `fence(SeqCst)` of
+    /// `wake_recorded`: the bug the model must catch.
+    fn hang_up_without_fence(&self) {
+        // Relaxed, as in `hang_up`, and no fence after it.
+        self.gone.store(1, Ordering::Relaxed);
+        for r in &self.seg.records {
+            // Acquire: as in `wake_recorded`.
+            if r.load(Ordering::Acquire) == self.seg.bell_off() {
+                self.seg.bell.ring();
+            }
+        }
+    }
+
     /// After every thread was joined: each sleeper cleared its record and
     /// took its count back.
     fn check_end(&self) {
@@ -143,5 +157,24 @@ fn the_watcher_wakes_every_sleeper_even_between_sleeps() {
             s.join().unwrap();
         }
         p.check_end();
+    });
+}
+
+/// The watcher without its fence: the sleeper's check can miss the flag
+/// while the watcher misses the record. loom must report that schedule as a
+/// deadlock, which shows the model turns a lost wake-up into a failure.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn a_watcher_without_its_fence_loses_the_wake_up() {
+    loom::model(|| {
+        let p = Arc::new(Process::default());
+        // The sleeper on the model's own thread (so that the deadlock leaves
+        // no spawned thread blocked holding a loom object while unwinding).
+        let w = {
+            let p = p.clone();
+            thread::spawn(move || p.hang_up_without_fence())
+        };
+        p.sleep();
+        w.join().unwrap();
     });
 }

@@ -112,9 +112,13 @@ impl Inner {
     /// daemon re-initialised the segment (epoch changed), or the daemon closed
     /// our connection (it exited or was killed).
     ///
-    /// This is the `interrupt` check that blocking calls run between futex
-    /// sleeps of at most [`shmbus::futex::INTERRUPT_SLICE`]; it makes one
-    /// non-blocking `recv` system call, so it never runs on the fast path.
+    /// This is the `interrupt` check that blocking calls run before every
+    /// futex sleep and after every wake-up; it makes one non-blocking `recv`
+    /// system call, so it never runs on the fast path. The sleeps need no
+    /// time limit for it: the daemon's shutdown rings every doorbell after it
+    /// stored `CLOSING`, its death makes our watcher ring the sleeps this
+    /// process recorded (see [`BusWaiter::slice`]), and a new epoch or an end
+    /// of our connection come only after one of those.
     pub(crate) fn is_closed(&self) -> bool {
         if self.daemon_gone() {
             return true;
@@ -123,8 +127,8 @@ impl Inner {
         // Acquire: pairs with the daemon's Release store of CLOSING; a hint
         // only, nothing else is read on the strength of it.
         h.state.load(Ordering::Acquire) == state::CLOSING
-            // Relaxed: the epoch is a hint too; a stale read is caught by the
-            // next check, 200 ms later at most.
+            // Relaxed: the epoch is a hint too; a new one comes only after
+            // the old daemon died, which wakes us anyway.
             || h.epoch.load(Ordering::Relaxed) != self.control.welcome().epoch
             || self.control.peer_gone()
     }
