@@ -193,7 +193,8 @@ pub struct SeqlockBody<'a> {
 ///   lives (the contract of [`new`](Self::new));
 /// - `base` is aligned to [`LINE`]; `total_size <= isize::MAX`;
 /// - the geometry's regions lie inside the segment, in order, each aligned
-///   to [`LINE`] ([`check_regions`]).
+///   to [`LINE`] (checked by `new`, by the rule [`validate`](super::validate)
+///   applies).
 #[derive(Debug)]
 pub struct SegmentView {
     base: NonNull<u8>,
