@@ -221,9 +221,8 @@ pub(crate) fn create_segment(
 
 /// Gives the unnamed segment `fd` its name `path` (`linkat` of
 /// `/proc/self/fd/N`, which needs no privilege, unlike `AT_EMPTY_PATH`).
-/// Never replaces a file: if one appeared at `path` since
-/// [`remove_stale`](crate::files::remove_stale),
-/// start fails.
+/// Never replaces a file: if one appeared at `path` since the stale files
+/// were removed (`files::remove_stale`), start fails.
 pub(crate) fn link_segment(fd: &OwnedFd, path: &Path) -> Result<(), Error> {
     use std::os::fd::AsRawFd as _;
     let me = format!("/proc/self/fd/{}", fd.as_raw_fd());
