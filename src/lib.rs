@@ -11,7 +11,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`layout`] | the segment ABI: header, peer table, directory; open-time validation |
+//! | [`layout`] | the segment ABI: header, peer table, directory; open-time validation; the checked view of a mapped segment |
 //! | [`pipe`] | single-producer single-consumer ring of byte frames |
 //! | [`queue`] | bounded multi-producer multi-consumer queue of byte frames (Vyukov, owner-tagged cells) |
 //! | [`seqlock`] | typed values and arrays: double-buffered seqlock |

@@ -683,14 +683,14 @@ impl Bus {
             .map_err(Error::Corrupt)?;
         // SAFETY:
         // - `body.ctl` passed `QueueCtl::check` with the cells' parameters in
-        //   `Mapping::queue`, and `body.cells` are that queue's cells;
+        //   `Mapping::queue`, and `body.cells()` are that queue's cells;
         // - both stay mapped as long as the handle: it is stored in a `Queue`
         //   together with `Arc<Inner>`, which owns the mapping and is declared
         //   after the handle, so it is dropped after it (clones likewise).
         let q = unsafe {
             shmbus::queue::Queue::attach(
                 std::ptr::NonNull::from(body.ctl),
-                body.cells,
+                body.cells(),
                 self.inner.owner(),
             )
         };

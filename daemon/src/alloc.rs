@@ -59,7 +59,7 @@ use shmbus::sync::Ordering;
 
 use crate::arena::{FreeList, NoBlock};
 use crate::config::{align_line, ChannelParams};
-use crate::run::Segment;
+use crate::segment::Segment;
 
 /// A channel, as the daemon knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

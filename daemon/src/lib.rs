@@ -9,10 +9,14 @@
 //! |---|---|
 //! | `cli` | the command line ([`Cli`]) |
 //! | [`config`] | command line + TOML file → a validated [`Spec`] |
-//! | `run` | singleton lock, segment creation, serving, shutdown ([`Daemon`]) |
+//! | `run` | starting, serving and stopping a bus ([`Daemon`], [`StopHandle`]) |
+//! | `files` | the lock file, the control socket, taking over a dead daemon's files |
+//! | `segment` | the segment file and the daemon's checked view of its mapping |
+//! | `events` | the event log |
 //! | `admission` | accepting connections and reading `HELLO`: who may connect, budgets, deadlines |
 //! | `server` | serving admitted control connections |
-//! | `alloc` | the arena (bump allocator) and the directory |
+//! | `alloc` | the directory, and where channel bodies go in the arena |
+//! | `arena` | the arena's free space: first-fit free list with coalescing |
 //! | `supervisor` | peer slots, and recovery when a client goes away |
 //! | `process` | a client's process held by a pidfd: alive, exited, groups |
 //! | `status` | the one-line status summary ([`StatusHandle`]) |
@@ -21,11 +25,16 @@
 //! ## Life of a daemon
 //! 1. Take `flock(LOCK_EX | LOCK_NB)` on the bus's lock file: one daemon per bus.
 //!    If another daemon holds it, refuse ([`Error::AlreadyServed`]).
-//! 2. A segment or socket left behind is stale (its daemon died): remove it.
-//! 3. Create the segment (`O_CREAT | O_EXCL | O_NOFOLLOW`, `fchmod`, `ftruncate`,
+//! 2. A segment or socket left behind by a daemon that died is removed, but
+//!    only if it is provably ours and provably dead (our uid, our magic, its
+//!    daemon gone, nobody listening); anything else makes the start fail.
+//! 3. Create the segment unnamed (`O_TMPFILE`, `fchmod`, `ftruncate`,
 //!    `fallocate` so a full `/dev/shm` fails now with `ENOSPC`, not later with
-//!    `SIGBUS`), map it, write the layout, create the declared channels, publish.
-//! 4. Bind the control socket and serve: a thread per connection.
+//!    `SIGBUS`), map it, write the layout, create the declared channels,
+//!    publish, and only then link it into place (`linkat`, never replacing a
+//!    file).
+//! 4. Bind the control socket (under a temporary name, renamed into place
+//!    once listening) and serve: a thread per connection.
 //! 5. On SIGINT/SIGTERM (or [`StopHandle::stop`]): mark the segment `CLOSING`,
 //!    wake every sleeper, remove the segment, socket and lock file. SIGHUP
 //!    only logs a status line ([`StatusHandle::summary`]).
@@ -64,8 +73,11 @@ mod alloc;
 mod arena;
 mod cli;
 pub mod config;
+mod events;
+mod files;
 mod process;
 mod run;
+mod segment;
 mod server;
 mod service;
 mod status;

@@ -61,8 +61,9 @@ use crate::admission::{source_name, Admitted};
 use crate::alloc::{AllocError, Channel, Channels};
 use crate::config::Spec;
 use crate::config::{ChannelParams, ChannelSpec, DEFAULT_PIPE_CAPACITY};
+use crate::events::Log;
 use crate::process::{ClientProc, PeerCred};
-use crate::run::{Log, Segment};
+use crate::segment::Segment;
 use crate::supervisor::{self, Peers};
 use crate::Error;
 

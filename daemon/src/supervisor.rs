@@ -63,7 +63,7 @@ use shmbus::layout::{peer_state, Kind};
 use shmbus::sync::Ordering;
 
 use crate::alloc::Channels;
-use crate::run::Segment;
+use crate::segment::Segment;
 
 /// A registered client, as the daemon knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
