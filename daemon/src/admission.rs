@@ -47,9 +47,11 @@ use rustix::net::{RecvFlags, SendFlags};
 use shmbus::layout::ABI_VERSION;
 use shmbus::protocol::{ErrorCode, Request, Response, MAX_LINE};
 
+use crate::connection::{self, Admitted};
 use crate::process::{self, ClientProc, PeerCred, Source};
-use crate::run::StopHandle;
 use crate::server::{error, Bus};
+use crate::stop::StopHandle;
+use crate::supervisor;
 
 /// How long a new connection may take to send `HELLO`, from accept.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,16 +79,6 @@ const SLOT_RETRY: Duration = Duration::from_millis(5);
 /// its connection thread frees the slot a moment later, and a client that
 /// connects right after it (as a program that reconnects does) should get it.
 const SLOT_GRACE: Duration = Duration::from_millis(200);
-
-/// A connection that was admitted: handed to its own thread.
-#[derive(Debug)]
-pub(crate) struct Admitted {
-    pub(crate) stream: UnixStream,
-    pub(crate) process: ClientProc,
-    pub(crate) slot: u16,
-    /// The `WELCOME` to send first.
-    pub(crate) welcome: Response,
-}
 
 /// A connection waiting for its `HELLO`.
 #[derive(Debug)]
@@ -558,7 +550,7 @@ fn hello(bus: &Arc<Bus>, mut p: Pending, pending: &mut Vec<Pending>, logs: &mut 
     }
     let (uid, who) = (p.cred.uid, p.process.who());
     let (stream, r) = match checked {
-        Ok(()) => match bus.admit(p.stream, p.cred, p.process) {
+        Ok(()) => match admit(bus, p.stream, p.cred, p.process) {
             Ok(()) => return,
             Err(refused) => refused,
         },
@@ -599,4 +591,102 @@ pub(crate) fn source_name(s: Source) -> &'static str {
         Source::PeerPidfd => "SO_PEERPIDFD",
         Source::PidfdOpen => "pidfd_open",
     }
+}
+
+/// Admits a client whose `HELLO` passed the checks: registers the
+/// connection, gives it a peer slot and starts its thread, which sends
+/// `WELCOME` first. On refusal (the daemon is closing, the peer table is
+/// full, no file descriptor left) gives the connection back with the
+/// `ERR` to send.
+fn admit(
+    bus: &Arc<Bus>,
+    stream: UnixStream,
+    cred: PeerCred,
+    process: ClientProc,
+) -> Result<(), (UnixStream, Response)> {
+    let id = match bus.add_conn(&stream) {
+        Ok(id) => id,
+        Err(e) => {
+            bus.log.warn(format_args!(
+                "cannot admit client uid {} {}: {e} (out of file descriptors?)",
+                cred.uid,
+                process.who()
+            ));
+            let r = error(
+                ErrorCode::Full,
+                format!(
+                    "the daemon of bus {} is out of resources ({e}); try again later",
+                    bus.name
+                ),
+            );
+            return Err((stream, r));
+        }
+    };
+    let mut st = bus.state();
+    if st.closing {
+        drop(st);
+        bus.remove_conn(id);
+        let r = error(ErrorCode::Closing, "the daemon is shutting down");
+        return Err((stream, r));
+    }
+    let (slot, generation) =
+        match st
+            .peers
+            .register(&bus.seg, process.pid(), cred.uid, process.start_time())
+        {
+            Ok(x) => x,
+            Err(f) => {
+                drop(st);
+                bus.remove_conn(id);
+                let r = error(
+                    ErrorCode::Full,
+                    format!(
+                        "all {} peer slots of bus {} are taken; restart the daemon with a \
+                         larger --max-peers",
+                        f.slots, bus.name
+                    ),
+                );
+                return Err((stream, r));
+            }
+        };
+    let live = st.peers.live();
+    drop(st);
+    bus.log.info(format_args!(
+        "client {} uid {} connected: slot {slot} generation {generation} \
+         ({live} connected; watched by a pidfd from {})",
+        process.who(),
+        cred.uid,
+        source_name(process.source())
+    ));
+    let welcome = Response::Welcome {
+        slot,
+        generation,
+        epoch: bus.epoch,
+        segment_size: bus.seg.geometry().total_size,
+    };
+    let admitted = Admitted {
+        stream,
+        process,
+        slot,
+        welcome,
+    };
+    let b = Arc::clone(bus);
+    let spawned = std::thread::Builder::new()
+        .name(format!("shmbusd-conn-{id}"))
+        .spawn(move || {
+            connection::serve(&b, admitted);
+            b.remove_conn(id);
+        });
+    if let Err(e) = spawned {
+        // The closure, and the connection with it, is gone: the client
+        // sees EOF. Nothing of the slot was used yet.
+        bus.log.warn(format_args!(
+            "cannot start a connection thread for slot {slot}: {e}; slot freed"
+        ));
+        bus.remove_conn(id);
+        let mut st = bus.state();
+        let st = &mut *st;
+        supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot);
+    }
+    Ok(())
 }

@@ -30,322 +30,24 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt as _, FileTypeExt as _, MetadataExt as _};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FallocateFlags, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
-use shmbus::layout::{self, DirEntry, Geometry, Header, PeerSlot, MAGIC};
+use shmbus::layout::{self, MAGIC};
 use shmbus::name::BusPaths;
-use shmbus::pipe::PipeCtl;
-use shmbus::queue::{Cells, QueueCtl};
-use shmbus::seqlock::SeqlockCtl;
 
+use crate::admission::accept_loop;
 use crate::config::Spec;
+use crate::error::Error;
+use crate::events::Log;
+use crate::process::{proc_is_ours, proc_start_time};
+use crate::segment::Segment;
 use crate::server::Bus;
-use crate::Error;
-
-/// The daemon's event log: one line per event, prefixed `shmbusd[NAME]: `,
-/// sent to the [`log`] facade under the target [`crate::service::LOG_TARGET`].
-///
-/// Whoever runs the daemon picks the logger: the `shmbusd` binary installs
-/// `env_logger` (stderr, timestamp and level, `RUST_LOG`); a program that
-/// embeds a [`Daemon`] gets the events through its own logger, or not at all.
-/// Loggers must not panic on a failed write (`env_logger` ignores it), so a
-/// closed stderr cannot take the daemon down.
-#[derive(Clone, Debug)]
-pub(crate) struct Log {
-    prefix: Arc<str>,
-    quiet: bool,
-}
-
-impl Log {
-    pub(crate) fn new(bus: &str, quiet: bool) -> Self {
-        Self {
-            prefix: format!("shmbusd[{bus}]: ").into(),
-            quiet,
-        }
-    }
-
-    /// A notable event, at level info (suppressed by `--quiet`).
-    pub(crate) fn info(&self, args: std::fmt::Arguments<'_>) {
-        if !self.quiet {
-            log::info!(target: crate::service::LOG_TARGET, "{}{args}", self.prefix);
-        }
-    }
-
-    /// Something went wrong but the daemon goes on, at level warn (shown even
-    /// with `--quiet`).
-    pub(crate) fn warn(&self, args: std::fmt::Arguments<'_>) {
-        log::warn!(target: crate::service::LOG_TARGET, "{}{args}", self.prefix);
-    }
-}
-
-/// Structs that may be viewed in place inside the segment.
-///
-/// # Safety
-/// Implementors consist only of atomics (so a shared reference may coexist with
-/// writes from other processes) and every bit pattern, all-zero included, is a
-/// valid value.
-unsafe trait InSegment {}
-
-// SAFETY: `Header` is `#[repr(C)]` and all its fields are `AtomicU32`/`AtomicU64`
-// (layout.rs); any bits are a valid atomic integer.
-unsafe impl InSegment for Header {}
-// SAFETY: as for `Header`: only `AtomicU32`/`AtomicU64` fields.
-unsafe impl InSegment for PeerSlot {}
-// SAFETY: as for `Header`: only `AtomicU32`/`AtomicU64` fields and arrays of them.
-unsafe impl InSegment for DirEntry {}
-// SAFETY: `PipeCtl` is `#[repr(C)]` `Line`s of `Meta`, `AtomicU64`, `Ends` and
-// `Doorbell`, which hold only `AtomicU32`/`AtomicU64`/`FutexWord` (a transparent
-// `AtomicU32`); padding bytes of `Line` are never read as values.
-unsafe impl InSegment for PipeCtl {}
-// SAFETY: `SeqlockCtl` is `#[repr(C)]` `Line`s of `seqlock::Meta`, `AtomicU64`
-// and `Doorbell`s: only `AtomicU32`/`AtomicU64`/`FutexWord`, any bits valid.
-unsafe impl InSegment for SeqlockCtl {}
-// SAFETY: `QueueCtl` is `#[repr(C)]` `Line`s of `QueueMeta`, `AtomicU64` and
-// `Doorbell`, which hold only `AtomicU32`/`AtomicU64`/`FutexWord`.
-unsafe impl InSegment for QueueCtl {}
-// SAFETY: an array of `AtomicU64`: only atomics, any bits valid.
-unsafe impl InSegment for [shmbus::sync::AtomicU64; 16] {}
-
-/// The daemon's mapping of the segment.
-///
-/// # Invariants
-/// - `map` is a shared, read-write mapping of exactly `geometry.total_size`
-///   bytes, page-aligned (mmap returns page-aligned addresses), alive as long as
-///   `self`;
-/// - `geometry` came from `Geometry::plan` for that size, so the peer table, the
-///   directory and the arena lie inside the mapping, 128-byte aligned.
-#[derive(Debug)]
-pub(crate) struct Segment {
-    map: MmapRaw,
-    geometry: Geometry,
-}
-
-impl Segment {
-    /// Wraps a mapping of `geometry.total_size` bytes.
-    ///
-    /// # Errors
-    /// If the mapping's length is not the planned size.
-    pub(crate) fn new(map: MmapRaw, geometry: Geometry) -> Result<Self, Error> {
-        if map.len() as u64 != geometry.total_size {
-            return Err(Error::Failed(format!(
-                "mapping has {} bytes, expected {}",
-                map.len(),
-                geometry.total_size
-            )));
-        }
-        Ok(Self { map, geometry })
-    }
-
-    /// The validated layout of this segment.
-    pub(crate) fn geometry(&self) -> &Geometry {
-        &self.geometry
-    }
-
-    /// A shared reference to the `T` at byte `off`.
-    ///
-    /// # Panics
-    /// If `T` would not lie wholly inside the mapping or `off` is misaligned
-    /// for `T`; callers pass offsets computed from the geometry, so a panic is
-    /// a bug in the daemon.
-    fn at<T: InSegment>(&self, off: u64) -> &T {
-        let size = core::mem::size_of::<T>() as u64;
-        let align = core::mem::align_of::<T>() as u64;
-        assert!(
-            off.checked_add(size)
-                .is_some_and(|end| end <= self.map.len() as u64)
-                && off.is_multiple_of(align),
-            "segment access out of bounds or misaligned: offset {off}, size {size}"
-        );
-        // SAFETY:
-        // - `off + size_of::<T>() <= len` (asserted), so the pointer and the
-        //   whole `T` are inside the mapping; `off` fits `usize` because it is
-        //   below the mapping's length;
-        // - the base is page-aligned and `off` is a multiple of `align_of::<T>()`
-        //   (asserted, and `align_of` is at most 128 here), so the `T` is aligned;
-        // - `T: InSegment`: only atomics, any bits valid, so a shared reference is
-        //   sound even while other processes write those words;
-        // - the reference borrows `self`, and the mapping lives as long as `self`.
-        unsafe { &*self.map.as_mut_ptr().add(off as usize).cast::<T>() }
-    }
-
-    /// The header, at offset 0.
-    pub(crate) fn header(&self) -> &Header {
-        self.at(0)
-    }
-
-    /// Peer slot `i`.
-    ///
-    /// # Panics
-    /// If `i` is not below the planned peer count.
-    pub(crate) fn peer(&self, i: u32) -> &PeerSlot {
-        assert!(i < self.geometry.peers_count, "peer slot {i} out of range");
-        self.at(self.geometry.peers_off + u64::from(i) * 128)
-    }
-
-    /// Directory entry `i`.
-    ///
-    /// # Panics
-    /// If `i` is not below the planned channel count.
-    pub(crate) fn entry(&self, i: u32) -> &DirEntry {
-        assert!(
-            i < self.geometry.dir_count,
-            "directory entry {i} out of range"
-        );
-        self.at(self.geometry.dir_off + u64::from(i) * 256)
-    }
-
-    /// The control block of the value or array whose body starts at `offset`.
-    ///
-    /// # Panics
-    /// If the control block is not inside the arena (a daemon bug).
-    pub(crate) fn seqlock(&self, offset: u64) -> &SeqlockCtl {
-        assert!(
-            offset >= self.geometry.arena_off,
-            "value body before the arena"
-        );
-        self.at(offset)
-    }
-
-    /// The control block and cells of the queue whose body starts at
-    /// `offset`, created with `slots` and `slot_size` (from the daemon's
-    /// mirror, never read back from the segment).
-    ///
-    /// # Panics
-    /// If the body is not inside the arena (a daemon bug).
-    pub(crate) fn queue(&self, offset: u64, slots: u64, slot_size: u64) -> (&QueueCtl, Cells) {
-        assert!(
-            offset >= self.geometry.arena_off
-                && shmbus::queue::check_params(slots, slot_size).is_ok()
-                && offset + shmbus::queue::body_len(slots, slot_size) <= self.map.len() as u64,
-            "queue body outside the arena"
-        );
-        let ctl = self.at::<QueueCtl>(offset);
-        let first = offset + shmbus::queue::CTL_SIZE;
-        // SAFETY: `first .. offset + body_len` lies inside the mapping
-        // (asserted), is 8-aligned (`offset` is 128-aligned, `CTL_SIZE` a
-        // multiple of 128), and the mapping lives as long as `self`, which
-        // the returned `Cells` are only used under; `check_params` holds.
-        let cells = unsafe {
-            let p = self.map.as_mut_ptr().add(first as usize);
-            Cells::in_segment(core::ptr::NonNull::new_unchecked(p), slots, slot_size)
-        };
-        (ctl, cells)
-    }
-
-    /// Zeroes the `len` bytes at `offset` (whole 128-byte lines inside the
-    /// arena) with Relaxed atomic stores: the body of a removed channel that
-    /// nobody holds any more. Atomic, so that even a client that scribbles
-    /// there against the protocol races no plain access; Relaxed, because
-    /// the next channel placed here is published by the Release store of its
-    /// entry's state, which comes after these stores in this thread.
-    ///
-    /// # Panics
-    /// If the range is not whole lines inside the arena (a daemon bug).
-    pub(crate) fn zero(&self, offset: u64, len: u64) {
-        let line = shmbus::layout::LINE;
-        assert!(
-            offset >= self.geometry.arena_off
-                && offset.is_multiple_of(line)
-                && len.is_multiple_of(line),
-            "zeroing {len} bytes at {offset}: not whole lines of the arena"
-        );
-        for off in (offset..offset + len).step_by(line as usize) {
-            for w in self.at::<[shmbus::sync::AtomicU64; 16]>(off) {
-                w.store(0, shmbus::sync::Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// The control block of the pipe whose body starts at `offset`.
-    ///
-    /// # Panics
-    /// If the control block is not inside the arena (a daemon bug).
-    pub(crate) fn pipe(&self, offset: u64) -> &PipeCtl {
-        assert!(
-            offset >= self.geometry.arena_off,
-            "pipe body before the arena"
-        );
-        self.at(offset)
-    }
-}
-
-/// Asks a running [`Daemon`] to shut down; cheap to clone, usable from any
-/// thread (the SIGINT/SIGTERM handler of [`crate::run()`] holds one).
-///
-/// A stop requested before [`Daemon::serve`] starts takes effect as soon as it
-/// does.
-#[derive(Clone, Debug, Default)]
-pub struct StopHandle {
-    inner: Arc<StopInner>,
-}
-
-#[derive(Debug, Default)]
-struct StopInner {
-    state: Mutex<StopState>,
-    cv: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct StopState {
-    requested: bool,
-    failure: Option<String>,
-}
-
-impl StopHandle {
-    /// A handle with no stop requested.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Requests a clean shutdown ([`Daemon::serve`] then returns `Ok`).
-    pub fn stop(&self) {
-        self.set(None);
-    }
-
-    /// Whether a stop has been requested.
-    pub fn is_stopped(&self) -> bool {
-        self.lock().requested
-    }
-
-    /// Requests a shutdown because serving failed ([`Daemon::serve`] then
-    /// returns `Err(Error::Failed(message))`).
-    pub(crate) fn fail(&self, message: String) {
-        self.set(Some(message));
-    }
-
-    fn set(&self, failure: Option<String>) {
-        let mut s = self.lock();
-        s.requested = true;
-        if s.failure.is_none() {
-            s.failure = failure;
-        }
-        self.inner.cv.notify_all();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, StopState> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Blocks until a stop is requested; returns the failure, if any.
-    fn wait(&self) -> Option<String> {
-        let mut s = self.lock();
-        while !s.requested {
-            s = self
-                .inner
-                .cv
-                .wait(s)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        s.failure.clone()
-    }
-}
+use crate::status::StatusHandle;
+use crate::stop::StopHandle;
 
 /// Files to remove when the daemon stops (or fails to start), and the locked
 /// lock file, which is closed (unlocked) only after they are gone.
@@ -447,7 +149,7 @@ impl Daemon {
         let pid = std::process::id();
         // 0 if `/proc` is not our pid namespace's (`unshare --pid` without
         // `--mount-proc`): `/proc/PID` would be another process there.
-        let start_time = if crate::process::proc_is_ours() {
+        let start_time = if proc_is_ours() {
             proc_start_time(pid).unwrap_or(0)
         } else {
             0
@@ -507,7 +209,7 @@ impl Daemon {
         let stop = self.stop.clone();
         let acceptor = std::thread::Builder::new()
             .name("shmbusd-accept".into())
-            .spawn(move || crate::server::accept_loop(&bus, &listener, &stop))
+            .spawn(move || accept_loop(&bus, &listener, &stop))
             .map_err(|e| Error::io("cannot start the accept thread", e))?;
 
         let failure = self.stop.wait();
@@ -540,8 +242,8 @@ impl Daemon {
 
     /// A handle that reads this daemon's status (peers, channels, arena use)
     /// while it serves; the `shmbusd` binary logs it on `SIGHUP`.
-    pub fn status_handle(&self) -> crate::StatusHandle {
-        crate::StatusHandle::new(Arc::clone(&self.bus))
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle::new(Arc::clone(&self.bus))
     }
 }
 
@@ -973,39 +675,9 @@ fn new_epoch() -> u64 {
     h.finish().max(1)
 }
 
-/// Start time of process `pid` in clock ticks since boot: field 22 of
-/// `/proc/PID/stat`. Together with the pid it identifies a process (a pid
-/// alone may be reused).
-pub(crate) fn proc_start_time(pid: u32) -> io::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unexpected /proc/{pid}/stat format"),
-        )
-    })
-}
-
-/// Field 22 of a `/proc/PID/stat` line. Field 2, the command name, is in
-/// parentheses and may itself contain spaces and parentheses, so fields are
-/// counted from the last `)`; the field after it is field 3.
-fn parse_start_time(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_parsing() {
-        let line = "123 (a) b) c) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
-                    987654 1000 10 18446744073709551615";
-        assert_eq!(parse_start_time(line), Some(987_654));
-        assert_eq!(parse_start_time("1 (x) S 1"), None);
-        assert!(proc_start_time(std::process::id()).unwrap() > 0);
-    }
 
     #[test]
     fn epochs_differ() {
@@ -1013,17 +685,5 @@ mod tests {
         let b = new_epoch();
         assert_ne!(a, 0);
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn stop_handle() {
-        let s = StopHandle::new();
-        assert!(!s.is_stopped());
-        let t = s.clone();
-        let h = std::thread::spawn(move || t.wait());
-        s.fail("boom".into());
-        s.stop();
-        assert_eq!(h.join().unwrap().as_deref(), Some("boom"));
-        assert!(s.is_stopped());
     }
 }

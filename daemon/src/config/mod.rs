@@ -59,23 +59,25 @@
 //! one group). A wider mode than needed is allowed: the daemon's uid check
 //! still refuses everyone else at `HELLO`, but they can map the segment.
 
+mod access;
+mod channels;
+mod file;
+
 use std::fmt::Write as _;
-use std::path::Path;
 
-use serde::Deserialize;
-use shmbus::layout::{Geometry, Kind, LINE};
-use shmbus::name::{self, BusPaths};
-use shmbus::pipe;
-use shmbus::queue;
-use shmbus::seqlock::{self, ElemType};
+use shmbus::layout::Geometry;
+use shmbus::name::{self, BusPaths, DEFAULT_BUS};
+use shmbus::size::parse_size;
 
+use self::access::{check_access, Access};
+use self::file::{load_file, value_mode, value_size, FileConfig};
+use crate::arena::align_line;
 use crate::cli::Cli;
-use crate::Error;
+use crate::error::Error;
 
-/// Bus served when neither `--name`, the config file nor `$SHMBUS_BUS` names one.
-pub const DEFAULT_BUS: &str = "shmbus";
-/// Environment variable naming the default bus (shared with the clients).
-pub const BUS_ENV: &str = "SHMBUS_BUS";
+pub use self::access::parse_mode;
+pub use self::channels::ChannelSpec;
+
 /// Default segment size: 32 MiB.
 pub const DEFAULT_SIZE: u64 = 32 << 20;
 /// Default number of peer slots.
@@ -84,76 +86,6 @@ pub const DEFAULT_MAX_PEERS: u32 = 128;
 pub const DEFAULT_MAX_CHANNELS: u32 = 256;
 /// Default permissions of the segment and the socket.
 pub const DEFAULT_MODE: u32 = 0o600;
-/// Default pipe ring capacity in bytes.
-pub const DEFAULT_PIPE_CAPACITY: u64 = 65_536;
-/// Default number of queue slots.
-pub const DEFAULT_QUEUE_SLOTS: u64 = queue::DEFAULT_SLOTS;
-/// Default queue slot payload size in bytes.
-pub const DEFAULT_QUEUE_SLOT_SIZE: u64 = queue::DEFAULT_SLOT_SIZE;
-
-/// Kind-specific parameters of a channel to create.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChannelParams {
-    /// A pipe with a ring of `capacity` bytes (checked by [`pipe::check_capacity`]).
-    Pipe {
-        /// Ring capacity in bytes.
-        capacity: u64,
-    },
-    /// An MPMC queue (checked by [`queue::check_params`]).
-    Queue {
-        /// Number of slots (a power of two).
-        slots: u64,
-        /// Largest message in bytes.
-        slot_size: u64,
-    },
-    /// A typed value (one element) or array (`len` elements), a seqlock.
-    Table {
-        /// `value` or `array`.
-        kind: Kind,
-        /// Element type.
-        elem: ElemType,
-        /// Number of elements (1 for a value; checked by [`seqlock::check_params`]).
-        len: u64,
-    },
-}
-
-impl ChannelParams {
-    /// The channel kind these parameters create.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Self::Pipe { .. } => Kind::Pipe,
-            Self::Queue { .. } => Kind::Queue,
-            Self::Table { kind, .. } => *kind,
-        }
-    }
-
-    /// Bytes the channel's body takes in the arena (before alignment).
-    pub fn body_len(&self) -> u64 {
-        match *self {
-            Self::Pipe { capacity } => pipe::body_len(capacity),
-            Self::Queue { slots, slot_size } => queue::body_len(slots, slot_size),
-            Self::Table { elem, len, .. } => seqlock::body_len(elem, len),
-        }
-    }
-
-    /// The parameters as stored in `DirEntry::params` and sent in `CHANNEL`.
-    pub fn words(&self) -> [u64; 3] {
-        match *self {
-            Self::Pipe { capacity } => [capacity, 0, 0],
-            Self::Queue { slots, slot_size } => [slots, slot_size, 0],
-            Self::Table { elem, len, .. } => [u64::from(elem.code()), len, 0],
-        }
-    }
-}
-
-/// A channel declared at start (`--pipe` or `[[pipe]]`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChannelSpec {
-    /// Its (validated) name.
-    pub name: String,
-    /// What to create.
-    pub params: ChannelParams,
-}
 
 /// Everything the daemon needs to serve a bus, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,8 +94,7 @@ pub struct Spec {
     paths: BusPaths,
     geometry: Geometry,
     mode: u32,
-    allow_uids: Vec<u32>,
-    allow_groups: Vec<u32>,
+    access: Access,
     quiet: bool,
     channels: Vec<ChannelSpec>,
 }
@@ -190,14 +121,14 @@ impl Spec {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
-        let env = std::env::var(BUS_ENV).ok().filter(|s| !s.is_empty());
-        Self::merge(cli, file, env)
+        Self::merge(cli, file, name::env_bus_name())
     }
 
     fn merge(cli: Cli, file: FileConfig, env_bus: Option<String>) -> Result<Self, Error> {
         let name = cli
             .name
-            .or(file.name)
+            .clone()
+            .or_else(|| file.name.clone())
             .or(env_bus)
             .unwrap_or_else(|| DEFAULT_BUS.to_owned());
         name::validate_bus(&name)
@@ -225,153 +156,28 @@ impl Spec {
             }
             (None, None) => DEFAULT_MODE,
         };
-        let allow_uids = if cli.allow_uids.is_empty() {
-            file.allow_uids.unwrap_or_default()
-        } else {
-            cli.allow_uids
+        // Flags, when given, replace the file's lists.
+        let pick = |flags: &Vec<u32>, file: &Option<Vec<u32>>| {
+            if flags.is_empty() {
+                file.clone().unwrap_or_default()
+            } else {
+                flags.clone()
+            }
         };
-        let allow_groups = if cli.allow_groups.is_empty() {
-            file.allow_groups.unwrap_or_default()
-        } else {
-            cli.allow_groups
+        let access = Access {
+            uids: pick(&cli.allow_uids, &file.allow_uids),
+            groups: pick(&cli.allow_groups, &file.allow_groups),
         };
         check_access(
             mode,
-            &allow_uids,
-            &allow_groups,
+            &access.uids,
+            &access.groups,
             rustix::process::geteuid().as_raw(),
         )
         .map_err(Error::Config)?;
         let quiet = cli.quiet || file.quiet.unwrap_or(false);
 
-        // Channels: the file's first, in order, then the command line's.
-        let mut channels: Vec<ChannelSpec> = Vec::new();
-        for p in &file.pipe {
-            let capacity = match &p.capacity {
-                Some(v) => value_size(v).map_err(|e| {
-                    Error::Config(format!("config [[pipe]] {:?}: capacity: {e}", p.name))
-                })?,
-                None => DEFAULT_PIPE_CAPACITY,
-            };
-            let c = channel("config [[pipe]]", &p.name, capacity)?;
-            if channels.iter().any(|x| x.name == c.name) {
-                return Err(Error::Config(format!(
-                    "config file declares channel {:?} twice",
-                    c.name
-                )));
-            }
-            channels.push(c);
-        }
-        let from_file = channels.len();
-        for arg in &cli.pipes {
-            let (pname, cap) = match arg.split_once(':') {
-                Some((n, c)) => (
-                    n,
-                    Some(
-                        parse_size(c)
-                            .map_err(|e| Error::Config(format!("--pipe {arg}: capacity: {e}")))?,
-                    ),
-                ),
-                None => (arg.as_str(), None),
-            };
-            let c = channel(
-                &format!("--pipe {arg}"),
-                pname,
-                cap.unwrap_or(DEFAULT_PIPE_CAPACITY),
-            )?;
-            match channels.iter().position(|x| x.name == c.name) {
-                Some(i) if i >= from_file => {
-                    return Err(Error::Config(format!(
-                        "--pipe {arg}: channel {pname:?} is declared twice on the command line"
-                    )))
-                }
-                // The flag overrides the file's capacity only if it gives one.
-                Some(i) => {
-                    if cap.is_some() {
-                        channels[i] = c;
-                    }
-                }
-                None => channels.push(c),
-            }
-        }
-
-        // Values and arrays: the file's, then the command line's; a name may
-        // be declared once in all.
-        let mut tables: Vec<(String, ChannelSpec)> = Vec::new();
-        for v in &file.value {
-            let what = format!("config [[value]] {:?}", v.name);
-            tables.push((what.clone(), table(&what, &v.name, Kind::Value, &v.ty, 1)?));
-        }
-        for a in &file.array {
-            let what = format!("config [[array]] {:?}", a.name);
-            tables.push((
-                what.clone(),
-                table(&what, &a.name, Kind::Array, &a.ty, a.len)?,
-            ));
-        }
-        for arg in &cli.values {
-            let what = format!("--value {arg}");
-            let (vname, ty) = arg.split_once(':').ok_or_else(|| {
-                Error::Config(format!(
-                    "{what}: expected NAME:TYPE, e.g. counter:i64 or x:d"
-                ))
-            })?;
-            tables.push((what.clone(), table(&what, vname, Kind::Value, ty, 1)?));
-        }
-        for arg in &cli.arrays {
-            let what = format!("--array {arg}");
-            let mut it = arg.splitn(3, ':');
-            let (aname, ty, len) = match (it.next(), it.next(), it.next()) {
-                (Some(n), Some(t), Some(l)) => (n, t, l),
-                _ => {
-                    return Err(Error::Config(format!(
-                        "{what}: expected NAME:TYPE:LEN, e.g. prices:f64:16"
-                    )))
-                }
-            };
-            let len: u64 = len.parse().map_err(|_| {
-                Error::Config(format!("{what}: length {len:?} is not a whole number"))
-            })?;
-            tables.push((what.clone(), table(&what, aname, Kind::Array, ty, len)?));
-        }
-        // Queues: the file's, then the command line's.
-        for q in &file.queue {
-            let what = format!("config [[queue]] {:?}", q.name);
-            let size = match &q.slot_size {
-                Some(v) => Some(
-                    value_size(v).map_err(|e| Error::Config(format!("{what}: slot_size: {e}")))?,
-                ),
-                None => None,
-            };
-            tables.push((what.clone(), queue_spec(&what, &q.name, q.slots, size)?));
-        }
-        for arg in &cli.queues {
-            let what = format!("--queue {arg}");
-            let mut it = arg.splitn(3, ':');
-            let qname = it.next().unwrap_or("");
-            let slots = match it.next() {
-                Some(n) => Some(n.parse::<u64>().map_err(|_| {
-                    Error::Config(format!("{what}: slots {n:?} is not a whole number"))
-                })?),
-                None => None,
-            };
-            let size = match it.next() {
-                Some(z) => Some(
-                    parse_size(z).map_err(|e| Error::Config(format!("{what}: slot size: {e}")))?,
-                ),
-                None => None,
-            };
-            tables.push((what.clone(), queue_spec(&what, qname, slots, size)?));
-        }
-        for (what, c) in tables {
-            if channels.iter().any(|x| x.name == c.name) {
-                return Err(Error::Config(format!(
-                    "{what}: channel {:?} is declared twice",
-                    c.name
-                )));
-            }
-            channels.push(c);
-        }
+        let channels = channels::collect(&cli, &file)?;
 
         let geometry = Geometry::plan(size, peers, channels_max).map_err(|e| {
             Error::Config(format!(
@@ -407,8 +213,7 @@ impl Spec {
             name,
             geometry,
             mode,
-            allow_uids,
-            allow_groups,
+            access,
             quiet,
             channels,
         })
@@ -437,13 +242,13 @@ impl Spec {
 
     /// Uids accepted besides the daemon's effective uid and root.
     pub fn allow_uids(&self) -> &[u32] {
-        &self.allow_uids
+        &self.access.uids
     }
 
     /// Groups whose members (primary or supplementary) are accepted; the
     /// first is the group of the segment and the socket.
     pub fn allow_groups(&self) -> &[u32] {
-        &self.allow_groups
+        &self.access.groups
     }
 
     /// Whether a client of `uid` and primary group `gid` may use the bus,
@@ -468,30 +273,13 @@ impl Spec {
         daemon_uid: u32,
         in_groups: impl FnOnce(&[u32]) -> bool,
     ) -> bool {
-        uid == daemon_uid
-            || uid == 0
-            || self.allow_uids.contains(&uid)
-            || (!self.allow_groups.is_empty()
-                && (self.allow_groups.contains(&gid) || in_groups(&self.allow_groups)))
+        self.access.allows(uid, gid, daemon_uid, in_groups)
     }
 
     /// Who may use the bus, for a refusal message: "uid 0 (root), uid 1000
     /// (the daemon's), uid 7 and members of group 100".
     pub fn describe_access(&self, daemon_uid: u32) -> String {
-        let mut who = vec!["uid 0 (root)".to_owned()];
-        if daemon_uid != 0 {
-            who.push(format!("uid {daemon_uid} (the daemon's)"));
-        }
-        for u in &self.allow_uids {
-            who.push(format!("uid {u}"));
-        }
-        for g in &self.allow_groups {
-            who.push(format!("members of group {g}"));
-        }
-        match who.split_last() {
-            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-            _ => who.join(""),
-        }
+        self.access.describe(daemon_uid)
     }
 
     /// Whether to log only errors.
@@ -505,272 +293,13 @@ impl Spec {
     }
 }
 
-/// Rounds an arena allocation up to a whole line.
-pub(crate) fn align_line(v: u64) -> u64 {
-    v.saturating_add(LINE - 1) & !(LINE - 1)
-}
-
-fn channel(what: &str, cname: &str, capacity: u64) -> Result<ChannelSpec, Error> {
-    name::validate_channel(cname)
-        .map_err(|e| Error::Config(format!("{what}: bad channel name {cname:?}: {e}")))?;
-    pipe::check_capacity(capacity).map_err(|e| Error::Config(format!("{what}: {e}")))?;
-    Ok(ChannelSpec {
-        name: cname.to_owned(),
-        params: ChannelParams::Pipe { capacity },
-    })
-}
-
-/// A queue declaration; `None` takes the default.
-fn queue_spec(
-    what: &str,
-    cname: &str,
-    slots: Option<u64>,
-    slot_size: Option<u64>,
-) -> Result<ChannelSpec, Error> {
-    name::validate_channel(cname)
-        .map_err(|e| Error::Config(format!("{what}: bad channel name {cname:?}: {e}")))?;
-    let slots = slots.unwrap_or(DEFAULT_QUEUE_SLOTS);
-    let slot_size = slot_size.unwrap_or(DEFAULT_QUEUE_SLOT_SIZE);
-    queue::check_params(slots, slot_size).map_err(|e| Error::Config(format!("{what}: {e}")))?;
-    Ok(ChannelSpec {
-        name: cname.to_owned(),
-        params: ChannelParams::Queue { slots, slot_size },
-    })
-}
-
-/// A value or array declaration: `ty` is a Rust name (`f64`) or a Python
-/// typecode (`d`).
-fn table(what: &str, cname: &str, kind: Kind, ty: &str, len: u64) -> Result<ChannelSpec, Error> {
-    name::validate_channel(cname)
-        .map_err(|e| Error::Config(format!("{what}: bad channel name {cname:?}: {e}")))?;
-    let elem = ElemType::parse(ty).ok_or_else(|| {
-        Error::Config(format!(
-            "{what}: unknown element type {ty:?}: use i8 u8 i16 u16 i32 u32 i64 u64 f32 f64 \
-             or a Python typecode b B h H i I l L q Q f d"
-        ))
-    })?;
-    seqlock::check_params(u64::from(elem.code()), len)
-        .map_err(|e| Error::Config(format!("{what}: {e}")))?;
-    Ok(ChannelSpec {
-        name: cname.to_owned(),
-        params: ChannelParams::Table { kind, elem, len },
-    })
-}
-
-/// The config file as written; every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    name: Option<String>,
-    size: Option<toml::Value>,
-    max_peers: Option<u32>,
-    max_channels: Option<u32>,
-    mode: Option<toml::Value>,
-    allow_uids: Option<Vec<u32>>,
-    allow_groups: Option<Vec<u32>>,
-    quiet: Option<bool>,
-    #[serde(default)]
-    pipe: Vec<PipeDecl>,
-    #[serde(default)]
-    queue: Vec<QueueDecl>,
-    #[serde(default)]
-    value: Vec<ValueDecl>,
-    #[serde(default)]
-    array: Vec<ArrayDecl>,
-}
-
-/// One `[[queue]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueueDecl {
-    name: String,
-    slots: Option<u64>,
-    slot_size: Option<toml::Value>,
-}
-
-/// One `[[value]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ValueDecl {
-    name: String,
-    #[serde(rename = "type")]
-    ty: String,
-}
-
-/// One `[[array]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArrayDecl {
-    name: String,
-    #[serde(rename = "type")]
-    ty: String,
-    len: u64,
-}
-
-/// One `[[pipe]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PipeDecl {
-    name: String,
-    capacity: Option<toml::Value>,
-}
-
-fn load_file(path: &Path) -> Result<FileConfig, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
-    parse_file(&text).map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))
-}
-
-fn parse_file(text: &str) -> Result<FileConfig, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', " | "))
-}
-
-/// Parses a byte count with an optional binary suffix: `4096`, `64K`, `32M`,
-/// `1G`, `1T` (also `KiB`, `MiB`, ..., any case; `B` alone means bytes).
-///
-/// # Errors
-/// A message saying what is wrong.
-///
-/// # Examples
-/// ```
-/// use shmbus_daemon::config::parse_size;
-/// assert_eq!(parse_size("64M"), Ok(64 << 20));
-/// assert_eq!(parse_size("4096"), Ok(4096));
-/// assert!(parse_size("12Q").is_err());
-/// ```
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, suffix) = t.split_at(split);
-    if digits.is_empty() {
-        return Err(format!(
-            "{s:?} is not a size: expected a number of bytes like 4096 or 64M"
-        ));
-    }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is too large for a size"))?;
-    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown suffix {suffix:?}: use K, M, G or T (powers of 1024)"
-            ))
-        }
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?} is too large for a size"))
-}
-
-/// Parses a permission mode in octal (`600`, `0640`, `0o660`).
-///
-/// # Errors
-/// A message if it is not octal, has bits beyond `0o777`, or does not give the
-/// owner read and write (the daemon's own clients need both).
-///
-/// # Examples
-/// ```
-/// use shmbus_daemon::config::parse_mode;
-/// assert_eq!(parse_mode("0640"), Ok(0o640));
-/// assert!(parse_mode("0400").is_err());
-/// ```
-pub fn parse_mode(s: &str) -> Result<u32, String> {
-    let t = s.trim();
-    let digits = t.strip_prefix("0o").unwrap_or(t);
-    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
-    {
-        return Err(format!(
-            "{s:?} is not an octal permission mode like 0600 or 0660"
-        ));
-    }
-    let m = u32::from_str_radix(digits, 8).map_err(|e| format!("{s:?}: {e}"))?;
-    check_mode(m)
-}
-
-fn check_mode(m: u32) -> Result<u32, String> {
-    if m > 0o777 {
-        return Err(format!(
-            "{m:#o} has bits beyond 0777 (setuid, setgid and sticky make no sense here)"
-        ));
-    }
-    if m & 0o600 != 0o600 {
-        return Err(format!(
-            "{m:04o} does not give the owner read and write permission"
-        ));
-    }
-    Ok(m)
-}
-
-/// Checks that `mode` lets every allowed client open the segment and the
-/// socket (see the module docs, "Access").
-fn check_access(mode: u32, uids: &[u32], groups: &[u32], daemon_uid: u32) -> Result<(), String> {
-    if let Some(u) = uids.iter().find(|&&u| u != daemon_uid && u != 0) {
-        if mode & 0o006 != 0o006 {
-            return Err(format!(
-                "--allow-uid {u} needs a mode that lets other users read and write the \
-                 segment and the socket, e.g. --mode 0666 (the mode is {mode:04o})"
-            ));
-        }
-    }
-    if let Some(g) = groups.first() {
-        if mode & 0o060 != 0o060 {
-            return Err(format!(
-                "--allow-group {g} needs a mode that lets the group read and write the \
-                 segment and the socket, e.g. --mode 0660 (the mode is {mode:04o})"
-            ));
-        }
-    }
-    if let Some(g) = groups.get(1) {
-        if mode & 0o006 != 0o006 {
-            return Err(format!(
-                "--allow-group {g}: the segment and the socket belong to one group (the \
-                 first allowed, {}), so other allowed groups need the \"other\" read and \
-                 write bits, e.g. --mode 0666 (the mode is {mode:04o})",
-                groups[0]
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn value_size(v: &toml::Value) -> Result<u64, String> {
-    match v {
-        toml::Value::Integer(i) => {
-            u64::try_from(*i).map_err(|_| format!("{i} is negative: sizes are byte counts"))
-        }
-        toml::Value::String(s) => parse_size(s),
-        other => Err(format!(
-            "expected an integer or a string like \"64M\", found {}",
-            other.type_str()
-        )),
-    }
-}
-
-fn value_mode(v: &toml::Value) -> Result<u32, String> {
-    match v {
-        toml::Value::Integer(i) => {
-            let m = u32::try_from(*i).map_err(|_| format!("{i} is not a permission mode"))?;
-            check_mode(m).map_err(|e| {
-                format!(
-                    "{e}; note that a TOML integer like 640 is decimal: \
-                     write 0o640 or the string \"0640\""
-                )
-            })
-        }
-        toml::Value::String(s) => parse_mode(s),
-        other => Err(format!(
-            "expected a string like \"0640\" or an octal integer like 0o640, found {}",
-            other.type_str()
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use shmbus::layout::Kind;
+    use shmbus::params::ChannelParams;
+    use shmbus::pipe::DEFAULT_CAPACITY;
+
+    use super::file::parse_file;
     use super::*;
 
     fn cli(args: &[&str]) -> Cli {
@@ -782,28 +311,6 @@ mod tests {
     fn spec(args: &[&str], file: &str, env: Option<&str>) -> Result<Spec, String> {
         let f = parse_file(file)?;
         Spec::merge(cli(args), f, env.map(str::to_owned)).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("64k"), Ok(64 << 10));
-        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
-        assert_eq!(parse_size("32M"), Ok(32 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert_eq!(parse_size("1T"), Ok(1 << 40));
-        assert_eq!(parse_size("12B"), Ok(12));
-        for bad in [
-            "",
-            "M",
-            "-1",
-            "1.5M",
-            "12Q",
-            "99999999999999999999",
-            "20000000T",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -869,7 +376,7 @@ mod tests {
                 ChannelSpec {
                     name: "b".into(),
                     params: ChannelParams::Pipe {
-                        capacity: DEFAULT_PIPE_CAPACITY
+                        capacity: DEFAULT_CAPACITY
                     }
                 },
             ]
@@ -929,6 +436,88 @@ mod tests {
         assert_eq!(s.channels()[0].params.words()[0], 4096);
         // The same pipe twice on the command line is an error.
         assert!(spec(&["--pipe", "c", "--pipe", "c:128"], "", None).is_err());
+    }
+
+    /// A `--queue`, `--value` or `--array` that names a channel of the file
+    /// overrides it as `--pipe` does: what the flag gives replaces the
+    /// file's, what it leaves out is kept, and the channel keeps its place.
+    #[test]
+    fn every_kind_of_flag_overrides_the_file() {
+        let file = "[[pipe]]\nname = \"p\"\ncapacity = 4096\n\
+                    [[queue]]\nname = \"q\"\nslots = 8\nslot_size = 64\n\
+                    [[value]]\nname = \"v\"\ntype = \"i32\"\n\
+                    [[array]]\nname = \"a\"\ntype = \"d\"\nlen = 4\n";
+        let f64c = u64::from(shmbus::seqlock::ElemType::F64.code());
+        let i32c = u64::from(shmbus::seqlock::ElemType::I32.code());
+        let u8c = u64::from(shmbus::seqlock::ElemType::U8.code());
+        let words = |s: &Spec| -> Vec<(String, Kind, [u64; 3])> {
+            s.channels()
+                .iter()
+                .map(|c| (c.name.clone(), c.params.kind(), c.params.words()))
+                .collect()
+        };
+        let w = |n: &str, k, p| (n.to_owned(), k, p);
+        // The file alone.
+        let s = spec(&[], file, None).unwrap();
+        assert_eq!(
+            words(&s),
+            [
+                w("p", Kind::Pipe, [4096, 0, 0]),
+                w("q", Kind::Queue, [8, 64, 0]),
+                w("v", Kind::Value, [i32c, 1, 0]),
+                w("a", Kind::Array, [f64c, 4, 0]),
+            ]
+        );
+        // Each flag overrides its channel of the file.
+        let s = spec(
+            &[
+                "--pipe", "p:8K", "--queue", "q:16:128", "--value", "v:f64", "--array",
+                "a:u8:32", "--queue", "new",
+            ],
+            file,
+            None,
+        )
+        .unwrap();
+        let dq = shmbus::queue::DEFAULT_SLOTS;
+        let dz = shmbus::queue::DEFAULT_SLOT_SIZE;
+        assert_eq!(
+            words(&s),
+            [
+                w("p", Kind::Pipe, [8192, 0, 0]),
+                w("q", Kind::Queue, [16, 128, 0]),
+                w("v", Kind::Value, [f64c, 1, 0]),
+                w("a", Kind::Array, [u8c, 32, 0]),
+                w("new", Kind::Queue, [dq, dz, 0]),
+            ]
+        );
+        // What a flag leaves out, the file's declaration keeps.
+        for (args, want) in [
+            (&["--pipe", "p"][..], w("p", Kind::Pipe, [4096, 0, 0])),
+            (&["--queue", "q"][..], w("q", Kind::Queue, [8, 64, 0])),
+            (&["--queue", "q:32"][..], w("q", Kind::Queue, [32, 64, 0])),
+            (&["--queue", "q::1K"][..], w("q", Kind::Queue, [8, 1024, 0])),
+        ] {
+            let s = spec(args, file, None).unwrap();
+            let got = words(&s);
+            assert_eq!(got.len(), 4, "{args:?}: {got:?}");
+            assert!(got.contains(&want), "{args:?}: {got:?}");
+        }
+        // A flag must keep the kind; twice on the command line is an error,
+        // also after an override; a bad override is reported with its flag.
+        for (args, needle) in [
+            (&["--queue", "p:8"][..], "is a pipe in the config file"),
+            (&["--value", "a:d"][..], "is an array in the config file"),
+            (&["--array", "v:i32:1"][..], "is a value in the config file"),
+            (&["--pipe", "q"][..], "is a queue in the config file"),
+            (&["--queue", "q:16", "--queue", "q:32"][..], "twice on the command line"),
+            (&["--value", "v:d", "--value", "v:d"][..], "twice on the command line"),
+            (&["--array", "n:d:2", "--array", "n:d:2"][..], "twice on the command line"),
+            (&["--queue", "q:3"][..], "--queue q:3: queue slots 3"),
+            (&["--array", "a:d:0"][..], "--array a:d:0: array length 0"),
+        ] {
+            let e = spec(args, file, None).unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
     }
 
     #[test]
