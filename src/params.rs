@@ -362,9 +362,9 @@ impl OpenParams {
     /// ```
     pub fn overridden_by(&self, over: &Self) -> Option<Self> {
         Some(match (*self, *over) {
-            (Self::Pipe { capacity: a }, Self::Pipe { capacity: b }) => Self::Pipe {
-                capacity: b.or(a),
-            },
+            (Self::Pipe { capacity: a }, Self::Pipe { capacity: b }) => {
+                Self::Pipe { capacity: b.or(a) }
+            }
             (
                 Self::Queue {
                     slots: a,
@@ -487,7 +487,11 @@ mod tests {
     fn round_trips() {
         for p in samples() {
             assert_eq!(p.check(), Ok(()), "{p:?}");
-            assert_eq!(ChannelParams::from_words(p.kind(), p.words()), Ok(p), "{p:?}");
+            assert_eq!(
+                ChannelParams::from_words(p.kind(), p.words()),
+                Ok(p),
+                "{p:?}"
+            );
             let want = OpenParams::from(p);
             assert_eq!(want.kind(), p.kind());
             assert_eq!(OpenParams::from_words(p.kind(), want.words()), Ok(want));
@@ -582,7 +586,10 @@ mod tests {
             elem: ElemType::I32,
             len: 10,
         };
-        assert_eq!(a.mismatch([None, Some(9), None]).unwrap(), "length 10, not 9");
+        assert_eq!(
+            a.mismatch([None, Some(9), None]).unwrap(),
+            "length 10, not 9"
+        );
         assert!(a
             .mismatch([Some(u64::from(ElemType::F64.code())), None, None])
             .unwrap()

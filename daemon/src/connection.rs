@@ -374,10 +374,7 @@ impl Conn<'_> {
     /// lock: `created` releases it), watching our own process so that its
     /// death is never stuck behind the creation. `OPEN` and `REMOVE` of a
     /// name go through here.
-    fn state_once_created(
-        &self,
-        cname: &str,
-    ) -> Result<MutexGuard<'_, State>, Response> {
+    fn state_once_created(&self, cname: &str) -> Result<MutexGuard<'_, State>, Response> {
         let bus = self.bus;
         let mut st = bus.state();
         while !st.closing && st.channels.creating(cname) {

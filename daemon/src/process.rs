@@ -43,7 +43,6 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags};
 
-
 /// `SO_PEERPIDFD` from `<asm-generic/socket.h>` (not exported by `libc` for
 /// every target yet). Same value on x86, x86-64, arm and aarch64.
 const SO_PEERPIDFD: libc::c_int = 77;

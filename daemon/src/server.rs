@@ -65,7 +65,6 @@ pub(crate) struct Bus {
     conns_cv: Condvar,
 }
 
-
 impl Bus {
     pub(crate) fn new(seg: Segment, access: Spec, epoch: u64, log: Log) -> Self {
         let g = *seg.geometry();

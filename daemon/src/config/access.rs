@@ -44,7 +44,12 @@ pub(super) fn check_mode(m: u32) -> Result<u32, String> {
 
 /// Checks that `mode` lets every allowed client open the segment and the
 /// socket (see the module docs, "Access").
-pub(super) fn check_access(mode: u32, uids: &[u32], groups: &[u32], daemon_uid: u32) -> Result<(), String> {
+pub(super) fn check_access(
+    mode: u32,
+    uids: &[u32],
+    groups: &[u32],
+    daemon_uid: u32,
+) -> Result<(), String> {
     if let Some(u) = uids.iter().find(|&&u| u != daemon_uid && u != 0) {
         if mode & 0o006 != 0o006 {
             return Err(format!(
@@ -96,8 +101,7 @@ impl Access {
         uid == daemon_uid
             || uid == 0
             || self.uids.contains(&uid)
-            || (!self.groups.is_empty()
-                && (self.groups.contains(&gid) || in_groups(&self.groups)))
+            || (!self.groups.is_empty() && (self.groups.contains(&gid) || in_groups(&self.groups)))
     }
 
     /// Who may use the bus, for a refusal message: "uid 0 (root), uid 1000

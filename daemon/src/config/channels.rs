@@ -161,12 +161,13 @@ fn flag_decl(flag: &str, arg: &str, name: &str, want: OpenParams) -> Decl {
 
 /// `[[pipe]]`: `name`, `capacity` (bytes or "64K").
 fn file_pipe(p: &PipeDecl) -> Result<Decl, Error> {
-    let capacity = match &p.capacity {
-        Some(v) => Some(value_size(v).map_err(|e| {
-            Error::Config(format!("config [[pipe]] {:?}: capacity: {e}", p.name))
-        })?),
-        None => None,
-    };
+    let capacity =
+        match &p.capacity {
+            Some(v) => Some(value_size(v).map_err(|e| {
+                Error::Config(format!("config [[pipe]] {:?}: capacity: {e}", p.name))
+            })?),
+            None => None,
+        };
     Ok(file_decl("pipe", &p.name, OpenParams::Pipe { capacity }))
 }
 
@@ -207,10 +208,7 @@ fn flag_pipe(arg: &str) -> Result<Decl, Error> {
     let (name, capacity) = match arg.split_once(':') {
         Some((n, c)) => (
             n,
-            Some(
-                parse_size(c)
-                    .map_err(|e| Error::Config(format!("--pipe {arg}: capacity: {e}")))?,
-            ),
+            Some(parse_size(c).map_err(|e| Error::Config(format!("--pipe {arg}: capacity: {e}")))?),
         ),
         None => (arg, None),
     };
@@ -224,9 +222,10 @@ fn flag_queue(arg: &str) -> Result<Decl, Error> {
     let name = it.next().unwrap_or("");
     let slots = match it.next() {
         None | Some("") => None,
-        Some(n) => Some(n.parse::<u64>().map_err(|_| {
-            Error::Config(format!("{what}: slots {n:?} is not a whole number"))
-        })?),
+        Some(n) => Some(
+            n.parse::<u64>()
+                .map_err(|_| Error::Config(format!("{what}: slots {n:?} is not a whole number")))?,
+        ),
     };
     let slot_size = match it.next() {
         Some(z) => {

@@ -471,8 +471,8 @@ mod tests {
         // Each flag overrides its channel of the file.
         let s = spec(
             &[
-                "--pipe", "p:8K", "--queue", "q:16:128", "--value", "v:f64", "--array",
-                "a:u8:32", "--queue", "new",
+                "--pipe", "p:8K", "--queue", "q:16:128", "--value", "v:f64", "--array", "a:u8:32",
+                "--queue", "new",
             ],
             file,
             None,
@@ -509,9 +509,18 @@ mod tests {
             (&["--value", "a:d"][..], "is an array in the config file"),
             (&["--array", "v:i32:1"][..], "is a value in the config file"),
             (&["--pipe", "q"][..], "is a queue in the config file"),
-            (&["--queue", "q:16", "--queue", "q:32"][..], "twice on the command line"),
-            (&["--value", "v:d", "--value", "v:d"][..], "twice on the command line"),
-            (&["--array", "n:d:2", "--array", "n:d:2"][..], "twice on the command line"),
+            (
+                &["--queue", "q:16", "--queue", "q:32"][..],
+                "twice on the command line",
+            ),
+            (
+                &["--value", "v:d", "--value", "v:d"][..],
+                "twice on the command line",
+            ),
+            (
+                &["--array", "n:d:2", "--array", "n:d:2"][..],
+                "twice on the command line",
+            ),
             (&["--queue", "q:3"][..], "--queue q:3: queue slots 3"),
             (&["--array", "a:d:0"][..], "--array a:d:0: array length 0"),
         ] {
