@@ -24,10 +24,10 @@
 //! | `service` | the binary's signals (`SIGHUP` logs the status) and logger |
 //! | `error` | [`Error`] |
 //!
-//! Each module imports only from modules below it in the order `error`,
-//! `cli`, `config`, `arena`, `segment`, `events`, `stop`, `process`, `alloc`,
+//! Each module imports only from modules before it in the order `error`,
+//! `cli`, `arena`, `config`, `segment`, `events`, `stop`, `process`, `alloc`,
 //! `supervisor`, `server`, `connection`, `admission`, `status`, `service`,
-//! `run` (never from one that imports it back).
+//! `run`, so none imports from one that imports it back.
 //!
 //! ## Life of a daemon
 //! 1. Take `flock(LOCK_EX | LOCK_NB)` on the bus's lock file: one daemon per bus.

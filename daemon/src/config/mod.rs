@@ -1,8 +1,8 @@
 //! Command line + TOML file → a validated [`Spec`].
 //!
 //! Everything a user can get wrong is checked here, before any file is touched:
-//! the bus and channel names, sizes, the mode, pipe capacities, and whether the
-//! declared channels fit the segment. A [`Spec`] is therefore always servable
+//! the bus and channel names, sizes, the mode, every channel's parameters, and
+//! whether the declared channels fit the segment. A [`Spec`] is therefore always servable
 //! except for what only the system can refuse (a held lock, a full `/dev/shm`).
 //!
 //! # The config file
@@ -36,15 +36,28 @@
 //! ```
 //! Unknown keys are errors, so a typo cannot silently fall back to a default.
 //! Each channel kind has its own array of tables (`[[pipe]]`, `[[queue]]`,
-//! `[[value]]`, `[[array]]`): a new kind adds one field to `FileConfig`, one
-//! variant to [`ChannelParams`] and one loop in [`Spec::from_cli`]. Values and
-//! arrays take `type` as a Rust name (`f64`) or a Python typecode (`d`), and
-//! share the [`ChannelParams::Table`] variant.
+//! `[[value]]`, `[[array]]`) and its own flag; what a channel is made with is
+//! [`shmbus::params::ChannelParams`], shared with the protocol and the
+//! clients. A new kind adds one field to `FileConfig` (`file.rs`), a file and
+//! a flag collector in `channels.rs`, and its variant in the core. Values and
+//! arrays take `type` as a Rust name (`f64`) or a Python typecode (`d`).
+//! Sizes take the suffixes of [`shmbus::size::parse_size`].
+//!
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | [`Spec`]: merging the settings, the checks that the channels fit |
+//! | `file.rs` | the file as written, and its size and mode values |
+//! | `channels.rs` | the declared channels: one collector per kind, one override rule |
+//! | `access.rs` | the mode, the allowed uids and groups, and their check |
 //!
 //! # Precedence
 //! A command-line flag beats the file, which beats `$SHMBUS_BUS` (bus name
-//! only), which beats the default. `--pipe NAME` adds a pipe, or, if the file
-//! declares `NAME` too, overrides its capacity when the flag gives one.
+//! only), which beats the default. `--pipe`, `--queue`, `--value` and
+//! `--array` add a channel, or, if the file declares that name with the same
+//! kind, override it: each parameter the flag gives replaces the file's, each
+//! it leaves out is kept (`--pipe ticks` keeps the file's capacity,
+//! `--queue jobs::1K` its slots). A name declared twice in the file or on the
+//! command line, or by a flag of another kind than the file's, is an error.
 //! `--allow-uid` / `--allow-group`, when given, replace the file's lists.
 //!
 //! # Access
