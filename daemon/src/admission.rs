@@ -1,10 +1,12 @@
-//! Admission: one thread accepts connections and reads their `HELLO`.
+//! Admission: one thread accepts connections, reads their `HELLO` and admits
+//! them ([`admit`]: a peer slot, and a thread of their own that
+//! [`crate::connection`] runs).
 //!
 //! The control socket is open to every local user who can reach it, so
 //! nothing a not-yet-admitted connection does may cost admitted clients
 //! anything (issue #12; DESIGN.md §6). This thread polls the listener and every
 //! connection that has not said `HELLO` yet, and a connection gets its own
-//! thread (`server::serve_conn`) only once it is admitted:
+//! thread ([`connection::serve`]) only once it is admitted:
 //!
 //! 1. At accept, before a byte is read: the peer's uid, gid and groups
 //!    (`SO_PEERCRED`, `SO_PEERGROUPS`) against the bus's policy
@@ -586,7 +588,7 @@ fn check_hello(p: &Pending, abi: u32, pid: u32) -> Result<(), Response> {
 }
 
 /// For the log: how a client's pidfd was obtained.
-pub(crate) fn source_name(s: Source) -> &'static str {
+fn source_name(s: Source) -> &'static str {
     match s {
         Source::PeerPidfd => "SO_PEERPIDFD",
         Source::PidfdOpen => "pidfd_open",

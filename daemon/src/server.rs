@@ -41,7 +41,7 @@ pub(crate) struct State {
 
 /// Open connections of admitted clients, so shutdown can close them.
 #[derive(Debug, Default)]
-pub(crate) struct Conns {
+struct Conns {
     next_id: u64,
     open: HashMap<u64, UnixStream>,
 }
