@@ -36,9 +36,9 @@ use rustix::io::Errno;
 use shmbus::layout::MAGIC;
 use shmbus::name::BusPaths;
 
+use crate::error::Error;
 use crate::events::Log;
 use crate::process::proc_start_time;
-use crate::Error;
 
 fn open_flags() -> OFlags {
     OFlags::NOFOLLOW | OFlags::CLOEXEC

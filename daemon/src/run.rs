@@ -8,92 +8,21 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use shmbus::layout;
 
+use crate::admission::accept_loop;
 use crate::config::Spec;
+use crate::error::Error;
 use crate::events::Log;
 use crate::files::{acquire_lock, bind_socket, remove_stale};
-use crate::process::proc_start_time;
+use crate::process::{proc_is_ours, proc_start_time};
 use crate::segment::{create_segment, link_segment, Segment};
 use crate::server::Bus;
-use crate::Error;
-
-/// Asks a running [`Daemon`] to shut down; cheap to clone, usable from any
-/// thread (the SIGINT/SIGTERM handler of [`crate::run()`] holds one).
-///
-/// A stop requested before [`Daemon::serve`] starts takes effect as soon as it
-/// does.
-#[derive(Clone, Debug, Default)]
-pub struct StopHandle {
-    inner: Arc<StopInner>,
-}
-
-#[derive(Debug, Default)]
-struct StopInner {
-    state: Mutex<StopState>,
-    cv: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct StopState {
-    requested: bool,
-    failure: Option<String>,
-}
-
-impl StopHandle {
-    /// A handle with no stop requested.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Requests a clean shutdown ([`Daemon::serve`] then returns `Ok`).
-    pub fn stop(&self) {
-        self.set(None);
-    }
-
-    /// Whether a stop has been requested.
-    pub fn is_stopped(&self) -> bool {
-        self.lock().requested
-    }
-
-    /// Requests a shutdown because serving failed ([`Daemon::serve`] then
-    /// returns `Err(Error::Failed(message))`).
-    pub(crate) fn fail(&self, message: String) {
-        self.set(Some(message));
-    }
-
-    fn set(&self, failure: Option<String>) {
-        let mut s = self.lock();
-        s.requested = true;
-        if s.failure.is_none() {
-            s.failure = failure;
-        }
-        self.inner.cv.notify_all();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, StopState> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Blocks until a stop is requested; returns the failure, if any.
-    fn wait(&self) -> Option<String> {
-        let mut s = self.lock();
-        while !s.requested {
-            s = self
-                .inner
-                .cv
-                .wait(s)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        s.failure.clone()
-    }
-}
+use crate::status::StatusHandle;
+use crate::stop::StopHandle;
 
 /// Files to remove when the daemon stops (or fails to start), and the locked
 /// lock file, which is closed (unlocked) only after they are gone.
@@ -195,7 +124,7 @@ impl Daemon {
         let pid = std::process::id();
         // 0 if `/proc` is not our pid namespace's (`unshare --pid` without
         // `--mount-proc`): `/proc/PID` would be another process there.
-        let start_time = if crate::process::proc_is_ours() {
+        let start_time = if proc_is_ours() {
             proc_start_time(pid).unwrap_or(0)
         } else {
             0
@@ -256,7 +185,7 @@ impl Daemon {
         let stop = self.stop.clone();
         let acceptor = std::thread::Builder::new()
             .name("shmbusd-accept".into())
-            .spawn(move || crate::server::accept_loop(&bus, &listener, &stop))
+            .spawn(move || accept_loop(&bus, &listener, &stop))
             .map_err(|e| Error::io("cannot start the accept thread", e))?;
 
         let failure = self.stop.wait();
@@ -289,8 +218,8 @@ impl Daemon {
 
     /// A handle that reads this daemon's status (peers, channels, arena use)
     /// while it serves; the `shmbusd` binary logs it on `SIGHUP`.
-    pub fn status_handle(&self) -> crate::StatusHandle {
-        crate::StatusHandle::new(Arc::clone(&self.bus))
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle::new(Arc::clone(&self.bus))
     }
 }
 
@@ -316,17 +245,5 @@ mod tests {
         let b = new_epoch();
         assert_ne!(a, 0);
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn stop_handle() {
-        let s = StopHandle::new();
-        assert!(!s.is_stopped());
-        let t = s.clone();
-        let h = std::thread::spawn(move || t.wait());
-        s.fail("boom".into());
-        s.stop();
-        assert_eq!(h.join().unwrap().as_deref(), Some("boom"));
-        assert!(s.is_stopped());
     }
 }

@@ -21,7 +21,7 @@ use shmbus::queue::{Cells, QueueCtl};
 use shmbus::seqlock::SeqlockCtl;
 use shmbus::sync::{AtomicU64, Ordering};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The daemon's mapping of the segment.
 ///

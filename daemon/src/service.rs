@@ -39,7 +39,9 @@ use std::thread::JoinHandle;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::{Error, StatusHandle, StopHandle};
+use crate::error::Error;
+use crate::status::StatusHandle;
+use crate::stop::StopHandle;
 
 /// Installs the `shmbusd` binary's logger (see the module docs). Does nothing
 /// if the process already has a logger.

@@ -60,6 +60,8 @@ pub const PIPE_MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
 pub const MIN_CAPACITY: u64 = 64;
 /// Largest ring capacity in bytes (1 GiB).
 pub const MAX_CAPACITY: u64 = 1 << 30;
+/// Ring capacity of a pipe created without one, in bytes (64 KiB).
+pub const DEFAULT_CAPACITY: u64 = 1 << 16;
 /// Size of the control block that precedes the ring.
 pub const CTL_SIZE: u64 = 6 * 128;
 /// Record header size.
