@@ -212,8 +212,8 @@ impl Control {
         &self.welcome
     }
 
-    /// The connection itself, for the [`Liveness`](crate::liveness::Liveness)
-    /// watcher (which only polls it for a hang-up).
+    /// The connection itself, for the liveness watcher (`liveness.rs`, which
+    /// only polls it for a hang-up).
     pub(crate) fn stream(&self) -> &UnixStream {
         &self.stream
     }

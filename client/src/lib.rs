@@ -94,6 +94,7 @@
 )]
 
 mod bus;
+mod channels;
 mod control;
 pub mod error;
 mod liveness;
@@ -101,17 +102,19 @@ mod pipe;
 mod queue;
 mod segment;
 mod table;
+mod wait;
 
-pub use bus::{
-    default_bus_name, Bus, ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueBuilder, QueueInfo,
-    TableInfo, BUS_ENV, DEFAULT_BUS,
-};
+pub use bus::{default_bus_name, Bus, BUS_ENV, DEFAULT_BUS};
+pub use channels::{ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo};
 pub use error::{End, Error, Result};
-pub use pipe::{Pipe, PipeClaim, PipeReceiver, PipeSender};
-pub use queue::{Queue, QueueClaim};
+pub use pipe::receiver::PipeReceiver;
+pub use pipe::sender::{PipeClaim, PipeSender};
+pub use pipe::Pipe;
+pub use queue::{Queue, QueueBuilder, QueueClaim};
 pub use shmbus::layout::Kind;
 pub use shmbus::seqlock::{ElemType, Element, Integer};
-pub use table::{Array, Table, Value};
+pub use table::typed::{Array, Value};
+pub use table::Table;
 
 // The README's library snippets, compiled by `cargo test` (`rust,no_run`).
 #[cfg(doctest)]

@@ -30,21 +30,27 @@
 //! | `a[:] = xs` | `a.write(&xs)?` |
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shmbus::futex::WaitError;
 use shmbus::layout::Kind;
-use shmbus::seqlock::{self, ElemType, Element, Integer, Seqlock, WriteGuard};
+use shmbus::name::validate_channel;
+use shmbus::params::{ChannelParams, OpenParams};
+use shmbus::seqlock::{self, ElemType, Seqlock, WriteGuard};
 use shmbus::sync::{AtomicU32, Ordering};
 
-use crate::bus::{Hold, Inner, PhantomWatch};
+use crate::bus::removal::Hold;
+use crate::bus::{Bus, Inner};
+use crate::channels::{ChannelDetails, ChannelInfo};
 use crate::error::{Error, Result};
+use crate::wait::PhantomWatch;
+
+pub(crate) mod typed;
 
 /// An opened value or array of any element type: what the `shmbus` command
-/// uses, since it learns the type from the bus. Programs use [`Value`] and
-/// [`Array`].
+/// uses, since it learns the type from the bus. Programs use [`Value`](crate::Value) and
+/// [`Array`](crate::Array).
 ///
 /// Cheap to clone; `Send + Sync`; keeps the bus connection alive.
 ///
@@ -436,455 +442,163 @@ fn pack_bits(t: ElemType, elems: &[u64], words: usize) -> Vec<u64> {
     out
 }
 
-/// A typed value shared between processes: Python's
-/// `multiprocessing.Value(typecode)`, with reads that never take a lock.
-///
-/// Cheap to clone; `Send + Sync`; keeps the bus connection alive.
-///
-/// # Examples
-/// ```no_run
-/// let bus = shmbus_client::Bus::connect()?;
-/// let price = bus.value::<f64>("price")?; // created as 0.0 if absent
-/// price.store(101.25)?;
-/// assert_eq!(price.load(), 101.25);
-/// let hits = bus.value::<u64>("hits")?;
-/// hits.fetch_add(1)?;
-/// # Ok::<(), shmbus_client::Error>(())
-/// ```
-pub struct Value<T: Element> {
-    table: Table,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T: Element> Clone for Value<T> {
-    fn clone(&self) -> Self {
-        Self {
-            table: self.table.clone(),
-            _t: PhantomData,
-        }
-    }
-}
-
-impl<T: Element> fmt::Debug for Value<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Value")
-            .field("name", &self.table.name)
-            .field("value", &self.load())
-            .finish()
-    }
-}
-
-impl<T: Element> Value<T> {
-    pub(crate) fn new(table: Table) -> Self {
-        debug_assert_eq!(table.elem(), T::TYPE);
-        Self {
-            table,
-            _t: PhantomData,
-        }
-    }
-
-    /// The untyped handle.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<i32>("n")?;
-    /// assert_eq!(v.table().len(), 1);
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn table(&self) -> &Table {
-        &self.table
-    }
-
-    /// The value's name.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<i32>("n")?;
-    /// assert_eq!(v.name(), "n");
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn name(&self) -> &str {
-        &self.table.name
-    }
-
-    /// Reads the value; never blocks, never torn.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
-    /// println!("{}", v.load());
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn load(&self) -> T {
-        self.table.lock.load::<T>().0
-    }
-
-    /// Reads the value and the version it had.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
-    /// let (x, version) = v.load_versioned();
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn load_versioned(&self) -> (T, u64) {
-        self.table.lock.load::<T>()
-    }
-
-    /// Stores `v`. Waits if another writer holds the lock.
+impl Bus {
+    /// Creates (or opens, if it exists with the same type) a value of element
+    /// type `elem`, untyped: for tools such as the `shmbus` command.
     ///
     /// # Errors
-    /// [`Error::BusClosed`] if the daemon goes away while waiting for the
-    /// lock; [`Error::Corrupt`] if the lock is held under an owner tag that
-    /// no connected process has (the segment was scribbled on).
+    /// As [`Bus::value`].
     ///
     /// # Examples
     /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
-    /// v.store(1.5)?;
+    /// use shmbus_client::ElemType;
+    /// let t = shmbus_client::Bus::connect()?.create_value("x", ElemType::F64)?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    #[inline]
-    pub fn store(&self, v: T) -> Result<()> {
-        let mut g = self.table.lock_write(None)?;
-        g.write(&[v]);
-        g.publish();
-        Ok(())
+    pub fn create_value(&self, name: &str, elem: ElemType) -> Result<Table> {
+        self.table_impl(Kind::Value, name, true, Some(elem), Some(1))
     }
 
-    /// Read-modify-write under the writer lock: Python's
-    /// `with v.get_lock(): v.value = f(v.value)`. Returns the new value. If
-    /// `f` panics, nothing is published and the lock is released.
+    /// Creates (or opens, if it exists with the same type and length) an
+    /// array, untyped.
     ///
     /// # Errors
-    /// As [`Value::store`].
+    /// As [`Bus::array`].
     ///
     /// # Examples
     /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
-    /// let doubled = v.update(|x| x * 2.0)?;
+    /// use shmbus_client::ElemType;
+    /// let t = shmbus_client::Bus::connect()?.create_array("a", ElemType::I32, 10)?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    #[inline]
-    pub fn update(&self, f: impl FnOnce(T) -> T) -> Result<T> {
-        self.modify(|x| self.table.run_user_code(|| f(x)))
+    pub fn create_array(&self, name: &str, elem: ElemType, len: usize) -> Result<Table> {
+        self.table_impl(Kind::Array, name, true, Some(elem), Some(len as u64))
     }
 
-    /// [`update`](Self::update) for this crate's own bounded closures, which
-    /// need not be counted as user code under the lock.
-    #[inline]
-    fn modify(&self, f: impl FnOnce(T) -> T) -> Result<T> {
-        let mut g = self.table.lock_write(None)?;
-        let mut cur = [T::default()];
-        g.read_into(&mut cur);
-        let new = f(cur[0]);
-        g.write(&[new]);
-        g.publish();
-        Ok(new)
-    }
-
-    /// The version: bumped by every write (0 = never written).
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
-    /// let before = v.version();
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn version(&self) -> u64 {
-        self.table.version()
-    }
-
-    /// Blocks until the version differs from `since` (sleeping on a futex),
-    /// at most `timeout` (`None`: no limit). Returns the new version.
+    /// Opens the existing value or array `name`, whatever its element type and
+    /// length; never creates.
     ///
     /// # Errors
-    /// [`Error::Timeout`]; `BusClosed`.
+    /// [`Error::NotFound`]; `KindMismatch` if `name` is a pipe or a queue;
+    /// otherwise as [`Bus::pipe`].
     ///
     /// # Examples
     /// ```no_run
-    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
-    /// let mut seen = v.version();
-    /// loop {
-    ///     seen = v.wait_changed(seen, None)?;
-    ///     println!("now {}", v.load());
-    /// }
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// println!("{}", t.read_strings().join(" "));
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        self.table.wait_changed(since, timeout)
-    }
-}
-
-impl<T: Integer> Value<T> {
-    /// Adds `delta` (wrapping) atomically and returns the previous value, as
-    /// `AtomicXX::fetch_add` does.
-    ///
-    /// # Errors
-    /// As [`Value::store`].
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let hits = shmbus_client::Bus::connect()?.value::<u64>("hits")?;
-    /// let before = hits.fetch_add(1)?;
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn fetch_add(&self, delta: T) -> Result<T> {
-        let mut old = T::default();
-        self.modify(|v| {
-            old = v;
-            v.wrapping_add(delta)
+    pub fn table(&self, name: &str) -> Result<Table> {
+        validate_channel(name).map_err(|error| Error::BadName {
+            what: "channel",
+            name: name.to_owned(),
+            error,
         })?;
-        Ok(old)
+        match self.kind_of(name) {
+            None => Err(Error::NotFound {
+                channel: name.to_owned(),
+            }),
+            Some(kind @ (Kind::Value | Kind::Array)) => {
+                self.table_impl(kind, name, false, None, None)
+            }
+            Some(found) => Err(Error::KindMismatch {
+                channel: name.to_owned(),
+                expected: Kind::Value,
+                found: Some(found),
+            }),
+        }
     }
-}
 
-/// A typed fixed-length array shared between processes: Python's
-/// `multiprocessing.Array(typecode, n)`, with reads that never take a lock
-/// and are never torn.
-///
-/// Cheap to clone; `Send + Sync`; keeps the bus connection alive.
-///
-/// # Examples
-/// ```no_run
-/// let bus = shmbus_client::Bus::connect()?;
-/// let a = bus.array::<i32>("a", 4)?; // created as zeros if absent
-/// a.write(&[1, 2, 3, 4])?;
-/// assert_eq!(a.read(), [1, 2, 3, 4]);
-/// a.update(|xs| xs[0] += 10)?;
-/// # Ok::<(), shmbus_client::Error>(())
-/// ```
-pub struct Array<T: Element> {
-    table: Table,
-    _t: PhantomData<fn() -> T>,
-}
+    fn table_impl(
+        &self,
+        kind: Kind,
+        name: &str,
+        create: bool,
+        elem: Option<ElemType>,
+        len: Option<u64>,
+    ) -> Result<Table> {
+        if let (Some(t), Some(n)) = (elem, len) {
+            if let Err(message) = shmbus::seqlock::check_params(u64::from(t.code()), n) {
+                return Err(Error::BadParams {
+                    channel: name.to_owned(),
+                    message,
+                });
+            }
+        }
+        let params = match kind {
+            Kind::Value => OpenParams::Value { elem },
+            _ => OpenParams::Array { elem, len },
+        };
+        let g = match self.open(name, create, params) {
+            Err(Error::ParamMismatch { .. }) => {
+                return Err(Error::TypeMismatch {
+                    channel: name.to_owned(),
+                    expected: describe_table(kind, elem, len),
+                    found: self.describe_entry(name),
+                })
+            }
+            r => r?,
+        };
+        let hold = Hold::new(Arc::clone(&self.inner), g.index, g.generation);
+        let (granted, n) = match g.params {
+            ChannelParams::Value { elem } => (elem, 1),
+            ChannelParams::Array { elem, len } => (elem, len),
+            _ => unreachable!("`open` checked the kind"),
+        };
+        let body = self
+            .inner
+            .map()
+            .seqlock(g.offset, g.length, u64::from(granted.code()), n)
+            .map_err(Error::Corrupt)?;
+        if elem.is_some_and(|t| t != body.elem) || len.is_some_and(|want| want != n) {
+            return Err(Error::Protocol(format!(
+                "asked for {}, the daemon granted {}",
+                describe_table(kind, elem, len),
+                describe_table(kind, Some(body.elem), Some(n))
+            )));
+        }
+        // SAFETY:
+        // - `body.ctl` passed `SeqlockCtl::check` for this type and length, and
+        //   `body.copies` are its two copies, each `words(len)` atomic words,
+        //   8-aligned, inside the arena (`Mapping::seqlock` checked all this);
+        // - the mapping stays alive as long as the handle: it is stored in a
+        //   `Table` together with the `Arc<Inner>` that owns the mapping.
+        let lock =
+            unsafe { Seqlock::new(std::ptr::NonNull::from(body.ctl), body.copies, body.elem, n) };
+        Ok(Table::new(
+            Arc::clone(&self.inner),
+            name.into(),
+            kind,
+            lock,
+            hold,
+        ))
+    }
 
-impl<T: Element> Clone for Array<T> {
-    fn clone(&self) -> Self {
-        Self {
-            table: self.table.clone(),
-            _t: PhantomData,
+    /// What the directory says channel `name` holds, for `TypeMismatch`.
+    fn describe_entry(&self, name: &str) -> String {
+        match self
+            .channels()
+            .into_iter()
+            .find(|c| c.name == name && !c.removed)
+        {
+            Some(ChannelInfo {
+                kind,
+                details: ChannelDetails::Table(t),
+                ..
+            }) => describe_table(kind, Some(t.elem), Some(t.len)),
+            Some(c) => c.kind.with_article().to_owned(),
+            None => "something else".to_owned(),
         }
     }
 }
 
-impl<T: Element> fmt::Debug for Array<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Array")
-            .field("name", &self.table.name)
-            .field("len", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Element> Array<T> {
-    pub(crate) fn new(table: Table) -> Self {
-        debug_assert_eq!(table.elem(), T::TYPE);
-        Self {
-            table,
-            _t: PhantomData,
-        }
-    }
-
-    /// The untyped handle.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
-    /// assert_eq!(a.table().len(), 4);
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn table(&self) -> &Table {
-        &self.table
-    }
-
-    /// The array's name.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
-    /// assert_eq!(a.name(), "a");
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn name(&self) -> &str {
-        &self.table.name
-    }
-
-    /// Number of elements.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
-    /// assert_eq!(a.len(), 4);
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[allow(clippy::len_without_is_empty)]
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn check_len(&self, n: usize) -> Result<()> {
-        if n == self.len() {
-            Ok(())
-        } else {
-            Err(Error::LengthMismatch {
-                channel: self.table.name.to_string(),
-                expected: self.len(),
-                found: n,
-            })
-        }
-    }
-
-    /// Copies every element into `out`, never torn, never blocking. Returns
-    /// the version read.
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`] unless `out.len() == self.len()`.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<f64>("prices", 16)?;
-    /// let mut buf = [0.0; 16];
-    /// let version = a.read_into(&mut buf)?;
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn read_into(&self, out: &mut [T]) -> Result<u64> {
-        self.check_len(out.len())?;
-        Ok(self.table.lock.read_into(out))
-    }
-
-    /// Reads every element into a new `Vec`, never torn.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
-    /// println!("{:?}", a.read());
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn read(&self) -> Vec<T> {
-        let mut v = vec![T::default(); self.len()];
-        self.table.lock.read_into(&mut v);
-        v
-    }
-
-    /// Reads element `i` alone (Python's `a[i]`), never torn.
-    ///
-    /// # Panics
-    /// If `i >= self.len()`, as slice indexing does.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
-    /// println!("{}", a.get(3));
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn get(&self, i: usize) -> T {
-        self.table.lock.load_at::<T>(i).0
-    }
-
-    /// Stores element `i` alone (Python's `a[i] = v`): a read-modify-write of
-    /// the whole array under the writer lock, since every write publishes a
-    /// complete copy.
-    ///
-    /// # Errors
-    /// As [`Array::write`].
-    ///
-    /// # Panics
-    /// If `i >= self.len()`.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 4)?;
-    /// a.set(3, 42)?;
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn set(&self, i: usize, v: T) -> Result<()> {
-        assert!(
-            i < self.len(),
-            "index {i} out of range for array of {}",
-            self.len()
-        );
-        self.update(|xs| xs[i] = v)
-    }
-
-    /// Stores every element at once: readers see the old array or the new
-    /// one, never a mix. Waits if another writer holds the lock.
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`] unless `src.len() == self.len()`;
-    /// `BusClosed` if the daemon goes away while waiting for the lock;
-    /// `Corrupt` if no connected process holds it (as [`Value::store`]).
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
-    /// a.write(&[1, 2, 3])?;
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn write(&self, src: &[T]) -> Result<()> {
-        self.check_len(src.len())?;
-        let mut g = self.table.lock_write(None)?;
-        g.write(src);
-        g.publish();
-        Ok(())
-    }
-
-    /// Read-modify-write of the whole array under the writer lock (Python's
-    /// `with a.get_lock(): ...`). If `f` panics, nothing is published.
-    ///
-    /// # Errors
-    /// As [`Array::write`] (`BusClosed`).
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
-    /// a.update(|xs| xs.iter_mut().for_each(|x| *x += 1))?;
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn update(&self, f: impl FnOnce(&mut [T])) -> Result<()> {
-        let mut g = self.table.lock_write(None)?;
-        let mut cur = vec![T::default(); self.len()];
-        g.read_into(&mut cur);
-        self.table.run_user_code(|| f(&mut cur));
-        g.write(&cur);
-        g.publish();
-        Ok(())
-    }
-
-    /// The version: bumped by every write (0 = never written).
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
-    /// println!("{}", a.version());
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    #[inline]
-    pub fn version(&self) -> u64 {
-        self.table.version()
-    }
-
-    /// Blocks until the version differs from `since`, at most `timeout`.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`]; `BusClosed`.
-    ///
-    /// # Examples
-    /// ```no_run
-    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
-    /// let v = a.wait_changed(a.version(), None)?;
-    /// # Ok::<(), shmbus_client::Error>(())
-    /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        self.table.wait_changed(since, timeout)
+/// `f64 value`, `i32[10]`, `i32 array`.
+fn describe_table(kind: Kind, elem: Option<ElemType>, len: Option<u64>) -> String {
+    let t = elem.map_or("any", ElemType::name);
+    match (kind, len) {
+        (Kind::Value, _) => format!("{t} value"),
+        (_, Some(n)) => format!("{t}[{n}]"),
+        (_, None) => format!("{t} array"),
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use shmbus_client::{Bus, Error, Kind, Pipe, PipeReceiver, PipeSender, Queue};
 
-use crate::{error, parse_seconds, stdout_error, Failure};
+use crate::common::{error, parse_seconds, stdout_error, Failure};
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {

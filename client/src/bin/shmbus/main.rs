@@ -33,10 +33,10 @@
 //! is stopped by SIGINT (Ctrl-C) or SIGTERM. Other commands die of those
 //! signals, which a shell reports as 130 (SIGINT) or 143 (SIGTERM).
 
+mod common;
 mod frames;
 mod top;
 
-use std::fmt::Display;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -45,16 +45,11 @@ use clap::{Args, Parser, Subcommand};
 use shmbus::size::parse_size;
 use shmbus_client::{Bus, ChannelDetails, ElemType, Error, Table, BUS_ENV, DEFAULT_BUS};
 
+use common::{
+    error, parse_seconds, stdout_error, Failure, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TIMEOUT,
+};
 use frames::{RecvArgs, SendArgs};
 use top::TopArgs;
-
-/// Exit status for an error.
-const EXIT_ERROR: u8 = 1;
-/// Exit status when `--timeout` expires (as `timeout(1)`).
-const EXIT_TIMEOUT: u8 = 124;
-/// Exit status of `watch` and `top` after SIGINT/SIGTERM (128 + SIGINT, as
-/// a shell reports a command that SIGINT ended).
-const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -253,39 +248,6 @@ fn parse_type(s: &str) -> Result<ElemType, String> {
              or a Python typecode b B h H i I l L q Q f d"
         )
     })
-}
-
-pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
-    s.parse::<f64>()
-        .ok()
-        .and_then(|v| Duration::try_from_secs_f64(v).ok())
-        .ok_or_else(|| format!("{s:?} is not a number of seconds (e.g. 2 or 0.5)"))
-}
-
-/// How a command failed.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// Print `shmbus: MESSAGE`, exit [`EXIT_ERROR`].
-    Error(String),
-    /// Print `shmbus: MESSAGE`, exit [`EXIT_TIMEOUT`].
-    Timeout(String),
-    /// Standard output was closed by its reader: stop quietly.
-    StdoutClosed,
-    /// SIGINT or SIGTERM arrived (`top`): exit [`EXIT_INTERRUPTED`].
-    Interrupted,
-}
-
-pub(crate) fn error(e: impl Display) -> Failure {
-    Failure::Error(e.to_string())
-}
-
-/// A failure writing standard output.
-pub(crate) fn stdout_error(e: io::Error) -> Failure {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Failure::StdoutClosed
-    } else {
-        Failure::Error(format!("writing standard output: {e}"))
-    }
 }
 
 fn main() -> ExitCode {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use shmbus_client::{Bus, ChannelDetails, ChannelInfo, Error, Holder, Kind};
 
-use crate::{error, stdout_error, Failure};
+use crate::common::{error, stdout_error, Failure};
 
 #[derive(Debug, Args)]
 pub(crate) struct TopArgs {
@@ -37,7 +37,7 @@ pub(crate) struct TopArgs {
 
 /// A positive number of seconds, at most a day.
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = crate::parse_seconds(s)?;
+    let d = crate::common::parse_seconds(s)?;
     if d.is_zero() || d > Duration::from_secs(86_400) {
         return Err(format!(
             "{s:?} is not an interval: give more than 0 and at most 86400 seconds"
