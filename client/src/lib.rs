@@ -93,6 +93,11 @@
     unreachable_pub
 )]
 
+// Each module imports only from those before it in this order (checked by
+// `.ci/import-cycles`): error, segment, control, liveness; wait (how blocking
+// calls wait), channels (the listing); bus (the connection, and `remove` in
+// bus/removal.rs); then each kind with its `Bus` openers: pipe (with
+// pipe/sender.rs, pipe/receiver.rs), queue, table (with table/typed.rs).
 mod bus;
 mod channels;
 mod control;

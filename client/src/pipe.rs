@@ -29,6 +29,7 @@ use crate::error::{End, Error, Result};
 
 pub(crate) mod receiver;
 pub(crate) mod sender;
+
 /// An opened pipe: a name and a place in the segment. Make its ends with
 /// [`Pipe::sender`] and [`Pipe::receiver`].
 ///

@@ -49,8 +49,8 @@ use crate::wait::PhantomWatch;
 pub(crate) mod typed;
 
 /// An opened value or array of any element type: what the `shmbus` command
-/// uses, since it learns the type from the bus. Programs use [`Value`](crate::Value) and
-/// [`Array`](crate::Array).
+/// uses, since it learns the type from the bus. Programs use
+/// [`Value`](crate::Value) and [`Array`](crate::Array).
 ///
 /// Cheap to clone; `Send + Sync`; keeps the bus connection alive.
 ///

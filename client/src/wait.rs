@@ -65,10 +65,11 @@ impl<B: Connection + ?Sized> Waiter for BusWaiter<'_, B> {
     }
 
     /// No slice for the bus itself: the daemon's death wakes recorded
-    /// sleepers (see [`Liveness`](crate::liveness::Liveness)), and its shutdown rings every doorbell
-    /// after marking the segment `CLOSING`. [`INTERRUPT_SLICE`] while the
-    /// watcher does not watch (it failed). A [`PhantomWatch`] adds its own
-    /// slice: nothing rings when a word is scribbled.
+    /// sleepers (see [`Liveness`](crate::liveness::Liveness)), and its
+    /// shutdown rings every doorbell after marking the segment `CLOSING`.
+    /// [`INTERRUPT_SLICE`] while the watcher does not watch (it failed). A
+    /// [`PhantomWatch`] adds its own slice: nothing rings when a word is
+    /// scribbled.
     fn slice(&self) -> Option<Duration> {
         if !self.bus.watching() {
             return Some(INTERRUPT_SLICE);

@@ -13,7 +13,7 @@
 //!   switches of every thread from `/proc/PID/task/*/status`: a count of
 //!   wake-ups, not a time. (A blocked pipe or queue call still looks for a
 //!   scribbled owner word every 30 s, `PHANTOM_RECHECK` in
-//!   `client/src/bus.rs`, which a window may catch once.) Before this was fixed, the same clients woke 5
+//!   `client/src/wait.rs`, which a window may catch once.) Before this was fixed, the same clients woke 5
 //!   (`recv`) and 10 (`watch`) times a second, and the daemon 1 + 5 per kept
 //!   slot times a second;
 //! - a uid's slots kept for running processes that broke the protocol are
