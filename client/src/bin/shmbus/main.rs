@@ -567,7 +567,7 @@ fn wait_change(t: &Table, a: &WatchArgs, since: u64) -> Result<(), Failure> {
         check_interrupted()?;
         let slice = Instant::now() + SLICE;
         let until = deadline.map_or(slice, |d| d.min(slice));
-        match t.wait_changed_until(since, Some(until)) {
+        match t.wait_changed_deadline(since, until) {
             Ok(_) => return Ok(()),
             Err(Error::Timeout) if deadline.is_none_or(|d| Instant::now() < d) => {}
             Err(Error::Timeout) => {
