@@ -73,7 +73,8 @@
 //! - the plain form waits as long as it must;
 //! - `…_timeout(…, Duration)` and `…_deadline(…, Instant)` wait at most so
 //!   long, then return [`Error::Timeout`]. The clock is read only once a
-//!   call has to wait.
+//!   call has to wait (but for [`PipeSender::claim_timeout`], which says
+//!   why).
 //!
 //! The operation's own arguments come first, then the timeout or deadline,
 //! then a closure if it takes one. Every waiting form returns

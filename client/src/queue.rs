@@ -677,8 +677,21 @@ fn finish<R>(c: GetClaim<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
     r
 }
 
-/// A slot claimed by [`Queue::try_claim`]: write the item in place (it derefs
-/// to `[u8]` of the claimed length), then [`commit`](QueueClaim::commit).
+/// A slot claimed by [`Queue::claim`], [`Queue::try_claim`] or their timed
+/// forms: write the item in place (it derefs to `[u8]` of the claimed
+/// length), then [`commit`](QueueClaim::commit). Dropped without commit, it
+/// leaves a tombstone that getters skip.
+///
+/// The bytes start with unspecified contents (whatever the slot held).
+///
+/// # Examples
+/// ```no_run
+/// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+/// let mut c = q.claim(8)?;
+/// c.copy_from_slice(&7u64.to_le_bytes());
+/// c.commit()?;
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
 pub struct QueueClaim<'a> {
     c: PutClaim<'a>,
 }
@@ -695,8 +708,19 @@ impl QueueClaim<'_> {
     /// Puts the item.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for a check that the daemon did
-    /// not repair the slot meanwhile.
+    /// None today; the `Result` is the same as
+    /// [`PipeClaim::commit`](crate::PipeClaim::commit)'s, so that both claims
+    /// are committed with `?`, and leaves room for a check that the daemon
+    /// did not repair the slot meanwhile.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut c = q.try_claim(2)?;
+    /// c.copy_from_slice(b"ok");
+    /// c.commit()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     #[inline]
     pub fn commit(self) -> Result<()> {
         self.c.commit();
