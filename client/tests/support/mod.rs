@@ -298,6 +298,11 @@ impl Daemon {
         Bus::connect_to(&self.bus).expect("connect to the test daemon")
     }
 
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("daemon").pid()
+    }
+
     /// Sends `sig` to the daemon.
     pub fn signal(&self, sig: Signal) {
         self.proc.as_ref().expect("daemon").signal(sig);
