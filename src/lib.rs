@@ -35,7 +35,6 @@
     unreachable_pub
 )]
 
-pub mod error;
 pub mod futex;
 pub mod layout;
 pub mod name;

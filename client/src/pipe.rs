@@ -18,9 +18,8 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use shmbus::error as core;
 use shmbus::params::{ChannelParams, OpenParams};
-use shmbus::pipe::{end, Ring};
+use shmbus::pipe::{end, AttachError, Ring};
 use shmbus::sync::{AtomicU64, Ordering};
 
 use crate::bus::removal::Hold;
@@ -140,9 +139,9 @@ impl Pipe {
         Ok((NonNull::from(body.ctl), ring))
     }
 
-    fn attach_error(&self, e: core::AttachError, end: End) -> Error {
+    fn attach_error(&self, e: AttachError, end: End) -> Error {
         match e {
-            core::AttachError::Busy { owner } => {
+            AttachError::Busy { owner } => {
                 let slot = owner.wrapping_sub(1);
                 Error::Busy {
                     channel: self.name.to_string(),
@@ -152,7 +151,7 @@ impl Pipe {
                     this_connection: owner == self.bus.owner(),
                 }
             }
-            core::AttachError::Corrupt(what) => Error::Corrupt(what),
+            AttachError::Corrupt(what) => Error::Corrupt(what),
         }
     }
 }

@@ -44,6 +44,7 @@ use crate::bus::removal::Hold;
 use crate::bus::{Bus, Inner};
 use crate::channels::{ChannelDetails, ChannelInfo};
 use crate::error::{Error, Result};
+use crate::ladder::Until;
 use crate::wait::PhantomWatch;
 
 pub(crate) mod typed;
@@ -297,8 +298,28 @@ impl Table {
         Ok(bits)
     }
 
-    /// Blocks until the version differs from `since`, at most `timeout`
-    /// (`None`: no limit). Returns the new version.
+    /// Blocks until the version differs from `since` (sleeping on a futex),
+    /// and returns the new version: at once if it differs already. Its
+    /// non-blocking form is the question `version() != since`.
+    ///
+    /// # Errors
+    /// `BusClosed` if the daemon goes away meanwhile.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// let mut seen = t.version();
+    /// loop {
+    ///     seen = t.wait_changed(seen)?;
+    ///     println!("{:?}", t.read_strings());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed(&self, since: u64) -> Result<u64> {
+        self.wait_changed_until(since, Until::Forever)
+    }
+
+    /// As [`Table::wait_changed`], waiting at most `timeout`.
     ///
     /// # Errors
     /// [`Error::Timeout`]; `BusClosed` if the daemon goes away meanwhile.
@@ -307,33 +328,42 @@ impl Table {
     /// ```no_run
     /// use std::time::Duration;
     /// let t = shmbus_client::Bus::connect()?.table("x")?;
-    /// let v = t.wait_changed(t.version(), Some(Duration::from_secs(1)))?;
+    /// let v = t.wait_changed_timeout(t.version(), Duration::from_secs(1))?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        self.wait_changed_until(since, deadline)
+    pub fn wait_changed_timeout(&self, since: u64, timeout: Duration) -> Result<u64> {
+        self.wait_changed_until(since, Until::Timeout(timeout))
     }
 
-    /// As [`Table::wait_changed`], with an absolute deadline.
+    /// As [`Table::wait_changed`], waiting until `deadline` at most.
     ///
     /// # Errors
-    /// As [`Table::wait_changed`].
+    /// As [`Table::wait_changed_timeout`].
     ///
     /// # Examples
     /// ```no_run
     /// use std::time::{Duration, Instant};
     /// let t = shmbus_client::Bus::connect()?.table("x")?;
     /// let d = Instant::now() + Duration::from_secs(1);
-    /// let v = t.wait_changed_until(t.version(), Some(d))?;
+    /// let v = t.wait_changed_deadline(t.version(), d)?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed_until(&self, since: u64, deadline: Option<Instant>) -> Result<u64> {
+    pub fn wait_changed_deadline(&self, since: u64, deadline: Instant) -> Result<u64> {
+        self.wait_changed_until(since, Until::Deadline(deadline))
+    }
+
+    /// One implementation for the waits: no clock and no system call if the
+    /// version differs already.
+    fn wait_changed_until(&self, since: u64, until: Until) -> Result<u64> {
         let bus = &*self.bus;
         bus.check_open()?;
+        let now = self.version();
+        if now != since {
+            return Ok(now);
+        }
         let interrupt = bus.waiter();
         self.lock
-            .wait_changed(since, deadline, Some(&interrupt))
+            .wait_changed(since, until.deadline(), Some(&interrupt))
             .map_err(wait_error)
     }
 

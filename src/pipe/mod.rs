@@ -42,9 +42,11 @@
 //! [`end`]), so two processes can never both be the producer.
 
 mod consumer;
+mod error;
 mod producer;
 
 pub use consumer::Consumer;
+pub use error::{AttachError, RecvError, SendError, TryRecvError, TrySendError};
 pub use producer::{Claim, Producer};
 
 use core::ptr::NonNull;
@@ -408,8 +410,6 @@ fn release(word: &AtomicU64, me: u16) -> bool {
         }
     }
 }
-
-use crate::error::AttachError;
 
 /// A pipe whose control block and ring live on the heap instead of in a
 /// segment: for tests, benchmarks and loom models, which check the protocol

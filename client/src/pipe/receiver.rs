@@ -4,13 +4,13 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shmbus::error as core;
-use shmbus::pipe::Consumer;
+use shmbus::pipe::{Consumer, TryRecvError};
 
 use super::{phantom_end, Pipe, PHANTOM_END};
 use crate::bus::removal::Hold;
 use crate::bus::Inner;
 use crate::error::{End, Error, Result};
+use crate::ladder::{copy_into, Until};
 use crate::wait::PhantomWatch;
 
 impl Pipe {
@@ -166,7 +166,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv(&mut self) -> Result<Vec<u8>> {
-        self.recv_with(<[u8]>::to_vec)
+        self.recv_with_until(Until::Forever, <[u8]>::to_vec)
     }
 
     /// Takes the next frame, waiting at most `timeout`.
@@ -188,7 +188,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_with_timeout(timeout, <[u8]>::to_vec)
+        self.recv_with_until(Until::Timeout(timeout), <[u8]>::to_vec)
     }
 
     /// Takes the next frame, waiting until `deadline`.
@@ -210,7 +210,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Vec<u8>> {
-        self.recv_with_deadline(deadline, <[u8]>::to_vec)
+        self.recv_with_until(Until::Deadline(deadline), <[u8]>::to_vec)
     }
 
     /// Copies the next frame into `buf` (cleared first) if there is one, and
@@ -253,11 +253,54 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_with(|b| {
-            buf.clear();
-            buf.extend_from_slice(b);
-            b.len()
-        })
+        self.recv_with_until(Until::Forever, copy_into(buf))
+    }
+
+    /// Copies the next frame into `buf` (cleared first), waiting at most
+    /// `timeout`, and returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if nothing came; otherwise as
+    /// [`PipeReceiver::recv`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let mut rx = shmbus_client::Bus::connect()?.pipe("orders")?.receiver()?;
+    /// let mut buf = Vec::with_capacity(rx.max_frame());
+    /// while rx.recv_into_timeout(&mut buf, Duration::from_secs(1)).is_ok() {
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.recv_with_until(Until::Timeout(timeout), copy_into(buf))
+    }
+
+    /// Copies the next frame into `buf` (cleared first), waiting until
+    /// `deadline`, and returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if nothing came by `deadline`; otherwise as
+    /// [`PipeReceiver::recv`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut rx = shmbus_client::Bus::connect()?.pipe("orders")?.receiver()?;
+    /// let mut buf = Vec::new();
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// while rx.recv_into_deadline(&mut buf, deadline).is_ok() {
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn recv_into_deadline(&mut self, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize> {
+        self.recv_with_until(Until::Deadline(deadline), copy_into(buf))
     }
 
     /// Runs `f` on the next frame in place (zero-copy) if there is one, then
@@ -295,7 +338,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        self.recv_with_until(|| None, f)
+        self.recv_with_until(Until::Forever, f)
     }
 
     /// Runs `f` on the next frame in place, waiting at most `timeout`.
@@ -318,7 +361,7 @@ impl PipeReceiver {
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.recv_with_until(|| Instant::now().checked_add(timeout), f)
+        self.recv_with_until(Until::Timeout(timeout), f)
     }
 
     /// Runs `f` on the next frame in place, waiting until `deadline`.
@@ -342,18 +385,14 @@ impl PipeReceiver {
         deadline: Instant,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.recv_with_until(|| Some(deadline), f)
+        self.recv_with_until(Until::Deadline(deadline), f)
     }
 
     /// One implementation for every blocking receive: try once (no clock, no
     /// system call), and only if the pipe is empty compute the deadline and
     /// wait, checking the bus between futex sleeps.
     #[inline]
-    fn recv_with_until<R>(
-        &mut self,
-        deadline: impl FnOnce() -> Option<Instant>,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R> {
+    fn recv_with_until<R>(&mut self, until: Until, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.bus.check_open()?;
         let mut f = Some(f);
         let r = self.consumer.try_recv_with(|b| match f.take() {
@@ -362,8 +401,8 @@ impl PipeReceiver {
         });
         match r {
             Ok(r) => Ok(r),
-            Err(core::TryRecvError::Empty) => match f {
-                Some(f) => self.recv_slow(deadline(), f),
+            Err(TryRecvError::Empty) => match f {
+                Some(f) => self.recv_slow(until.deadline(), f),
                 None => unreachable!("the closure only runs on a frame"),
             },
             Err(e) => Err(self.bus.explain(e.into())),

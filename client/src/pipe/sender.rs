@@ -7,13 +7,13 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shmbus::error as core;
-use shmbus::pipe::{Claim, Producer};
+use shmbus::pipe::{Claim, Producer, TrySendError};
 
 use super::{phantom_end, Pipe, PHANTOM_END};
 use crate::bus::removal::Hold;
 use crate::bus::Inner;
 use crate::error::{End, Error, Result};
+use crate::ladder::Until;
 use crate::wait::PhantomWatch;
 
 impl Pipe {
@@ -156,12 +156,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send(&mut self, frame: &[u8]) -> Result<()> {
-        self.bus.check_open()?;
-        match self.producer.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(core::TrySendError::Full) => self.send_slow(frame, None),
-            Err(e) => Err(self.bus.explain(e.into())),
-        }
+        self.send_until(frame, Until::Forever)
     }
 
     /// Sends one frame, waiting at most `timeout` for room.
@@ -180,15 +175,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send_timeout(&mut self, frame: &[u8], timeout: Duration) -> Result<()> {
-        self.bus.check_open()?;
-        match self.producer.try_send(frame) {
-            Ok(()) => Ok(()),
-            // The clock is read only once we must wait.
-            Err(core::TrySendError::Full) => {
-                self.send_slow(frame, Instant::now().checked_add(timeout))
-            }
-            Err(e) => Err(self.bus.explain(e.into())),
-        }
+        self.send_until(frame, Until::Timeout(timeout))
     }
 
     /// Sends one frame, waiting for room until `deadline`.
@@ -210,10 +197,18 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send_deadline(&mut self, frame: &[u8], deadline: Instant) -> Result<()> {
+        self.send_until(frame, Until::Deadline(deadline))
+    }
+
+    /// One implementation for every blocking send: try once (no clock, no
+    /// system call), and only if the pipe is full compute the deadline and
+    /// wait, checking the bus between futex sleeps.
+    #[inline]
+    fn send_until(&mut self, frame: &[u8], until: Until) -> Result<()> {
         self.bus.check_open()?;
         match self.producer.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(core::TrySendError::Full) => self.send_slow(frame, Some(deadline)),
+            Err(TrySendError::Full) => self.send_slow(frame, until.deadline()),
             Err(e) => Err(self.bus.explain(e.into())),
         }
     }
@@ -277,7 +272,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn claim(&mut self, len: usize) -> Result<PipeClaim<'_>> {
-        self.claim_until(len, None)
+        self.claim_until(len, Until::Forever)
     }
 
     /// Claims room for a frame of `len` bytes, waiting at most `timeout`.
@@ -303,7 +298,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<PipeClaim<'_>> {
-        self.claim_until(len, Instant::now().checked_add(timeout))
+        self.claim_until(len, Until::Timeout(timeout))
     }
 
     /// Claims room for a frame of `len` bytes, waiting until `deadline`.
@@ -325,16 +320,17 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn claim_deadline(&mut self, len: usize, deadline: Instant) -> Result<PipeClaim<'_>> {
-        self.claim_until(len, Some(deadline))
+        self.claim_until(len, Until::Deadline(deadline))
     }
 
     /// One implementation for the blocking claims. The core's `claim_until`
     /// tries for room before anything else, so the fast path stays free of
     /// system calls; `interrupt` runs only between futex sleeps.
     #[inline]
-    fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<PipeClaim<'_>> {
+    fn claim_until(&mut self, len: usize, until: Until) -> Result<PipeClaim<'_>> {
         let bus = &*self.bus;
         bus.check_open()?;
+        let deadline = until.deadline();
         let ctl = NonNull::from(self.producer.control());
         // SAFETY: as in `send_slow`.
         let other = unsafe { &ctl.as_ref().ends.consumer };

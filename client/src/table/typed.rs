@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shmbus::layout::Kind;
 use shmbus::seqlock::{Element, Integer};
@@ -175,23 +175,63 @@ impl<T: Element> Value<T> {
     }
 
     /// Blocks until the version differs from `since` (sleeping on a futex),
-    /// at most `timeout` (`None`: no limit). Returns the new version.
+    /// and returns the new version: at once if it differs already.
     ///
     /// # Errors
-    /// [`Error::Timeout`]; `BusClosed`.
+    /// `BusClosed`.
     ///
     /// # Examples
     /// ```no_run
     /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
     /// let mut seen = v.version();
     /// loop {
-    ///     seen = v.wait_changed(seen, None)?;
+    ///     seen = v.wait_changed(seen)?;
     ///     println!("now {}", v.load());
     /// }
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        self.table.wait_changed(since, timeout)
+    pub fn wait_changed(&self, since: u64) -> Result<u64> {
+        self.table.wait_changed(since)
+    }
+
+    /// As [`Value::wait_changed`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// match v.wait_changed_timeout(v.version(), Duration::from_millis(100)) {
+    ///     Ok(_) => println!("now {}", v.load()),
+    ///     Err(shmbus_client::Error::Timeout) => println!("unchanged"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed_timeout(&self, since: u64, timeout: Duration) -> Result<u64> {
+        self.table.wait_changed_timeout(since, timeout)
+    }
+
+    /// As [`Value::wait_changed`], waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// let mut seen = v.version();
+    /// while let Ok(now) = v.wait_changed_deadline(seen, deadline) {
+    ///     seen = now;
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed_deadline(&self, since: u64, deadline: Instant) -> Result<u64> {
+        self.table.wait_changed_deadline(since, deadline)
     }
 }
 
@@ -448,19 +488,53 @@ impl<T: Element> Array<T> {
         self.table.version()
     }
 
-    /// Blocks until the version differs from `since`, at most `timeout`.
+    /// Blocks until the version differs from `since` (sleeping on a futex),
+    /// and returns the new version: at once if it differs already.
+    ///
+    /// # Errors
+    /// `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// let v = a.wait_changed(a.version())?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed(&self, since: u64) -> Result<u64> {
+        self.table.wait_changed(since)
+    }
+
+    /// As [`Array::wait_changed`], waiting at most `timeout`.
     ///
     /// # Errors
     /// [`Error::Timeout`]; `BusClosed`.
     ///
     /// # Examples
     /// ```no_run
+    /// use std::time::Duration;
     /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
-    /// let v = a.wait_changed(a.version(), None)?;
+    /// let v = a.wait_changed_timeout(a.version(), Duration::from_secs(1))?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        self.table.wait_changed(since, timeout)
+    pub fn wait_changed_timeout(&self, since: u64, timeout: Duration) -> Result<u64> {
+        self.table.wait_changed_timeout(since, timeout)
+    }
+
+    /// As [`Array::wait_changed`], waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// let d = Instant::now() + Duration::from_secs(1);
+    /// let v = a.wait_changed_deadline(a.version(), d)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed_deadline(&self, since: u64, deadline: Instant) -> Result<u64> {
+        self.table.wait_changed_deadline(since, deadline)
     }
 }
 

@@ -39,7 +39,7 @@ mod top;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use shmbus::size::parse_size;
@@ -486,8 +486,11 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
 /// sleep with no slice, which a write, `--timeout`, the daemon's death or its
 /// shutdown ends (SIGINT/SIGTERM end the process).
 fn wait_change(t: &Table, a: &WatchArgs, since: u64) -> Result<(), Failure> {
-    let deadline = a.timeout.and_then(|d| Instant::now().checked_add(d));
-    match t.wait_changed_until(since, deadline) {
+    let r = match a.timeout {
+        Some(d) => t.wait_changed_timeout(since, d),
+        None => t.wait_changed(since),
+    };
+    match r {
         Ok(_) => Ok(()),
         Err(Error::Timeout) => Err(Failure::Timeout(format!(
             "{} {} did not change for {:?}",
