@@ -1,7 +1,13 @@
-//! Helpers for the client's end-to-end tests: a real `shmbusd` per test on a
-//! unique bus, the `shmbus` binary as a child process, watchdogs everywhere,
-//! and guards that kill what they started and remove the bus's files.
-#![allow(dead_code)]
+//! Helpers shared by the tests of `shmbus-client`, `shmbus-cli` and
+//! `shmbus-daemon`: a real `shmbusd` per test on a unique bus, the `shmbus`
+//! binary as a child process, watchdogs everywhere, and guards that kill what
+//! they started and remove the bus's files.
+//!
+//! A crate of its own (never published; a path-only dev-dependency, which
+//! `cargo package` drops) rather than a module each test file includes: it is
+//! compiled once, its items are a public API instead of `dead_code` in every
+//! test binary that uses a part of them, and no test of one crate reaches into
+//! the files of another.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -27,25 +33,42 @@ pub fn unique_bus(tag: &str) -> String {
     )
 }
 
-/// `target/<profile>/shmbusd`, next to the directory of this test binary.
+/// `target/<profile>/NAME`, next to the directory of this test binary.
 ///
 /// # Panics
-/// With instructions if it has not been built.
-pub fn shmbusd() -> PathBuf {
+/// With instructions (`cargo build -p PACKAGE`) if it has not been built.
+fn built_binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/debug/deps/e2e-HASH -> target/debug
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binary lives in target/<profile>/deps");
-    let path = dir.join("shmbusd");
+    let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: build the daemon first with `cargo build -p shmbus-daemon` \
+        "{} is missing: build it first with `cargo build -p {package}` \
          (`cargo test --workspace` builds it too)",
         path.display()
     );
     path
+}
+
+/// `target/<profile>/shmbusd`, next to the directory of this test binary.
+///
+/// # Panics
+/// With instructions if it has not been built.
+pub fn shmbusd() -> PathBuf {
+    built_binary("shmbusd", "shmbus-daemon")
+}
+
+/// `target/<profile>/shmbus`, the command line (`cargo test -p shmbus-cli`
+/// builds it before its tests).
+///
+/// # Panics
+/// With instructions if it has not been built.
+pub fn shmbus_exe() -> PathBuf {
+    built_binary("shmbus", "shmbus-cli")
 }
 
 /// Reads a child's pipe to the end on a thread.
@@ -208,7 +231,7 @@ impl Drop for Proc {
 
 /// `shmbus --bus BUS ARGS...` as a command.
 pub fn shmbus_cmd(bus: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shmbus"));
+    let mut c = Command::new(shmbus_exe());
     c.arg("--bus").arg(bus).args(args).env_remove("SHMBUS_BUS");
     c
 }
