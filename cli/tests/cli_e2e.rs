@@ -63,7 +63,9 @@ fn cli_recv_of_a_missing_channel_fails_and_creates_nothing_send_says_it_created(
     // Sending again: it exists, nothing is said.
     let o = shmbus(&d.bus, &["send", "greetings", "again"]);
     assert_eq!((code(&o), o.stderr.as_str()), (Some(0), ""), "{o:?}");
-    let o = shmbus(&d.bus, &["recv", "greetings"]);
+    // `-n 2`: a receiver that attaches with no sender attached waits for
+    // the next sender after what was left (see `pipe_eof.rs`), like a FIFO.
+    let o = shmbus(&d.bus, &["recv", "greetings", "-n", "2"]);
     assert_eq!(
         (code(&o), o.stdout_str().as_str(), o.stderr.as_str()),
         (Some(0), "hello\nagain\n", ""),
