@@ -14,7 +14,7 @@ use shmbus_test_support as support;
 use std::io::Write as _;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
-use std::process::Command;
+
 use std::time::Duration;
 
 use shmbus::name::BusPaths;
@@ -22,10 +22,6 @@ use support::{shmbus_cmd, within, Daemon, Proc, WATCHDOG};
 
 /// Long enough never to fire on a loaded 2-core machine.
 const LONG: Duration = Duration::from_secs(30);
-
-const ROLE_ENV: &str = "SHMBUS_TEST_ROLE";
-const BUS_ENV: &str = "SHMBUS_TEST_BUS";
-const COUNT_ENV: &str = "SHMBUS_TEST_CONNECTIONS";
 
 /// `nobody`: not allowed on the bus.
 const REFUSED_UID: u32 = 65534;
@@ -36,19 +32,21 @@ const PER_ATTACKER: usize = 250;
 /// Legitimate attempts while the attack runs.
 const ATTEMPTS: usize = 100;
 
-/// Attacker role (only when re-executed with `SHMBUS_TEST_ROLE=attacker`):
-/// keeps `SHMBUS_TEST_CONNECTIONS` connections to the bus's socket open,
+/// Attacker role (only when re-executed in the role `attacker`, with the bus
+/// and a count as arguments; see `support::role`): keeps COUNT connections
+/// to the bus's socket open,
 /// sends each one byte (never a newline) every 100 ms, and opens a new one
 /// whenever the daemon closes one. Prints `cycle N` after each round; runs
 /// until killed.
 #[test]
 fn attacker_role() {
-    if std::env::var(ROLE_ENV).as_deref() != Ok("attacker") {
+    let Some((role, args)) = support::role() else {
         return;
-    }
-    let bus = std::env::var(BUS_ENV).expect("bus");
-    let n: usize = std::env::var(COUNT_ENV).expect("count").parse().unwrap();
-    let socket = BusPaths::new(&bus).socket;
+    };
+    assert_eq!(role, "attacker", "unknown role");
+    let bus = &args[0];
+    let n: usize = args[1].parse().expect("count");
+    let socket = BusPaths::new(bus).socket;
     let connect = || {
         let s = UnixStream::connect(&socket).ok()?;
         s.set_nonblocking(true).ok()?;
@@ -75,18 +73,12 @@ fn attacker_role() {
 }
 
 fn attacker(bus: &str, uid: u32) -> Proc {
-    let mut c = Command::new(std::env::current_exe().expect("current_exe"));
-    c.args([
+    let mut c = support::role_command(
         "attacker_role",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(ROLE_ENV, "attacker")
-    .env(BUS_ENV, bus)
-    .env(COUNT_ENV, PER_ATTACKER.to_string())
-    .uid(uid)
-    .gid(uid);
+        "attacker",
+        &[bus, &PER_ATTACKER.to_string()],
+    );
+    c.uid(uid).gid(uid);
     Proc::spawn_raw_stdout(c, &format!("attacker as uid {uid}"))
 }
 

@@ -20,18 +20,7 @@ use shmbus::layout::{self, entry_state, DirEntry, Header};
 use shmbus::name::BusPaths;
 use shmbus::sync::Ordering;
 use shmbus_client::{Bus, End, Error};
-use support::{shmbus, shmbus_bg, shmbusd, unique_bus, Proc, WATCHDOG};
-
-/// Removes a bus's files on drop (for daemons expected to refuse).
-struct Files(BusPaths);
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        for p in [&self.0.segment, &self.0.socket, &self.0.lock] {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
+use support::{shmbus, shmbus_bg, shmbusd, unique_bus, Files, Proc, WATCHDOG};
 
 #[test]
 fn a_non_ascii_bus_name_is_shown_as_written() {

@@ -20,7 +20,7 @@ use std::time::Instant;
 use rustix::process::Signal;
 use shmbus::name::BusPaths;
 use shmbus_client::{Bus, Error};
-use support::{shmbusd, unique_bus, Daemon, Output, Proc, WATCHDOG};
+use support::{shmbusd, unique_bus, Daemon, Files, Output, Proc, WATCHDOG};
 
 /// `nobody`.
 const NOBODY: u32 = 65534;
@@ -31,17 +31,6 @@ fn root_only() -> bool {
     }
     eprintln!("skipped: needs root to make files of another uid");
     false
-}
-
-/// Removes a bus's files on drop (for daemons expected to refuse).
-struct Files(BusPaths);
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        for p in [&self.0.segment, &self.0.socket, &self.0.lock] {
-            let _ = std::fs::remove_file(p);
-        }
-    }
 }
 
 /// Runs `shmbusd --name BUS` where it is expected to refuse to start, and
