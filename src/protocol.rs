@@ -46,6 +46,13 @@ use crate::layout::Kind;
 /// Longest line either side sends or accepts, newline included.
 pub const MAX_LINE: usize = 4096;
 
+/// Most peer slots the daemon keeps for one uid's running processes whose
+/// connection ended without `BYE` (a protocol error, a socket closed under
+/// them, an `exec`). Such a slot is kept until its process exits, since the
+/// process may still be using its channel ends; past this many, the uid's
+/// `HELLO`s are refused with `ERR full` until one of them exits.
+pub const KEPT_PER_UID: u32 = 4;
+
 /// A request from a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {

@@ -42,7 +42,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use shmbus::sync::Ordering;
 use shmbus_client::{Bus, ChannelDetails, ElemType, Error, Table, BUS_ENV, DEFAULT_BUS};
 
 use frames::{RecvArgs, SendArgs};
@@ -290,7 +289,7 @@ pub(crate) enum Failure {
     Timeout(String),
     /// Standard output was closed by its reader: stop quietly.
     StdoutClosed,
-    /// SIGINT or SIGTERM arrived (`watch`, `top`): exit [`EXIT_INTERRUPTED`].
+    /// SIGINT or SIGTERM arrived (`top`): exit [`EXIT_INTERRUPTED`].
     Interrupted,
 }
 
@@ -510,41 +509,20 @@ fn add(bus: &Bus, a: &AddArgs) -> Result<(), Failure> {
     print_line(&now.join(" "))
 }
 
-/// Set by the SIGINT/SIGTERM handler that `watch` and `top` install.
-static INTERRUPTED: shmbus::sync::AtomicU32 = shmbus::sync::AtomicU32::new(0);
-
-/// Makes SIGINT and SIGTERM set [`INTERRUPTED`] instead of killing the
-/// process, for commands that then leave through [`Failure::Interrupted`].
-pub(crate) fn catch_interrupts() {
-    // Relaxed: a flag polled between sleeps; no data depends on it.
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(1, Ordering::Relaxed));
-}
-
-/// `Err(Interrupted)` once SIGINT or SIGTERM arrived (see [`catch_interrupts`]).
-pub(crate) fn check_interrupted() -> Result<(), Failure> {
-    // Relaxed: as in `catch_interrupts`.
-    if INTERRUPTED.load(Ordering::Relaxed) != 0 {
-        Err(Failure::Interrupted)
-    } else {
-        Ok(())
-    }
-}
-
-/// Longest single sleep of `watch` and `top`, so that they notice Ctrl-C.
-pub(crate) const SLICE: Duration = Duration::from_millis(100);
-
-/// Prints the current value, then each change. Sleeps in slices of
-/// [`SLICE`] and leaves on SIGINT/SIGTERM between them, instead of dying
-/// inside the futex sleep.
+/// Prints the current value, then each change, asleep on the value's
+/// doorbell in between with no periodic wake-up (the daemon's death wakes
+/// it, see the client's `liveness` module).
 ///
-/// NB: a process killed while it sleeps in a doorbell wait leaves the
-/// doorbell's `waiters` count raised for good (nothing repairs it yet), and
-/// from then on every write to the value makes a `FUTEX_WAKE` system call:
-/// measured 221 M → 2.3 M writes/s for a 16-element array. Ctrl-C on
-/// `shmbus watch` is the common way to get there, hence the handler.
+/// SIGINT/SIGTERM end it with [`EXIT_INTERRUPTED`] from the handler's
+/// thread, while the main thread sleeps. The sleeper count it leaves raised
+/// in the doorbell is not lost: the sleep is recorded in our peer slot, and
+/// the daemon takes the count back when our connection ends (DESIGN.md §5),
+/// as it does for a process killed asleep.
 fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
     let t = table(bus, &a.name)?;
-    catch_interrupts();
+    // No explicit flush: the main thread may hold the stdout lock (every
+    // line is flushed as printed; `exit` flushes what it can without waiting).
+    let _ = ctrlc::set_handler(|| std::process::exit(i32::from(EXIT_INTERRUPTED)));
     let mut since = None;
     let mut n: u64 = 0;
     while a.count.is_none_or(|c| n < c) {
@@ -560,26 +538,20 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Waits until `t`'s version is no longer `since`, for `watch`.
+/// Waits until `t`'s version is no longer `since`, for `watch`: one futex
+/// sleep with no slice, which a write, `--timeout`, the daemon's death or its
+/// shutdown ends (SIGINT/SIGTERM end the process).
 fn wait_change(t: &Table, a: &WatchArgs, since: u64) -> Result<(), Failure> {
     let deadline = a.timeout.and_then(|d| Instant::now().checked_add(d));
-    loop {
-        check_interrupted()?;
-        let slice = Instant::now() + SLICE;
-        let until = deadline.map_or(slice, |d| d.min(slice));
-        match t.wait_changed_until(since, Some(until)) {
-            Ok(_) => return Ok(()),
-            Err(Error::Timeout) if deadline.is_none_or(|d| Instant::now() < d) => {}
-            Err(Error::Timeout) => {
-                return Err(Failure::Timeout(format!(
-                    "{} {} did not change for {:?}",
-                    t.kind(),
-                    a.name,
-                    a.timeout.unwrap_or_default()
-                )))
-            }
-            Err(e) => return Err(error(e)),
-        }
+    match t.wait_changed_until(since, deadline) {
+        Ok(_) => Ok(()),
+        Err(Error::Timeout) => Err(Failure::Timeout(format!(
+            "{} {} did not change for {:?}",
+            t.kind(),
+            a.name,
+            a.timeout.unwrap_or_default()
+        ))),
+        Err(e) => Err(error(e)),
     }
 }
 

@@ -10,12 +10,13 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use shmbus_client::{Bus, ChannelDetails, ChannelInfo, Error, Holder, Kind};
 
-use crate::{catch_interrupts, check_interrupted, error, stdout_error, Failure, SLICE};
+use crate::{error, stdout_error, Failure};
 
 #[derive(Debug, Args)]
 pub(crate) struct TopArgs {
@@ -247,15 +248,36 @@ fn write_rows(out: &mut impl Write, rows: &[[String; 7]]) -> io::Result<()> {
     Ok(())
 }
 
-/// Sleeps until `until`, in slices, leaving early on SIGINT/SIGTERM.
+/// Set by the SIGINT/SIGTERM handler that `top` installs; [`sleep_until`]
+/// waits on it, so that an interval is one sleep, not a series of slices.
+static INTERRUPTED: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+/// Makes SIGINT and SIGTERM end [`sleep_until`] with
+/// [`Failure::Interrupted`] instead of killing the process.
+fn catch_interrupts() {
+    let _ = ctrlc::set_handler(|| {
+        let (flag, cv) = &INTERRUPTED;
+        *flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_all();
+    });
+}
+
+/// Sleeps until `until`, leaving early on SIGINT/SIGTERM.
 fn sleep_until(until: Instant) -> Result<(), Failure> {
+    let (flag, cv) = &INTERRUPTED;
+    let mut interrupted = flag.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
-        check_interrupted()?;
+        if *interrupted {
+            return Err(Failure::Interrupted);
+        }
         let now = Instant::now();
         if now >= until {
             return Ok(());
         }
-        std::thread::sleep((until - now).min(SLICE));
+        interrupted = cv
+            .wait_timeout(interrupted, until - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 

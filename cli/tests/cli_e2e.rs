@@ -63,8 +63,9 @@ fn cli_recv_of_a_missing_channel_fails_and_creates_nothing_send_says_it_created(
     // Sending again: it exists, nothing is said.
     let o = shmbus(&d.bus, &["send", "greetings", "again"]);
     assert_eq!((code(&o), o.stderr.as_str()), (Some(0), ""), "{o:?}");
-    // `-n 2`: a receiver that attaches with no sender attached waits for
-    // the next sender after what was left (see `pipe_eof.rs`), like a FIFO.
+    // Both senders have gone before this receiver came: as a FIFO reader, it
+    // reads what they left and would then wait for a sender (README, "A pipe
+    // behaves like a Unix FIFO"), hence -n.
     let o = shmbus(&d.bus, &["recv", "greetings", "-n", "2"]);
     assert_eq!(
         (code(&o), o.stdout_str().as_str(), o.stderr.as_str()),
@@ -223,4 +224,35 @@ fn cli_top_on_an_idle_bus() {
         ["idle", "pipe", "4096", "0", "0B/s", "0B/s", "-"],
         "{out}"
     );
+}
+
+/// True once process `pid` catches SIGINT (`SigCgt` in its status).
+fn catches_sigint(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .is_some_and(|m| m & (1 << (rustix::process::Signal::INT.as_raw() - 1)) != 0)
+}
+
+/// `top` sleeps through its interval in one wait (no slices), and SIGINT
+/// still ends it at once with status 130.
+#[test]
+fn cli_top_leaves_on_ctrl_c_during_its_interval() {
+    let d = Daemon::start("top-int", &[]);
+    let t = support::shmbus_bg(&d.bus, &["top", "--interval", "3600"]);
+    let deadline = std::time::Instant::now() + support::WATCHDOG;
+    while !catches_sigint(t.pid()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "top never set its handler"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.signal(rustix::process::Signal::INT);
+    let o = t.wait(support::WATCHDOG);
+    assert_eq!(code(&o), Some(130), "{o:?}");
 }

@@ -57,6 +57,10 @@ fn remove_while_in_use_keeps_holders_working_and_frees_the_name() {
     let mut tx = old.sender().unwrap();
     // Another process receives: it has the pipe open across the removal.
     let rx = shmbus_bg(&d.bus, &["recv", "p", "-n", "6"]);
+    // The removal must find it open there: wait for its OPEN.
+    eventually("shmbus recv p opens p", || {
+        (rows(&bus, "p").first()?.holders == 2).then_some(())
+    });
     for i in 0..3 {
         tx.send(format!("before-{i}").as_bytes()).unwrap();
     }

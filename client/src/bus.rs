@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shmbus::futex::{WaitRecords, Waiter};
+use shmbus::futex::{WaitRecords, Waiter, INTERRUPT_SLICE};
 use shmbus::layout::{entry_state, peer_state, state, Kind};
 use shmbus::name::{validate_bus, validate_channel, BusPaths};
 use shmbus::protocol::{ErrorCode, Request, Response};
@@ -69,7 +69,9 @@ pub(crate) struct Inner {
     /// the connection is closed before `control` says `BYE` and closes it.
     liveness: Liveness,
     control: Control,
-    map: Mapping,
+    /// Shared with the liveness watcher, which rings our recorded sleepers'
+    /// doorbells when the daemon hangs up.
+    map: Arc<Mapping>,
     /// Per value/array (keyed by its body's address): set while a caller's
     /// `update` closure runs under its writer lock (see `phantom_lock` in
     /// `table.rs`). Shared by every handle of this `Bus` on that channel.
@@ -110,9 +112,13 @@ impl Inner {
     /// daemon re-initialised the segment (epoch changed), or the daemon closed
     /// our connection (it exited or was killed).
     ///
-    /// This is the `interrupt` check that blocking calls run between futex
-    /// sleeps of at most [`shmbus::futex::INTERRUPT_SLICE`]; it makes one
-    /// non-blocking `recv` system call, so it never runs on the fast path.
+    /// This is the `interrupt` check that blocking calls run before every
+    /// futex sleep and after every wake-up; it makes one non-blocking `recv`
+    /// system call, so it never runs on the fast path. The sleeps need no
+    /// time limit for it: the daemon's shutdown rings every doorbell after it
+    /// stored `CLOSING`, its death makes our watcher ring the sleeps this
+    /// process recorded (see [`BusWaiter::slice`]), and a new epoch or an end
+    /// of our connection come only after one of those.
     pub(crate) fn is_closed(&self) -> bool {
         if self.daemon_gone() {
             return true;
@@ -121,8 +127,8 @@ impl Inner {
         // Acquire: pairs with the daemon's Release store of CLOSING; a hint
         // only, nothing else is read on the strength of it.
         h.state.load(Ordering::Acquire) == state::CLOSING
-            // Relaxed: the epoch is a hint too; a stale read is caught by the
-            // next check, 200 ms later at most.
+            // Relaxed: the epoch is a hint too; a new one comes only after
+            // the old daemon died, which wakes us anyway.
             || h.epoch.load(Ordering::Relaxed) != self.control.welcome().epoch
             || self.control.peer_gone()
     }
@@ -182,12 +188,17 @@ impl Inner {
     }
 
     /// [`waiter`](Self::waiter) whose interrupt check also runs `extra` (a
-    /// [`PhantomWatch`] look): the wait stops when it returns true.
+    /// look of `watch`): the wait stops when it returns true, and sleeps no
+    /// longer than `watch` asks ([`PhantomWatch::slice`]).
     #[inline]
-    pub(crate) fn waiter_with<'a>(&'a self, extra: &'a dyn Fn() -> bool) -> BusWaiter<'a> {
+    pub(crate) fn waiter_with<'a>(
+        &'a self,
+        extra: &'a dyn Fn() -> bool,
+        watch: &'a PhantomWatch,
+    ) -> BusWaiter<'a> {
         BusWaiter {
             bus: self,
-            extra: Some(extra),
+            extra: Some((extra, watch)),
         }
     }
 
@@ -217,11 +228,25 @@ impl Inner {
     }
 }
 
+/// The liveness watcher's hang-up action: wakes every thread of this process
+/// asleep on a doorbell it recorded in peer slot `slot` (ours), so that it
+/// runs its interrupt check and sees the flag the watcher set just before.
+///
+/// The records lie in shared memory: each offset is looked up through
+/// [`Mapping::doorbell_at`] (inside the arena, aligned), never used as an
+/// address. A scribbled record could at worst make us bump a word of a
+/// segment whose daemon is gone (a new daemon makes a new file).
+fn wake_own_sleepers(map: &Mapping, slot: u16) {
+    if let Some(p) = map.peer(slot) {
+        shmbus::futex::wake_recorded(&p.waits, |off| map.doorbell_at(off));
+    }
+}
+
 /// See [`Inner::waiter`].
 pub(crate) struct BusWaiter<'a> {
     bus: &'a Inner,
-    /// An extra interrupt check, e.g. a [`PhantomWatch`] look.
-    extra: Option<&'a dyn Fn() -> bool>,
+    /// An extra interrupt check (a [`PhantomWatch`] look) and its watch.
+    extra: Option<(&'a dyn Fn() -> bool, &'a PhantomWatch)>,
 }
 
 impl std::fmt::Debug for BusWaiter<'_> {
@@ -234,7 +259,19 @@ impl std::fmt::Debug for BusWaiter<'_> {
 
 impl Waiter for BusWaiter<'_> {
     fn interrupted(&self) -> bool {
-        self.bus.is_closed() || self.extra.is_some_and(|f| f())
+        self.bus.is_closed() || self.extra.is_some_and(|(f, _)| f())
+    }
+
+    /// No slice for the bus itself: the daemon's death wakes recorded
+    /// sleepers (see [`Liveness`]), and its shutdown rings every doorbell
+    /// after marking the segment `CLOSING`. [`INTERRUPT_SLICE`] while the
+    /// watcher does not watch (it failed). A [`PhantomWatch`] adds its own
+    /// slice: nothing rings when a word is scribbled.
+    fn slice(&self) -> Option<Duration> {
+        if !self.bus.liveness.watching() {
+            return Some(INTERRUPT_SLICE);
+        }
+        self.extra.map(|(_, w)| w.slice())
     }
 
     fn records(&self) -> Option<WaitRecords<'_>> {
@@ -242,15 +279,28 @@ impl Waiter for BusWaiter<'_> {
     }
 }
 
+/// How long a blocked call sleeps between two [`PhantomWatch`] looks while
+/// the last one saw nothing wrong. Only a word scribbled *while* the call
+/// sleeps waits this long to be noticed (one scribbled before is seen by the
+/// look that precedes the first sleep); an idle blocked call wakes this
+/// often and no more.
+pub(crate) const PHANTOM_RECHECK: Duration = Duration::from_secs(30);
+
 /// Watches, while a blocking call waits, for a holder that no process can be:
 /// a writer lock, pipe end or queue cell claimed under an owner tag that no
 /// connected peer has, which only a scribbled segment shows (each caller says
 /// why). Without it the call would wait forever for a release that never
 /// comes. It runs in the interrupt check of the blocking call, and reports a
 /// phantom only when the same word was seen phantom on two consecutive checks
-/// (at most [`shmbus::futex::INTERRUPT_SLICE`] apart), which rides out the
-/// moment between a legitimate change of the word and the bookkeeping around
-/// it (the daemon freeing a slot, a thread counting its lock).
+/// (at most [`INTERRUPT_SLICE`] apart), which rides out the moment between a
+/// legitimate change of the word and the bookkeeping around it (the daemon
+/// freeing a slot, a thread counting its lock).
+///
+/// Nothing rings a doorbell when a word is scribbled, so the looks need
+/// periodic wake-ups ([`slice`](Self::slice)): every [`INTERRUPT_SLICE`]
+/// while a suspicious word awaits its second look, and only every
+/// [`PHANTOM_RECHECK`] while the last look saw nothing wrong, so that a
+/// client blocked on an idle bus stays nearly silent.
 #[derive(Debug, Default)]
 pub(crate) struct PhantomWatch {
     /// The word last seen phantom, and when it was first seen.
@@ -281,6 +331,16 @@ impl PhantomWatch {
                 self.last.set(w.map(|w| (w, Instant::now())));
                 false
             }
+        }
+    }
+
+    /// How long the wait may sleep before the next look: short while a
+    /// suspicious word awaits confirmation, long otherwise.
+    pub(crate) fn slice(&self) -> Duration {
+        if self.last.get().is_some() {
+            INTERRUPT_SLICE
+        } else {
+            PHANTOM_RECHECK
         }
     }
 
@@ -389,10 +449,16 @@ impl Bus {
             // Relaxed: `validate` read the header after an Acquire of READY.
             let epoch = map.header().epoch.load(Ordering::Relaxed);
             if w.epoch == epoch && w.segment_size == map.geometry().total_size {
-                let liveness = Liveness::watch(control.stream()).map_err(|source| Error::Io {
-                    doing: "starting the thread that watches the daemon's connection",
-                    source,
-                })?;
+                let map = Arc::new(map);
+                let wake = {
+                    let map = map.clone();
+                    move || wake_own_sleepers(&map, w.slot)
+                };
+                let liveness =
+                    Liveness::watch(control.stream(), wake).map_err(|source| Error::Io {
+                        doing: "starting the thread that watches the daemon's connection",
+                        source,
+                    })?;
                 return Ok(Self {
                     inner: Arc::new(Inner {
                         name: name.to_owned(),

@@ -395,7 +395,7 @@ impl PipeSender {
         let other = unsafe { &ctl.as_ref().ends.consumer };
         let watch = PhantomWatch::default();
         let check = || watch.check(phantom_end(bus, other));
-        let interrupt = bus.waiter_with(&check);
+        let interrupt = bus.waiter_with(&check, &watch);
         let r = self.producer.send_until(frame, deadline, Some(&interrupt));
         watch
             .result(r.map_err(Error::from), PHANTOM_END)
@@ -507,7 +507,7 @@ impl PipeSender {
         let other = unsafe { &ctl.as_ref().ends.consumer };
         let watch = PhantomWatch::default();
         let check = || watch.check(phantom_end(bus, other));
-        let interrupt = bus.waiter_with(&check);
+        let interrupt = bus.waiter_with(&check, &watch);
         let r = self.producer.claim_until(len, deadline, Some(&interrupt));
         let claim = watch
             .result(r.map_err(Error::from), PHANTOM_END)
@@ -950,7 +950,7 @@ impl PipeReceiver {
         let other = unsafe { &ctl.as_ref().ends.producer };
         let watch = PhantomWatch::default();
         let check = || watch.check(phantom_end(bus, other));
-        let interrupt = bus.waiter_with(&check);
+        let interrupt = bus.waiter_with(&check, &watch);
         let r = self.consumer.recv_with_until(deadline, Some(&interrupt), f);
         watch
             .result(r.map_err(Error::from), PHANTOM_END)

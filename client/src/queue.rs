@@ -163,7 +163,7 @@ impl Queue {
         bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(false));
-        let interrupt = bus.waiter_with(&check);
+        let interrupt = bus.waiter_with(&check, &watch);
         let r = self.q.put_until(item, deadline, Some(&interrupt));
         watch.result(r.map_err(Error::from), PHANTOM_CLAIM)
     }
@@ -223,7 +223,7 @@ impl Queue {
         bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(false));
-        let interrupt = bus.waiter_with(&check);
+        let interrupt = bus.waiter_with(&check, &watch);
         let r = self.q.claim_until(len, deadline, Some(&interrupt));
         Ok(QueueClaim {
             c: watch.result(r.map_err(Error::from), PHANTOM_CLAIM)?,
@@ -308,7 +308,7 @@ impl Queue {
         bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(true));
-        let interrupt = bus.waiter_with(&check);
+        let interrupt = bus.waiter_with(&check, &watch);
         let r = self.q.get_claim_until(deadline, Some(&interrupt));
         let c = watch.result(r.map_err(Error::from), PHANTOM_CLAIM)?;
         Ok(finish(c, f))

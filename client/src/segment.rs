@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
-use shmbus::futex::WaitRecords;
+use shmbus::futex::{Doorbell, WaitRecords};
 use shmbus::layout::{self, DirEntry, Geometry, Header, LayoutError, PeerSlot};
 use shmbus::pipe::{PipeCtl, CTL_SIZE};
 use shmbus::queue::{Cells, QueueCtl};
@@ -379,6 +379,16 @@ impl Mapping {
             self.map.as_ptr(),
             self.geometry.total_size,
         ))
+    }
+
+    /// The doorbell at `offset`, if a whole one lies in the arena there and is
+    /// aligned: for [`shmbus::futex::wake_recorded`], whose offsets come from
+    /// this process's wait records in shared memory (untrusted).
+    pub(crate) fn doorbell_at(&self, offset: u64) -> Option<&Doorbell> {
+        self.body_in_arena::<Doorbell>(offset, size_of::<Doorbell>() as u64)
+            .ok()?;
+        // SAFETY: `Doorbell` is all atomics.
+        unsafe { self.at::<Doorbell>(offset) }
     }
 
     /// The pipe body at `offset .. offset + length` with ring `capacity`, as

@@ -354,7 +354,7 @@ impl Table {
             let (phantom, patience) = phantom_lock(bus, &self.lock, &self.user_code, me);
             watch.check_for(phantom, patience)
         };
-        let interrupt = bus.waiter_with(&check);
+        let interrupt = bus.waiter_with(&check, &watch);
         let r = self.lock.lock(me, deadline, Some(&interrupt));
         watch.result(
             r.map_err(wait_error),

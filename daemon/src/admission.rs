@@ -66,9 +66,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// At most one log line per kind of refusal this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Longest sleep in `poll`, so a stop is noticed even if nothing wakes it.
-const STOP_CHECK: Duration = Duration::from_secs(1);
-
 /// How often a `HELLO` that found every peer slot taken is tried again.
 const SLOT_RETRY: Duration = Duration::from_millis(5);
 
@@ -173,21 +170,23 @@ pub(crate) fn accept_loop(bus: &Arc<Bus>, listener: &UnixListener, stop: &StopHa
         let listen = paused_until.is_none();
         // `pending` is in accept order, so the first deadline is the first.
         let retry = pending.iter().any(|p| p.awaiting_slot.is_some());
+        // No periodic wake-up: an idle daemon sleeps here until a connection
+        // or a stop. A stop wakes the poll through the listener, which
+        // `Daemon::serve` shuts down for reading (it then polls readable); a
+        // paused listener is not polled, but the pause has a deadline.
         let wake = [
-            Some(now + STOP_CHECK),
             retry.then(|| now + SLOT_RETRY),
             pending.first().map(|p| p.deadline),
             paused_until,
         ]
         .into_iter()
         .flatten()
-        .min()
-        .unwrap_or(now);
+        .min();
         let ready = match poll(
             listener,
             listen,
             &pending,
-            wake.saturating_duration_since(now),
+            wake.map(|w| w.saturating_duration_since(now)),
         ) {
             Ok(r) => r,
             Err(Errno::INTR) => continue,
@@ -275,13 +274,13 @@ pub(crate) fn accept_loop(bus: &Arc<Bus>, listener: &UnixListener, stop: &StopHa
     }
 }
 
-/// Polls the listener (if `listen`) and the pending connections; returns
-/// which are ready, in that order.
+/// Polls the listener (if `listen`) and the pending connections for up to
+/// `timeout` (`None`: no limit); returns which are ready, in that order.
 fn poll(
     listener: &UnixListener,
     listen: bool,
     pending: &[Pending],
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<Vec<bool>, Errno> {
     let mut fds = Vec::with_capacity(pending.len() + 1);
     if listen {
@@ -297,11 +296,11 @@ fn poll(
         };
         PollFd::new(&p.stream, want)
     }));
-    let ts = Timespec {
-        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: i64::from(timeout.subsec_nanos()),
-    };
-    rustix::event::poll(&mut fds, Some(&ts))?;
+    let ts = timeout.map(|t| Timespec {
+        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
+    rustix::event::poll(&mut fds, ts.as_ref())?;
     Ok(fds.iter().map(|f| !f.revents().is_empty()).collect())
 }
 

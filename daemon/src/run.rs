@@ -463,7 +463,8 @@ impl Daemon {
             g.arena_len,
             spec.mode(),
         ));
-        let bus = Bus::new(seg, spec.clone(), epoch, log.clone());
+        let bus = Bus::new(seg, spec.clone(), epoch, log.clone())
+            .map_err(|e| Error::io("cannot make an eventfd", e))?;
         for c in spec.channels() {
             bus.create_declared(c)?;
         }

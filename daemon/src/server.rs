@@ -34,18 +34,26 @@
 //!    pidfd together. When the connection ends, the slot is recovered at once
 //!    if the client said `BYE` or its process has exited; a live process
 //!    without `BYE` keeps its slot until its pidfd says it exited (see
-//!    [`crate::supervisor`] for the whole policy).
+//!    [`crate::supervisor`] for the whole policy), at most [`KEPT_PER_UID`]
+//!    such slots per uid.
+//!
+//! No thread wakes periodically: an idle daemon makes no system call. Every
+//! sleep is a `poll` or condition wait that an event ends (a connection, a
+//! request, a pidfd, the stop, which reaches kept slots' threads through
+//! [`Bus::begin_shutdown`]'s eventfd).
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use rustix::event::{eventfd, EventfdFlags};
 use shmbus::layout::{state, Kind};
 use shmbus::name;
 use shmbus::pipe;
-use shmbus::protocol::{ErrorCode, Request, Response, MAX_LINE};
+use shmbus::protocol::{ErrorCode, Request, Response, KEPT_PER_UID, MAX_LINE};
 use shmbus::seqlock;
 use shmbus::sync::Ordering;
 
@@ -66,8 +74,8 @@ mod removal;
 /// EOF of a SIGKILLed client arrives a moment before its pidfd turns readable.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 
-/// While a client that closed its connection without `BYE` still runs, how
-/// often its thread looks up from the pidfd to see whether the daemon stops.
+/// While an `OPEN` or `REMOVE` waits for another client's creation of the
+/// same channel, how often it looks at whether its own client exited.
 const WATCH_SLICE: Duration = Duration::from_millis(200);
 
 /// State changed by control requests.
@@ -77,6 +85,12 @@ pub(crate) struct State {
     pub(crate) peers: Peers,
     /// Set at shutdown: no more slots or channels are handed out.
     pub(crate) closing: bool,
+    /// Per uid: slots kept for running processes whose connection ended
+    /// without `BYE`, at most [`KEPT_PER_UID`]: such a slot cannot be
+    /// recovered while its process runs (see [`crate::supervisor`]), so
+    /// without a limit one process that reconnects after each protocol
+    /// error, or a fork loop, would fill the peer table for every uid.
+    kept: HashMap<u32, u32>,
 }
 
 /// Open connections of admitted clients, so shutdown can close them.
@@ -103,17 +117,25 @@ pub(crate) struct Bus {
     created: Condvar,
     conns: Mutex<Conns>,
     conns_cv: Condvar,
+    /// An eventfd, readable from [`begin_shutdown`](Self::begin_shutdown)
+    /// on: the threads of kept slots poll it with their client's pidfd.
+    closing_fd: OwnedFd,
 }
 
 impl Bus {
-    pub(crate) fn new(seg: Segment, access: Spec, epoch: u64, log: Log) -> Self {
+    /// # Errors
+    /// The eventfd could not be made (out of file descriptors).
+    pub(crate) fn new(seg: Segment, access: Spec, epoch: u64, log: Log) -> io::Result<Self> {
         let g = *seg.geometry();
-        Self {
+        let closing_fd = eventfd(0, EventfdFlags::CLOEXEC)?;
+        Ok(Self {
             state: Mutex::new(State {
                 channels: Channels::new(&g),
                 peers: Peers::new(g.peers_count),
                 closing: false,
+                kept: HashMap::new(),
             }),
+            closing_fd,
             created: Condvar::new(),
             conns: Mutex::default(),
             conns_cv: Condvar::new(),
@@ -123,7 +145,7 @@ impl Bus {
             seg,
             log,
             epoch,
-        }
+        })
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
@@ -202,6 +224,10 @@ impl Bus {
         st.closing = true;
         // `OPEN`s waiting for a channel being created answer `Closing`.
         self.created.notify_all();
+        // Threads of kept slots stop waiting for their process (after
+        // `closing` is set, which they check under the lock when woken). A
+        // failed write cannot happen (the counter is far from overflowing).
+        let _ = rustix::io::write(&self.closing_fd, &1u64.to_ne_bytes());
         // Release: pairs with clients' Acquire loads of the state (their
         // bus-closed checks, `layout::validate`): a woken sleeper that re-checks
         // sees CLOSING.
@@ -302,6 +328,27 @@ impl Bus {
             drop(st);
             self.remove_conn(id);
             let r = error(ErrorCode::Closing, "the daemon is shutting down");
+            return Err((stream, r));
+        }
+        let kept = st.kept.get(&cred.uid).copied().unwrap_or(0);
+        if kept >= KEPT_PER_UID {
+            drop(st);
+            self.remove_conn(id);
+            self.log.warn(format_args!(
+                "refused client uid {} {}: the uid already has {kept} peer slots kept for \
+                 running processes whose connection ended without BYE",
+                cred.uid,
+                process.who()
+            ));
+            let r = error(
+                ErrorCode::Full,
+                format!(
+                    "uid {} has {kept} peer slots of bus {} kept for running processes whose \
+                     connection ended without BYE (protocol errors?); they are freed when \
+                     those processes exit",
+                    cred.uid, self.name
+                ),
+            );
             return Err((stream, r));
         }
         let (slot, generation) =
@@ -545,6 +592,9 @@ enum Watched {
 /// to exit. A live process keeps its slot and channel ends (it may still be
 /// using them, e.g. after something closed its socket under it or it
 /// exec'd); it is logged once and watched until its pidfd says it exited.
+///
+/// It sleeps in one `poll` of the pidfd and [`Bus::closing_fd`], with no
+/// timeout, while the slot counts towards its uid's [`KEPT_PER_UID`].
 fn watch_until_exit(bus: &Bus, process: &ClientProc, slot: u16, how: &str) -> Watched {
     if bus.state().closing {
         return Watched::Closing;
@@ -552,17 +602,56 @@ fn watch_until_exit(bus: &Bus, process: &ClientProc, slot: u16, how: &str) -> Wa
     if process.exited(Some(EXIT_GRACE)) {
         return Watched::Exited(false);
     }
+    let uid = {
+        let mut st = bus.state();
+        let Some(uid) = st.peers.get(slot).map(|p| p.uid) else {
+            // Not ours to keep (cannot happen: the slot is freed by us).
+            return Watched::Exited(false);
+        };
+        *st.kept.entry(uid).or_default() += 1;
+        uid
+    };
     bus.log.info(format_args!(
-        "client pid {} slot {slot} {how} without BYE but is still running: its slot and \
-         channel ends are kept until it exits",
+        "client pid {} uid {uid} slot {slot} {how} without BYE but is still running: its \
+         slot and channel ends are kept until it exits",
         process.pid()
     ));
-    loop {
-        if process.exited(Some(WATCH_SLICE)) {
-            return Watched::Exited(true);
+    let watched = loop {
+        match wait_exit_or_closing(process, &bus.closing_fd) {
+            Ok(true) => break Watched::Exited(true),
+            Ok(false) if bus.state().closing => break Watched::Closing,
+            // The eventfd is only written at shutdown.
+            Ok(false) => {}
+            // `poll` failed (out of memory): fall back to looking up
+            // from the pidfd every [`WATCH_SLICE`].
+            Err(_) if process.exited(Some(WATCH_SLICE)) => break Watched::Exited(true),
+            Err(_) if bus.state().closing => break Watched::Closing,
+            Err(_) => {}
         }
-        if bus.state().closing {
-            return Watched::Closing;
+    };
+    let mut st = bus.state();
+    if let Some(n) = st.kept.get_mut(&uid) {
+        *n -= 1;
+        if *n == 0 {
+            st.kept.remove(&uid);
+        }
+    }
+    watched
+}
+
+/// Sleeps until `process` exits (true) or `closing` turns readable (false).
+fn wait_exit_or_closing(process: &ClientProc, closing: &OwnedFd) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags};
+    loop {
+        let mut fds = [
+            PollFd::new(process.pidfd(), PollFlags::IN),
+            PollFd::new(closing, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) if !fds[0].revents().is_empty() => return Ok(true),
+            Ok(_) if !fds[1].revents().is_empty() => return Ok(false),
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -40,8 +40,16 @@
 //!
 //! # Limits
 //! - A client whose connection ended without `BYE` and that never exits keeps
-//!   its slot for good (a peer table slot and a daemon thread): that is the
-//!   price of never recovering a live process's ends under it.
+//!   its slot for good (a peer table slot and a daemon thread asleep in one
+//!   `poll`, which costs no CPU): that is the price of never recovering a
+//!   live process's ends under it. This includes a client the daemon
+//!   disconnected for a protocol error: that it broke the control protocol
+//!   says nothing about what it still does in shared memory (it may be
+//!   half-way through a frame, a locked write or a queue cell), and
+//!   recovering would hand those to other peers while it writes on. So one
+//!   uid may have at most `shmbus::protocol::KEPT_PER_UID` slots kept this way; past
+//!   that its `HELLO`s are refused (`ERR full`, logged) until one of those
+//!   processes exits, and other uids are unaffected.
 //! - The slot's pid and start time (`/proc/PID/stat` field 22, confirmed by
 //!   the pidfd) are recorded for listings; decisions use the pidfd itself.
 //!
@@ -156,7 +164,6 @@ impl Peers {
     }
 
     /// The peer in `slot`, if registered.
-    #[cfg(all(test, not(loom)))]
     pub(crate) fn get(&self, slot: u16) -> Option<&Peer> {
         self.slots.get(usize::from(slot))?.as_ref()
     }

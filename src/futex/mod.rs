@@ -12,12 +12,14 @@ pub(crate) mod linux;
 use std::time::{Duration, Instant};
 
 use crate::sync::{
-    crash, heavy_barrier, light_barrier, AtomicU32, AtomicU64, Backoff, CrashPoint, FutexWord,
-    Ordering,
+    crash, fence, heavy_barrier, light_barrier, AtomicU32, AtomicU64, Backoff, CrashPoint,
+    FutexWord, Ordering,
 };
 
-/// Longest single futex sleep when the caller has an interrupt check, so that
-/// the check runs at least this often (for example to notice a dead daemon).
+/// Longest single futex sleep when the caller has an interrupt check and
+/// nothing will wake the sleep when that check turns true: the default
+/// [`Waiter::slice`], and the slice of every sleep that could not be
+/// recorded (see [`wake_recorded`]).
 pub const INTERRUPT_SLICE: Duration = Duration::from_millis(200);
 
 /// Why [`Doorbell::wait`] gave up.
@@ -44,9 +46,22 @@ pub enum WaitError {
 /// ```
 pub trait Waiter {
     /// True when the wait should give up with [`WaitError::Interrupted`].
-    /// Runs between futex sleeps of at most [`INTERRUPT_SLICE`], never on
-    /// the fast path.
+    /// Runs before every futex sleep and after every wake-up (see
+    /// [`slice`](Self::slice)), never on the fast path.
     fn interrupted(&self) -> bool;
+
+    /// Longest futex sleep between two runs of [`interrupted`](Self::interrupted)
+    /// when the sleep is recorded in [`records`](Self::records); `None`: no
+    /// limit. Asked before every sleep, after `interrupted`.
+    ///
+    /// A waiter may return `None` only if whatever turns its check true also
+    /// wakes its recorded sleepers, as [`wake_recorded`] does; otherwise a
+    /// sleep would outlast the event. A sleep that could not be recorded (no
+    /// records, or all in use) is capped at [`INTERRUPT_SLICE`] whatever this
+    /// says, since nothing could find it to wake it.
+    fn slice(&self) -> Option<Duration> {
+        Some(INTERRUPT_SLICE)
+    }
 
     /// Where this process records the doorbells its threads sleep on, if it
     /// has a peer slot. Called once per wait, on the slow path only.
@@ -272,6 +287,71 @@ pub fn recover_records<'a>(
     out
 }
 
+/// A process's own side of its wait records: wakes every thread of this
+/// process that sleeps recorded in `records`, after the caller stored what
+/// makes their [`Waiter::interrupted`] check true (the client's watcher of
+/// the daemon's connection, once the daemon hung up). Returns how many
+/// recorded doorbells it rang.
+///
+/// `find` maps a recorded offset to the doorbell there, or `None`; the
+/// records lie in shared memory, so it must check the offset (in bounds,
+/// aligned) and never turn it into an address otherwise. Records are only
+/// read: each sleeper clears its own.
+///
+/// # Protocol
+/// A store→load pair with [`Doorbell::wait`]'s slow path (the loom model is
+/// `tests/loom_liveness.rs`):
+///
+/// | sleeper (`wait_slow`) | waker (this function's caller) |
+/// |---|---|
+/// | `seen = bell` | store the interrupt condition |
+/// | `waiters += 1`; claim a record: `off` | `fence(SeqCst)` |
+/// | heavy barrier | load each record; for `off`: `bell += 1`, `FUTEX_WAKE` |
+/// | `interrupted()`; sleep while `bell == seen` | |
+///
+/// Either the sleeper's check sees the condition, or the waker's load sees
+/// the record, whose claim came after the sleeper read `seen`, so the bump
+/// makes `bell != seen` and the futex wait returns at once or is woken. A
+/// sleeper that could not claim a record is not covered: it sleeps at most
+/// [`INTERRUPT_SLICE`].
+///
+/// # Examples
+/// ```
+/// use shmbus::futex::{wake_recorded, Doorbell};
+/// use shmbus::sync::{AtomicU64, Ordering};
+/// let bell = Doorbell::default();
+/// let records = [AtomicU64::new(0), AtomicU64::new(64), AtomicU64::new(999)];
+/// assert_eq!(wake_recorded(&records, |off| (off == 64).then_some(&bell)), 1);
+/// assert_eq!(bell.bell.load(Ordering::Relaxed), 1);
+/// // Only read: the sleepers clear their own records.
+/// assert_eq!(records[1].load(Ordering::Relaxed), 64);
+/// ```
+pub fn wake_recorded<'a>(
+    records: &[AtomicU64],
+    mut find: impl FnMut(u64) -> Option<&'a Doorbell>,
+) -> u32 {
+    // SeqCst fence: orders the caller's store of the interrupt condition
+    // before the loads of the records; pairs with the heavy barrier in
+    // `wait_slow` between the claim of a record and `interrupted()` (see the
+    // table). Once per hang-up, so a full fence costs nothing that matters.
+    fence(Ordering::SeqCst);
+    let mut rung = 0;
+    for r in records {
+        // Acquire: pairs with the Release claim in `WaitRecords::claim`, so
+        // the sleeper's read of `seen` happens before our bump below, which
+        // therefore changes the word it sleeps on.
+        let off = r.load(Ordering::Acquire);
+        if off == 0 {
+            continue;
+        }
+        if let Some(bell) = find(off) {
+            bell.ring();
+            rung += 1;
+        }
+    }
+    rung
+}
+
 /// A sleep/wake handshake on a shared futex: the waiter side of every blocking
 /// operation, and a notifier that makes no system call when nobody sleeps.
 ///
@@ -356,10 +436,10 @@ impl Doorbell {
     /// Waiter side: spins briefly, then sleeps until `poll` returns `Some`.
     ///
     /// `poll` is called again after every wake-up, spurious or not. With a
-    /// `waiter`, sleeps last at most [`INTERRUPT_SLICE`], its interrupt check
-    /// runs between them, and each sleep is recorded in its
-    /// [`WaitRecords`], if it has them (only on the slow path, which makes
-    /// system calls anyway).
+    /// `waiter`, its interrupt check runs before every sleep, sleeps last at
+    /// most its [`Waiter::slice`] (at most [`INTERRUPT_SLICE`] when not
+    /// recorded), and each sleep is recorded in its [`WaitRecords`], if it
+    /// has them (only on the slow path, which makes system calls anyway).
     ///
     /// # Errors
     /// [`WaitError::Timeout`] once `deadline` has passed with `poll` still
@@ -417,10 +497,19 @@ impl Doorbell {
             } else if interrupt.is_some_and(|w| w.interrupted()) {
                 Some(WaitError::Interrupted)
             } else {
-                let until = match (deadline, interrupt) {
-                    (d, None) => d,
-                    (None, Some(_)) => Some(Instant::now() + INTERRUPT_SLICE),
-                    (Some(d), Some(_)) => Some(d.min(Instant::now() + INTERRUPT_SLICE)),
+                // A recorded sleep can be woken by `wake_recorded`; an
+                // unrecorded one must come back to look.
+                let slice = match (interrupt, record) {
+                    (None, _) => None,
+                    (Some(w), Some(_)) => w.slice(),
+                    (Some(w), None) => Some(
+                        w.slice()
+                            .map_or(INTERRUPT_SLICE, |s| s.min(INTERRUPT_SLICE)),
+                    ),
+                };
+                let until = match (deadline, slice.and_then(|s| Instant::now().checked_add(s))) {
+                    (Some(d), Some(s)) => Some(d.min(s)),
+                    (d, s) => d.or(s),
                 };
                 self.bell.wait(seen, until);
                 None

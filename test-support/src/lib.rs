@@ -20,6 +20,8 @@
 //! test binary that uses a part of them, and no test of one crate reaches into
 //! the files of another.
 
+pub mod idle;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -495,6 +497,11 @@ impl Daemon {
     /// Connects a client.
     pub fn connect(&self) -> Bus {
         Bus::connect_to(&self.bus).expect("connect to the test daemon")
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("daemon").pid()
     }
 
     /// Sends `sig` to the daemon.
