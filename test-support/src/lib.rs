@@ -409,10 +409,14 @@ pub fn shmbus_bg(bus: &str, args: &[&str]) -> Proc {
     Proc::spawn(shmbus_cmd(bus, args), &what)
 }
 
-/// A `shmbusd` serving a unique bus. Dropping it stops the daemon (SIGTERM,
-/// then SIGKILL) and removes the bus's files.
+/// A daemon serving a unique bus: the `shmbusd` binary ([`Daemon::start`])
+/// or this test binary in the `daemon` role ([`Daemon::start_role`]).
+/// Dropping it stops the daemon (SIGTERM, then SIGKILL) and removes the bus's
+/// files.
 pub struct Daemon {
+    /// The bus name.
     pub bus: String,
+    /// The bus's files.
     pub paths: BusPaths,
     proc: Option<Proc>,
 }
@@ -551,11 +555,14 @@ impl Drop for Files {
 
 /// A file under `/dev/shm` (a would-be segment) removed on drop.
 pub struct ShmFile {
+    /// The unique bus name whose segment path it takes.
     pub bus: String,
+    /// Its path.
     pub path: PathBuf,
 }
 
 impl ShmFile {
+    /// Writes `bytes` at the segment path of a fresh bus name.
     pub fn new(tag: &str, bytes: &[u8]) -> Self {
         let bus = unique_bus(tag);
         let path = BusPaths::new(&bus).segment;
