@@ -11,10 +11,22 @@
 //! Every field is a fixed-width atomic (`AtomicU32`/`AtomicU64`), because other
 //! processes may write the segment at any time: a client only ever forms
 //! `&AtomicXX` references into it, never `&u64` or `&[u8]`. Offsets are from the
-//! segment base. The daemon is the only writer of everything in this module;
-//! clients read it, and [`validate`] checks it before anything is trusted.
+//! segment base. The daemon is the only writer of everything in this module
+//! except the wait records of a peer slot ([`PeerSlot::waits`]), which the
+//! slot's holder writes; clients read the rest, and [`validate`] checks it
+//! before anything is trusted.
+//! Both reach into a mapped segment only through [`SegmentView`], which
+//! checks every offset (bounds, alignment, region) before it becomes a
+//! reference.
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+// Not under loom: loom's atomics are not plain words, so nothing can be
+// viewed in place.
+#[cfg(not(loom))]
+mod view;
+#[cfg(not(loom))]
+pub use view::{header_at, InSegment, OffsetError, PipeBody, QueueBody, SegmentView, SeqlockBody};
 
 /// `b"SHMBUS\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
@@ -95,7 +107,8 @@ pub struct Header {
     pub arena_off: AtomicU64,
     /// Length of the arena.
     pub arena_len: AtomicU64,
-    /// Bytes of the arena handed out so far (informational).
+    /// Bytes of the arena that channel bodies take now, removed ones still
+    /// held included (informational).
     pub arena_used: AtomicU64,
     /// Reserved, zero.
     pub reserved: [AtomicU64; 3],
@@ -248,7 +261,8 @@ pub struct DirEntry {
     /// Length of the channel body in bytes.
     pub length: AtomicU64,
     /// Kind-specific parameters (pipe: `[capacity, 0, 0, 0]`; queue:
-    /// `[slots, slot_size, 0, 0]`).
+    /// `[slots, slot_size, 0, 0]`; value and array: `[element type code,
+    /// length, 0, 0]`).
     pub params: [AtomicU64; 4],
     /// The name, packed little-endian into words.
     pub name: [AtomicU64; 16],
@@ -530,22 +544,7 @@ pub fn validate(h: &Header, file_size: u64) -> Result<Geometry, LayoutError> {
             len: u64::from(dir_count) * u64::from(dir_entry_size),
         });
     }
-    let end = region(
-        "peer table",
-        peers_off,
-        Some(u64::from(peers_count) * 128),
-        128,
-        total,
-    )?;
-    let end = region(
-        "directory",
-        dir_off,
-        Some(u64::from(dir_count) * 256),
-        end,
-        total,
-    )?;
-    region("arena", arena_off, Some(arena_len), end, total)?;
-    Ok(Geometry {
+    let g = Geometry {
         total_size: total,
         peers_off,
         peers_count,
@@ -553,7 +552,39 @@ pub fn validate(h: &Header, file_size: u64) -> Result<Geometry, LayoutError> {
         dir_count,
         arena_off,
         arena_len,
-    })
+    };
+    check_regions(&g)?;
+    Ok(g)
+}
+
+/// Checks that the regions of `g` lie inside the segment, in order (header,
+/// peer table, directory, arena), without overlap and each aligned to
+/// [`LINE`], with checked arithmetic: the rule [`validate`] applies to a
+/// header and [`SegmentView::new`] to any geometry it is given.
+///
+/// # Errors
+/// [`LayoutError::BadRegion`] naming the first region that is wrong.
+fn check_regions(g: &Geometry) -> Result<(), LayoutError> {
+    // Literal sizes (the const asserts above pin them), so that this also
+    // holds under loom, whose atomics are larger.
+    let total = g.total_size;
+    let count = |n: u32, max: u32| (1..=max).contains(&n).then_some(u64::from(n));
+    let end = region(
+        "peer table",
+        g.peers_off,
+        count(g.peers_count, MAX_PEERS).map(|n| n * 128),
+        128,
+        total,
+    )?;
+    let end = region(
+        "directory",
+        g.dir_off,
+        count(g.dir_count, MAX_CHANNELS).map(|n| n * 256),
+        end,
+        total,
+    )?;
+    region("arena", g.arena_off, Some(g.arena_len), end, total)?;
+    Ok(())
 }
 
 /// Writes the layout of a freshly zeroed segment (daemon only), leaving the

@@ -11,13 +11,15 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`layout`] | the segment ABI: header, peer table, directory; open-time validation |
+//! | [`layout`] | the segment ABI: header, peer table, directory; open-time validation; the checked view of a mapped segment |
 //! | [`pipe`] | single-producer single-consumer ring of byte frames |
 //! | [`queue`] | bounded multi-producer multi-consumer queue of byte frames (Vyukov, owner-tagged cells) |
 //! | [`seqlock`] | typed values and arrays: double-buffered seqlock |
 //! | [`futex`] | shared futex and the [`futex::Doorbell`] sleep/wake handshake |
 //! | [`protocol`] | control-plane messages between clients and the daemon |
-//! | [`name`] | bus and channel names, and where a bus's files live |
+//! | [`params`] | channel parameters (per kind) and their protocol words |
+//! | [`name`] | bus and channel names, the default bus, and where a bus's files live |
+//! | [`size`] | byte counts as people write them (`64M`) |
 //! | [`sync`] | the only switch between real atomics and loom's |
 //!
 //! ## Glossary
@@ -33,13 +35,14 @@
     unreachable_pub
 )]
 
-pub mod error;
 pub mod futex;
 pub mod layout;
 pub mod name;
+pub mod params;
 pub mod pipe;
 pub mod protocol;
 pub mod queue;
 pub mod seqlock;
+pub mod size;
 pub mod sync;
 pub mod util;

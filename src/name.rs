@@ -4,6 +4,45 @@ use core::fmt;
 
 /// Longest bus name in bytes.
 pub const MAX_BUS_NAME: usize = 200;
+
+/// Bus used when none is named and [`BUS_ENV`] is unset or empty: by the
+/// daemon without `--name`, by `Bus::connect` and by the `shmbus` command.
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmbus::name::DEFAULT_BUS, "shmbus");
+/// ```
+pub const DEFAULT_BUS: &str = "shmbus";
+
+/// Environment variable naming the default bus, read by the daemon (after
+/// `--name` and its config file), `Bus::connect` and the `shmbus` command.
+pub const BUS_ENV: &str = "SHMBUS_BUS";
+
+/// The bus named by [`BUS_ENV`], if it is set and not empty (a value that
+/// is not UTF-8 is converted lossily, so that it fails validation with a
+/// message instead of being ignored).
+///
+/// # Examples
+/// ```
+/// std::env::set_var(shmbus::name::BUS_ENV, "");
+/// assert_eq!(shmbus::name::env_bus_name(), None);
+/// ```
+pub fn env_bus_name() -> Option<String> {
+    std::env::var_os(BUS_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_string_lossy().into_owned())
+}
+
+/// The bus used when none is named: [`env_bus_name`], else [`DEFAULT_BUS`].
+///
+/// # Examples
+/// ```
+/// std::env::remove_var(shmbus::name::BUS_ENV);
+/// assert_eq!(shmbus::name::default_bus_name(), "shmbus");
+/// ```
+pub fn default_bus_name() -> String {
+    env_bus_name().unwrap_or_else(|| DEFAULT_BUS.to_owned())
+}
 pub use crate::layout::MAX_CHANNEL_NAME;
 
 /// Why a name is refused.

@@ -16,9 +16,13 @@
 //! | `BYE` | none: the client closes the connection next |
 //! | any | `ERR <code> <message…>` |
 //!
-//! In `OPEN`, a parameter is a number or `-` (default, or "any" when opening an
-//! existing channel). For a pipe, `p0` is the ring capacity in bytes; for a
-//! queue, `p0` is the number of slots and `p1` the slot payload size in bytes.
+//! `p0 p1 p2` are the channel's parameter words, whose meaning per kind is
+//! defined once in [`crate::params`] ([`OpenParams`] for `OPEN`,
+//! [`ChannelParams`] for `CHANNEL`). In `OPEN`, a parameter is a number or `-`
+//! (default, or "any" when opening an existing channel). This module only
+//! carries the words; their shape and ranges are checked by the side that
+//! uses them, so that a bad parameter is answered with `bad-params`, not
+//! taken for a malformed line.
 //!
 //! `REMOVE` works as `unlink`: the name is gone at once (a new channel of that
 //! name can be created), connections that have the channel open keep using
@@ -42,6 +46,9 @@
 use core::fmt;
 
 use crate::layout::Kind;
+#[cfg(doc)]
+use crate::params::ChannelParams;
+use crate::params::OpenParams;
 
 /// Longest line either side sends or accepts, newline included.
 pub const MAX_LINE: usize = 4096;
@@ -73,7 +80,7 @@ pub enum Request {
         name: String,
         /// Create with `params` (defaults for `None`) if it does not exist.
         create: bool,
-        /// Kind-specific parameters; `None` = default / any.
+        /// The parameter words ([`OpenParams::words`]); `None` = default / any.
         params: [Option<u64>; 3],
     },
     /// Remove channel `name` (as `unlink`): answered by `REMOVED`.
@@ -189,7 +196,7 @@ pub enum Response {
         offset: u64,
         /// Length of its body.
         length: u64,
-        /// Its parameters.
+        /// Its parameter words ([`ChannelParams::words`]).
         params: [u64; 3],
     },
     /// A channel was removed.
@@ -246,6 +253,24 @@ fn fmt_opt(p: Option<u64>) -> String {
 }
 
 impl Request {
+    /// `OPEN` of channel `name` with `params` (whose kind it asks for).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmbus::params::OpenParams;
+    /// use shmbus::protocol::Request;
+    /// let r = Request::open("ticks", true, OpenParams::Pipe { capacity: Some(4096) });
+    /// assert_eq!(r.encode(), "OPEN pipe ticks 1 4096 - -\n");
+    /// ```
+    pub fn open(name: &str, create: bool, params: OpenParams) -> Self {
+        Self::Open {
+            kind: params.kind(),
+            name: name.to_owned(),
+            create,
+            params: params.words(),
+        }
+    }
+
     /// The request as one line, newline included.
     pub fn encode(&self) -> String {
         match self {

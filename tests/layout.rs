@@ -1,6 +1,7 @@
 //! ABI snapshot of the segment: sizes, alignments and field offsets of every
 //! shared struct, the magic numbers, planned geometries, and open-time
-//! validation, where each inconsistency has its own error.
+//! validation, where each inconsistency has its own error; and the checked
+//! view of a mapped segment, fed hostile offsets.
 //!
 //! A failure here means the segment layout changed: bump
 //! [`layout::ABI_VERSION`] and update the snapshot in the same change.
@@ -10,8 +11,8 @@ use core::mem::{align_of, offset_of, size_of};
 
 use shmbus::futex::Doorbell;
 use shmbus::layout::{
-    self, state, DirEntry, Geometry, Header, LayoutError, PeerSlot, PlanError, ABI_VERSION, LINE,
-    MAGIC, MAX_CHANNELS, MAX_PEERS, PAGE,
+    self, state, DirEntry, Geometry, Header, LayoutError, OffsetError, PeerSlot, PlanError,
+    SegmentView, ABI_VERSION, LINE, MAGIC, MAX_CHANNELS, MAX_PEERS, PAGE,
 };
 use shmbus::pipe::{self, Ends, Meta, PipeCtl};
 use shmbus::sync::{AtomicU32, AtomicU64, FutexWord, Ordering};
@@ -417,4 +418,362 @@ fn directory_names_round_trip() {
     }
     set32(&e.name_len, 129);
     assert_eq!(layout::read_name(&e), None, "length out of range");
+}
+
+// ---- The checked view (`layout::SegmentView`): every offset that becomes a
+// reference or a pointer, hostile ones included.
+
+/// Runs `f` with a view of a zeroed, page-aligned heap "segment" of `size`
+/// bytes planned for `peers` and `channels`.
+fn with_view(size: u64, peers: u32, channels: u32, f: impl FnOnce(&SegmentView, Geometry)) {
+    #[repr(C, align(4096))]
+    struct Page([u8; PAGE as usize]);
+    let g = Geometry::plan(size, peers, channels).unwrap();
+    let mut pages: Vec<Page> = (0..g.total_size / PAGE)
+        .map(|_| Page([0; PAGE as usize]))
+        .collect();
+    // SAFETY: `pages` is `total_size` bytes, outlives the view (dropped at
+    // the end of this function), and is accessed only through the view.
+    let view =
+        unsafe { SegmentView::new(pages.as_mut_ptr().cast(), g.total_size as usize, g) }.unwrap();
+    f(&view, g);
+}
+
+const VIEW_SIZE: u64 = 256 * 1024;
+
+/// The byte offset of `p` from the view's base.
+fn off_of<T>(v: &SegmentView, p: *const T) -> u64 {
+    (p as usize - v.base() as usize) as u64
+}
+
+#[test]
+fn view_refuses_bad_mappings_and_geometries() {
+    #[repr(C, align(4096))]
+    struct Page([u8; PAGE as usize]);
+    let g = Geometry::plan(VIEW_SIZE, 4, 8).unwrap();
+    let mut pages: Vec<Page> = (0..VIEW_SIZE / PAGE)
+        .map(|_| Page([0; PAGE as usize]))
+        .collect();
+    let base: *mut u8 = pages.as_mut_ptr().cast();
+    let len = VIEW_SIZE as usize;
+    // SAFETY (every call below): `base .. base + len` is `pages`, alive until
+    // the end of the test; the views are dropped at once.
+    let view = |base: *mut u8, len: usize, g: Geometry| unsafe { SegmentView::new(base, len, g) };
+    assert!(view(base, len, g).is_ok());
+    assert_eq!(
+        view(base, len - PAGE as usize, g).unwrap_err(),
+        LayoutError::SizeMismatch {
+            header: VIEW_SIZE,
+            file: VIEW_SIZE - PAGE
+        }
+    );
+    for (what, b) in [
+        ("null", core::ptr::null_mut()),
+        ("misaligned", base.wrapping_add(8)),
+    ] {
+        assert!(
+            matches!(
+                view(b, len, g),
+                Err(LayoutError::BadRegion {
+                    what: "mapping",
+                    ..
+                })
+            ),
+            "{what} base"
+        );
+    }
+    type Bend = fn(&mut Geometry);
+    let cases: [(&str, &str, Bend); 9] = [
+        ("peers over the header", "peer table", |g| g.peers_off = 0),
+        ("peers misaligned", "peer table", |g| g.peers_off += 8),
+        ("no peers", "peer table", |g| g.peers_count = 0),
+        ("peers over the directory", "directory", |g| {
+            g.peers_count = (g.dir_off - g.peers_off) as u32 / 128 + 1
+        }),
+        ("directory over the arena", "arena", |g| {
+            g.dir_count = (g.arena_off - g.dir_off) as u32 / 256 + 1
+        }),
+        ("directory past the end", "directory", |g| {
+            g.dir_off = u64::MAX - 64
+        }),
+        ("arena past the end", "arena", |g| g.arena_len += PAGE),
+        ("arena end overflows", "arena", |g| g.arena_len = u64::MAX),
+        ("arena misaligned", "arena", |g| g.arena_off += 8),
+    ];
+    for (name, region, bend) in cases {
+        let mut bad = g;
+        bend(&mut bad);
+        match view(base, len, bad) {
+            Err(LayoutError::BadRegion { what, .. }) => assert_eq!(what, region, "{name}"),
+            r => panic!("{name}: {r:?}"),
+        }
+    }
+}
+
+#[test]
+fn view_tables_by_index() {
+    with_view(VIEW_SIZE, 4, 8, |v, g| {
+        assert_eq!(v.geometry(), &g);
+        assert_eq!(off_of(v, v.header()), 0);
+        for i in 0..g.peers_count {
+            let p = v.peer(i).unwrap();
+            assert_eq!(off_of(v, p), g.peers_off + u64::from(i) * 128);
+            assert!(v.wait_records(i).is_some());
+        }
+        for i in 0..g.dir_count {
+            assert_eq!(
+                off_of(v, v.entry(i).unwrap()),
+                g.dir_off + u64::from(i) * 256
+            );
+        }
+        for i in [g.peers_count, g.peers_count + 1, u32::MAX] {
+            assert!(v.peer(i).is_none(), "peer {i}");
+            assert!(v.wait_records(i).is_none(), "records {i}");
+        }
+        for i in [g.dir_count, u32::MAX] {
+            assert!(v.entry(i).is_none(), "entry {i}");
+        }
+        // The wait records name doorbells by their offset from this base.
+        let bell = v.doorbell_at(g.arena_off + 8).unwrap();
+        assert_eq!(
+            v.wait_records(0).unwrap().offset_of(bell),
+            Some(g.arena_off + 8)
+        );
+    });
+}
+
+#[test]
+fn view_in_arena_hostile_offsets() {
+    use OffsetError::{Misaligned, OutOfBounds, Overflow};
+    with_view(VIEW_SIZE, 4, 8, |v, g| {
+        let end = g.arena_off + g.arena_len;
+        let ctl = size_of::<PipeCtl>() as u64;
+        // Accepted: the first and the last place a whole one fits.
+        for off in [g.arena_off, end - ctl] {
+            assert_eq!(off_of(v, v.in_arena::<PipeCtl>(off).unwrap()), off);
+        }
+        for off in [g.arena_off, end - 8] {
+            assert_eq!(off_of(v, v.in_arena::<AtomicU64>(off).unwrap()), off);
+            assert_eq!(off_of(v, v.doorbell_at(off).unwrap()), off);
+        }
+        let cases: [(&str, u64, OffsetError); 9] = [
+            ("the header", 0, OutOfBounds),
+            ("the peer table", g.peers_off, OutOfBounds),
+            ("the directory", g.dir_off, OutOfBounds),
+            ("just before the arena", g.arena_off - LINE, OutOfBounds),
+            ("running past the end", end - LINE, OutOfBounds),
+            ("past the end", end, OutOfBounds),
+            ("misaligned", g.arena_off + 8, Misaligned),
+            ("overflowing", u64::MAX - LINE + 1, Overflow),
+            ("overflowing by one", u64::MAX - ctl + 2, Overflow),
+        ];
+        for (what, off, want) in cases {
+            assert_eq!(v.in_arena::<PipeCtl>(off).unwrap_err(), want, "{what}");
+        }
+        assert_eq!(v.doorbell_at(g.arena_off + 2).unwrap_err(), Misaligned);
+        assert_eq!(v.doorbell_at(end - 4).unwrap_err(), OutOfBounds);
+        assert_eq!(v.doorbell_at(u64::MAX - 3).unwrap_err(), Overflow);
+        assert_eq!(v.doorbell_at(g.dir_off).unwrap_err(), OutOfBounds);
+        assert_eq!(
+            v.in_arena::<AtomicU64>(g.arena_off + 4).unwrap_err(),
+            Misaligned
+        );
+        // Every error has a message.
+        for e in [Overflow, OutOfBounds, Misaligned] {
+            assert!(!e.to_string().is_empty());
+            assert_eq!(<&str>::from(e), e.as_str());
+        }
+    });
+}
+
+#[test]
+fn view_pipe_bodies() {
+    with_view(VIEW_SIZE, 4, 8, |v, g| {
+        let cap = pipe::MIN_CAPACITY * 4;
+        let len = pipe::body_len(cap);
+        let end = g.arena_off + g.arena_len;
+        let b = v.pipe(g.arena_off, len, cap).unwrap();
+        assert_eq!(off_of(v, b.ctl), g.arena_off);
+        assert_eq!(off_of(v, b.ring.as_ptr()), g.arena_off + pipe::CTL_SIZE);
+        assert_eq!(b.capacity, cap);
+        // The last place it fits; a longer allocation is fine.
+        assert!(v.pipe(end - len, len, cap).is_ok());
+        assert!(v.pipe(g.arena_off, len + LINE, cap).is_ok());
+        let bad: [(&str, u64, u64, u64); 11] = [
+            ("over the header", 0, len, cap),
+            ("over the directory", g.dir_off, len, cap),
+            ("misaligned", g.arena_off + 8, len, cap),
+            ("past the end", end - len + LINE, len, cap),
+            ("offset overflows", u64::MAX - 10, 100, cap),
+            ("length overflows", g.arena_off, u64::MAX, cap),
+            (
+                "shorter than its control block",
+                g.arena_off,
+                pipe::CTL_SIZE - 8,
+                cap,
+            ),
+            ("ring past the body", g.arena_off, len - 8, cap),
+            ("capacity not a power of two", g.arena_off, len, cap - 8),
+            (
+                "capacity too small",
+                g.arena_off,
+                len,
+                pipe::MIN_CAPACITY / 2,
+            ),
+            (
+                "capacity too large",
+                g.arena_off,
+                len,
+                pipe::MAX_CAPACITY * 2,
+            ),
+        ];
+        for (what, off, len, cap) in bad {
+            assert!(v.pipe(off, len, cap).is_err(), "{what}");
+        }
+    });
+}
+
+#[test]
+fn view_queue_bodies() {
+    use shmbus::queue;
+    with_view(VIEW_SIZE, 4, 8, |v, g| {
+        let (slots, size) = (queue::MIN_SLOTS * 4, 64);
+        let len = queue::body_len(slots, size);
+        let end = g.arena_off + g.arena_len;
+        let b = v.queue(g.arena_off, len, slots, size).unwrap();
+        assert_eq!(off_of(v, b.ctl), g.arena_off);
+        assert_eq!(b.slots(), slots);
+        // SAFETY: `with_view`'s buffer outlives these cells.
+        assert_eq!(unsafe { b.cells() }.slots(), slots);
+        assert!(v.queue(end - len, len, slots, size).is_ok());
+        let bad: [(&str, u64, u64, u64, u64); 8] = [
+            ("over the directory", g.dir_off, len, slots, size),
+            ("misaligned", g.arena_off + 8, len, slots, size),
+            ("past the end", end - len + LINE, len, slots, size),
+            ("length overflows", g.arena_off, u64::MAX, slots, size),
+            ("cells past the body", g.arena_off, len - 8, slots, size),
+            (
+                "slots not a power of two",
+                g.arena_off,
+                len,
+                slots - 1,
+                size,
+            ),
+            ("slot size 0", g.arena_off, len, slots, 0),
+            (
+                "slots beyond the maximum",
+                g.arena_off,
+                len,
+                queue::MAX_SLOTS * 2,
+                size,
+            ),
+        ];
+        for (what, off, len, slots, size) in bad {
+            assert!(v.queue(off, len, slots, size).is_err(), "{what}");
+        }
+    });
+}
+
+#[test]
+fn view_seqlock_bodies() {
+    use shmbus::seqlock::{self, ElemType};
+    with_view(VIEW_SIZE, 4, 8, |v, g| {
+        let (t, n) = (ElemType::U64, 40);
+        let code = t as u64;
+        let len = seqlock::body_len(t, n);
+        let stride = seqlock::stride(t, n);
+        let end = g.arena_off + g.arena_len;
+        let b = v.seqlock(g.arena_off, len, code, n).unwrap();
+        assert_eq!(off_of(v, b.ctl), g.arena_off);
+        assert_eq!(b.elem, t);
+        for (i, c) in b.copies.iter().enumerate() {
+            let want = g.arena_off + seqlock::CTL_SIZE + i as u64 * stride;
+            assert_eq!(off_of(v, c.as_ptr()), want, "copy {i}");
+        }
+        assert!(v.seqlock(end - len, len, code, n).is_ok());
+        let bad: [(&str, u64, u64, u64, u64); 7] = [
+            ("over the peer table", g.peers_off, len, code, n),
+            ("misaligned", g.arena_off + 64, len, code, n),
+            ("past the end", end - len + LINE, len, code, n),
+            ("offset overflows", u64::MAX - LINE + 1, len, code, n),
+            ("second copy past the body", g.arena_off, len - 8, code, n),
+            ("unknown type", g.arena_off, len, 0, n),
+            ("length 0", g.arena_off, len, code, 0),
+        ];
+        for (what, off, len, code, n) in bad {
+            assert!(v.seqlock(off, len, code, n).is_err(), "{what}");
+        }
+    });
+}
+
+/// Random offsets and lengths, biased towards the edges: whatever the view
+/// accepts lies wholly inside the arena and is aligned.
+#[test]
+fn view_random_offsets_stay_in_the_arena() {
+    with_view(VIEW_SIZE, 4, 8, |v, g| {
+        let end = g.arena_off + g.arena_len;
+        let edges = [0, g.peers_off, g.dir_off, g.arena_off, end, u64::MAX];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut accepted = 0;
+        for _ in 0..100_000 {
+            let r = next();
+            let jitter = (next() % 512).wrapping_sub(256);
+            let off = match r % 3 {
+                0 => edges[(r >> 8) as usize % edges.len()].wrapping_add(jitter),
+                1 => g.arena_off + next() % (g.arena_len + 1),
+                _ => next(),
+            };
+            let len = match next() % 3 {
+                0 => pipe::body_len(pipe::MIN_CAPACITY),
+                1 => next() % (g.arena_len + 1),
+                _ => next(),
+            };
+            if let Ok(c) = v.in_arena::<PipeCtl>(off) {
+                let o = off_of(v, c);
+                assert!(o >= g.arena_off && o + size_of::<PipeCtl>() as u64 <= end);
+                assert_eq!(o % LINE, 0);
+                accepted += 1;
+            }
+            if let Ok(b) = v.doorbell_at(off) {
+                let o = off_of(v, b);
+                assert!(o >= g.arena_off && o + size_of::<Doorbell>() as u64 <= end);
+                assert_eq!(o % align_of::<Doorbell>() as u64, 0);
+            }
+            if let Ok(b) = v.pipe(off, len, pipe::MIN_CAPACITY) {
+                let ring = off_of(v, b.ring.as_ptr());
+                assert!(off >= g.arena_off && off + len <= end && off % LINE == 0);
+                assert!(ring + pipe::MIN_CAPACITY <= off + len);
+                accepted += 1;
+            }
+        }
+        // The edges and the in-arena draws make some accepted.
+        assert!(accepted > 0);
+    });
+}
+
+#[test]
+fn header_at_before_validation() {
+    let h = zeroed();
+    let p: *const u8 = (&*h as *const Header).cast();
+    let n = size_of::<Header>();
+    // SAFETY: `p` is a live `Header`, `n` bytes, for the whole test.
+    assert!(unsafe { layout::header_at(p, n) }.is_ok());
+    assert_eq!(
+        // SAFETY: as above; a shorter length is refused before any access.
+        unsafe { layout::header_at(p, n - 1) }.unwrap_err(),
+        LayoutError::TooShort {
+            file_size: n as u64 - 1
+        }
+    );
+    assert!(matches!(
+        // SAFETY: inside the same `Header`; refused for its alignment.
+        unsafe { layout::header_at(p.wrapping_add(8), n) },
+        Err(LayoutError::BadRegion { .. })
+    ));
 }

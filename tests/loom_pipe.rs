@@ -26,8 +26,8 @@ use std::sync::Mutex;
 use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
 use loom::thread;
-use shmbus::error::{RecvError, SendError, TryRecvError, TrySendError};
 use shmbus::pipe::{Consumer, HeapPipe, Producer, MIN_CAPACITY};
+use shmbus::pipe::{RecvError, SendError, TryRecvError, TrySendError};
 
 /// Ring capacity of every model: 8 words.
 const CAP: u64 = MIN_CAPACITY;

@@ -22,8 +22,8 @@ use loom_common::{get, handle, model, put, read_pair, SLOT, SLOTS};
 
 use loom::sync::Arc;
 use loom::thread;
-use shmbus::error::{RecvError, SendError, TryRecvError, TrySendError};
 use shmbus::pipe::{Consumer, HeapPipe, Producer, MIN_CAPACITY};
+use shmbus::pipe::{RecvError, SendError, TryRecvError, TrySendError};
 use shmbus::queue::{HeapQueue, Queue, TryGetError, TryPutError};
 use shmbus::seqlock::HeapSeqlock;
 use shmbus::sync::{crash, CrashPoint, CRASHED};

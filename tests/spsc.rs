@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shmbus::error::{AttachError, RecvError, SendError, TryRecvError, TrySendError};
 use shmbus::pipe::{max_frame, Consumer, HeapPipe, Producer, HEADER, KIND_DATA, KIND_PAD};
+use shmbus::pipe::{AttachError, RecvError, SendError, TryRecvError, TrySendError};
 
 /// Frames in the stress test: one count for the whole file, shrunk under Miri
 /// (as crossbeam's and rtrb's stress tests do) so a slow checker can finish.

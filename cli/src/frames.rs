@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use shmbus_client::{Bus, Error, Kind, Pipe, PipeReceiver, PipeSender, Queue};
@@ -188,7 +188,7 @@ fn recv_queue(q: &Queue, a: &RecvArgs) -> Result<(), Failure> {
             Err(Error::Empty) => {
                 out.flush().map_err(stdout_error)?;
                 match a.timeout {
-                    Some(t) => q.get_with_deadline(Instant::now() + t, |b| print(&mut out, b)),
+                    Some(t) => q.get_with_timeout(t, |b| print(&mut out, b)),
                     None => q.get_with(|b| print(&mut out, b)),
                 }
             }

@@ -39,9 +39,10 @@ mod top;
 use std::fmt::Display;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use shmbus::size::parse_size;
 use shmbus_client::{Bus, ChannelDetails, ElemType, Error, Table, BUS_ENV, DEFAULT_BUS};
 
 use frames::{RecvArgs, SendArgs};
@@ -165,7 +166,7 @@ enum CreateCommand {
         /// Ring capacity: a power of two in bytes, 64 to 1G (K, M, G
         /// suffixes allowed); the largest frame is capacity / 8 [default: the
         /// daemon's, 64K].
-        #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
         capacity: Option<u64>,
     },
     /// A multi-producer multi-consumer queue of fixed-size slots.
@@ -177,7 +178,7 @@ enum CreateCommand {
         slots: Option<u64>,
         /// Largest message in bytes, 1 to 1M (K, M suffixes allowed)
         /// [default: 256].
-        #[arg(long = "slot-size", value_name = "BYTES", value_parser = parse_bytes)]
+        #[arg(long = "slot-size", value_name = "BYTES", value_parser = parse_size)]
         slot_size: Option<u64>,
     },
     /// A typed value (one element), initially 0.
@@ -252,25 +253,6 @@ fn parse_type(s: &str) -> Result<ElemType, String> {
              or a Python typecode b B h H i I l L q Q f d"
         )
     })
-}
-
-/// A byte count with an optional K, M or G suffix (powers of 1024).
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, suffix) = t.split_at(split);
-    let shift = match suffix {
-        "" | "B" => 0,
-        "K" | "k" | "KiB" => 10,
-        "M" | "MiB" => 20,
-        "G" | "GiB" => 30,
-        _ => return Err(format!("{s:?} is not a byte count (e.g. 4096, 64K or 1M)")),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|v| v.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{s:?} is not a byte count (e.g. 4096, 64K or 1M)"))
 }
 
 pub(crate) fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -542,8 +524,11 @@ fn watch(bus: &Bus, a: &WatchArgs) -> Result<(), Failure> {
 /// sleep with no slice, which a write, `--timeout`, the daemon's death or its
 /// shutdown ends (SIGINT/SIGTERM end the process).
 fn wait_change(t: &Table, a: &WatchArgs, since: u64) -> Result<(), Failure> {
-    let deadline = a.timeout.and_then(|d| Instant::now().checked_add(d));
-    match t.wait_changed_until(since, deadline) {
+    let r = match a.timeout {
+        Some(d) => t.wait_changed_timeout(since, d),
+        None => t.wait_changed(since),
+    };
+    match r {
         Ok(_) => Ok(()),
         Err(Error::Timeout) => Err(Failure::Timeout(format!(
             "{} {} did not change for {:?}",

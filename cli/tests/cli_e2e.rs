@@ -115,6 +115,67 @@ fn cli_queue_item_too_large_names_the_queue_and_its_slot_size() {
     assert!(!o.stderr.contains("pipe"), "{o:?}");
 }
 
+/// `create` takes sizes as the daemon does (one parser, in the core): any
+/// case, with or without `iB`, so that `--capacity 64m` works as `--size 64m`.
+#[test]
+fn cli_create_takes_sizes_as_the_daemon_does() {
+    let d = Daemon::start("sizes", &[]);
+    for args in [
+        &["create", "pipe", "small", "--capacity", "4kib"][..],
+        &["create", "queue", "q", "--slots", "8", "--slot-size", "2k"][..],
+        &[
+            "create",
+            "queue",
+            "r",
+            "--slots",
+            "2",
+            "--slot-size",
+            "64kb",
+        ][..],
+    ] {
+        let o = shmbus(&d.bus, args);
+        assert_eq!(
+            (code(&o), o.stderr.as_str()),
+            (Some(0), ""),
+            "{args:?}: {o:?}"
+        );
+    }
+    let mut got: Vec<(String, String)> = d
+        .connect()
+        .channels()
+        .into_iter()
+        .map(|c| {
+            let p = match c.details {
+                shmbus_client::ChannelDetails::Pipe(p) => format!("pipe {}", p.capacity),
+                shmbus_client::ChannelDetails::Queue(q) => {
+                    format!("queue {}x{}", q.slots, q.slot_size)
+                }
+                other => panic!("{other:?}"),
+            };
+            (c.name, p)
+        })
+        .collect();
+    got.sort();
+    let want = [
+        ("q", "queue 8x2048"),
+        ("r", "queue 2x65536"),
+        ("small", "pipe 4096"),
+    ]
+    .map(|(n, p)| (n.to_owned(), p.to_owned()));
+    assert_eq!(got, want);
+    // `64m` is 64 MiB: the daemon is asked for it (and has no room for it in
+    // this test's 1 MiB segment).
+    let o = shmbus(&d.bus, &["create", "pipe", "big", "--capacity", "64m"]);
+    assert_eq!(code(&o), Some(1), "{o:?}");
+    let need = shmbus::pipe::body_len(64 << 20);
+    assert!(o.stderr.contains(&format!("needs {need} bytes")), "{o:?}");
+    // A bad size is a usage error naming the value, before any request.
+    let o = shmbus(&d.bus, &["create", "pipe", "p", "--capacity", "64q"]);
+    assert_eq!(code(&o), Some(2), "{o:?}");
+    assert!(o.stderr.contains("64q"), "{o:?}");
+    assert_eq!(d.connect().channels().len(), 3);
+}
+
 /// Splits `top`'s plain output into tables: each is a title line, a header
 /// and one row per channel; tables are separated by an empty line.
 fn tables(out: &str) -> Vec<Vec<Vec<String>>> {

@@ -63,7 +63,7 @@ fn main() -> Result<(), Error> {
     let mut seen = hits.version();
     let mut failed = false;
     while !workers.is_empty() {
-        match hits.wait_changed(seen, Some(Duration::from_millis(100))) {
+        match hits.wait_changed_timeout(seen, Duration::from_millis(100)) {
             Ok(v) => seen = v,
             Err(Error::Timeout) => {}
             Err(e) => return Err(e),

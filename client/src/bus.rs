@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use shmbus::futex::{WaitRecords, Waiter, INTERRUPT_SLICE};
 use shmbus::layout::{entry_state, peer_state, state, Kind};
 use shmbus::name::{validate_bus, validate_channel, BusPaths};
+use shmbus::params::{ChannelParams, OpenParams};
 use shmbus::protocol::{ErrorCode, Request, Response};
 use shmbus::sync::{fence, AtomicU32, Ordering};
 
@@ -22,38 +23,7 @@ use shmbus::seqlock::{ElemType, Element, Seqlock};
 mod removal;
 pub(crate) use removal::Hold;
 
-/// Bus name used when none is given and `$SHMBUS_BUS` is unset.
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmbus_client::DEFAULT_BUS, "shmbus");
-/// ```
-pub const DEFAULT_BUS: &str = "shmbus";
-
-/// Environment variable naming the default bus, read by [`Bus::connect`] and
-/// the `shmbus` command.
-///
-/// # Examples
-/// ```no_run
-/// std::env::set_var(shmbus_client::BUS_ENV, "prices");
-/// let bus = shmbus_client::Bus::connect()?; // connects to "prices"
-/// # Ok::<(), shmbus_client::Error>(())
-/// ```
-pub const BUS_ENV: &str = "SHMBUS_BUS";
-
-/// The bus [`Bus::connect`] uses: `$SHMBUS_BUS` if set, else [`DEFAULT_BUS`].
-///
-/// # Examples
-/// ```
-/// std::env::remove_var("SHMBUS_BUS");
-/// assert_eq!(shmbus_client::default_bus_name(), "shmbus");
-/// ```
-pub fn default_bus_name() -> String {
-    match std::env::var_os(BUS_ENV) {
-        Some(v) => v.to_string_lossy().into_owned(),
-        None => DEFAULT_BUS.to_owned(),
-    }
-}
+pub use shmbus::name::{default_bus_name, BUS_ENV, DEFAULT_BUS};
 
 /// How many times [`Bus::connect_to`] starts over when the segment it mapped
 /// turns out not to be the one the daemon serves (a daemon restart in between).
@@ -592,9 +562,11 @@ impl Bus {
     }
 
     fn open_pipe_impl(&self, name: &str, create: bool, capacity: Option<u64>) -> Result<Pipe> {
-        let g = self.open(Kind::Pipe, name, create, [capacity, None, None])?;
+        let g = self.open(name, create, OpenParams::Pipe { capacity })?;
         let hold = Hold::new(Arc::clone(&self.inner), g.index, g.generation);
-        let capacity = g.params[0];
+        let ChannelParams::Pipe { capacity } = g.params else {
+            unreachable!("`open` checked the kind")
+        };
         if let Err(what) = self.inner.map.pipe(g.offset, g.length, capacity) {
             return Err(Error::Corrupt(what));
         }
@@ -674,23 +646,26 @@ impl Bus {
                 message,
             });
         }
-        let g = self.open(Kind::Queue, name, create, [slots, slot_size, None])?;
+        let g = self.open(name, create, OpenParams::Queue { slots, slot_size })?;
         let hold = Hold::new(Arc::clone(&self.inner), g.index, g.generation);
+        let ChannelParams::Queue { slots, slot_size } = g.params else {
+            unreachable!("`open` checked the kind")
+        };
         let body = self
             .inner
             .map
-            .queue(g.offset, g.length, g.params[0], g.params[1])
+            .queue(g.offset, g.length, slots, slot_size)
             .map_err(Error::Corrupt)?;
         // SAFETY:
         // - `body.ctl` passed `QueueCtl::check` with the cells' parameters in
-        //   `Mapping::queue`, and `body.cells` are that queue's cells;
+        //   `Mapping::queue`, and `body.cells()` are that queue's cells;
         // - both stay mapped as long as the handle: it is stored in a `Queue`
         //   together with `Arc<Inner>`, which owns the mapping and is declared
         //   after the handle, so it is dropped after it (clones likewise).
         let q = unsafe {
             shmbus::queue::Queue::attach(
                 std::ptr::NonNull::from(body.ctl),
-                body.cells,
+                body.cells(),
                 self.inner.owner(),
             )
         };
@@ -850,8 +825,11 @@ impl Bus {
                 });
             }
         }
-        let params = [elem.map(|t| u64::from(t.code())), len, None];
-        let g = match self.open(kind, name, create, params) {
+        let params = match kind {
+            Kind::Value => OpenParams::Value { elem },
+            _ => OpenParams::Array { elem, len },
+        };
+        let g = match self.open(name, create, params) {
             Err(Error::ParamMismatch { .. }) => {
                 return Err(Error::TypeMismatch {
                     channel: name.to_owned(),
@@ -862,16 +840,21 @@ impl Bus {
             r => r?,
         };
         let hold = Hold::new(Arc::clone(&self.inner), g.index, g.generation);
+        let (granted, n) = match g.params {
+            ChannelParams::Value { elem } => (elem, 1),
+            ChannelParams::Array { elem, len } => (elem, len),
+            _ => unreachable!("`open` checked the kind"),
+        };
         let body = self
             .inner
             .map
-            .seqlock(g.offset, g.length, g.params[0], g.params[1])
+            .seqlock(g.offset, g.length, u64::from(granted.code()), n)
             .map_err(Error::Corrupt)?;
-        if elem.is_some_and(|t| t != body.elem) || len.is_some_and(|n| n != g.params[1]) {
+        if elem.is_some_and(|t| t != body.elem) || len.is_some_and(|want| want != n) {
             return Err(Error::Protocol(format!(
                 "asked for {}, the daemon granted {}",
                 describe_table(kind, elem, len),
-                describe_table(kind, Some(body.elem), Some(g.params[1]))
+                describe_table(kind, Some(body.elem), Some(n))
             )));
         }
         // SAFETY:
@@ -880,14 +863,8 @@ impl Bus {
         //   8-aligned, inside the arena (`Mapping::seqlock` checked all this);
         // - the mapping stays alive as long as the handle: it is stored in a
         //   `Table` together with the `Arc<Inner>` that owns the mapping.
-        let lock = unsafe {
-            Seqlock::new(
-                std::ptr::NonNull::from(body.ctl),
-                body.copies,
-                body.elem,
-                g.params[1],
-            )
-        };
+        let lock =
+            unsafe { Seqlock::new(std::ptr::NonNull::from(body.ctl), body.copies, body.elem, n) };
         Ok(Table::new(
             Arc::clone(&self.inner),
             name.into(),
@@ -915,24 +892,14 @@ impl Bus {
     }
 
     /// Sends `OPEN` and checks the answer.
-    fn open(
-        &self,
-        kind: Kind,
-        name: &str,
-        create: bool,
-        params: [Option<u64>; 3],
-    ) -> Result<Grant> {
+    fn open(&self, name: &str, create: bool, params: OpenParams) -> Result<Grant> {
+        let kind = params.kind();
         validate_channel(name).map_err(|error| Error::BadName {
             what: "channel",
             name: name.to_owned(),
             error,
         })?;
-        let req = Request::Open {
-            kind,
-            name: name.to_owned(),
-            create,
-            params,
-        };
+        let req = Request::open(name, create, params);
         let channel = || name.to_owned();
         match self.inner.control.request(&req) {
             Ok(Response::Channel {
@@ -947,7 +914,8 @@ impl Bus {
                 generation,
                 offset,
                 length,
-                params,
+                params: ChannelParams::from_words(kind, params)
+                    .map_err(|_| Error::Corrupt("the daemon granted bad channel parameters"))?,
             }),
             Ok(Response::Error { code, message }) => Err(match code {
                 ErrorCode::NotFound => Error::NotFound { channel: channel() },
@@ -1062,8 +1030,9 @@ impl Bus {
         }
         let name = String::from_utf8(name).ok()?;
         let kind = Kind::from_u32(kind)?;
-        let details = match kind {
-            Kind::Pipe => match m.pipe(offset, length, params[0]) {
+        let details = match ChannelParams::from_words(kind, params) {
+            Err(_) => ChannelDetails::Corrupt("bad channel parameters in the directory"),
+            Ok(ChannelParams::Pipe { capacity }) => match m.pipe(offset, length, capacity) {
                 Ok(body) => {
                     let s = body.ctl.stats();
                     ChannelDetails::Pipe(PipeInfo {
@@ -1077,29 +1046,34 @@ impl Bus {
                 }
                 Err(what) => ChannelDetails::Corrupt(what),
             },
-            Kind::Queue => match m.queue(offset, length, params[0], params[1]) {
-                Ok(body) => {
-                    let s = body.ctl.stats();
-                    ChannelDetails::Queue(QueueInfo {
-                        slots: s.slots,
-                        slot_size: s.slot_size,
-                        depth: s.depth,
-                        unfinished: s.unfinished,
-                        put: s.enqueue_pos,
-                        taken: s.dequeue_pos,
-                    })
+            Ok(ChannelParams::Queue { slots, slot_size }) => {
+                match m.queue(offset, length, slots, slot_size) {
+                    Ok(body) => {
+                        let s = body.ctl.stats();
+                        ChannelDetails::Queue(QueueInfo {
+                            slots: s.slots,
+                            slot_size: s.slot_size,
+                            depth: s.depth,
+                            unfinished: s.unfinished,
+                            put: s.enqueue_pos,
+                            taken: s.dequeue_pos,
+                        })
+                    }
+                    Err(what) => ChannelDetails::Corrupt(what),
                 }
-                Err(what) => ChannelDetails::Corrupt(what),
-            },
-            Kind::Value | Kind::Array => match m.seqlock(offset, length, params[0], params[1]) {
-                Ok(body) => ChannelDetails::Table(TableInfo {
-                    elem: body.elem,
-                    len: params[1],
-                    version: body.ctl.generation(),
-                    writer: self.holder(body.ctl.writer()),
-                }),
-                Err(what) => ChannelDetails::Corrupt(what),
-            },
+            }
+            Ok(p @ (ChannelParams::Value { elem } | ChannelParams::Array { elem, .. })) => {
+                let len = p.table_len().unwrap_or(1);
+                match m.seqlock(offset, length, u64::from(elem.code()), len) {
+                    Ok(body) => ChannelDetails::Table(TableInfo {
+                        elem: body.elem,
+                        len,
+                        version: body.ctl.generation(),
+                        writer: self.holder(body.ctl.writer()),
+                    }),
+                    Err(what) => ChannelDetails::Corrupt(what),
+                }
+            }
         };
         Some(ChannelInfo {
             name,
@@ -1136,7 +1110,8 @@ struct Grant {
     generation: u32,
     offset: u64,
     length: u64,
-    params: [u64; 3],
+    /// Checked to be of the kind asked for.
+    params: ChannelParams,
 }
 
 /// One channel of a bus, as listed by [`Bus::channels`].

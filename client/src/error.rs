@@ -3,8 +3,8 @@
 //! One type, so that `?` works across connecting, opening, attaching, sending
 //! and receiving, as Python code catches exceptions. Each variant says which
 //! operations return it; every `Display` is one line that says what went wrong
-//! and what to do. Core errors (`shmbus::error`) are wrapped into it by the
-//! `From` impls below; the core's `Interrupted` (a blocking call stopped by the
+//! and what to do. The core's errors (those of `shmbus::pipe` and
+//! `shmbus::queue`) are wrapped into it by the `From` impls below; the core's `Interrupted` (a blocking call stopped by the
 //! client's liveness check) becomes [`Error::BusClosed`].
 //!
 //! | operation | variants it can return |
@@ -13,19 +13,26 @@
 //! | [`Bus::pipe`](crate::Bus::pipe) and friends | `BadName`, `NotFound`, `KindMismatch`, `ParamMismatch`, `BadParams`, `NoSpace`, `DirectoryFull`, `Denied`, `BusClosed`, `Corrupt`, `Protocol`, `Io` |
 //! | [`Bus::value`](crate::Bus::value), [`Bus::array`](crate::Bus::array) and friends | as `Bus::pipe`, and `TypeMismatch` |
 //! | [`Bus::remove`](crate::Bus::remove) | `BadName`, `NotFound`, `BusClosed`, `Protocol`, `Io` |
-//! | value and array writes (`store`, `write`, `update`, `fetch_add`) | `LengthMismatch` (arrays), `Timeout`, `BusClosed` |
-//! | `wait_changed` | `Timeout`, `BusClosed` |
+//! | value and array writes (`store`, `write`, `set`, `update`, `fetch_add`) | `LengthMismatch` (arrays), `BusClosed`, `Corrupt` |
+//! | `wait_changed` and its `_timeout`/`_deadline` forms | `Timeout`, `BusClosed` |
 //! | [`Pipe::sender`](crate::Pipe::sender) / [`receiver`](crate::Pipe::receiver) | `Busy`, `Corrupt` |
-//! | `try_send`, `try_claim` | `Full`, `Disconnected`, `TooLarge`, `Corrupt` |
-//! | `send`, `claim` and their `_timeout`/`_deadline` forms | `Disconnected`, `TooLarge`, `Timeout`, `BusClosed`, `Corrupt` |
-//! | `try_recv` and the other `try_` receives | `Empty`, `Disconnected`, `Corrupt` |
-//! | `recv` and the other blocking receives | `Disconnected`, `Timeout`, `BusClosed`, `Corrupt` |
+//! | pipe `try_send`, `try_claim` | `Full`, `Disconnected`, `TooLarge`, `BusClosed`, `Corrupt` |
+//! | pipe `send`, `claim` and their `_timeout`/`_deadline` forms | `Disconnected`, `TooLarge`, `Timeout`, `BusClosed`, `Corrupt` |
+//! | `try_recv`, `try_recv_into`, `try_recv_with` | `Empty`, `Disconnected`, `BusClosed`, `Corrupt` |
+//! | `recv`, `recv_into`, `recv_with` and their `_timeout`/`_deadline` forms | `Disconnected`, `Timeout`, `BusClosed`, `Corrupt` |
+//! | queue `try_put`, `try_claim` | `Full`, `TooLarge`, `BusClosed`, `Corrupt` |
+//! | queue `put`, `claim` and their `_timeout`/`_deadline` forms | `TooLarge`, `Timeout`, `BusClosed`, `Corrupt` |
+//! | `try_get`, `try_get_into`, `try_get_with` | `Empty`, `BusClosed`, `Corrupt` |
+//! | `get`, `get_into`, `get_with` and their `_timeout`/`_deadline` forms | `Timeout`, `BusClosed`, `Corrupt` |
+//! | `task_done` | `TaskDone`, `BusClosed` |
+//! | `join` and its `_timeout`/`_deadline` forms | `Timeout`, `BusClosed` |
+//!
+//! `Timeout` comes only from the `_timeout` and `_deadline` forms.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use shmbus::error as core;
 use shmbus::layout::{Kind, LayoutError};
 use shmbus::name::NameError;
 use shmbus::protocol::ErrorCode;
@@ -608,62 +615,62 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<core::TrySendError> for Error {
+impl From<shmbus::pipe::TrySendError> for Error {
     #[inline]
-    fn from(e: core::TrySendError) -> Self {
+    fn from(e: shmbus::pipe::TrySendError) -> Self {
         match e {
-            core::TrySendError::Full => Self::Full,
-            core::TrySendError::Disconnected => Self::Disconnected,
-            core::TrySendError::TooLarge { len, max } => Self::TooLarge {
+            shmbus::pipe::TrySendError::Full => Self::Full,
+            shmbus::pipe::TrySendError::Disconnected => Self::Disconnected,
+            shmbus::pipe::TrySendError::TooLarge { len, max } => Self::TooLarge {
                 len,
                 max,
                 kind: Kind::Pipe,
             },
-            core::TrySendError::Corrupt(w) => Self::Corrupt(w),
+            shmbus::pipe::TrySendError::Corrupt(w) => Self::Corrupt(w),
         }
     }
 }
 
-impl From<core::SendError> for Error {
+impl From<shmbus::pipe::SendError> for Error {
     /// The core's `Interrupted` comes only from the client's closed-bus check,
     /// so it becomes [`Error::BusClosed`].
     #[inline]
-    fn from(e: core::SendError) -> Self {
+    fn from(e: shmbus::pipe::SendError) -> Self {
         match e {
-            core::SendError::Disconnected => Self::Disconnected,
-            core::SendError::TooLarge { len, max } => Self::TooLarge {
+            shmbus::pipe::SendError::Disconnected => Self::Disconnected,
+            shmbus::pipe::SendError::TooLarge { len, max } => Self::TooLarge {
                 len,
                 max,
                 kind: Kind::Pipe,
             },
-            core::SendError::Timeout => Self::Timeout,
-            core::SendError::Interrupted => Self::BusClosed,
-            core::SendError::Corrupt(w) => Self::Corrupt(w),
+            shmbus::pipe::SendError::Timeout => Self::Timeout,
+            shmbus::pipe::SendError::Interrupted => Self::BusClosed,
+            shmbus::pipe::SendError::Corrupt(w) => Self::Corrupt(w),
         }
     }
 }
 
-impl From<core::TryRecvError> for Error {
+impl From<shmbus::pipe::TryRecvError> for Error {
     #[inline]
-    fn from(e: core::TryRecvError) -> Self {
+    fn from(e: shmbus::pipe::TryRecvError) -> Self {
         match e {
-            core::TryRecvError::Empty => Self::Empty,
-            core::TryRecvError::Disconnected => Self::Disconnected,
-            core::TryRecvError::Corrupt(w) => Self::Corrupt(w),
+            shmbus::pipe::TryRecvError::Empty => Self::Empty,
+            shmbus::pipe::TryRecvError::Disconnected => Self::Disconnected,
+            shmbus::pipe::TryRecvError::Corrupt(w) => Self::Corrupt(w),
         }
     }
 }
 
-impl From<core::RecvError> for Error {
+impl From<shmbus::pipe::RecvError> for Error {
     /// The core's `Interrupted` comes only from the client's closed-bus check,
     /// so it becomes [`Error::BusClosed`].
     #[inline]
-    fn from(e: core::RecvError) -> Self {
+    fn from(e: shmbus::pipe::RecvError) -> Self {
         match e {
-            core::RecvError::Disconnected => Self::Disconnected,
-            core::RecvError::Timeout => Self::Timeout,
-            core::RecvError::Interrupted => Self::BusClosed,
-            core::RecvError::Corrupt(w) => Self::Corrupt(w),
+            shmbus::pipe::RecvError::Disconnected => Self::Disconnected,
+            shmbus::pipe::RecvError::Timeout => Self::Timeout,
+            shmbus::pipe::RecvError::Interrupted => Self::BusClosed,
+            shmbus::pipe::RecvError::Corrupt(w) => Self::Corrupt(w),
         }
     }
 }
@@ -738,16 +745,19 @@ mod tests {
     #[test]
     fn core_interrupted_is_bus_closed() {
         assert!(matches!(
-            Error::from(core::SendError::Interrupted),
+            Error::from(shmbus::pipe::SendError::Interrupted),
             Error::BusClosed
         ));
         assert!(matches!(
-            Error::from(core::RecvError::Interrupted),
+            Error::from(shmbus::pipe::RecvError::Interrupted),
             Error::BusClosed
         ));
-        assert!(matches!(Error::from(core::TrySendError::Full), Error::Full));
         assert!(matches!(
-            Error::from(core::TryRecvError::Empty),
+            Error::from(shmbus::pipe::TrySendError::Full),
+            Error::Full
+        ));
+        assert!(matches!(
+            Error::from(shmbus::pipe::TryRecvError::Empty),
             Error::Empty
         ));
     }

@@ -66,9 +66,41 @@
 //! | [`End`] | sender or receiver, as named in [`Error::Busy`] | — |
 //! | [`DEFAULT_BUS`], [`BUS_ENV`], [`default_bus_name`] | the bus used when none is named: `$SHMBUS_BUS`, else `shmbus` | — |
 //!
-//! Each operation has a ladder: `try_` never blocks; the plain form blocks;
-//! `_timeout` and `_deadline` block at most so long. Blocking calls return
-//! `BusClosed` if the daemon stops, restarts or is killed while they wait.
+//! ## Blocking calls: four forms each
+//! Every call that can wait comes in four forms, which run the same code:
+//! - `try_…` never blocks: it returns [`Error::Full`] or [`Error::Empty`]
+//!   instead of waiting;
+//! - the plain form waits as long as it must;
+//! - `…_timeout(…, Duration)` and `…_deadline(…, Instant)` wait at most so
+//!   long, then return [`Error::Timeout`]. The clock is read only once a
+//!   call has to wait (but for [`PipeSender::claim_timeout`], which says
+//!   why).
+//!
+//! The operation's own arguments come first, then the timeout or deadline,
+//! then a closure if it takes one. Every waiting form returns
+//! [`Error::BusClosed`] if the daemon stops, restarts or is killed while it
+//! waits.
+//!
+//! | handle | never blocks | waits | at most `timeout` | until `deadline` |
+//! |---|---|---|---|---|
+//! | [`PipeSender`] | [`try_send`](PipeSender::try_send) | [`send`](PipeSender::send) | [`send_timeout`](PipeSender::send_timeout) | [`send_deadline`](PipeSender::send_deadline) |
+//! | | [`try_claim`](PipeSender::try_claim) | [`claim`](PipeSender::claim) | [`claim_timeout`](PipeSender::claim_timeout) | [`claim_deadline`](PipeSender::claim_deadline) |
+//! | [`PipeReceiver`] | [`try_recv`](PipeReceiver::try_recv) | [`recv`](PipeReceiver::recv) | [`recv_timeout`](PipeReceiver::recv_timeout) | [`recv_deadline`](PipeReceiver::recv_deadline) |
+//! | | [`try_recv_into`](PipeReceiver::try_recv_into) | [`recv_into`](PipeReceiver::recv_into) | [`recv_into_timeout`](PipeReceiver::recv_into_timeout) | [`recv_into_deadline`](PipeReceiver::recv_into_deadline) |
+//! | | [`try_recv_with`](PipeReceiver::try_recv_with) | [`recv_with`](PipeReceiver::recv_with) | [`recv_with_timeout`](PipeReceiver::recv_with_timeout) | [`recv_with_deadline`](PipeReceiver::recv_with_deadline) |
+//! | [`Queue`] | [`try_put`](Queue::try_put) | [`put`](Queue::put) | [`put_timeout`](Queue::put_timeout) | [`put_deadline`](Queue::put_deadline) |
+//! | | [`try_claim`](Queue::try_claim) | [`claim`](Queue::claim) | [`claim_timeout`](Queue::claim_timeout) | [`claim_deadline`](Queue::claim_deadline) |
+//! | | [`try_get`](Queue::try_get) | [`get`](Queue::get) | [`get_timeout`](Queue::get_timeout) | [`get_deadline`](Queue::get_deadline) |
+//! | | [`try_get_into`](Queue::try_get_into) | [`get_into`](Queue::get_into) | [`get_into_timeout`](Queue::get_into_timeout) | [`get_into_deadline`](Queue::get_into_deadline) |
+//! | | [`try_get_with`](Queue::try_get_with) | [`get_with`](Queue::get_with) | [`get_with_timeout`](Queue::get_with_timeout) | [`get_with_deadline`](Queue::get_with_deadline) |
+//! | | `unfinished() == 0` | [`join`](Queue::join) | [`join_timeout`](Queue::join_timeout) | [`join_deadline`](Queue::join_deadline) |
+//! | [`Value`], [`Array`], [`Table`] | `version() != since` | [`wait_changed`](Value::wait_changed) | [`wait_changed_timeout`](Value::wait_changed_timeout) | [`wait_changed_deadline`](Value::wait_changed_deadline) |
+//!
+//! `join` and `wait_changed` have no `try_` form: the questions in the table
+//! are theirs. The writes of a [`Value`] or [`Array`] (`store`, `write`,
+//! `set`, `update`, `fetch_add`) wait for the writer lock without a limit and
+//! have no other forms: another writer holds that lock for one copy of the
+//! data, or for one `update` closure.
 //!
 //! ## Lifetimes across processes
 //! The connection to the daemon is held as long as any [`Bus`], [`Pipe`] or
@@ -97,6 +129,7 @@
 mod bus;
 mod control;
 pub mod error;
+mod ladder;
 mod liveness;
 mod pipe;
 mod queue;

@@ -20,12 +20,12 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shmbus::error as core;
-use shmbus::pipe::{end, Claim, Consumer, Producer, Ring};
+use shmbus::pipe::{end, AttachError, Claim, Consumer, Producer, Ring, TryRecvError, TrySendError};
 use shmbus::sync::{AtomicU64, Ordering};
 
 use crate::bus::{Hold, Inner, PhantomWatch};
 use crate::error::{End, Error, Result};
+use crate::ladder::{copy_into, Until};
 
 /// An opened pipe: a name and a place in the segment. Make its ends with
 /// [`Pipe::sender`] and [`Pipe::receiver`].
@@ -201,9 +201,9 @@ impl Pipe {
         Ok((NonNull::from(body.ctl), ring))
     }
 
-    fn attach_error(&self, e: core::AttachError, end: End) -> Error {
+    fn attach_error(&self, e: AttachError, end: End) -> Error {
         match e {
-            core::AttachError::Busy { owner } => {
+            AttachError::Busy { owner } => {
                 let slot = owner.wrapping_sub(1);
                 Error::Busy {
                     channel: self.name.to_string(),
@@ -213,7 +213,7 @@ impl Pipe {
                     this_connection: owner == self.bus.owner(),
                 }
             }
-            core::AttachError::Corrupt(what) => Error::Corrupt(what),
+            AttachError::Corrupt(what) => Error::Corrupt(what),
         }
     }
 }
@@ -323,12 +323,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send(&mut self, frame: &[u8]) -> Result<()> {
-        self.bus.check_open()?;
-        match self.producer.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(core::TrySendError::Full) => self.send_slow(frame, None),
-            Err(e) => Err(self.bus.explain(e.into())),
-        }
+        self.send_until(frame, Until::Forever)
     }
 
     /// Sends one frame, waiting at most `timeout` for room.
@@ -347,15 +342,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send_timeout(&mut self, frame: &[u8], timeout: Duration) -> Result<()> {
-        self.bus.check_open()?;
-        match self.producer.try_send(frame) {
-            Ok(()) => Ok(()),
-            // The clock is read only once we must wait.
-            Err(core::TrySendError::Full) => {
-                self.send_slow(frame, Instant::now().checked_add(timeout))
-            }
-            Err(e) => Err(self.bus.explain(e.into())),
-        }
+        self.send_until(frame, Until::Timeout(timeout))
     }
 
     /// Sends one frame, waiting for room until `deadline`.
@@ -377,10 +364,18 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn send_deadline(&mut self, frame: &[u8], deadline: Instant) -> Result<()> {
+        self.send_until(frame, Until::Deadline(deadline))
+    }
+
+    /// One implementation for every blocking send: try once (no clock, no
+    /// system call), and only if the pipe is full compute the deadline and
+    /// wait, checking the bus between futex sleeps.
+    #[inline]
+    fn send_until(&mut self, frame: &[u8], until: Until) -> Result<()> {
         self.bus.check_open()?;
         match self.producer.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(core::TrySendError::Full) => self.send_slow(frame, Some(deadline)),
+            Err(TrySendError::Full) => self.send_slow(frame, until.deadline()),
             Err(e) => Err(self.bus.explain(e.into())),
         }
     }
@@ -444,7 +439,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn claim(&mut self, len: usize) -> Result<PipeClaim<'_>> {
-        self.claim_until(len, None)
+        self.claim_until(len, Until::Forever)
     }
 
     /// Claims room for a frame of `len` bytes, waiting at most `timeout`.
@@ -470,7 +465,7 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<PipeClaim<'_>> {
-        self.claim_until(len, Instant::now().checked_add(timeout))
+        self.claim_until(len, Until::Timeout(timeout))
     }
 
     /// Claims room for a frame of `len` bytes, waiting until `deadline`.
@@ -492,16 +487,17 @@ impl PipeSender {
     /// ```
     #[inline]
     pub fn claim_deadline(&mut self, len: usize, deadline: Instant) -> Result<PipeClaim<'_>> {
-        self.claim_until(len, Some(deadline))
+        self.claim_until(len, Until::Deadline(deadline))
     }
 
     /// One implementation for the blocking claims. The core's `claim_until`
     /// tries for room before anything else, so the fast path stays free of
     /// system calls; `interrupt` runs only between futex sleeps.
     #[inline]
-    fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<PipeClaim<'_>> {
+    fn claim_until(&mut self, len: usize, until: Until) -> Result<PipeClaim<'_>> {
         let bus = &*self.bus;
         bus.check_open()?;
+        let deadline = until.deadline();
         let ctl = NonNull::from(self.producer.control());
         // SAFETY: as in `send_slow`.
         let other = unsafe { &ctl.as_ref().ends.consumer };
@@ -738,7 +734,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv(&mut self) -> Result<Vec<u8>> {
-        self.recv_with(<[u8]>::to_vec)
+        self.recv_with_until(Until::Forever, <[u8]>::to_vec)
     }
 
     /// Takes the next frame, waiting at most `timeout`.
@@ -760,7 +756,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_with_timeout(timeout, <[u8]>::to_vec)
+        self.recv_with_until(Until::Timeout(timeout), <[u8]>::to_vec)
     }
 
     /// Takes the next frame, waiting until `deadline`.
@@ -782,7 +778,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Vec<u8>> {
-        self.recv_with_deadline(deadline, <[u8]>::to_vec)
+        self.recv_with_until(Until::Deadline(deadline), <[u8]>::to_vec)
     }
 
     /// Copies the next frame into `buf` (cleared first) if there is one, and
@@ -825,11 +821,54 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_with(|b| {
-            buf.clear();
-            buf.extend_from_slice(b);
-            b.len()
-        })
+        self.recv_with_until(Until::Forever, copy_into(buf))
+    }
+
+    /// Copies the next frame into `buf` (cleared first), waiting at most
+    /// `timeout`, and returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if nothing came; otherwise as
+    /// [`PipeReceiver::recv`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let mut rx = shmbus_client::Bus::connect()?.pipe("orders")?.receiver()?;
+    /// let mut buf = Vec::with_capacity(rx.max_frame());
+    /// while rx.recv_into_timeout(&mut buf, Duration::from_secs(1)).is_ok() {
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn recv_into_timeout(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.recv_with_until(Until::Timeout(timeout), copy_into(buf))
+    }
+
+    /// Copies the next frame into `buf` (cleared first), waiting until
+    /// `deadline`, and returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if nothing came by `deadline`; otherwise as
+    /// [`PipeReceiver::recv`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut rx = shmbus_client::Bus::connect()?.pipe("orders")?.receiver()?;
+    /// let mut buf = Vec::new();
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// while rx.recv_into_deadline(&mut buf, deadline).is_ok() {
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn recv_into_deadline(&mut self, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize> {
+        self.recv_with_until(Until::Deadline(deadline), copy_into(buf))
     }
 
     /// Runs `f` on the next frame in place (zero-copy) if there is one, then
@@ -867,7 +906,7 @@ impl PipeReceiver {
     /// ```
     #[inline]
     pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        self.recv_with_until(|| None, f)
+        self.recv_with_until(Until::Forever, f)
     }
 
     /// Runs `f` on the next frame in place, waiting at most `timeout`.
@@ -890,7 +929,7 @@ impl PipeReceiver {
         timeout: Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.recv_with_until(|| Instant::now().checked_add(timeout), f)
+        self.recv_with_until(Until::Timeout(timeout), f)
     }
 
     /// Runs `f` on the next frame in place, waiting until `deadline`.
@@ -914,18 +953,14 @@ impl PipeReceiver {
         deadline: Instant,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        self.recv_with_until(|| Some(deadline), f)
+        self.recv_with_until(Until::Deadline(deadline), f)
     }
 
     /// One implementation for every blocking receive: try once (no clock, no
     /// system call), and only if the pipe is empty compute the deadline and
     /// wait, checking the bus between futex sleeps.
     #[inline]
-    fn recv_with_until<R>(
-        &mut self,
-        deadline: impl FnOnce() -> Option<Instant>,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R> {
+    fn recv_with_until<R>(&mut self, until: Until, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.bus.check_open()?;
         let mut f = Some(f);
         let r = self.consumer.try_recv_with(|b| match f.take() {
@@ -934,8 +969,8 @@ impl PipeReceiver {
         });
         match r {
             Ok(r) => Ok(r),
-            Err(core::TryRecvError::Empty) => match f {
-                Some(f) => self.recv_slow(deadline(), f),
+            Err(TryRecvError::Empty) => match f {
+                Some(f) => self.recv_slow(until.deadline(), f),
                 None => unreachable!("the closure only runs on a frame"),
             },
             Err(e) => Err(self.bus.explain(e.into())),

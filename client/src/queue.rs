@@ -24,6 +24,7 @@ use shmbus::queue::{GetClaim, PutClaim, Queue as CoreQueue};
 
 use crate::bus::{Hold, Inner, PhantomWatch};
 use crate::error::{Error, Result};
+use crate::ladder::{copy_into, Until};
 
 /// What a blocking call stalled behind a phantom claim returns.
 const PHANTOM_CLAIM: &str =
@@ -133,34 +134,72 @@ impl Queue {
     ///
     /// # Errors
     /// `TooLarge`, `BusClosed` (the daemon went away while we waited), `Corrupt`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// q.put(b"resize img-1.png")?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     #[inline]
     pub fn put(&self, item: &[u8]) -> Result<()> {
-        self.bus.check_open()?;
-        match self.q.try_put(item) {
-            Err(shmbus::queue::TryPutError::Full) => self.put_slow(item, None),
-            r => Ok(r?),
-        }
+        self.put_until(item, Until::Forever)
     }
 
     /// Puts `item`, waiting at most `timeout` for a free slot.
     ///
     /// # Errors
     /// [`Error::Timeout`](crate::Error::Timeout); otherwise as [`Queue::put`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// q.put_timeout(b"job", Duration::from_millis(100))?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
     pub fn put_timeout(&self, item: &[u8], timeout: Duration) -> Result<()> {
-        self.put_deadline(item, Instant::now() + timeout)
+        self.put_until(item, Until::Timeout(timeout))
     }
 
     /// Puts `item`, waiting until `deadline` at most.
     ///
     /// # Errors
-    /// As [`Queue::put_timeout`].
+    /// [`Error::Timeout`](crate::Error::Timeout); otherwise as [`Queue::put`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// for i in 0..10u8 {
+    ///     q.put_deadline(&[i], deadline)?;
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
     pub fn put_deadline(&self, item: &[u8], deadline: Instant) -> Result<()> {
-        self.put_slow(item, Some(deadline))
+        self.put_until(item, Until::Deadline(deadline))
     }
 
+    /// One implementation for every blocking put: try once (no clock, no
+    /// system call), and only if the queue is full compute the deadline and
+    /// wait, checking the bus between futex sleeps.
+    #[inline]
+    fn put_until(&self, item: &[u8], until: Until) -> Result<()> {
+        self.bus.check_open()?;
+        match self.q.try_put(item) {
+            Err(shmbus::queue::TryPutError::Full) => self.put_slow(item, until.deadline()),
+            r => Ok(r?),
+        }
+    }
+
+    #[inline(never)]
     fn put_slow(&self, item: &[u8], deadline: Option<Instant>) -> Result<()> {
         let bus = &self.bus;
-        bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(false));
         let interrupt = bus.waiter_with(&check, &watch);
@@ -206,21 +245,75 @@ impl Queue {
     ///
     /// # Errors
     /// As [`Queue::put`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut c = q.claim(5)?;
+    /// c.copy_from_slice(b"hello");
+    /// c.commit()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
     pub fn claim(&self, len: usize) -> Result<QueueClaim<'_>> {
-        self.claim_until(len, None)
+        self.claim_until(len, Until::Forever)
     }
 
     /// Claims a slot for `len` bytes, waiting at most `timeout`.
     ///
     /// # Errors
     /// As [`Queue::put_timeout`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut c = q.claim_timeout(5, Duration::from_millis(100))?;
+    /// c.copy_from_slice(b"hello");
+    /// c.commit()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
     pub fn claim_timeout(&self, len: usize, timeout: Duration) -> Result<QueueClaim<'_>> {
-        self.claim_until(len, Some(Instant::now() + timeout))
+        self.claim_until(len, Until::Timeout(timeout))
     }
 
-    fn claim_until(&self, len: usize, deadline: Option<Instant>) -> Result<QueueClaim<'_>> {
+    /// Claims a slot for `len` bytes, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`Queue::put_deadline`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// let mut c = q.claim_deadline(5, deadline)?;
+    /// c.copy_from_slice(b"hello");
+    /// c.commit()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn claim_deadline(&self, len: usize, deadline: Instant) -> Result<QueueClaim<'_>> {
+        self.claim_until(len, Until::Deadline(deadline))
+    }
+
+    /// One implementation for the blocking claims, as `put_until`.
+    #[inline]
+    fn claim_until(&self, len: usize, until: Until) -> Result<QueueClaim<'_>> {
+        self.bus.check_open()?;
+        match self.q.try_claim(len) {
+            Ok(c) => Ok(QueueClaim { c }),
+            Err(shmbus::queue::TryPutError::Full) => self.claim_slow(len, until.deadline()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[inline(never)]
+    fn claim_slow(&self, len: usize, deadline: Option<Instant>) -> Result<QueueClaim<'_>> {
         let bus = &self.bus;
-        bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(false));
         let interrupt = bus.waiter_with(&check, &watch);
@@ -234,6 +327,15 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Empty`](crate::Error::Empty), `Corrupt`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// while let Ok(job) = q.try_get() {
+    ///     println!("{} bytes", job.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     #[inline]
     pub fn try_get(&self) -> Result<Vec<u8>> {
         self.try_get_with(<[u8]>::to_vec)
@@ -243,17 +345,79 @@ impl Queue {
     ///
     /// # Errors
     /// `BusClosed`, `Corrupt`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let job = q.get()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self) -> Result<Vec<u8>> {
-        self.get_with(<[u8]>::to_vec)
+        self.get_with_until(Until::Forever, <[u8]>::to_vec)
     }
 
     /// Takes the next item, waiting at most `timeout`.
     ///
     /// # Errors
     /// [`Error::Timeout`](crate::Error::Timeout); otherwise as [`Queue::get`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// match q.get_timeout(Duration::from_secs(1)) {
+    ///     Ok(job) => println!("{} bytes", job.len()),
+    ///     Err(shmbus_client::Error::Timeout) => println!("idle"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
-        self.get_with_deadline(Instant::now() + timeout, <[u8]>::to_vec)
+        self.get_with_until(Until::Timeout(timeout), <[u8]>::to_vec)
+    }
+
+    /// Takes the next item, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout); otherwise as [`Queue::get`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// while let Ok(job) = q.get_deadline(deadline) {
+    ///     println!("{} bytes", job.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_deadline(&self, deadline: Instant) -> Result<Vec<u8>> {
+        self.get_with_until(Until::Deadline(deadline), <[u8]>::to_vec)
+    }
+
+    /// Takes the next item into `buf` (cleared and resized) if there is one;
+    /// returns its length. Reuses `buf`'s allocation; never blocks.
+    ///
+    /// # Errors
+    /// As [`Queue::try_get`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut buf = Vec::with_capacity(q.slot_size());
+    /// while q.try_get_into(&mut buf).is_ok() {
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_get_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.try_get_with(copy_into(buf))
     }
 
     /// Takes the next item into `buf` (cleared and resized), waiting while
@@ -261,12 +425,66 @@ impl Queue {
     ///
     /// # Errors
     /// As [`Queue::get`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut buf = Vec::with_capacity(q.slot_size());
+    /// loop {
+    ///     q.get_into(&mut buf)?;
+    ///     println!("{} bytes", buf.len());
+    ///     q.task_done()?;
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
     pub fn get_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.get_with(|b| {
-            buf.clear();
-            buf.extend_from_slice(b);
-            b.len()
-        })
+        self.get_with_until(Until::Forever, copy_into(buf))
+    }
+
+    /// Takes the next item into `buf` (cleared and resized), waiting at most
+    /// `timeout`; returns its length.
+    ///
+    /// # Errors
+    /// As [`Queue::get_timeout`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut buf = Vec::new();
+    /// while q.get_into_timeout(&mut buf, Duration::from_secs(1)).is_ok() {
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_into_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.get_with_until(Until::Timeout(timeout), copy_into(buf))
+    }
+
+    /// Takes the next item into `buf` (cleared and resized), waiting until
+    /// `deadline` at most; returns its length.
+    ///
+    /// # Errors
+    /// As [`Queue::get_deadline`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut buf = Vec::new();
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// while q.get_into_deadline(&mut buf, deadline).is_ok() {
+    ///     println!("{} bytes", buf.len());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_into_deadline(&self, buf: &mut Vec<u8>, deadline: Instant) -> Result<usize> {
+        self.get_with_until(Until::Deadline(deadline), copy_into(buf))
     }
 
     /// Takes the next item and passes it to `f` in place, without copying
@@ -274,6 +492,13 @@ impl Queue {
     ///
     /// # Errors
     /// As [`Queue::try_get`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let len = q.try_get_with(|item| item.len())?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     #[inline]
     pub fn try_get_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.bus.check_open()?;
@@ -285,27 +510,71 @@ impl Queue {
     ///
     /// # Errors
     /// As [`Queue::get`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let len = q.get_with(|item| item.len())?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     #[inline]
     pub fn get_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.get_with_until(Until::Forever, f)
+    }
+
+    /// Waits at most `timeout` for the next item and passes it to `f` in
+    /// place.
+    ///
+    /// # Errors
+    /// As [`Queue::get_timeout`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let len = q.get_with_timeout(Duration::from_secs(1), |item| item.len())?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_with_timeout<R>(&self, timeout: Duration, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.get_with_until(Until::Timeout(timeout), f)
+    }
+
+    /// Waits until `deadline` at most for the next item and passes it to `f`
+    /// in place.
+    ///
+    /// # Errors
+    /// As [`Queue::get_deadline`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// let len = q.get_with_deadline(deadline, |item| item.len())?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn get_with_deadline<R>(&self, deadline: Instant, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.get_with_until(Until::Deadline(deadline), f)
+    }
+
+    /// One implementation for every blocking get, as `put_until`.
+    #[inline]
+    fn get_with_until<R>(&self, until: Until, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.bus.check_open()?;
         match self.q.try_get_claim() {
             Ok(c) => Ok(finish(c, f)),
-            Err(shmbus::queue::TryGetError::Empty) => self.get_slow(None, f),
+            Err(shmbus::queue::TryGetError::Empty) => self.get_slow(until.deadline(), f),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Waits until `deadline` at most for the next item and passes it to `f`.
-    ///
-    /// # Errors
-    /// As [`Queue::get_timeout`].
-    pub fn get_with_deadline<R>(&self, deadline: Instant, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        self.get_slow(Some(deadline), f)
-    }
-
+    #[inline(never)]
     fn get_slow<R>(&self, deadline: Option<Instant>, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let bus = &self.bus;
-        bus.check_open()?;
         let watch = PhantomWatch::default();
         let check = || watch.check(self.phantom_claim(true));
         let interrupt = bus.waiter_with(&check, &watch);
@@ -320,13 +589,23 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::TaskDone`](crate::Error::TaskDone) if called more times than items were put.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let job = q.get()?;
+    /// // ... process `job` ...
+    /// q.task_done()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     pub fn task_done(&self) -> Result<()> {
         self.bus.check_open()?;
         Ok(self.q.task_done()?)
     }
 
     /// Waits until every item ever put has been marked with
-    /// [`Queue::task_done`] (Python's `JoinableQueue.join`).
+    /// [`Queue::task_done`] (Python's `JoinableQueue.join`). Its non-blocking
+    /// form is the question `unfinished() == 0`.
     ///
     /// # Errors
     /// `BusClosed`.
@@ -341,22 +620,52 @@ impl Queue {
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
     pub fn join(&self) -> Result<()> {
-        self.join_until(None)
+        self.join_until(Until::Forever)
     }
 
     /// As [`Queue::join`], waiting at most `timeout`.
     ///
     /// # Errors
     /// [`Error::Timeout`](crate::Error::Timeout), `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// if q.join_timeout(Duration::from_secs(10)).is_err() {
+    ///     eprintln!("{} items still unfinished", q.unfinished());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(Until::Timeout(timeout))
     }
 
-    fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
+    /// As [`Queue::join`], waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`Queue::join_timeout`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// q.join_deadline(Instant::now() + Duration::from_secs(10))?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn join_deadline(&self, deadline: Instant) -> Result<()> {
+        self.join_until(Until::Deadline(deadline))
+    }
+
+    /// One implementation for the joins. The core's `join_until` checks the
+    /// count before it sleeps, so a finished queue returns without a wait.
+    fn join_until(&self, until: Until) -> Result<()> {
         let bus = &self.bus;
         bus.check_open()?;
         let interrupt = bus.waiter();
-        Ok(self.q.join_until(deadline, Some(&interrupt))?)
+        Ok(self.q.join_until(until.deadline(), Some(&interrupt))?)
     }
 }
 
@@ -368,8 +677,21 @@ fn finish<R>(c: GetClaim<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
     r
 }
 
-/// A slot claimed by [`Queue::try_claim`]: write the item in place (it derefs
-/// to `[u8]` of the claimed length), then [`commit`](QueueClaim::commit).
+/// A slot claimed by [`Queue::claim`], [`Queue::try_claim`] or their timed
+/// forms: write the item in place (it derefs to `[u8]` of the claimed
+/// length), then [`commit`](QueueClaim::commit). Dropped without commit, it
+/// leaves a tombstone that getters skip.
+///
+/// The bytes start with unspecified contents (whatever the slot held).
+///
+/// # Examples
+/// ```no_run
+/// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+/// let mut c = q.claim(8)?;
+/// c.copy_from_slice(&7u64.to_le_bytes());
+/// c.commit()?;
+/// # Ok::<(), shmbus_client::Error>(())
+/// ```
 pub struct QueueClaim<'a> {
     c: PutClaim<'a>,
 }
@@ -386,8 +708,19 @@ impl QueueClaim<'_> {
     /// Puts the item.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for a check that the daemon did
-    /// not repair the slot meanwhile.
+    /// None today; the `Result` is the same as
+    /// [`PipeClaim::commit`](crate::PipeClaim::commit)'s, so that both claims
+    /// are committed with `?`, and leaves room for a check that the daemon
+    /// did not repair the slot meanwhile.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// let mut c = q.try_claim(2)?;
+    /// c.copy_from_slice(b"ok");
+    /// c.commit()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
     #[inline]
     pub fn commit(self) -> Result<()> {
         self.c.commit();

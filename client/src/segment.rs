@@ -4,10 +4,11 @@
 //! clients (inside the channels they opened). This module opens it with
 //! `O_NOFOLLOW`, maps it with [`memmap2::MmapRaw`] (a raw pointer, never a
 //! `&[u8]`: other processes write it), validates the header with
-//! [`shmbus::layout::validate`] and keeps the validated [`Geometry`]. Every
-//! later access goes through a bounds-checked accessor here: the header,
-//! directory entries, peer slots and pipe bodies, each only as `&T` where `T`
-//! is made of atomics.
+//! [`shmbus::layout::validate`] and keeps a [`SegmentView`] of the validated
+//! [`Geometry`]. Every later access goes through that view, which checks
+//! bounds and alignment (the daemon uses the same one): the header, directory
+//! entries, peer slots and channel bodies, each only as `&T` where `T` is made
+//! of atomics; this module adds the control blocks' own checks.
 //!
 //! Opening is in three steps ([`SegmentFile`]): open and `fstat` it, map and
 //! check the header alone; check its owner and mode once the daemon's uid is
@@ -19,20 +20,17 @@
 
 use std::fs::File;
 use std::io;
-use std::mem::{align_of, size_of};
+use std::mem::size_of;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 
 use memmap2::{MmapOptions, MmapRaw};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 use shmbus::futex::{Doorbell, WaitRecords};
-use shmbus::layout::{self, DirEntry, Geometry, Header, LayoutError, PeerSlot};
-use shmbus::pipe::{PipeCtl, CTL_SIZE};
-use shmbus::queue::{Cells, QueueCtl};
-use shmbus::seqlock::{self, ElemType, SeqlockCtl};
-use shmbus::sync::cell::UnsafeCell;
-use shmbus::sync::AtomicU64;
+use shmbus::layout::{
+    self, DirEntry, Geometry, Header, LayoutError, PeerSlot, PipeBody, QueueBody, SegmentView,
+    SeqlockBody,
+};
 
 use crate::error::Error;
 
@@ -40,28 +38,12 @@ use crate::error::Error;
 /// `Arc` so that every endpoint keeps it mapped while it lives.
 #[derive(Debug)]
 pub(crate) struct Mapping {
+    /// Owned for its `Drop`, which unmaps the segment; reached only through
+    /// `view`. Nothing can borrow the view while the `Mapping` is dropped.
+    #[expect(dead_code, reason = "owned for its Drop, which unmaps the segment")]
     map: MmapRaw,
-    geometry: Geometry,
-}
-
-/// Where a pipe's control block and ring are, checked to lie in the arena.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PipeBody<'a> {
-    /// The control block (all atomics), validated by [`PipeCtl::check`].
-    pub(crate) ctl: &'a PipeCtl,
-    /// The first of the ring's `capacity` bytes, 8-byte aligned.
-    pub(crate) ring: NonNull<UnsafeCell<u64>>,
-    /// The ring's capacity in bytes.
-    pub(crate) capacity: u64,
-}
-
-/// Where a queue's control block and cells are, checked to lie in the arena.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct QueueBody<'a> {
-    /// The control block (all atomics), validated by [`QueueCtl::check`].
-    pub(crate) ctl: &'a QueueCtl,
-    /// The cells, inside the channel's allocation.
-    pub(crate) cells: Cells,
+    /// The checked view of `map`.
+    view: SegmentView,
 }
 
 /// The segment file, opened and checked but not yet mapped beyond its
@@ -195,10 +177,12 @@ impl SegmentFile {
             .map_raw(&file)
             .map_err(|e| io("mapping the segment header", e))?;
         // SAFETY: `head` maps `size_of::<Header>()` bytes of the file, which
-        // holds at least that many (checked above).
-        unsafe { header_of(&head) }
-            .map_err(|e| io("mapping the segment header", e))
-            .and_then(|h| layout::validate(h, size).map_err(|e| layout_error(bus, path, e)))?;
+        // holds at least that many (checked above), shared with the daemon
+        // and its clients, which access it only atomically; `head` outlives
+        // the header's use here.
+        unsafe { layout::header_at(head.as_ptr(), head.len()) }
+            .and_then(|h| layout::validate(h, size))
+            .map_err(|e| layout_error(bus, path, e))?;
         Ok(Self {
             file,
             path: path.to_owned(),
@@ -259,36 +243,19 @@ impl SegmentFile {
         // The mapping stays valid after the file is closed.
         drop(self.file);
         // SAFETY: `map` is `size >= size_of::<Header>()` bytes long (checked
-        // by `open`).
-        let header = unsafe { header_of(&map) }.map_err(|e| io("mapping the segment", e))?;
-        let geometry =
-            layout::validate(header, self.size).map_err(|e| layout_error(bus, &self.path, e))?;
-        Ok(Mapping { map, geometry })
+        // by `open`), shared with the daemon and its clients, which access
+        // the header only atomically; `map` outlives the header's use here.
+        let geometry = unsafe { layout::header_at(map.as_ptr(), map.len()) }
+            .and_then(|h| layout::validate(h, self.size))
+            .map_err(|e| layout_error(bus, &self.path, e))?;
+        // SAFETY: `map` is a shared mapping of the segment, `len` bytes long;
+        // it goes into the `Mapping` beside the view and is unmapped only when
+        // the `Mapping` (and so the view) is dropped; the daemon and its
+        // clients access it only atomically or through the channel protocols.
+        let view = unsafe { SegmentView::new(map.as_mut_ptr(), map.len(), geometry) }
+            .map_err(|e| layout_error(bus, &self.path, e))?;
+        Ok(Mapping { map, view })
     }
-}
-
-/// The header at the start of `map`.
-///
-/// # Safety
-/// `map` must be at least `size_of::<Header>()` bytes long.
-///
-/// # Errors
-/// If the mapping is not aligned for a `Header` (mmap returns page-aligned
-/// addresses, so this does not happen).
-unsafe fn header_of(map: &MmapRaw) -> io::Result<&Header> {
-    let base = map.as_mut_ptr();
-    if base.is_null() || !(base as usize).is_multiple_of(align_of::<Header>()) {
-        return Err(io::Error::other("mmap returned a misaligned address"));
-    }
-    // SAFETY:
-    // - `base` is the start of a live mapping of at least
-    //   `size_of::<Header>()` bytes (the caller's contract), aligned for
-    //   `Header` (checked above);
-    // - `Header` is `repr(C)` and made only of atomics, for which every bit
-    //   pattern is valid, and other processes only ever access it atomically,
-    //   so a shared reference to it is sound while the mapping lives;
-    // - the reference borrows `map`, which keeps the mapping alive.
-    Ok(unsafe { &*base.cast::<Header>() })
 }
 
 impl Mapping {
@@ -305,173 +272,54 @@ impl Mapping {
 
     /// The validated geometry.
     pub(crate) fn geometry(&self) -> &Geometry {
-        &self.geometry
-    }
-
-    /// A `&T` at `offset`, if `T` fits in the segment there and is aligned.
-    ///
-    /// # Safety
-    /// `T` must be made only of atomics (every bit pattern valid, and every
-    /// access by other processes atomic), like the segment's `repr(C)` types.
-    #[inline]
-    unsafe fn at<T>(&self, offset: u64) -> Option<&T> {
-        let end = offset.checked_add(size_of::<T>() as u64)?;
-        if end > self.geometry.total_size || !offset.is_multiple_of(align_of::<T>() as u64) {
-            return None;
-        }
-        // `total_size` is the mapping's length (validated against fstat), and
-        // that length is a `usize`, so `offset` fits one.
-        let off = usize::try_from(offset).ok()?;
-        // SAFETY: `off + size_of::<T>() <= total_size == map.len()` (checked
-        // above), so the pointer stays inside the mapping.
-        let p = unsafe { self.map.as_mut_ptr().add(off) };
-        // SAFETY:
-        // - `p .. p + size_of::<T>()` lies inside the mapping (checked above);
-        // - `p` is aligned for `T`: the base is page-aligned and `offset` is a
-        //   multiple of `align_of::<T>()` (checked above);
-        // - `T` is all atomics (the caller's contract), so any contents are a
-        //   valid `T` and concurrent writes by other processes are atomic;
-        // - the reference borrows `self`, which keeps the mapping alive.
-        Some(unsafe { &*p.cast::<T>() })
+        self.view.geometry()
     }
 
     /// The segment header.
     #[inline]
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: `Header` is all atomics.
-        let h = unsafe { self.at::<Header>(0) };
-        // `open` checked that the file holds a header at offset 0.
-        h.expect("the header was checked at open")
+        self.view.header()
     }
 
     /// Directory entry `index`, if the directory has one.
     pub(crate) fn entry(&self, index: u32) -> Option<&DirEntry> {
-        let g = &self.geometry;
-        if index >= g.dir_count {
-            return None;
-        }
-        let off = g
-            .dir_off
-            .checked_add(u64::from(index).checked_mul(size_of::<DirEntry>() as u64)?)?;
-        // SAFETY: `DirEntry` is all atomics.
-        unsafe { self.at::<DirEntry>(off) }
+        self.view.entry(index)
     }
 
     /// Peer slot `slot`, if the peer table has one.
     pub(crate) fn peer(&self, slot: u16) -> Option<&PeerSlot> {
-        let g = &self.geometry;
-        if u32::from(slot) >= g.peers_count {
-            return None;
-        }
-        let off = g
-            .peers_off
-            .checked_add(u64::from(slot).checked_mul(size_of::<PeerSlot>() as u64)?)?;
-        // SAFETY: `PeerSlot` is all atomics.
-        unsafe { self.at::<PeerSlot>(off) }
+        self.view.peer(u32::from(slot))
     }
 
     /// Peer slot `slot`'s wait records, for the [`WaitRecords`] protocol
     /// (the slot must be this process's own).
     pub(crate) fn wait_records(&self, slot: u16) -> Option<WaitRecords<'_>> {
-        let p = self.peer(slot)?;
-        Some(WaitRecords::new(
-            &p.waits,
-            self.map.as_ptr(),
-            self.geometry.total_size,
-        ))
+        self.view.wait_records(u32::from(slot))
     }
 
     /// The doorbell at `offset`, if a whole one lies in the arena there and is
     /// aligned: for [`shmbus::futex::wake_recorded`], whose offsets come from
     /// this process's wait records in shared memory (untrusted).
     pub(crate) fn doorbell_at(&self, offset: u64) -> Option<&Doorbell> {
-        self.body_in_arena::<Doorbell>(offset, size_of::<Doorbell>() as u64)
-            .ok()?;
-        // SAFETY: `Doorbell` is all atomics.
-        unsafe { self.at::<Doorbell>(offset) }
+        self.view.doorbell_at(offset).ok()
     }
 
     /// The pipe body at `offset .. offset + length` with ring `capacity`, as
     /// the daemon or the directory describe it (untrusted).
     ///
     /// # Errors
-    /// A message naming the first check that failed: the body must lie in the
-    /// arena (checked arithmetic), the control block be 128-aligned, the ring
-    /// 8-aligned, the capacity valid, and the control block must agree
-    /// ([`PipeCtl::check`]).
+    /// A message naming the first check that failed: where the body is
+    /// ([`SegmentView::pipe`]: in the arena, aligned, long enough), then
+    /// what its control block holds ([`shmbus::pipe::PipeCtl::check`]).
     pub(crate) fn pipe(
         &self,
         offset: u64,
         length: u64,
         capacity: u64,
     ) -> Result<PipeBody<'_>, &'static str> {
-        let end = self.body_in_arena::<PipeCtl>(offset, length)?;
-        shmbus::pipe::check_capacity(capacity).map_err(|_| "pipe capacity out of range")?;
-        let ring_off = offset
-            .checked_add(CTL_SIZE)
-            .ok_or("pipe body bounds overflow")?;
-        let ring_end = ring_off
-            .checked_add(capacity)
-            .ok_or("pipe body bounds overflow")?;
-        if ring_end > end {
-            return Err("ring extends past the channel's allocation");
-        }
-        if ring_off % 8 != 0 {
-            return Err("ring is not 8-byte aligned");
-        }
-        // SAFETY: `PipeCtl` is all atomics (meta, positions, endpoint words,
-        // doorbells); `at` checks bounds and alignment.
-        let ctl =
-            unsafe { self.at::<PipeCtl>(offset) }.ok_or("pipe control block out of bounds")?;
-        ctl.check(capacity, length)?;
-        let ring_off = usize::try_from(ring_off).map_err(|_| "ring offset overflow")?;
-        // SAFETY: `ring_off + capacity <= end` (checked above), which
-        // `body_in_arena` bounded by the arena's end and so by the mapping's
-        // length; the pointer is inside the mapping.
-        let ring = unsafe { self.map.as_mut_ptr().add(ring_off) };
-        let ring = NonNull::new(ring.cast::<UnsafeCell<u64>>()).ok_or("null ring")?;
-        Ok(PipeBody {
-            ctl,
-            ring,
-            capacity,
-        })
-    }
-}
-
-/// Where a value's or array's control block and two copies are, checked to
-/// lie in the arena.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SeqlockBody<'a> {
-    /// The control block, validated by [`SeqlockCtl::check`].
-    pub(crate) ctl: &'a SeqlockCtl,
-    /// The first word of each copy (`elem.words(len)` words each, 8-aligned).
-    pub(crate) copies: [NonNull<AtomicU64>; 2],
-    /// The element type.
-    pub(crate) elem: ElemType,
-}
-
-impl Mapping {
-    /// Checks a channel body at `offset .. offset + length` (untrusted, from
-    /// the daemon or the directory): inside the arena, with checked
-    /// arithmetic, and aligned for its control block `C`. Returns the end of
-    /// the body, at most the arena's end and so the mapping's length
-    /// (`validate` checked the arena against the file size).
-    fn body_in_arena<C>(&self, offset: u64, length: u64) -> Result<u64, &'static str> {
-        let g = &self.geometry;
-        let arena_end = g
-            .arena_off
-            .checked_add(g.arena_len)
-            .ok_or("arena bounds overflow")?;
-        let end = offset
-            .checked_add(length)
-            .ok_or("channel body bounds overflow")?;
-        if offset < g.arena_off || end > arena_end {
-            return Err("channel body lies outside the arena");
-        }
-        if !offset.is_multiple_of(align_of::<C>() as u64) {
-            return Err("channel control block is misaligned");
-        }
-        Ok(end)
+        let body = self.view.pipe(offset, length, capacity)?;
+        body.ctl.check(capacity, length)?;
+        Ok(body)
     }
 
     /// The queue body at `offset .. offset + length` with `slots` cells of
@@ -479,10 +327,9 @@ impl Mapping {
     /// (untrusted).
     ///
     /// # Errors
-    /// A message naming the first check that failed: the body must lie in the
-    /// arena (checked arithmetic), be 128-aligned, be long enough for the
-    /// control block and the cells, and the control block must agree
-    /// ([`QueueCtl::check`]).
+    /// A message naming the first check that failed: where the body is
+    /// ([`SegmentView::queue`]), then what its control block holds
+    /// ([`shmbus::queue::QueueCtl::check`]).
     pub(crate) fn queue(
         &self,
         offset: u64,
@@ -490,35 +337,9 @@ impl Mapping {
         slots: u64,
         slot_size: u64,
     ) -> Result<QueueBody<'_>, &'static str> {
-        self.body_in_arena::<QueueCtl>(offset, length)?;
-        shmbus::queue::check_params(slots, slot_size)
-            .map_err(|_| "queue slots or slot size out of range")?;
-        // Cannot overflow: `check_params` bounds both factors (2^24 slots of
-        // at most 2^20 + 16 bytes).
-        if length < shmbus::queue::body_len(slots, slot_size) {
-            return Err("cells extend past the channel's allocation");
-        }
-        // SAFETY: `QueueCtl` is all atomics (meta, positions, counters,
-        // doorbells); `at` checks bounds and alignment.
-        let ctl =
-            unsafe { self.at::<QueueCtl>(offset) }.ok_or("queue control block out of bounds")?;
-        ctl.check(slots, slot_size, length)?;
-        let first = usize::try_from(offset + shmbus::queue::CTL_SIZE)
-            .map_err(|_| "queue offset overflow")?;
-        // SAFETY: `first + slots * stride = offset + body_len <= offset +
-        // length`, which `body_in_arena` bounded by the arena's end and so by
-        // the mapping's length; the pointer is inside the mapping.
-        let p = unsafe { self.map.as_mut_ptr().add(first) };
-        let first = NonNull::new(p).ok_or("null cells")?;
-        // SAFETY:
-        // - `first` is 8-aligned: the mapping is page-aligned, `offset` a
-        //   multiple of 128 (checked) and `CTL_SIZE` a multiple of 128;
-        // - the cells lie inside the mapping (above), which lives as long as
-        //   the bus's `Inner`, and every user of the cells holds that `Arc`;
-        // - state words are only accessed atomically, the rest through the
-        //   queue protocol; `check_params` holds (checked above).
-        let cells = unsafe { Cells::in_segment(first, slots, slot_size) };
-        Ok(QueueBody { ctl, cells })
+        let body = self.view.queue(offset, length, slots, slot_size)?;
+        body.ctl.check(slots, slot_size, length)?;
+        Ok(body)
     }
 
     /// The value or array body at `offset .. offset + length` holding `len`
@@ -526,10 +347,9 @@ impl Mapping {
     /// it (untrusted).
     ///
     /// # Errors
-    /// A message naming the first check that failed: the body must lie in the
-    /// arena (checked arithmetic), be 128-aligned, be long enough for the
-    /// control block and both copies, and the control block must agree
-    /// ([`SeqlockCtl::check`]).
+    /// A message naming the first check that failed: where the body is
+    /// ([`SegmentView::seqlock`]), then what its control block holds
+    /// ([`shmbus::seqlock::SeqlockCtl::check`]).
     pub(crate) fn seqlock(
         &self,
         offset: u64,
@@ -537,37 +357,9 @@ impl Mapping {
         elem: u64,
         len: u64,
     ) -> Result<SeqlockBody<'_>, &'static str> {
-        self.body_in_arena::<SeqlockCtl>(offset, length)?;
-        let t = seqlock::check_params(elem, len).map_err(|_| "bad element type or length")?;
-        if length < seqlock::body_len(t, len) {
-            return Err("copies extend past the channel's allocation");
-        }
-        // SAFETY: `SeqlockCtl` is all atomics (meta, state word, doorbells);
-        // `at` checks bounds and alignment.
-        let ctl =
-            unsafe { self.at::<SeqlockCtl>(offset) }.ok_or("value control block out of bounds")?;
-        let t = ctl.check(elem, len, length)?;
-        let stride = seqlock::stride(t, len);
-        let mut copies = [NonNull::dangling(); 2];
-        for (i, c) in copies.iter_mut().enumerate() {
-            // `offset + body_len(t, len) <= end` (checked above), and copy `i`
-            // ends at `offset + CTL_SIZE + (i + 1) * stride <= offset +
-            // body_len`, so neither overflows.
-            let off = offset + seqlock::CTL_SIZE + i as u64 * stride;
-            let off = usize::try_from(off).map_err(|_| "value offset overflow")?;
-            // SAFETY: `off + stride <= offset + length`, which `body_in_arena`
-            // bounded by the arena's end and so by the mapping's length; the
-            // pointer is inside the mapping.
-            let p = unsafe { self.map.as_mut_ptr().add(off) };
-            // 8-aligned: the mapping is page-aligned, `offset` a multiple of
-            // 128, and `CTL_SIZE` and `stride` multiples of 128.
-            *c = NonNull::new(p.cast::<AtomicU64>()).ok_or("null copy")?;
-        }
-        Ok(SeqlockBody {
-            ctl,
-            copies,
-            elem: t,
-        })
+        let body = self.view.seqlock(offset, length, elem, len)?;
+        body.ctl.check(elem, len, length)?;
+        Ok(body)
     }
 }
 
@@ -609,6 +401,7 @@ mod tests {
 
     use super::*;
     use shmbus::layout::{entry_state, Kind};
+    use shmbus::pipe::{PipeCtl, CTL_SIZE};
     use shmbus::sync::Ordering;
     use std::io::Write;
 

@@ -41,6 +41,7 @@ use shmbus::sync::{AtomicU32, Ordering};
 
 use crate::bus::{Hold, Inner, PhantomWatch};
 use crate::error::{Error, Result};
+use crate::ladder::Until;
 
 /// An opened value or array of any element type: what the `shmbus` command
 /// uses, since it learns the type from the bus. Programs use [`Value`] and
@@ -291,8 +292,28 @@ impl Table {
         Ok(bits)
     }
 
-    /// Blocks until the version differs from `since`, at most `timeout`
-    /// (`None`: no limit). Returns the new version.
+    /// Blocks until the version differs from `since` (sleeping on a futex),
+    /// and returns the new version: at once if it differs already. Its
+    /// non-blocking form is the question `version() != since`.
+    ///
+    /// # Errors
+    /// `BusClosed` if the daemon goes away meanwhile.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("x")?;
+    /// let mut seen = t.version();
+    /// loop {
+    ///     seen = t.wait_changed(seen)?;
+    ///     println!("{:?}", t.read_strings());
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed(&self, since: u64) -> Result<u64> {
+        self.wait_changed_until(since, Until::Forever)
+    }
+
+    /// As [`Table::wait_changed`], waiting at most `timeout`.
     ///
     /// # Errors
     /// [`Error::Timeout`]; `BusClosed` if the daemon goes away meanwhile.
@@ -301,33 +322,42 @@ impl Table {
     /// ```no_run
     /// use std::time::Duration;
     /// let t = shmbus_client::Bus::connect()?.table("x")?;
-    /// let v = t.wait_changed(t.version(), Some(Duration::from_secs(1)))?;
+    /// let v = t.wait_changed_timeout(t.version(), Duration::from_secs(1))?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        self.wait_changed_until(since, deadline)
+    pub fn wait_changed_timeout(&self, since: u64, timeout: Duration) -> Result<u64> {
+        self.wait_changed_until(since, Until::Timeout(timeout))
     }
 
-    /// As [`Table::wait_changed`], with an absolute deadline.
+    /// As [`Table::wait_changed`], waiting until `deadline` at most.
     ///
     /// # Errors
-    /// As [`Table::wait_changed`].
+    /// As [`Table::wait_changed_timeout`].
     ///
     /// # Examples
     /// ```no_run
     /// use std::time::{Duration, Instant};
     /// let t = shmbus_client::Bus::connect()?.table("x")?;
     /// let d = Instant::now() + Duration::from_secs(1);
-    /// let v = t.wait_changed_until(t.version(), Some(d))?;
+    /// let v = t.wait_changed_deadline(t.version(), d)?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed_until(&self, since: u64, deadline: Option<Instant>) -> Result<u64> {
+    pub fn wait_changed_deadline(&self, since: u64, deadline: Instant) -> Result<u64> {
+        self.wait_changed_until(since, Until::Deadline(deadline))
+    }
+
+    /// One implementation for the waits: no clock and no system call if the
+    /// version differs already.
+    fn wait_changed_until(&self, since: u64, until: Until) -> Result<u64> {
         let bus = &*self.bus;
         bus.check_open()?;
+        let now = self.version();
+        if now != since {
+            return Ok(now);
+        }
         let interrupt = bus.waiter();
         self.lock
-            .wait_changed(since, deadline, Some(&interrupt))
+            .wait_changed(since, until.deadline(), Some(&interrupt))
             .map_err(wait_error)
     }
 
@@ -599,23 +629,63 @@ impl<T: Element> Value<T> {
     }
 
     /// Blocks until the version differs from `since` (sleeping on a futex),
-    /// at most `timeout` (`None`: no limit). Returns the new version.
+    /// and returns the new version: at once if it differs already.
     ///
     /// # Errors
-    /// [`Error::Timeout`]; `BusClosed`.
+    /// `BusClosed`.
     ///
     /// # Examples
     /// ```no_run
     /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
     /// let mut seen = v.version();
     /// loop {
-    ///     seen = v.wait_changed(seen, None)?;
+    ///     seen = v.wait_changed(seen)?;
     ///     println!("now {}", v.load());
     /// }
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        self.table.wait_changed(since, timeout)
+    pub fn wait_changed(&self, since: u64) -> Result<u64> {
+        self.table.wait_changed(since)
+    }
+
+    /// As [`Value::wait_changed`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// match v.wait_changed_timeout(v.version(), Duration::from_millis(100)) {
+    ///     Ok(_) => println!("now {}", v.load()),
+    ///     Err(shmbus_client::Error::Timeout) => println!("unchanged"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed_timeout(&self, since: u64, timeout: Duration) -> Result<u64> {
+        self.table.wait_changed_timeout(since, timeout)
+    }
+
+    /// As [`Value::wait_changed`], waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("x")?;
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// let mut seen = v.version();
+    /// while let Ok(now) = v.wait_changed_deadline(seen, deadline) {
+    ///     seen = now;
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed_deadline(&self, since: u64, deadline: Instant) -> Result<u64> {
+        self.table.wait_changed_deadline(since, deadline)
     }
 }
 
@@ -872,19 +942,53 @@ impl<T: Element> Array<T> {
         self.table.version()
     }
 
-    /// Blocks until the version differs from `since`, at most `timeout`.
+    /// Blocks until the version differs from `since` (sleeping on a futex),
+    /// and returns the new version: at once if it differs already.
+    ///
+    /// # Errors
+    /// `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// let v = a.wait_changed(a.version())?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed(&self, since: u64) -> Result<u64> {
+        self.table.wait_changed(since)
+    }
+
+    /// As [`Array::wait_changed`], waiting at most `timeout`.
     ///
     /// # Errors
     /// [`Error::Timeout`]; `BusClosed`.
     ///
     /// # Examples
     /// ```no_run
+    /// use std::time::Duration;
     /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
-    /// let v = a.wait_changed(a.version(), None)?;
+    /// let v = a.wait_changed_timeout(a.version(), Duration::from_secs(1))?;
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
-    pub fn wait_changed(&self, since: u64, timeout: Option<Duration>) -> Result<u64> {
-        self.table.wait_changed(since, timeout)
+    pub fn wait_changed_timeout(&self, since: u64, timeout: Duration) -> Result<u64> {
+        self.table.wait_changed_timeout(since, timeout)
+    }
+
+    /// As [`Array::wait_changed`], waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; `BusClosed`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::time::{Duration, Instant};
+    /// let a = shmbus_client::Bus::connect()?.array::<i32>("a", 3)?;
+    /// let d = Instant::now() + Duration::from_secs(1);
+    /// let v = a.wait_changed_deadline(a.version(), d)?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn wait_changed_deadline(&self, since: u64, deadline: Instant) -> Result<u64> {
+        self.table.wait_changed_deadline(since, deadline)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use shmbus_client::{Bus, Error, Kind};
-use support::{within, Daemon, ShmFile};
+use support::{within, woken, Daemon, ShmFile};
 
 /// Long enough never to fire on a loaded 2-core machine, short enough that a
 /// hang fails the test instead of the CI run.
@@ -182,6 +182,103 @@ fn send_and_recv_in_process_through_the_daemon() {
     assert_eq!(rx.recv_timeout(LONG).unwrap(), b"last");
     assert!(matches!(rx.recv_timeout(LONG), Err(Error::Disconnected)));
     assert!(matches!(rx.try_recv(), Err(Error::Disconnected)));
+}
+
+/// Every form of every waiting pipe call (the crate docs' "Blocking calls")
+/// on the receiving side, where `recv_into` was missing its timed forms:
+/// each reads a frame when there is one, times out on an empty pipe, is
+/// woken from its sleep by a send, and sees end of file once the sender has
+/// gone.
+#[test]
+fn receive_every_form_of_every_waiting_call() {
+    let d = Daemon::start("rx-forms", &[]);
+    let bus = d.connect();
+    let pipe = bus.pipe_with_capacity("p", 4096).unwrap();
+    let mut tx = pipe.sender().unwrap();
+    let mut rx = pipe.receiver().unwrap();
+    let short = Duration::from_millis(20);
+    let soon = || Instant::now() + short;
+
+    for f in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {
+        tx.send(f).unwrap();
+    }
+    let mut buf = b"old contents".to_vec();
+    assert_eq!(rx.recv_into_timeout(&mut buf, LONG).unwrap(), 1);
+    assert_eq!(buf, b"a");
+    assert_eq!(
+        rx.recv_into_deadline(&mut buf, Instant::now() + LONG)
+            .unwrap(),
+        1
+    );
+    assert_eq!(buf, b"b");
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), b"c");
+    assert_eq!(rx.recv_deadline(Instant::now() + LONG).unwrap(), b"d");
+    assert_eq!(rx.recv_with_timeout(LONG, <[u8]>::to_vec).unwrap(), b"e");
+    assert_eq!(
+        rx.recv_with_deadline(Instant::now() + LONG, <[u8]>::to_vec)
+            .unwrap(),
+        b"f"
+    );
+
+    // Empty: every timed form times out, and no form touches the buffer.
+    assert!(matches!(rx.try_recv_into(&mut buf), Err(Error::Empty)));
+    assert!(matches!(
+        rx.recv_into_timeout(&mut buf, short),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        rx.recv_into_deadline(&mut buf, soon()),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(rx.recv_timeout(short), Err(Error::Timeout)));
+    assert!(matches!(rx.recv_deadline(soon()), Err(Error::Timeout)));
+    assert!(matches!(
+        rx.recv_with_timeout(short, <[u8]>::len),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        rx.recv_with_deadline(soon(), <[u8]>::len),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(buf, b"b");
+
+    // Asleep on the empty pipe, the `_into` forms are woken by a send.
+    let (rx2, got) = woken(
+        move || {
+            let mut buf = Vec::new();
+            let r = rx.recv_into_timeout(&mut buf, LONG);
+            (rx, r.map(|_| buf))
+        },
+        || tx.send(b"late").unwrap(),
+    );
+    rx = rx2;
+    assert_eq!(got.unwrap(), b"late");
+    let (rx2, got) = woken(
+        move || {
+            let mut buf = Vec::new();
+            let r = rx.recv_into_deadline(&mut buf, Instant::now() + LONG);
+            (rx, r.map(|_| buf))
+        },
+        || tx.send(b"later").unwrap(),
+    );
+    rx = rx2;
+    assert_eq!(got.unwrap(), b"later");
+
+    // The sender gone and everything read: end of file from every form.
+    drop(tx);
+    assert!(matches!(
+        rx.recv_into_timeout(&mut buf, LONG),
+        Err(Error::Disconnected)
+    ));
+    assert!(matches!(
+        rx.recv_into_deadline(&mut buf, Instant::now() + LONG),
+        Err(Error::Disconnected)
+    ));
+    assert!(matches!(rx.recv_into(&mut buf), Err(Error::Disconnected)));
+    assert!(matches!(
+        rx.try_recv_into(&mut buf),
+        Err(Error::Disconnected)
+    ));
 }
 
 // ---- the CLI ----------------------------------------------------------------

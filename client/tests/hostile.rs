@@ -1316,7 +1316,7 @@ fn op(rng: &mut Rng, h: &mut Handles, st: &mut Stats, range: std::ops::RangeIncl
                     rng.next()
                 };
                 st.call("Value::wait_changed", Allow::Data, || {
-                    v.wait_changed(since, Some(SHORT))
+                    v.wait_changed_timeout(since, SHORT)
                 });
             }
         }
@@ -1339,7 +1339,7 @@ fn op(rng: &mut Rng, h: &mut Handles, st: &mut Stats, range: std::ops::RangeIncl
             if let Some(a) = &h.a {
                 let since = a.version();
                 st.call("Array::wait_changed", Allow::Data, || {
-                    a.wait_changed(since, Some(SHORT))
+                    a.wait_changed_timeout(since, SHORT)
                 });
             }
         }

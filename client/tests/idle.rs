@@ -75,7 +75,7 @@ fn blocked_calls_return_bus_closed_when_the_daemon_is_killed() {
         blocked("pipe recv", move || rx.recv_timeout(LONG).map(drop)),
         blocked("queue get", move || q.get_timeout(LONG).map(drop)),
         blocked("value wait_changed", move || {
-            v.wait_changed(since, Some(LONG)).map(drop)
+            v.wait_changed_timeout(since, LONG).map(drop)
         }),
     ];
     let deadline = Instant::now() + WATCHDOG;

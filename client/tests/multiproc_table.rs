@@ -187,7 +187,7 @@ fn watcher(bus: &str) {
     let b = Bus::connect_to(bus).unwrap();
     let n = b.value::<i32>("n").unwrap();
     println!("watching");
-    let g = n.wait_changed(0, Some(Duration::from_secs(60))).unwrap();
+    let g = n.wait_changed_timeout(0, Duration::from_secs(60)).unwrap();
     println!("changed to {} at version {g}", n.load());
 }
 

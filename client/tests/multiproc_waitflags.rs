@@ -81,7 +81,7 @@ fn watcher(bus: &str) {
     let b = Bus::connect_to(bus).unwrap();
     let v = b.value::<u64>("v").unwrap();
     println!("watching");
-    let g = v.wait_changed(v.version(), Some(PATIENCE * 20));
+    let g = v.wait_changed_timeout(v.version(), PATIENCE * 20);
     panic!("the value was meant to stay unchanged: {g:?}");
 }
 

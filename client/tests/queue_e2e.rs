@@ -6,10 +6,10 @@
 use shmbus_test_support as support;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shmbus_client::{Bus, ChannelDetails, Error, Kind};
-use support::Daemon;
+use support::{woken, Daemon, WATCHDOG};
 
 #[test]
 fn library_queue_api() {
@@ -141,4 +141,150 @@ fn daemon_queue_flags_and_config() {
     let c = bus.open_queue("c").unwrap();
     assert_eq!((c.slots(), c.slot_size()), (4, 256));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How long the timed forms are given when they are meant to run out.
+const SHORT: Duration = Duration::from_millis(20);
+
+/// Every form of every waiting queue call (the crate docs' "Blocking
+/// calls"): each takes or puts when it can, the `try_` forms say `Full` or
+/// `Empty` when they cannot and the timed forms `Timeout`, and the waiting
+/// forms, asleep, are woken by another connection's put, get or `task_done`.
+#[test]
+fn queue_every_form_of_every_waiting_call() {
+    let d = Daemon::start("q-forms", &[]);
+    let bus = d.connect();
+    let q = bus
+        .queue_builder("forms")
+        .slots(2)
+        .slot_size(8)
+        .open()
+        .unwrap();
+    let other = Bus::connect_to(&d.bus)
+        .unwrap()
+        .open_queue("forms")
+        .unwrap();
+    let later = || Instant::now() + WATCHDOG;
+    let soon = || Instant::now() + SHORT;
+
+    // Puts and claims with room, then on a full queue.
+    q.put_timeout(b"a", WATCHDOG).unwrap();
+    q.put_deadline(b"b", later()).unwrap();
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(b"x"), Err(Error::Full)));
+    assert!(matches!(q.try_claim(1), Err(Error::Full)));
+    assert!(matches!(q.put_timeout(b"x", SHORT), Err(Error::Timeout)));
+    assert!(matches!(q.put_deadline(b"x", soon()), Err(Error::Timeout)));
+    assert!(matches!(q.claim_timeout(1, SHORT), Err(Error::Timeout)));
+    assert!(matches!(q.claim_deadline(1, soon()), Err(Error::Timeout)));
+    assert_eq!(other.get_deadline(later()).unwrap(), b"a");
+    assert_eq!(
+        other.get_with_timeout(WATCHDOG, <[u8]>::to_vec).unwrap(),
+        b"b"
+    );
+    let mut c = q.claim_deadline(3, later()).unwrap();
+    c.copy_from_slice(b"c-1");
+    c.commit().unwrap();
+    let mut c = q.claim_timeout(3, WATCHDOG).unwrap();
+    c.copy_from_slice(b"c-2");
+    c.commit().unwrap();
+
+    // Gets into a buffer, with items and without.
+    let mut buf = b"old contents".to_vec();
+    assert_eq!(other.try_get_into(&mut buf).unwrap(), 3);
+    assert_eq!(buf, b"c-1");
+    assert_eq!(other.get_into_timeout(&mut buf, WATCHDOG).unwrap(), 3);
+    assert_eq!(buf, b"c-2");
+    q.put(b"d").unwrap();
+    q.put(b"e").unwrap();
+    assert_eq!(other.get_into_deadline(&mut buf, later()).unwrap(), 1);
+    assert_eq!(buf, b"d");
+    assert_eq!(
+        other.get_with_deadline(later(), <[u8]>::to_vec).unwrap(),
+        b"e"
+    );
+    assert!(q.is_empty());
+    assert!(matches!(other.try_get(), Err(Error::Empty)));
+    assert!(matches!(other.try_get_into(&mut buf), Err(Error::Empty)));
+    assert!(matches!(other.try_get_with(<[u8]>::len), Err(Error::Empty)));
+    assert!(matches!(other.get_timeout(SHORT), Err(Error::Timeout)));
+    assert!(matches!(other.get_deadline(soon()), Err(Error::Timeout)));
+    assert!(matches!(
+        other.get_into_timeout(&mut buf, SHORT),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        other.get_into_deadline(&mut buf, soon()),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        other.get_with_timeout(SHORT, <[u8]>::len),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        other.get_with_deadline(soon(), <[u8]>::len),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(buf, b"d", "a get that took nothing left the buffer alone");
+
+    // Asleep on an empty queue, each get form is woken by a put.
+    let o = other.clone();
+    let got = woken(move || o.get(), || q.put(b"f").unwrap());
+    assert_eq!(got.unwrap(), b"f");
+    let o = other.clone();
+    let got = woken(
+        move || {
+            let mut buf = Vec::new();
+            o.get_into_deadline(&mut buf, later()).map(|_| buf)
+        },
+        || q.put(b"g").unwrap(),
+    );
+    assert_eq!(got.unwrap(), b"g");
+    let o = other.clone();
+    let got = woken(
+        move || o.get_with_timeout(WATCHDOG, <[u8]>::to_vec),
+        || q.put(b"h").unwrap(),
+    );
+    assert_eq!(got.unwrap(), b"h");
+
+    // Asleep on a full queue, each put form is woken by a get.
+    q.put(b"i").unwrap();
+    q.put(b"j").unwrap();
+    let p = q.clone();
+    let r = woken(
+        move || p.put_deadline(b"k", later()),
+        || assert_eq!(other.get().unwrap(), b"i"),
+    );
+    r.unwrap();
+    let p = q.clone();
+    let r = woken(
+        move || {
+            let mut c = p.claim_timeout(1, WATCHDOG)?;
+            c.copy_from_slice(b"l");
+            c.commit()
+        },
+        || assert_eq!(other.get().unwrap(), b"j"),
+    );
+    r.unwrap();
+    assert_eq!(other.get().unwrap(), b"k");
+    assert_eq!(other.get().unwrap(), b"l");
+
+    // join: 13 items put ("a" to "l", with "c-1" and "c-2"), none done yet.
+    let items = q.unfinished();
+    assert_eq!(items, 13);
+    assert!(matches!(q.join_timeout(SHORT), Err(Error::Timeout)));
+    assert!(matches!(q.join_deadline(soon()), Err(Error::Timeout)));
+    for _ in 1..items {
+        other.task_done().unwrap();
+    }
+    assert_eq!(q.unfinished(), 1);
+    let p = q.clone();
+    let r = woken(
+        move || p.join_deadline(later()),
+        || other.task_done().unwrap(),
+    );
+    r.unwrap();
+    q.join().unwrap();
+    q.join_timeout(SHORT).unwrap();
+    q.join_deadline(soon()).unwrap();
 }

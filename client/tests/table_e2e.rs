@@ -6,10 +6,10 @@
 
 use shmbus_test_support as support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use shmbus_client::{ElemType, Error, Kind};
-use support::{Daemon, WATCHDOG};
+use shmbus_client::{Bus, ElemType, Error, Kind};
+use support::{woken, Daemon, WATCHDOG};
 
 #[test]
 fn library_values_and_arrays() {
@@ -96,7 +96,7 @@ fn library_values_and_arrays() {
     // wait_changed: times out, then sees a store from another thread.
     let v = x.version();
     assert!(matches!(
-        x.wait_changed(v, Some(Duration::from_millis(20))),
+        x.wait_changed_timeout(v, Duration::from_millis(20)),
         Err(Error::Timeout)
     ));
     let x2 = x.clone();
@@ -104,7 +104,92 @@ fn library_values_and_arrays() {
         std::thread::sleep(Duration::from_millis(50));
         x2.store(-1.0).unwrap();
     });
-    assert_eq!(x.wait_changed(v, Some(WATCHDOG)).unwrap(), v + 1);
+    assert_eq!(x.wait_changed_timeout(v, WATCHDOG).unwrap(), v + 1);
     assert_eq!(x.load(), -1.0);
     h.join().unwrap();
+}
+
+/// Every form of `wait_changed` (the crate docs' "Blocking calls") on a
+/// value, an array and an untyped table: each returns at once if the version
+/// moved since `since`, the timed forms time out if it did not, and a form
+/// asleep is woken by a write from another connection.
+#[test]
+fn wait_changed_every_form() {
+    let d = Daemon::start("tbl-forms", &[]);
+    let bus = d.connect();
+    let writer = Bus::connect_to(&d.bus).unwrap();
+    let short = Duration::from_millis(20);
+    let soon = || Instant::now() + short;
+    let later = || Instant::now() + WATCHDOG;
+
+    let x = bus.value::<u32>("x").unwrap();
+    let wx = writer.open_value::<u32>("x").unwrap();
+    let v0 = x.version();
+    wx.store(1).unwrap();
+    // Written since `v0`: every form returns the new version at once.
+    assert_eq!(x.wait_changed(v0).unwrap(), v0 + 1);
+    assert_eq!(x.wait_changed_timeout(v0, WATCHDOG).unwrap(), v0 + 1);
+    assert_eq!(x.wait_changed_deadline(v0, later()).unwrap(), v0 + 1);
+    let v1 = v0 + 1;
+    assert!(matches!(
+        x.wait_changed_timeout(v1, short),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        x.wait_changed_deadline(v1, soon()),
+        Err(Error::Timeout)
+    ));
+    let w = x.clone();
+    let got = woken(move || w.wait_changed(v1), || wx.store(2).unwrap());
+    assert_eq!(got.unwrap(), v1 + 1);
+    let w = x.clone();
+    let got = woken(
+        move || w.wait_changed_deadline(v1 + 1, later()),
+        || wx.store(3).unwrap(),
+    );
+    assert_eq!(got.unwrap(), v1 + 2);
+    assert_eq!(x.load(), 3);
+
+    let a = bus.array::<i16>("a", 3).unwrap();
+    let wa = writer.open_array::<i16>("a").unwrap();
+    let v = a.version();
+    assert!(matches!(
+        a.wait_changed_timeout(v, short),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        a.wait_changed_deadline(v, soon()),
+        Err(Error::Timeout)
+    ));
+    let w = a.clone();
+    let got = woken(
+        move || w.wait_changed_timeout(v, WATCHDOG),
+        || wa.write(&[1, 2, 3]).unwrap(),
+    );
+    assert_eq!(got.unwrap(), v + 1);
+    assert_eq!(a.wait_changed(v).unwrap(), v + 1);
+    let w = a.clone();
+    let got = woken(move || w.wait_changed(v + 1), || wa.set(0, 9).unwrap());
+    assert_eq!(got.unwrap(), v + 2);
+    assert_eq!(a.read(), [9, 2, 3]);
+
+    let t = bus.table("a").unwrap();
+    let v = t.version();
+    assert!(matches!(
+        t.wait_changed_timeout(v, short),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        t.wait_changed_deadline(v, soon()),
+        Err(Error::Timeout)
+    ));
+    let w = t.clone();
+    let got = woken(
+        move || w.wait_changed_deadline(v, later()),
+        || wa.write(&[4, 5, 6]).unwrap(),
+    );
+    assert_eq!(got.unwrap(), v + 1);
+    assert_eq!(t.wait_changed(v).unwrap(), v + 1);
+    assert_eq!(t.wait_changed_timeout(v, WATCHDOG).unwrap(), v + 1);
+    assert_eq!(t.read_strings(), ["4", "5", "6"]);
 }

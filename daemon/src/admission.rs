@@ -1,10 +1,12 @@
-//! Admission: one thread accepts connections and reads their `HELLO`.
+//! Admission: one thread accepts connections, reads their `HELLO` and admits
+//! them ([`admit`]: a peer slot, and a thread of their own that
+//! [`crate::connection`] runs).
 //!
 //! The control socket is open to every local user who can reach it, so
 //! nothing a not-yet-admitted connection does may cost admitted clients
 //! anything (issue #12; DESIGN.md §6). This thread polls the listener and every
 //! connection that has not said `HELLO` yet, and a connection gets its own
-//! thread (`server::serve_conn`) only once it is admitted:
+//! thread ([`connection::serve`]) only once it is admitted:
 //!
 //! 1. At accept, before a byte is read: the peer's uid, gid and groups
 //!    (`SO_PEERCRED`, `SO_PEERGROUPS`) against the bus's policy
@@ -45,11 +47,13 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
 use shmbus::layout::ABI_VERSION;
-use shmbus::protocol::{ErrorCode, Request, Response, MAX_LINE};
+use shmbus::protocol::{ErrorCode, Request, Response, KEPT_PER_UID, MAX_LINE};
 
+use crate::connection::{self, Admitted};
 use crate::process::{self, ClientProc, PeerCred, Source};
-use crate::run::StopHandle;
 use crate::server::{error, Bus};
+use crate::stop::StopHandle;
+use crate::supervisor;
 
 /// How long a new connection may take to send `HELLO`, from accept.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,16 +78,6 @@ const SLOT_RETRY: Duration = Duration::from_millis(5);
 /// its connection thread frees the slot a moment later, and a client that
 /// connects right after it (as a program that reconnects does) should get it.
 const SLOT_GRACE: Duration = Duration::from_millis(200);
-
-/// A connection that was admitted: handed to its own thread.
-#[derive(Debug)]
-pub(crate) struct Admitted {
-    pub(crate) stream: UnixStream,
-    pub(crate) process: ClientProc,
-    pub(crate) slot: u16,
-    /// The `WELCOME` to send first.
-    pub(crate) welcome: Response,
-}
 
 /// A connection waiting for its `HELLO`.
 #[derive(Debug)]
@@ -557,7 +551,7 @@ fn hello(bus: &Arc<Bus>, mut p: Pending, pending: &mut Vec<Pending>, logs: &mut 
     }
     let (uid, who) = (p.cred.uid, p.process.who());
     let (stream, r) = match checked {
-        Ok(()) => match bus.admit(p.stream, p.cred, p.process) {
+        Ok(()) => match admit(bus, p.stream, p.cred, p.process) {
             Ok(()) => return,
             Err(refused) => refused,
         },
@@ -593,9 +587,128 @@ fn check_hello(p: &Pending, abi: u32, pid: u32) -> Result<(), Response> {
 }
 
 /// For the log: how a client's pidfd was obtained.
-pub(crate) fn source_name(s: Source) -> &'static str {
+fn source_name(s: Source) -> &'static str {
     match s {
         Source::PeerPidfd => "SO_PEERPIDFD",
         Source::PidfdOpen => "pidfd_open",
     }
+}
+
+/// Admits a client whose `HELLO` passed the checks: registers the
+/// connection, gives it a peer slot and starts its thread, which sends
+/// `WELCOME` first. On refusal (the daemon is closing, the peer table is
+/// full, no file descriptor left) gives the connection back with the
+/// `ERR` to send.
+fn admit(
+    bus: &Arc<Bus>,
+    stream: UnixStream,
+    cred: PeerCred,
+    process: ClientProc,
+) -> Result<(), (UnixStream, Response)> {
+    let id = match bus.add_conn(&stream) {
+        Ok(id) => id,
+        Err(e) => {
+            bus.log.warn(format_args!(
+                "cannot admit client uid {} {}: {e} (out of file descriptors?)",
+                cred.uid,
+                process.who()
+            ));
+            let r = error(
+                ErrorCode::Full,
+                format!(
+                    "the daemon of bus {} is out of resources ({e}); try again later",
+                    bus.name
+                ),
+            );
+            return Err((stream, r));
+        }
+    };
+    let mut st = bus.state();
+    if st.closing {
+        drop(st);
+        bus.remove_conn(id);
+        let r = error(ErrorCode::Closing, "the daemon is shutting down");
+        return Err((stream, r));
+    }
+    let kept = st.kept.get(&cred.uid).copied().unwrap_or(0);
+    if kept >= KEPT_PER_UID {
+        drop(st);
+        bus.remove_conn(id);
+        bus.log.warn(format_args!(
+            "refused client uid {} {}: the uid already has {kept} peer slots kept for \
+             running processes whose connection ended without BYE",
+            cred.uid,
+            process.who()
+        ));
+        let r = error(
+            ErrorCode::Full,
+            format!(
+                "uid {} has {kept} peer slots of bus {} kept for running processes whose \
+                 connection ended without BYE (protocol errors?); they are freed when \
+                 those processes exit",
+                cred.uid, bus.name
+            ),
+        );
+        return Err((stream, r));
+    }
+    let (slot, generation) =
+        match st
+            .peers
+            .register(&bus.seg, process.pid(), cred.uid, process.start_time())
+        {
+            Ok(x) => x,
+            Err(f) => {
+                drop(st);
+                bus.remove_conn(id);
+                let r = error(
+                    ErrorCode::Full,
+                    format!(
+                        "all {} peer slots of bus {} are taken; restart the daemon with a \
+                         larger --max-peers",
+                        f.slots, bus.name
+                    ),
+                );
+                return Err((stream, r));
+            }
+        };
+    let live = st.peers.live();
+    drop(st);
+    bus.log.info(format_args!(
+        "client {} uid {} connected: slot {slot} generation {generation} \
+         ({live} connected; watched by a pidfd from {})",
+        process.who(),
+        cred.uid,
+        source_name(process.source())
+    ));
+    let welcome = Response::Welcome {
+        slot,
+        generation,
+        epoch: bus.epoch,
+        segment_size: bus.seg.geometry().total_size,
+    };
+    let admitted = Admitted {
+        stream,
+        process,
+        slot,
+        welcome,
+    };
+    let b = Arc::clone(bus);
+    let spawned = std::thread::Builder::new()
+        .name(format!("shmbusd-conn-{id}"))
+        .spawn(move || {
+            connection::serve(&b, admitted);
+            b.remove_conn(id);
+        });
+    if let Err(e) = spawned {
+        // The closure, and the connection with it, is gone: the client
+        // sees EOF. Nothing of the slot was used yet.
+        bus.log.warn(format_args!(
+            "cannot start a connection thread for slot {slot}: {e}; slot freed"
+        ));
+        bus.remove_conn(id);
+        let mut st = bus.state();
+        let st = &mut *st;
+        supervisor::recover(&mut st.peers, &st.channels, &bus.seg, slot);
+    }
+    Ok(())
 }

@@ -55,23 +55,30 @@
 use std::collections::{BTreeMap, HashMap};
 
 use shmbus::layout::{self, entry_state, Geometry, Kind};
+use shmbus::params::ChannelParams;
 use shmbus::sync::Ordering;
 
-use crate::arena::{FreeList, NoBlock};
-use crate::config::{align_line, ChannelParams};
-use crate::run::Segment;
+use crate::arena::{align_line, FreeList, NoBlock};
+use crate::segment::Segment;
 
 /// A channel, as the daemon knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Channel {
     pub(crate) name: String,
-    pub(crate) kind: Kind,
     pub(crate) generation: u32,
     /// Offset of the body from the segment base.
     pub(crate) offset: u64,
     /// Length of the body (not rounded up to a line).
     pub(crate) length: u64,
-    pub(crate) params: [u64; 3],
+    /// What it was created with (its kind among them).
+    pub(crate) params: ChannelParams,
+}
+
+impl Channel {
+    /// Its kind.
+    pub(crate) fn kind(&self) -> Kind {
+        self.params.kind()
+    }
 }
 
 /// An allocated directory entry.
@@ -133,7 +140,8 @@ impl Pending {
                 ctl.init(slots, slot_size);
                 cells.init();
             }
-            ChannelParams::Table { elem, len, .. } => seg.seqlock(offset).init(elem, len),
+            ChannelParams::Value { elem } => seg.seqlock(offset).init(elem, 1),
+            ChannelParams::Array { elem, len } => seg.seqlock(offset).init(elem, len),
         }
     }
 }
@@ -291,11 +299,10 @@ impl Channels {
         self.entries[index] = Some(Slot {
             ch: Channel {
                 name: name.to_owned(),
-                kind,
                 generation,
                 offset,
                 length,
-                params: words,
+                params,
             },
             removed: false,
             holders: BTreeMap::new(),

@@ -30,6 +30,11 @@ use std::collections::BTreeMap;
 
 use shmbus::layout::LINE;
 
+/// Rounds an arena allocation up to a whole line.
+pub(crate) fn align_line(v: u64) -> u64 {
+    v.saturating_add(LINE - 1) & !(LINE - 1)
+}
+
 /// The free blocks of an arena.
 #[derive(Debug)]
 pub(crate) struct FreeList {

@@ -70,12 +70,14 @@ pub struct Cli {
     pub allow_groups: Vec<u32>,
 
     /// Create a pipe at start; CAPACITY is a power of two in bytes [default: 64K].
-    /// Repeatable.
+    /// Repeatable. Overrides a pipe NAME of the config file (a CAPACITY left
+    /// out keeps the file's), as --queue, --value and --array do for theirs.
     #[arg(long = "pipe", value_name = "NAME[:CAPACITY]")]
     pub pipes: Vec<String>,
 
     /// Create an MPMC queue at start: SLOTS a power of two [default: 1024],
-    /// SLOT_BYTES the largest message [default: 256]. Repeatable.
+    /// SLOT_BYTES the largest message [default: 256]; an empty SLOTS
+    /// (NAME::SLOT_BYTES) takes the default, or the config file's. Repeatable.
     #[arg(long = "queue", value_name = "NAME[:SLOTS[:SLOT_BYTES]]")]
     pub queues: Vec<String>,
 

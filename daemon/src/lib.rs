@@ -9,23 +9,40 @@
 //! |---|---|
 //! | `cli` | the command line ([`Cli`]) |
 //! | [`config`] | command line + TOML file → a validated [`Spec`] |
-//! | `run` | singleton lock, segment creation, serving, shutdown ([`Daemon`]) |
-//! | `admission` | accepting connections and reading `HELLO`: who may connect, budgets, deadlines |
-//! | `server` | serving admitted control connections |
-//! | `alloc` | the arena (bump allocator) and the directory |
+//! | `run` | starting, serving and stopping a bus ([`Daemon`]) |
+//! | `files` | the lock file, the control socket, taking over a dead daemon's files |
+//! | `admission` | accepting connections and reading `HELLO`: who may connect, budgets, deadlines; admitting a client |
+//! | `server` | the served bus's shared state ([`Daemon`]'s `Bus`): directory, arena, peers, open connections |
+//! | `connection` | serving one admitted connection: `OPEN`, `REMOVE`, `CLOSE`, `BYE`, and the end of it |
+//! | `alloc` | the directory, and where channel bodies go in the arena |
+//! | `arena` | the arena's free space: first-fit free list with coalescing |
 //! | `supervisor` | peer slots, and recovery when a client goes away |
 //! | `process` | a client's process held by a pidfd: alive, exited, groups |
+//! | `segment` | the segment file, and the daemon's checked view of its mapping |
+//! | `events` | the event log |
 //! | `status` | the one-line status summary ([`StatusHandle`]) |
+//! | `stop` | [`StopHandle`] |
 //! | `service` | the binary's signals (`SIGHUP` logs the status) and logger |
+//! | `error` | [`Error`] |
+//!
+//! Each module imports only from modules before it in the order `error`,
+//! `cli`, `arena`, `config`, `segment`, `events`, `stop`, `process`, `files`, `alloc`,
+//! `supervisor`, `server`, `connection`, `admission`, `status`, `service`,
+//! `run`, so none imports from one that imports it back.
 //!
 //! ## Life of a daemon
 //! 1. Take `flock(LOCK_EX | LOCK_NB)` on the bus's lock file: one daemon per bus.
 //!    If another daemon holds it, refuse ([`Error::AlreadyServed`]).
-//! 2. A segment or socket left behind is stale (its daemon died): remove it.
-//! 3. Create the segment (`O_CREAT | O_EXCL | O_NOFOLLOW`, `fchmod`, `ftruncate`,
+//! 2. A segment or socket left behind by a daemon that died is removed, but
+//!    only if it is provably ours and provably dead (our uid, our magic, its
+//!    daemon gone, nobody listening); anything else makes the start fail.
+//! 3. Create the segment unnamed (`O_TMPFILE`, `fchmod`, `ftruncate`,
 //!    `fallocate` so a full `/dev/shm` fails now with `ENOSPC`, not later with
-//!    `SIGBUS`), map it, write the layout, create the declared channels, publish.
-//! 4. Bind the control socket and serve: a thread per connection.
+//!    `SIGBUS`), map it, write the layout, create the declared channels,
+//!    publish, and only then link it into place (`linkat`, never replacing a
+//!    file).
+//! 4. Bind the control socket (under a temporary name, renamed into place
+//!    once listening) and serve: a thread per connection.
 //! 5. On SIGINT/SIGTERM (or [`StopHandle::stop`]): mark the segment `CLOSING`,
 //!    wake every sleeper, remove the segment, socket and lock file. SIGHUP
 //!    only logs a status line ([`StatusHandle::summary`]).
@@ -64,91 +81,27 @@ mod alloc;
 mod arena;
 mod cli;
 pub mod config;
+mod connection;
+mod error;
+mod events;
+mod files;
 mod process;
 mod run;
+mod segment;
 mod server;
 mod service;
 mod status;
+mod stop;
 mod supervisor;
 
 use std::ffi::OsString;
-use std::fmt;
-use std::io;
 
 pub use cli::Cli;
 pub use config::Spec;
-pub use run::{Daemon, StopHandle};
+pub use error::Error;
+pub use run::Daemon;
 pub use status::StatusHandle;
-
-/// Why the daemon could not start or stopped with a failure.
-///
-/// Every variant's `Display` is one line meant for a person; [`exit_code`]
-/// gives the status the binary exits with.
-///
-/// [`exit_code`]: Error::exit_code
-#[derive(Debug)]
-pub enum Error {
-    /// The command line or config file is wrong (exit status 2).
-    Config(String),
-    /// Another daemon already serves this bus (exit status 1).
-    AlreadyServed {
-        /// The bus name.
-        bus: String,
-        /// The serving daemon's pid, if it could be found out.
-        pid: Option<u32>,
-    },
-    /// A system call failed (exit status 1).
-    Io {
-        /// What the daemon was doing, naming the file involved.
-        context: String,
-        /// The error.
-        source: io::Error,
-    },
-    /// The daemon could not go on for another reason (exit status 1).
-    Failed(String),
-}
-
-impl Error {
-    /// The exit status for this error: 2 for a usage error, else 1.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(_) => 2,
-            _ => 1,
-        }
-    }
-
-    pub(crate) fn io(context: impl Into<String>, source: impl Into<io::Error>) -> Self {
-        Self::Io {
-            context: context.into(),
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Config(m) | Self::Failed(m) => f.write_str(m),
-            Self::AlreadyServed { bus, pid } => {
-                write!(f, "bus {bus:?} is already served by a running shmbusd")?;
-                if let Some(pid) = pid {
-                    write!(f, " (pid {pid})")?;
-                }
-                write!(f, "; stop it first, or pick another bus with --name")
-            }
-            Self::Io { context, source } => write!(f, "{context}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+pub use stop::StopHandle;
 
 /// Serves the bus that `cli` describes until SIGINT or SIGTERM, then removes
 /// its files: what the `shmbusd` binary does after parsing its arguments.

@@ -43,8 +43,6 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags};
 
-use crate::run::proc_start_time;
-
 /// `SO_PEERPIDFD` from `<asm-generic/socket.h>` (not exported by `libc` for
 /// every target yet). Same value on x86, x86-64, arm and aarch64.
 const SO_PEERPIDFD: libc::c_int = 77;
@@ -351,10 +349,40 @@ fn parse_nspid(status: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// Start time of process `pid` in clock ticks since boot: field 22 of
+/// `/proc/PID/stat`. Together with the pid it identifies a process (a pid
+/// alone may be reused).
+pub(crate) fn proc_start_time(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_start_time(&stat).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected /proc/{pid}/stat format"),
+        )
+    })
+}
+
+/// Field 22 of a `/proc/PID/stat` line. Field 2, the command name, is in
+/// parentheses and may itself contain spaces and parentheses, so fields are
+/// counted from the last `)`; the field after it is field 3.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn start_time_parsing() {
+        let line = "123 (a) b) c) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000 10 18446744073709551615";
+        assert_eq!(parse_start_time(line), Some(987_654));
+        assert_eq!(parse_start_time("1 (x) S 1"), None);
+        assert!(proc_start_time(std::process::id()).unwrap() > 0);
+    }
 
     #[test]
     fn nspid_line() {

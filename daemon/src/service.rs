@@ -24,7 +24,7 @@
 //! [`init_logging`] installs `env_logger` for the `shmbusd` binary only:
 //! one line per event on stderr, `2026-01-02T03:04:05.678Z INFO  shmbusd[NAME]: ...`,
 //! filtered by `RUST_LOG` (default `info`, also when empty; the daemon logs under the target
-//! [`LOG_TARGET`], so `RUST_LOG=shmbusd=warn` works as well as `RUST_LOG=warn`).
+//! [`LOG_TARGET`](crate::events::LOG_TARGET), so `RUST_LOG=shmbusd=warn` works as well as `RUST_LOG=warn`).
 //! When stderr is the systemd journal (`$JOURNAL_STREAM` names it), lines
 //! carry a `<N>` syslog priority prefix instead of the timestamp and level,
 //! which journald turns into the entry's priority and time.
@@ -39,10 +39,9 @@ use std::thread::JoinHandle;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::{Error, StatusHandle, StopHandle};
-
-/// The `log` target of every daemon event.
-pub(crate) const LOG_TARGET: &str = "shmbusd";
+use crate::error::Error;
+use crate::status::StatusHandle;
+use crate::stop::StopHandle;
 
 /// Installs the `shmbusd` binary's logger (see the module docs). Does nothing
 /// if the process already has a logger.

@@ -41,7 +41,7 @@ impl StatusHandle {
         let st = self.bus.state();
         let mut by_kind = [0usize; 4];
         for c in st.channels.iter() {
-            by_kind[match c.kind {
+            by_kind[match c.kind() {
                 Kind::Pipe => 0,
                 Kind::Queue => 1,
                 Kind::Value => 2,

@@ -59,11 +59,12 @@
 //! | register | generation, pid, uid, start time, wait records = 0; then `state = LIVE` | Relaxed, then Release (pairs with readers' Acquire of `state`) |
 //! | recover | `state = RECOVERING`; release pipe ends; clear pid, uid, start time; bump generation; then `state = FREE` | Relaxed, then Release |
 
-use shmbus::layout::{peer_state, Kind};
+use shmbus::layout::peer_state;
+use shmbus::params::ChannelParams;
 use shmbus::sync::Ordering;
 
 use crate::alloc::Channels;
-use crate::run::Segment;
+use crate::segment::Segment;
 
 /// A registered client, as the daemon knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,8 +204,8 @@ pub(crate) fn recover(
         use shmbus::futex::Doorbell;
         use shmbus::{pipe::PipeCtl, queue::QueueCtl, seqlock::SeqlockCtl};
         channels.iter().find_map(|c| {
-            let bells: [(usize, &Doorbell); 3] = match c.kind {
-                Kind::Pipe => {
+            let bells: [(usize, &Doorbell); 3] = match c.params {
+                ChannelParams::Pipe { .. } => {
                     let ctl = seg.pipe(c.offset);
                     [
                         (offset_of!(PipeCtl, readable), &ctl.readable),
@@ -212,15 +213,15 @@ pub(crate) fn recover(
                         (offset_of!(PipeCtl, writable), &ctl.writable),
                     ]
                 }
-                Kind::Queue => {
-                    let (ctl, _) = seg.queue(c.offset, c.params[0], c.params[1]);
+                ChannelParams::Queue { slots, slot_size } => {
+                    let (ctl, _) = seg.queue(c.offset, slots, slot_size);
                     [
                         (offset_of!(QueueCtl, not_empty), &ctl.not_empty),
                         (offset_of!(QueueCtl, not_full), &ctl.not_full),
                         (offset_of!(QueueCtl, all_done), &ctl.all_done),
                     ]
                 }
-                Kind::Value | Kind::Array => {
+                ChannelParams::Value { .. } | ChannelParams::Array { .. } => {
                     let ctl = seg.seqlock(c.offset);
                     [
                         (offset_of!(SeqlockCtl, changed), &ctl.changed),
@@ -242,22 +243,26 @@ pub(crate) fn recover(
     r.cleared_waits = w.released;
     r.ignored_waits = w.ignored;
     for c in channels.iter() {
-        if c.kind == Kind::Pipe {
-            // `release_owner` CASes the ends with Release and rings the other
-            // side's doorbell, so a sleeping peer wakes up and sees the end gone.
-            r.released_ends += seg.pipe(c.offset).release_owner(owner);
-        }
-        if matches!(c.kind, Kind::Value | Kind::Array) {
-            // Clears the writer lock the peer held, without publishing its
-            // half-written copy, and wakes writers waiting for the lock.
-            r.cleared_locks += u32::from(seg.seqlock(c.offset).recover_owner(owner));
-        }
-        if c.kind == Kind::Queue {
-            // Tombstones the cells the peer was writing and releases those it
-            // was reading (CAS with Release), then wakes sleepers on both sides.
-            let (ctl, cells) = seg.queue(c.offset, c.params[0], c.params[1]);
-            let q = ctl.recover_owner(&cells, owner);
-            r.repaired_cells += q.tombstoned + q.released;
+        match c.params {
+            ChannelParams::Pipe { .. } => {
+                // `release_owner` CASes the ends with Release and rings the
+                // other side's doorbell, so a sleeping peer wakes up and sees
+                // the end gone.
+                r.released_ends += seg.pipe(c.offset).release_owner(owner);
+            }
+            ChannelParams::Value { .. } | ChannelParams::Array { .. } => {
+                // Clears the writer lock the peer held, without publishing its
+                // half-written copy, and wakes writers waiting for the lock.
+                r.cleared_locks += u32::from(seg.seqlock(c.offset).recover_owner(owner));
+            }
+            ChannelParams::Queue { slots, slot_size } => {
+                // Tombstones the cells the peer was writing and releases those
+                // it was reading (CAS with Release), then wakes sleepers on
+                // both sides.
+                let (ctl, cells) = seg.queue(c.offset, slots, slot_size);
+                let q = ctl.recover_owner(&cells, owner);
+                r.repaired_cells += q.tombstoned + q.released;
+            }
         }
     }
     let generation = peers.generations[i].wrapping_add(1);
@@ -277,7 +282,6 @@ pub(crate) fn recover(
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::config::ChannelParams;
     use memmap2::{MmapOptions, MmapRaw};
     use shmbus::layout::{self, Geometry};
     use shmbus::pipe::end;

@@ -797,6 +797,84 @@ fn config_file_and_flags_declare_pipes() {
     }
 }
 
+/// A flag that names a channel of the config file overrides it, for every
+/// kind (`--pipe`, `--queue`, `--value`, `--array`): what the flag gives
+/// replaces the file's, what it leaves out is kept. Declaring the name with
+/// another kind, or twice on the command line, is a usage error.
+#[test]
+fn config_file_and_flags_override_every_kind() {
+    let name = unique_bus("override");
+    let cfg = std::env::temp_dir().join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"{name}\"\nsize = \"2M\"\n\
+             [[pipe]]\nname = \"p\"\ncapacity = 4096\n\
+             [[queue]]\nname = \"q\"\nslots = 8\nslot_size = 64\n\
+             [[queue]]\nname = \"r\"\nslots = 4\nslot_size = 32\n\
+             [[value]]\nname = \"v\"\ntype = \"i32\"\n\
+             [[array]]\nname = \"a\"\ntype = \"d\"\nlen = 4\n"
+        ),
+    )
+    .unwrap();
+    struct Rm<'a>(&'a Path);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _rm = Rm(&cfg);
+    let cfg_s = cfg.to_str().unwrap();
+
+    // Refused before any file is made: another kind, or twice on the
+    // command line.
+    for (args, needle) in [
+        (&["--queue", "p:8"][..], "is a pipe in the config file"),
+        (&["--array", "v:i32:2"][..], "is a value in the config file"),
+        (&["--value", "q:d"][..], "is a queue in the config file"),
+        (
+            &["--value", "v:d", "--value", "v:f32"][..],
+            "twice on the command line",
+        ),
+    ] {
+        let mut all = vec!["--config", cfg_s];
+        all.extend_from_slice(args);
+        let (st, err) = run_to_end(&all, &[]);
+        assert_eq!(st.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!BusPaths::new(&name).segment.exists());
+    }
+
+    let mut d = Daemon::spawn(
+        &name,
+        &[
+            "--config", cfg_s, "--pipe", "p:16K", "--queue", "q:16:128", "--queue", "r::1K",
+            "--value", "v:f64", "--array", "a:u8:32",
+        ],
+        &[],
+    );
+    d.wait_ready();
+    let mut c = Client::connect(&d.paths);
+    c.hello();
+    let code = |t: &str| u64::from(shmbus::seqlock::ElemType::parse(t).unwrap().code());
+    for (kind, ch, want) in [
+        ("pipe", "p", [16384, 0, 0]),
+        ("queue", "q", [16, 128, 0]),
+        ("queue", "r", [4, 1024, 0]),
+        ("value", "v", [code("f64"), 1, 0]),
+        ("array", "a", [code("u8"), 32, 0]),
+    ] {
+        match c.request(&format!("OPEN {kind} {ch} 0 - - -\n")) {
+            Response::Channel {
+                kind: k, params, ..
+            } => {
+                assert_eq!((k.as_str(), params), (kind, want), "{ch}");
+            }
+            r => panic!("{ch}: expected CHANNEL, got {r:?}"),
+        }
+    }
+}
+
 #[test]
 fn control_protocol() {
     let name = unique_bus("proto");

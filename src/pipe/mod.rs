@@ -42,9 +42,11 @@
 //! [`end`]), so two processes can never both be the producer.
 
 mod consumer;
+mod error;
 mod producer;
 
 pub use consumer::Consumer;
+pub use error::{AttachError, RecvError, SendError, TryRecvError, TrySendError};
 pub use producer::{Claim, Producer};
 
 use core::ptr::NonNull;
@@ -60,6 +62,8 @@ pub const PIPE_MAGIC: u32 = u32::from_le_bytes(*b"PIPE");
 pub const MIN_CAPACITY: u64 = 64;
 /// Largest ring capacity in bytes (1 GiB).
 pub const MAX_CAPACITY: u64 = 1 << 30;
+/// Ring capacity of a pipe created without one, in bytes (64 KiB).
+pub const DEFAULT_CAPACITY: u64 = 1 << 16;
 /// Size of the control block that precedes the ring.
 pub const CTL_SIZE: u64 = 6 * 128;
 /// Record header size.
@@ -406,8 +410,6 @@ fn release(word: &AtomicU64, me: u16) -> bool {
         }
     }
 }
-
-use crate::error::AttachError;
 
 /// A pipe whose control block and ring live on the heap instead of in a
 /// segment: for tests, benchmarks and loom models, which check the protocol

@@ -3,11 +3,11 @@
 use core::ptr::NonNull;
 use std::time::Instant;
 
+use super::error::{AttachError, SendError, TrySendError};
 use super::{
     attach, end, max_frame, positions_ok, release, PipeCtl, Ring, BAD_POSITIONS, HEADER, KIND_DATA,
     KIND_PAD,
 };
-use crate::error::{AttachError, SendError, TrySendError};
 use crate::futex::WaitError;
 use crate::sync::{crash, CrashPoint, Ordering, CRASHED};
 use crate::util::round8;

@@ -652,3 +652,45 @@ pub fn fnv(bytes: &[u8]) -> u64 {
     }
     h
 }
+
+/// Runs `wait`, a blocking call, on a new thread, and `wake` once that thread
+/// sleeps in a futex wait; returns what `wait` returned. So the call is known
+/// to have gone to sleep before what it waits for happens. Fails the test if
+/// the thread neither sleeps nor finishes within [`WATCHDOG`], or panics.
+pub fn woken<T: Send + 'static>(
+    wait: impl FnOnce() -> T + Send + 'static,
+    wake: impl FnOnce(),
+) -> T {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let _ = tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get());
+        wait()
+    });
+    let tid = tid_rx
+        .recv_timeout(WATCHDOG)
+        .expect("the waiting thread starts");
+    let wchan = format!("/proc/self/task/{tid}/wchan");
+    let start = Instant::now();
+    // A thread that finished without sleeping is left to the caller's
+    // asserts on what it returned.
+    while !t.is_finished()
+        && !std::fs::read_to_string(&wchan)
+            .unwrap_or_default()
+            .contains("futex")
+    {
+        assert!(
+            start.elapsed() < WATCHDOG,
+            "watchdog: the waiting thread never slept"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    wake();
+    while !t.is_finished() {
+        assert!(
+            start.elapsed() < 2 * WATCHDOG,
+            "watchdog: the waiting thread was not woken"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}

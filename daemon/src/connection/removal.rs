@@ -19,9 +19,9 @@
 use shmbus::name;
 use shmbus::protocol::{ErrorCode, Response};
 
-use super::{describe, error, Bus, Conn};
-use crate::alloc::Channel;
-use crate::config::align_line;
+use super::Conn;
+use crate::arena::align_line;
+use crate::server::error;
 
 impl Conn<'_> {
     /// `REMOVE <cname>` from the client in `slot`.
@@ -65,9 +65,9 @@ impl Conn<'_> {
         bus.log.info(format_args!(
             "client pid {} slot {slot} removed {} {} ({}) at offset {}: {what}",
             self.pid,
-            c.kind,
+            c.kind(),
             c.name,
-            describe(c),
+            c.params,
             c.offset
         ));
         Response::Removed {
@@ -87,26 +87,12 @@ impl Conn<'_> {
             .close(&bus.seg, index, generation, slot);
         match r {
             Ok(None) => {}
-            Ok(Some(c)) => log_freed(bus, &[c], self.pid, slot),
+            Ok(Some(c)) => bus.log_freed(&[c], self.pid, slot),
             Err(_) => bus.log.warn(format_args!(
                 "client pid {} slot {slot} closed directory entry {index} generation \
                  {generation}, which it does not hold; ignored",
                 self.pid
             )),
         }
-    }
-}
-
-/// Logs removed channels whose last holder, client `pid` in `slot`, is gone.
-pub(super) fn log_freed(bus: &Bus, freed: &[Channel], pid: u32, slot: u16) {
-    for c in freed {
-        bus.log.info(format_args!(
-            "removed {} {} freed: its last holder (client pid {pid} slot {slot}) is gone; \
-             {} arena bytes at offset {} reusable",
-            c.kind,
-            c.name,
-            align_line(c.length),
-            c.offset
-        ));
     }
 }

@@ -1,4 +1,4 @@
-//! Error types of the core operations, one small enum per operation.
+//! Error types of the pipe operations, one small enum per operation.
 //!
 //! All are `Copy`, and every `Display` says what happened and what to do.
 

@@ -1,0 +1,177 @@
+//! Where a queue's cells are, and the copies in and out of them.
+
+use core::ptr::NonNull;
+
+use super::state::pack;
+use super::{cell_stride, check_params};
+use crate::sync::cell::UnsafeCell;
+use crate::sync::{AtomicU64, Ordering};
+
+/// Where a queue's cells are: the state words and the word areas (length word
+/// then payload) of every cell, as two strided arrays.
+///
+/// In a segment both arrays interleave (a cell is state word, length word,
+/// payload); on the heap ([`HeapQueue`](super::HeapQueue)) they are separate, because under
+/// loom the state atomics and the payload cells are loom objects, not plain
+/// words. Under `--cfg loom` every payload word is a loom `UnsafeCell`, so a
+/// write that races a read of the same cell fails the model.
+#[derive(Debug, Clone, Copy)]
+pub struct Cells {
+    pub(super) states: NonNull<u8>,
+    pub(super) words: NonNull<u8>,
+    pub(super) state_stride: usize,
+    pub(super) word_stride: usize,
+    pub(super) slots: u64,
+    pub(super) slot_size: u64,
+}
+
+impl Cells {
+    /// The cells of a queue in a segment, starting at `first` (the byte after
+    /// the control block).
+    ///
+    /// # Safety
+    /// - `first` is 8-byte aligned and points to `slots * cell_stride(slot_size)`
+    ///   bytes that stay mapped while the cells (or anything built on them) are
+    ///   used;
+    /// - the state words there are accessed only atomically, and the rest only
+    ///   through the queue protocol;
+    /// - `check_params(slots, slot_size)` holds.
+    pub unsafe fn in_segment(first: NonNull<u8>, slots: u64, slot_size: u64) -> Self {
+        debug_assert!(check_params(slots, slot_size).is_ok());
+        debug_assert!((first.as_ptr() as usize).is_multiple_of(8));
+        let stride = cell_stride(slot_size) as usize;
+        // SAFETY: the length word follows the state word inside the first
+        // cell, within the range the caller vouches for.
+        let words = unsafe { first.add(8) };
+        Self {
+            states: first,
+            words,
+            state_stride: stride,
+            word_stride: stride,
+            slots,
+            slot_size,
+        }
+    }
+
+    /// Initialises the state words of fresh cells: cell `i` is `(i, 0)`
+    /// (daemon only, before the entry is published).
+    pub fn init(&self) {
+        for i in 0..self.slots {
+            // Relaxed: published by the directory entry's Release store.
+            self.state(i).store(pack(i, 0), Ordering::Relaxed);
+        }
+    }
+
+    /// Number of cells.
+    #[inline]
+    pub fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    /// Payload bytes per cell.
+    #[inline]
+    pub fn slot_size(&self) -> u64 {
+        self.slot_size
+    }
+
+    /// The state word of cell `i`.
+    #[inline(always)]
+    pub(super) fn state(&self, i: u64) -> &AtomicU64 {
+        // Every caller passes `pos & (slots - 1)` or a loop index below
+        // `slots`; the check stays in release builds because the pointer
+        // arithmetic below relies on it and it costs one predictable branch.
+        assert!(i < self.slots);
+        // SAFETY: `i < slots`, so the word is inside the cells named in
+        // `in_segment` (or the heap array of `HeapQueue`), aligned (the
+        // stride is a multiple of 8 / of the element size), and only ever
+        // accessed atomically; `self` does not outlive the mapping (the
+        // constructor's contract).
+        unsafe {
+            &*self
+                .states
+                .as_ptr()
+                .add(i as usize * self.state_stride)
+                .cast()
+        }
+    }
+
+    /// Word `j` of cell `i`'s word area (0 = length, 1.. = payload).
+    #[inline(always)]
+    pub(super) fn word(&self, i: u64, j: usize) -> *mut UnsafeCell<u64> {
+        debug_assert!(i < self.slots);
+        debug_assert!((j as u64) <= self.slot_size.div_ceil(8));
+        let at = i as usize * self.word_stride + j * core::mem::size_of::<UnsafeCell<u64>>();
+        // SAFETY: callers pass `i < slots` and `j <= ceil(slot_size / 8)`, so
+        // `at` is inside the word area of cell `i`.
+        unsafe { self.words.as_ptr().add(at).cast() }
+    }
+
+    /// Pointer to the first payload byte of cell `i`.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(super) fn payload_ptr(&self, i: u64) -> *mut u8 {
+        self.word(i, 1).cast()
+    }
+
+    /// Writes the length word of cell `i` (which the caller holds).
+    #[inline(always)]
+    pub(super) fn write_len(&self, i: u64, len: u64) {
+        // SAFETY: in bounds (`word`); the cell is claimed by the caller, so no
+        // other process touches its words until it publishes.
+        unsafe { &*self.word(i, 0) }.with_mut(|p| unsafe { p.write(len) });
+    }
+
+    /// Reads the length word of cell `i` (which the caller holds).
+    #[inline(always)]
+    pub(super) fn read_len(&self, i: u64) -> u64 {
+        // SAFETY: as in `write_len`, for a read claim.
+        unsafe { &*self.word(i, 0) }.with(|p| unsafe { p.read() })
+    }
+
+    /// Copies `src` into the payload of cell `i` at byte `at` (a multiple of
+    /// 8), which the caller holds.
+    #[inline(always)]
+    pub(super) fn write_bytes(&self, i: u64, at: usize, src: &[u8]) {
+        assert!(
+            i < self.slots && at.is_multiple_of(8) && (at + src.len()) as u64 <= self.slot_size
+        );
+        #[cfg(not(loom))]
+        // SAFETY: the destination is inside cell `i`'s payload (checked above),
+        // which the caller's write claim reserves to it; `src` is private
+        // memory, so they cannot overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.payload_ptr(i).add(at), src.len())
+        };
+        #[cfg(loom)]
+        for (k, chunk) in src.chunks(8).enumerate() {
+            // SAFETY: word index within the checked range; claimed cell.
+            let cell = unsafe { &*self.word(i, 1 + at / 8 + k) };
+            cell.with_mut(|p| {
+                let mut b = [0u8; 8];
+                b[..chunk.len()].copy_from_slice(chunk);
+                // SAFETY: this word is reserved to the claimer.
+                unsafe { p.write(u64::from_ne_bytes(b)) }
+            });
+        }
+    }
+
+    /// Copies `dst.len()` payload bytes of cell `i` (held by the caller).
+    #[inline(always)]
+    pub(super) fn read_bytes(&self, i: u64, dst: &mut [u8]) {
+        assert!(i < self.slots && dst.len() as u64 <= self.slot_size);
+        #[cfg(not(loom))]
+        // SAFETY: the source is inside cell `i`'s payload (checked above) and
+        // reserved to the caller's read claim; `dst` is private memory.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.payload_ptr(i), dst.as_mut_ptr(), dst.len())
+        };
+        #[cfg(loom)]
+        for (k, chunk) in dst.chunks_mut(8).enumerate() {
+            // SAFETY: word index within the checked range; claimed cell.
+            let cell = unsafe { &*self.word(i, 1 + k) };
+            // SAFETY: this word is reserved to the claimer.
+            let w = cell.with(|p| unsafe { p.read() });
+            chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! A process's handle on a queue: claiming cells for puts and gets, the
+//! blocking forms, and `task_done`/`join`.
+
+use core::ptr::NonNull;
+use std::time::Instant;
+
+use super::ctl::{help, try_help};
+use super::state::{diff, owner, pack, seq, TOMB};
+use super::{
+    Cells, GetError, PutError, QueueCtl, QueueRecovery, TaskDoneError, TryGetError, TryPutError,
+};
+use crate::futex::WaitError;
+use crate::sync::{crash, AtomicU64, CrashPoint, Ordering, CRASHED};
+
+/// Upper bound on the steps of one non-blocking operation. Each step that does
+/// not finish means that another process changed the cell or the position
+/// meanwhile (a legitimate run never comes near the bound), or that we helped
+/// the position past a claim whose claimer had not yet advanced it (at most
+/// one per cell on a cell that does not change). A state that nobody
+/// changes and that cannot occur is reported as `Corrupt` at the step that
+/// meets it, not after running out of steps: at about 50 ns a step in a debug
+/// build, `2^20` steps are 50 ms of CPU, which became over 10 s on a loaded
+/// machine (issue #10: `try_put` with `enqueue_pos` scribbled ahead of the
+/// cells). The bound remains for a peer that keeps rewriting the words.
+const MAX_STEPS: u32 = 1 << 20;
+
+const BAD_CELL: &str = "a cell's state word cannot occur at its position";
+const NO_PROGRESS: &str = "the queue's positions do not lead to a usable cell";
+pub(super) const BAD_POSITION: &str = "a queue position disagrees with the state of its cell";
+
+/// A process's handle on a queue: put and get from any number of processes.
+///
+/// `Send` and `Sync`: every operation is a protocol on atomics, and a claimed
+/// cell is owned by the claim object that holds it. A clone is another handle
+/// with the same owner tag, under the same contract as the original.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    ctl: NonNull<QueueCtl>,
+    pub(super) cells: Cells,
+    pub(super) me: u16,
+    mask: u64,
+    slots: u64,
+    pub(super) slot_size: u64,
+}
+
+// SAFETY: the pointers refer to shared memory that `attach`'s caller keeps
+// mapped for the handle's lifetime; every access is atomic or to a cell the
+// accessing claim owns.
+unsafe impl Send for Queue {}
+// SAFETY: as above; `&self` methods only run the lock-free protocol.
+unsafe impl Sync for Queue {}
+
+impl Queue {
+    /// A handle on the queue `ctl` with cells `cells`, for owner tag `me`
+    /// (peer slot + 1).
+    ///
+    /// # Safety
+    /// - `ctl` passed [`QueueCtl::check`] with the cells' parameters, and
+    ///   `cells` are that queue's cells;
+    /// - both stay mapped for the handle's whole lifetime.
+    ///
+    /// # Panics
+    /// If `me` is 0 or [`state::TOMB`](super::state::TOMB).
+    pub unsafe fn attach(ctl: NonNull<QueueCtl>, cells: Cells, me: u16) -> Self {
+        assert!(me != 0 && me != TOMB, "owner tag {me} is reserved");
+        Self {
+            ctl,
+            cells,
+            me,
+            mask: cells.slots - 1,
+            slots: cells.slots,
+            slot_size: cells.slot_size,
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn ctl(&self) -> &QueueCtl {
+        // SAFETY: `attach`'s caller keeps the control block mapped.
+        unsafe { self.ctl.as_ref() }
+    }
+
+    /// The control block.
+    pub fn control(&self) -> &QueueCtl {
+        self.ctl()
+    }
+
+    /// Number of slots.
+    #[inline]
+    pub fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    /// Largest frame (the slot payload size).
+    #[inline]
+    pub fn slot_size(&self) -> usize {
+        self.slot_size as usize
+    }
+
+    /// Approximate number of items waiting (Python's `qsize()`).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ctl().depth() as usize
+    }
+
+    /// Approximately true if nothing is waiting.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximately true if every slot holds an item.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len() as u64 >= self.slots
+    }
+
+    /// The state word of a claim that holds up one side right now, if any:
+    /// for getters (`getters` true), a write claim `(pos, k)` at the dequeue
+    /// position, behind which every get reports `Empty` until its holder
+    /// publishes; for putters, a read claim `(pos + 1 - slots, k)` at the
+    /// enqueue position, behind which every put reports `Full`. Lets a
+    /// blocking caller check whether holder `k` exists at all (a scribbled
+    /// cell can name one that does not, and nobody would ever repair it).
+    pub fn stalling_claim(&self, getters: bool) -> Option<u64> {
+        let ctl = self.ctl();
+        // Acquire: as in `claim_put` / `claim_get`.
+        let pos = if getters {
+            ctl.dequeue_pos.load(Ordering::Acquire)
+        } else {
+            ctl.enqueue_pos.load(Ordering::Acquire)
+        };
+        // Acquire: as in `claim_put` / `claim_get`.
+        let w = self.cells.state(pos & self.mask).load(Ordering::Acquire);
+        let want = if getters { 0 } else { 1 - self.slots as i64 };
+        let o = owner(w);
+        (diff(seq(w), pos) == want && o != 0 && o != TOMB).then_some(w)
+    }
+
+    /// Claims the cell for the next put. Returns the cell index and position.
+    #[inline]
+    pub(super) fn claim_put(&self, len: usize) -> Result<(u64, u64), TryPutError> {
+        if len as u64 > self.slot_size {
+            return Err(TryPutError::TooLarge {
+                len,
+                max: self.slot_size as usize,
+            });
+        }
+        let ctl = self.ctl();
+        // Acquire: pairs with the Release CAS that set the position, so the
+        // claims of all earlier positions are visible (see "Ordering of
+        // positions and cells" in the module docs).
+        let mut pos = ctl.enqueue_pos.load(Ordering::Acquire);
+        for _ in 0..MAX_STEPS {
+            let i = pos & self.mask;
+            let cell = self.cells.state(i);
+            // Acquire: a claim seen here is passed on by our Release CAS of
+            // the position in `help`.
+            let w = cell.load(Ordering::Acquire);
+            let d = diff(seq(w), pos);
+            if d == 0 {
+                match owner(w) {
+                    0 => {
+                        // Acquire: pairs with the Release that freed the cell
+                        // (a consumer's release, or the initial publication),
+                        // so the last reader is done with the payload.
+                        if cell
+                            .compare_exchange(
+                                w,
+                                pack(pos, self.me),
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            if crash::hit(CrashPoint::QueueClaimed) {
+                                return Err(TryPutError::Corrupt(CRASHED));
+                            }
+                            // AcqRel: publishes our claim with the position
+                            // (see "Ordering of positions and cells" in the
+                            // module docs). Fails if a helper advanced it.
+                            let _ = ctl.enqueue_pos.compare_exchange(
+                                pos,
+                                pos.wrapping_add(1),
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            );
+                            // No count to increment: the claim is counted by
+                            // the position (see `QueueCtl::finished`).
+                            if crash::hit(CrashPoint::QueueReserved) {
+                                return Err(TryPutError::Corrupt(CRASHED));
+                            }
+                            return Ok((i, pos));
+                        }
+                        // Lost the race: look again at the same position.
+                        continue;
+                    }
+                    TOMB => return Err(TryPutError::Corrupt(BAD_CELL)),
+                    _ => pos = help(&ctl.enqueue_pos, pos),
+                }
+            } else if d < 0 {
+                if d == -(self.slots as i64) || d == 1 - self.slots as i64 {
+                    return Err(TryPutError::Full);
+                }
+                if !self.residue_ok(w, i) {
+                    return Err(TryPutError::Corrupt(BAD_CELL));
+                }
+                // Older than the position allows (see "Ordering of positions
+                // and cells" in the module docs): only a corrupt position or
+                // cell can do this. Look once more; if nobody moved the
+                // position, the state is impossible, and looking again would
+                // only burn steps.
+                pos = reload(&ctl.enqueue_pos, pos).map_err(TryPutError::Corrupt)?;
+            } else {
+                if !self.residue_ok(w, i) {
+                    return Err(TryPutError::Corrupt(BAD_CELL));
+                }
+                pos = self
+                    .help_past(&ctl.enqueue_pos, pos, d)
+                    .map_err(TryPutError::Corrupt)?;
+            }
+        }
+        Err(TryPutError::Corrupt(NO_PROGRESS))
+    }
+
+    /// `seq % slots` is the cell index or the one after.
+    #[inline(always)]
+    fn residue_ok(&self, w: u64, i: u64) -> bool {
+        let r = seq(w) & self.mask;
+        r == i || r == (i + 1) & self.mask
+    }
+
+    /// Helps the position `p` on from `pos`, whose cell showed a sequence
+    /// number `d > 0` ahead of what the caller expects there, and returns the
+    /// position to try next; `Err` if the state cannot occur.
+    ///
+    /// Normally `d > 0` only means that our `pos` is stale, and the CAS fails
+    /// (returning the current position). When it succeeds, the position was
+    /// still `pos`, so no claim of a position above `pos` exists yet, and the
+    /// cell can be ahead only because the claim at `pos` was repaired before
+    /// anybody advanced the position past it (the daemon's tombstone of a
+    /// producer that died between its two CAS, `d = 1`, and a consumer's skip
+    /// of it, `d = slots`; or the release of a consumer's read claim in the
+    /// same window, `d = slots - 1` or `slots` once the next lap's producer
+    /// used it). A cell further ahead than `slots` means a corrupt position
+    /// or cell: helping the position past it one step at a time could take up
+    /// to 2^47 steps (a position scribbled far behind its cells).
+    #[inline(always)]
+    fn help_past(&self, p: &AtomicU64, pos: u64, d: i64) -> Result<u64, &'static str> {
+        match try_help(p, pos) {
+            Ok(_) if d > self.slots as i64 => Err(BAD_POSITION),
+            Ok(next) | Err(next) => Ok(next),
+        }
+    }
+
+    /// Publishes a written cell and wakes a sleeping consumer.
+    #[inline(always)]
+    pub(super) fn publish(&self, i: u64, pos: u64) {
+        if crash::hit(CrashPoint::QueueWritten) {
+            return;
+        }
+        // Release: publishes the length and payload; pairs with the Acquire
+        // claim of a consumer. A store, not a CAS: only we write a cell we
+        // hold, because the daemon repairs cells only after their holder's
+        // death is confirmed (see `QueueCtl::recover_owner`).
+        // NB: measured with `SHMBUS_QBENCH_ONLY=1 cargo bench --bench queue`
+        // on the 2-core machine, 1P/1C busy-poll: 16 M items/s with CAS here
+        // and in `release`, 21 M with stores.
+        self.cells
+            .state(i)
+            .store(pack(pos.wrapping_add(1), 0), Ordering::Release);
+        if crash::hit(CrashPoint::QueuePublished) {
+            return;
+        }
+        self.ctl().not_empty.notify();
+    }
+
+    /// Puts one frame if a slot is free now.
+    ///
+    /// # Errors
+    /// [`TryPutError::Full`] (try again later), `TooLarge`, or `Corrupt`.
+    #[inline]
+    pub fn try_put(&self, frame: &[u8]) -> Result<(), TryPutError> {
+        let (i, pos) = self.claim_put(frame.len())?;
+        self.cells.write_len(i, frame.len() as u64);
+        self.cells.write_bytes(i, 0, frame);
+        self.publish(i, pos);
+        Ok(())
+    }
+
+    /// Puts one frame, waiting for a free slot until `deadline` (forever if
+    /// `None`).
+    ///
+    /// # Errors
+    /// `Timeout`, `Interrupted` (when `interrupt` says so), `TooLarge`,
+    /// `Corrupt`.
+    pub fn put_until(
+        &self,
+        frame: &[u8],
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
+    ) -> Result<(), PutError> {
+        let (i, pos) = self.claim_put_until(frame.len(), deadline, interrupt)?;
+        self.cells.write_len(i, frame.len() as u64);
+        self.cells.write_bytes(i, 0, frame);
+        self.publish(i, pos);
+        Ok(())
+    }
+
+    pub(super) fn claim_put_until(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
+    ) -> Result<(u64, u64), PutError> {
+        let r = self
+            .ctl()
+            .not_full
+            .wait(deadline, interrupt, || match self.claim_put(len) {
+                Err(TryPutError::Full) => None,
+                other => Some(other),
+            });
+        match r {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(TryPutError::TooLarge { len, max })) => Err(PutError::TooLarge { len, max }),
+            Ok(Err(TryPutError::Corrupt(w))) => Err(PutError::Corrupt(w)),
+            Ok(Err(TryPutError::Full)) => Err(PutError::Corrupt("full after waiting")),
+            Err(WaitError::Timeout) => Err(PutError::Timeout),
+            Err(WaitError::Interrupted) => Err(PutError::Interrupted),
+        }
+    }
+
+    /// Claims the next frame for reading, skipping tombstones.
+    #[inline]
+    pub(super) fn claim_get(&self) -> Result<(u64, u64), TryGetError> {
+        let ctl = self.ctl();
+        // Acquire: as in `claim_put`.
+        let mut pos = ctl.dequeue_pos.load(Ordering::Acquire);
+        for _ in 0..MAX_STEPS {
+            let i = pos & self.mask;
+            let cell = self.cells.state(i);
+            let full = pos.wrapping_add(1);
+            // Acquire: a claim seen here is passed on by our Release CAS of
+            // the position in `help`.
+            let w = cell.load(Ordering::Acquire);
+            let d = diff(seq(w), full);
+            if d == 0 {
+                match owner(w) {
+                    0 => {
+                        // Acquire: pairs with the producer's Release publish,
+                        // so its length and payload are visible.
+                        if cell
+                            .compare_exchange(
+                                w,
+                                pack(full, self.me),
+                                Ordering::Acquire,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            if crash::hit(CrashPoint::QueueGetClaimed) {
+                                return Err(TryGetError::Corrupt(CRASHED));
+                            }
+                            // AcqRel: as in `claim_put`.
+                            let _ = ctl.dequeue_pos.compare_exchange(
+                                pos,
+                                full,
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            );
+                            return Ok((i, pos));
+                        }
+                        continue;
+                    }
+                    TOMB => {
+                        // AcqRel: Acquire pairs with the recovery's (or the
+                        // abandoning producer's) Release; Release hands the
+                        // cell to the next lap's producer.
+                        if cell
+                            .compare_exchange(
+                                w,
+                                pack(pos.wrapping_add(self.slots), 0),
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            )
+                            .is_ok()
+                        {
+                            ctl.not_full.notify();
+                            pos = help(&ctl.dequeue_pos, pos);
+                        }
+                    }
+                    _ => pos = help(&ctl.dequeue_pos, pos),
+                }
+            } else if d < 0 {
+                if d == -1 || d == -(self.slots as i64) {
+                    return Err(TryGetError::Empty);
+                }
+                if !self.residue_ok(w, i) {
+                    return Err(TryGetError::Corrupt(BAD_CELL));
+                }
+                // As in `claim_put`.
+                pos = reload(&ctl.dequeue_pos, pos).map_err(TryGetError::Corrupt)?;
+            } else {
+                if !self.residue_ok(w, i) {
+                    return Err(TryGetError::Corrupt(BAD_CELL));
+                }
+                pos = self
+                    .help_past(&ctl.dequeue_pos, pos, d)
+                    .map_err(TryGetError::Corrupt)?;
+            }
+        }
+        Err(TryGetError::Corrupt(NO_PROGRESS))
+    }
+
+    /// Releases a read cell and wakes a sleeping producer.
+    #[inline(always)]
+    pub(super) fn release(&self, i: u64, pos: u64) {
+        if crash::hit(CrashPoint::QueueCopied) {
+            return;
+        }
+        // Release: our reads of the payload happen before the next producer's
+        // writes; pairs with its Acquire claim. A store, as in `publish`.
+        self.cells
+            .state(i)
+            .store(pack(pos.wrapping_add(self.slots), 0), Ordering::Release);
+        if crash::hit(CrashPoint::QueueFreed) {
+            return;
+        }
+        self.ctl().not_full.notify();
+    }
+
+    /// Takes the next frame into `buf` (resized to fit); returns its length.
+    ///
+    /// # Errors
+    /// As [`Queue::try_get_claim`].
+    #[inline]
+    pub fn try_get_into(&self, buf: &mut Vec<u8>) -> Result<usize, TryGetError> {
+        let c = self.try_get_claim()?;
+        let n = c.len();
+        buf.resize(n, 0);
+        c.read_into(buf);
+        Ok(n)
+    }
+
+    /// Marks one item taken from the queue as processed (`JoinableQueue`).
+    ///
+    /// # Errors
+    /// [`TaskDoneError`] if called more times than items were put.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        self.ctl().task_done()
+    }
+
+    /// Number of items put and not yet marked done.
+    pub fn unfinished(&self) -> u64 {
+        self.ctl().unfinished()
+    }
+
+    /// Waits until every item put has been marked done, or until `deadline`.
+    ///
+    /// # Errors
+    /// `Timeout` or `Interrupted` ([`GetError`] never says `Corrupt` here).
+    pub fn join_until(
+        &self,
+        deadline: Option<Instant>,
+        interrupt: Option<&dyn crate::futex::Waiter>,
+    ) -> Result<(), GetError> {
+        self.ctl()
+            .all_done
+            .wait(deadline, interrupt, || {
+                (self.unfinished() == 0).then_some(())
+            })
+            .map_err(|e| match e {
+                WaitError::Timeout => GetError::Timeout,
+                WaitError::Interrupted => GetError::Interrupted,
+            })
+    }
+
+    /// Runs the daemon's recovery for `owner` on this queue (tests and tools;
+    /// the daemon calls [`QueueCtl::recover_owner`] directly).
+    pub fn recover_owner(&self, owner: u16) -> QueueRecovery {
+        self.ctl().recover_owner(&self.cells, owner)
+    }
+}
+
+/// Loads position `p` again after its cell at `pos` showed a state older than
+/// the position allows; `Err` if the position is still `pos`, because then
+/// nothing changed and the state is impossible (see [Ordering of positions
+/// and cells](crate::queue#ordering-of-positions-and-cells)).
+#[inline(always)]
+fn reload(p: &AtomicU64, pos: u64) -> Result<u64, &'static str> {
+    // Acquire: as the first load of the position in `claim_put` / `claim_get`.
+    let now = p.load(Ordering::Acquire);
+    if now == pos {
+        Err(BAD_POSITION)
+    } else {
+        Ok(now)
+    }
+}
