@@ -17,6 +17,8 @@ mod peers;
 mod pipe;
 mod proc;
 mod python;
+mod queue;
+mod registry;
 mod report;
 mod shared;
 
@@ -27,11 +29,11 @@ use std::time::Instant;
 
 use clap::Parser;
 
-use measure::{Ctx, Goal, Group, Kind, Measured, Record, Spec, Status, FULL, QUICK};
-use peers::Transport;
+use measure::{Ctx, Goal, Group, Kind, Record, Spec, Status, FULL, QUICK};
+use registry::registry;
 
 /// Message sizes of the throughput sweep.
-const SIZES: [usize; 7] = [8, 64, 256, 1024, 4096, 16384, 65536];
+pub(crate) const SIZES: [usize; 7] = [8, 64, 256, 1024, 4096, 16384, 65536];
 
 /// Comparative benchmark of shmbus against the raw shared-memory floor,
 /// Unix domain sockets, pipe(2), a shared futex, crossbeam-channel and Python
@@ -46,6 +48,10 @@ struct Args {
     /// (repeat the option or separate with commas), e.g. `--filter rt-busy`.
     #[arg(long, value_delimiter = ',')]
     filter: Vec<String>,
+    /// Run the rows of a named preset (`pipe`, `queue`, `table`; see
+    /// `--list`), besides any `--filter`.
+    #[arg(long, value_delimiter = ',')]
+    preset: Vec<String>,
     /// Folder for results.json, results.md and chart.svg.
     #[arg(long, default_value = default_out())]
     out: PathBuf,
@@ -63,10 +69,25 @@ fn main() {
         child(&role);
         return;
     }
-    let args = Args::parse();
+    let mut args = Args::parse();
     let specs = registry();
+    match registry::preset_filters(&args.preset) {
+        Ok(f) => args.filter.extend(f),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
     if args.list {
-        for s in &specs {
+        println!("presets (--preset NAME):");
+        for (name, about, _) in registry::PRESETS {
+            println!("  {name:<8} {about}");
+        }
+        println!();
+        for s in specs
+            .iter()
+            .filter(|s| args.filter.is_empty() || args.filter.iter().any(|f| s.name.contains(f)))
+        {
             let state = if s.run.is_some() {
                 ""
             } else {
@@ -82,7 +103,7 @@ fn main() {
         .collect();
     if selected.is_empty() {
         eprintln!(
-            "no measurement matches --filter {:?} (see --list)",
+            "no measurement matches --filter/--preset {:?} (see --list)",
             args.filter
         );
         std::process::exit(2);
@@ -321,332 +342,6 @@ fn add_note(note: &mut String, w: String) {
     }
 }
 
-fn s(v: &str) -> String {
-    v.to_owned()
-}
-
-/// Every measurement, in running order. To add a row, push a `Spec` here.
-fn registry() -> Vec<Spec> {
-    let mut v = Vec::new();
-    let mut add = |name: String,
-                   kind: Kind,
-                   size: usize,
-                   group: Group,
-                   about: &str,
-                   run: Option<measure::RunFn>| {
-        v.push(Spec {
-            name,
-            kind,
-            size,
-            group,
-            needs_bus: group == Group::Shmbus,
-            floor: None,
-            alts: Vec::new(),
-            goal: None,
-            about: about.to_owned(),
-            run,
-        });
-        v.len() - 1
-    };
-    use Group::*;
-    use Kind::*;
-
-    // ---- floors
-    add(
-        s("floor/cacheline-rt/64"),
-        RoundTrip,
-        64,
-        Floor,
-        "raw shared-memory cache-line ping-pong between two processes (Release store, Acquire spin)",
-        Some(Box::new(|c: &Ctx| {
-            Ok(Measured::latency(floor::cacheline_round_trip(c, c.counts.busy_round_trips)))
-        })),
-    );
-    // ---- shmbus
-    let rt_alts = vec![
-        s("alt/uds-rt/64"),
-        s("alt/pipe2-rt/64"),
-        s("python/mp-pipe-rt/64"),
-    ];
-    let i = add(
-        s("shmbus/pipe-rt-busy/64"),
-        RoundTrip,
-        64,
-        Shmbus,
-        "pipe round trip (ping and pong pipes), both sides busy-polling try_send/try_recv_with",
-        Some(Box::new(|c: &Ctx| {
-            Ok(pipe::round_trip(c, 64, pipe::Wait::Busy))
-        })),
-    );
-    let ibb = add(
-        s("shmbus/pipe-rt-send-recv/64"),
-        RoundTrip,
-        64,
-        Shmbus,
-        "pipe round trip with send/recv_with back to back (their spin phase usually catches the answer)",
-        Some(Box::new(|c: &Ctx| Ok(pipe::round_trip(c, 64, pipe::Wait::BackToBack)))),
-    );
-    add(
-        s("floor/futex-rt/4"),
-        RoundTrip,
-        4,
-        Floor,
-        "shared-futex ping-pong, both sides asleep in FUTEX_WAIT, 200 µs idle before each (the blocking floor)",
-        Some(Box::new(|c: &Ctx| {
-            Ok(Measured::latency(floor::futex_round_trip(c, c.counts.sleeping_round_trips)))
-        })),
-    );
-
-    let ib = add(
-        s("shmbus/pipe-rt-blocking/64"),
-        RoundTrip,
-        64,
-        Shmbus,
-        "pipe round trip with send/recv_with after 200 µs idle, so both sides sleep in the futex",
-        Some(Box::new(|c: &Ctx| {
-            Ok(pipe::round_trip(c, 64, pipe::Wait::Sleeping))
-        })),
-    );
-    add(
-        s("floor/ring-tput/64"),
-        Throughput,
-        64,
-        Floor,
-        "raw SPSC ring of 64-byte slots in /dev/shm, one publish per message",
-        Some(Box::new(|c: &Ctx| Ok(floor::ring_throughput(c)))),
-    );
-    let mut tput = Vec::new();
-    for size in SIZES {
-        tput.push((
-            size,
-            add(
-                format!("shmbus/pipe-tput/{size}"),
-                Throughput,
-                size,
-                Shmbus,
-                "pipe one-way throughput, busy try_send in the child, copy-out try_recv_with here",
-                Some(Box::new(move |c: &Ctx| Ok(pipe::throughput(c, size)))),
-            ),
-        ));
-    }
-    let mut queue = Vec::new();
-    for (p, name) in [(1u64, "1p1c"), (2, "2p2c"), (4, "4p4c")] {
-        queue.push(add(
-            format!("shmbus/queue-tput-{name}/64"),
-            Throughput,
-            64,
-            Shmbus,
-            &format!(
-                "MPMC queue, {p} producer and {p} consumer processes, 64-byte items, put/get_with"
-            ),
-            Some(Box::new(move |c: &Ctx| {
-                Ok(shared::queue_throughput(c, p, p))
-            })),
-        ));
-    }
-    let value_read = add(
-        s("shmbus/value-read/8"),
-        Read,
-        8,
-        Shmbus,
-        "u64 value reads per second while another process writes it",
-        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, false, false)))),
-    );
-    let value_write = add(
-        s("shmbus/value-write/8"),
-        Write,
-        8,
-        Shmbus,
-        "u64 value writes per second while another process reads it",
-        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, false, true)))),
-    );
-    let array_read = add(
-        s("shmbus/array16-read/128"),
-        Read,
-        128,
-        Shmbus,
-        "16 x u64 array reads per second while another process writes it (checked untorn)",
-        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, true, false)))),
-    );
-    let array_write = add(
-        s("shmbus/array16-write/128"),
-        Write,
-        128,
-        Shmbus,
-        "16 x u64 array writes per second while another process reads it",
-        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, true, true)))),
-    );
-
-    // ---- alternatives
-    for (t, tag) in [(Transport::Uds, "uds"), (Transport::Pipe, "pipe2")] {
-        let what = if t == Transport::Uds {
-            "Unix domain socket (socketpair SOCK_STREAM)"
-        } else {
-            "pipe(2), one per direction"
-        };
-        add(
-            format!("alt/{tag}-rt/64"),
-            RoundTrip,
-            64,
-            Alternative,
-            &format!("{what} round trip, one write and one read per message"),
-            Some(Box::new(move |c: &Ctx| Ok(peers::round_trip(c, t, 64)))),
-        );
-        for size in SIZES {
-            add(
-                format!("alt/{tag}-tput/{size}"),
-                Throughput,
-                size,
-                Alternative,
-                &format!("{what} one-way throughput, one write and one read per message"),
-                Some(Box::new(move |c: &Ctx| Ok(peers::throughput(c, t, size)))),
-            );
-        }
-    }
-    add(
-        s("ref/crossbeam-rt/64"),
-        RoundTrip,
-        64,
-        Reference,
-        "crossbeam-channel bounded(1) round trip between two threads (in-process reference)",
-        Some(Box::new(|c: &Ctx| Ok(peers::crossbeam_round_trip(c)))),
-    );
-    add(
-        s("ref/crossbeam-tput/64"),
-        Throughput,
-        64,
-        Reference,
-        "crossbeam-channel bounded(4096) one-way throughput between two threads",
-        Some(Box::new(|c: &Ctx| Ok(peers::crossbeam_throughput(c)))),
-    );
-
-    // ---- Python multiprocessing
-    add(
-        s("python/mp-pipe-rt/64"),
-        RoundTrip,
-        64,
-        Python,
-        "multiprocessing.Pipe round trip (send_bytes/recv_bytes)",
-        Some(Box::new(|c: &Ctx| python::pipe_round_trip(c, 64))),
-    );
-    add(
-        s("python/mp-pipe-tput/64"),
-        Throughput,
-        64,
-        Python,
-        "multiprocessing.Pipe one-way throughput",
-        Some(Box::new(|c: &Ctx| python::throughput(c, 64, false))),
-    );
-    add(
-        s("python/mp-queue-tput/64"),
-        Throughput,
-        64,
-        Python,
-        "multiprocessing.Queue one-way throughput",
-        Some(Box::new(|c: &Ctx| python::throughput(c, 64, true))),
-    );
-    for (name, what, kind, size, writes, about) in [
-        (
-            "mp-value-read/8",
-            "value",
-            Read,
-            8,
-            false,
-            "Value('q') (locked) reads while another process writes",
-        ),
-        (
-            "mp-value-write/8",
-            "value",
-            Write,
-            8,
-            true,
-            "Value('q') (locked) writes while another process reads",
-        ),
-        (
-            "mp-array16-read/128",
-            "array",
-            Read,
-            128,
-            false,
-            "Array('q', 16) (locked) whole-array reads while another process writes",
-        ),
-        (
-            "mp-array16-write/128",
-            "array",
-            Write,
-            128,
-            true,
-            "Array('q', 16) (locked) whole-array writes while another process reads",
-        ),
-        (
-            "mp-rawarray16-read/128",
-            "rawarray",
-            Read,
-            128,
-            false,
-            "Array('q', 16, lock=False) reads while another process writes: torn-read percentage",
-        ),
-    ] {
-        add(
-            format!("python/{name}"),
-            kind,
-            size,
-            Python,
-            about,
-            Some(Box::new(move |c: &Ctx| python::shared(c, what, writes))),
-        );
-    }
-
-    // ---- comparisons and goals
-    v[i].floor = Some(s("probe"));
-    v[i].alts = rt_alts.clone();
-    v[i].goal = Some(Goal::MaxVsFloor(1.5));
-    v[ib].floor = Some(s("floor/futex-rt/4"));
-    v[ib].alts = rt_alts.clone();
-    v[ibb].floor = Some(s("probe"));
-    v[ibb].alts = rt_alts;
-    v[ib].goal = Some(Goal::MaxVsFloor(1.1));
-    for (size, idx) in tput {
-        v[idx].alts = vec![
-            format!("alt/uds-tput/{size}"),
-            format!("alt/pipe2-tput/{size}"),
-        ];
-        if size == 64 {
-            v[idx].floor = Some(s("floor/ring-tput/64"));
-            v[idx].alts.push(s("python/mp-pipe-tput/64"));
-            v[idx].alts.push(s("python/mp-queue-tput/64"));
-            v[idx].goal = Some(Goal::MinRate(35e6, Some(("python/mp-pipe-tput/64", 100.0))));
-        }
-    }
-    for idx in queue {
-        v[idx].floor = Some(s("floor/ring-tput/64"));
-        v[idx].alts = vec![
-            s("alt/uds-tput/64"),
-            s("alt/pipe2-tput/64"),
-            s("python/mp-queue-tput/64"),
-        ];
-    }
-    for (idx, py) in [
-        (value_read, "python/mp-value-read/8"),
-        (value_write, "python/mp-value-write/8"),
-        (array_read, "python/mp-array16-read/128"),
-        (array_write, "python/mp-array16-write/128"),
-    ] {
-        v[idx].alts = vec![s(py)];
-        if v[idx].kind == Read {
-            v[idx].goal = Some(Goal::MinVs(
-                if idx == value_read {
-                    "python/mp-value-read/8"
-                } else {
-                    "python/mp-array16-read/128"
-                },
-                50.0,
-            ));
-        }
-    }
-    v
-}
-
 /// A child process: dispatch on the role.
 fn child(role: &str) {
     proc::die_with_parent(role == "daemon");
@@ -659,10 +354,11 @@ fn child(role: &str) {
         "ring-producer" => floor::ring_producer(&a[0], n(1)),
         "futex-echo" => floor::futex_echo(&a[0], n(1)),
         "pipe-echo" => pipe::echo(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),
-        "pipe-sender" => pipe::sender(&a[0], &a[1], n(2), n(3) as usize),
-        "queue-producer" => shared::producer(&a[0], &a[1], n(2)),
-        "queue-consumer" => shared::consumer(&a[0], &a[1], n(2)),
-        "table-writer" => shared::table_writer(&a[0], &a[1], &a[2], a[3] == "true"),
+        "pipe-sender" => pipe::sender(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),
+        "queue-echo" => queue::echo(&a[0], &a[1], n(2), a[3] == "true"),
+        "queue-producer" => queue::producer(&a[0], &a[1], n(2), a[3] == "true"),
+        "queue-consumer" => queue::consumer(&a[0], &a[1], n(2), a[3] == "true"),
+        "table-writer" => shared::table_writer(&a[0], &a[1], &a[2], a[3] == "true", n(4)),
         "table-reader" => shared::table_reader(&a[0], &a[1], &a[2], a[3] == "true"),
         "kernel-echo" => peers::echo(n(0), n(1) as usize),
         "kernel-sender" => peers::sender(n(0), n(1) as usize),

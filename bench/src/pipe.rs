@@ -3,21 +3,13 @@
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use shmbus_client::Bus;
+use shmbus_client::{Bus, PipeReceiver, PipeSender};
 
 use crate::measure::{Counts, Ctx, Measured};
-use crate::proc::spawn;
+use crate::proc::{spawn, unique};
 
 /// Ring capacity of the throughput pipes (largest frame: 128 KiB).
 const TPUT_CAPACITY: u64 = 1 << 20;
-
-fn unique(tag: &str) -> String {
-    use shmbus::sync::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    // Relaxed: only uniqueness matters.
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("{tag}-{}-{seq}", std::process::id())
-}
 
 fn seq_of(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
@@ -127,14 +119,50 @@ pub(crate) fn echo(bus: &str, tag: &str, n: u64, size: usize, blocking: bool) {
     }
 }
 
+/// Calls `$f::<N>($args)` for the `N` equal to `$size`, one of the sizes of
+/// [`crate::SIZES`] (a panic otherwise).
+macro_rules! by_size {
+    ($size:expr, $f:ident, ($($arg:expr),*)) => {
+        match $size {
+            8 => $f::<8>($($arg),*),
+            64 => $f::<64>($($arg),*),
+            256 => $f::<256>($($arg),*),
+            1024 => $f::<1024>($($arg),*),
+            4096 => $f::<4096>($($arg),*),
+            16384 => $f::<16384>($($arg),*),
+            65536 => $f::<65536>($($arg),*),
+            other => panic!("no fixed-length frame of {other} bytes"),
+        }
+    };
+}
+
+/// How the throughput rows give the frame length to `try_send` and
+/// `try_recv_with`.
+///
+/// With a length known at compile time (a fixed-size array, as a program
+/// sending one struct has) the compiler inlines `try_send` into the sending
+/// loop, folds its length checks and copies the frame with a few vector
+/// moves. With a length known only at run time (a `Vec`) it keeps
+/// `Producer::try_send` out of line and copies through libc's `memcpy`:
+/// about 110 instructions per 64-byte frame on the sending side instead of
+/// about 67 (callgrind), and the sender is what limits one-way throughput.
+/// This is why this suite (runtime length until then) and the former
+/// `cargo bench --bench pipe` (`[u8; 64]`) disagreed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Len {
+    /// `[u8; N]` on both sides (only for the sizes of [`crate::SIZES`]).
+    Fixed,
+    /// A `Vec<u8>` of the size given at run time.
+    Runtime,
+}
+
 /// One-way pipe throughput of `size`-byte frames: a child process sends with
 /// `try_send` as fast as it can; this process copies each frame out with
 /// `try_recv_with` (as `read(2)` copies into a buffer). Messages per second
 /// from the first frame received to the last, one entry per run.
-pub(crate) fn throughput(ctx: &Ctx, size: usize) -> Measured {
+pub(crate) fn throughput(ctx: &Ctx, size: usize, len: Len) -> Measured {
     let n = Counts::scaled(ctx.counts.shm_messages, size);
     let bus = Bus::connect_to(ctx.bus()).expect("connect");
-    let mut buf = vec![0u8; size];
     let mut rates = Vec::new();
     for _ in 0..ctx.counts.runs {
         let name = unique("tput");
@@ -145,36 +173,69 @@ pub(crate) fn throughput(ctx: &Ctx, size: usize) -> Measured {
             .expect("receiver");
         let kid = spawn(
             "pipe-sender",
-            &[ctx.bus().to_owned(), name, n.to_string(), size.to_string()],
+            &[
+                ctx.bus().to_owned(),
+                name,
+                n.to_string(),
+                size.to_string(),
+                (len == Len::Fixed).to_string(),
+            ],
             ctx.placement.child,
         );
-        let (mut got, mut start) = (0u64, None);
-        while got < n {
-            match rx.try_recv_with(|b| buf[..b.len()].copy_from_slice(b)) {
-                Ok(()) => {
-                    if got == 0 {
-                        start = Some(Instant::now());
-                    }
-                    got += 1;
-                }
-                Err(_) => core::hint::spin_loop(),
-            }
-        }
-        let secs = start.expect("started").elapsed().as_secs_f64();
-        std::hint::black_box(&buf);
+        let secs = match len {
+            Len::Fixed => by_size!(size, drain_fixed, (&mut rx, n)),
+            Len::Runtime => drain(&mut rx, n, vec![0u8; size]),
+        };
         kid.wait();
         rates.push((n - 1) as f64 / secs);
     }
     Measured::rates(rates)
 }
 
+fn drain_fixed<const N: usize>(rx: &mut PipeReceiver, n: u64) -> f64 {
+    drain(rx, n, [0u8; N])
+}
+
+/// Receives `n` frames, copying each into `buf`; seconds from the first to
+/// the last.
+#[inline(always)]
+fn drain<B: AsMut<[u8]>>(rx: &mut PipeReceiver, n: u64, mut buf: B) -> f64 {
+    let (mut got, mut start) = (0u64, None);
+    while got < n {
+        match rx.try_recv_with(|b| buf.as_mut().copy_from_slice(b)) {
+            Ok(()) => {
+                if got == 0 {
+                    start = Some(Instant::now());
+                }
+                got += 1;
+            }
+            Err(_) => core::hint::spin_loop(),
+        }
+    }
+    let secs = start.expect("started").elapsed().as_secs_f64();
+    std::hint::black_box(buf.as_mut());
+    secs
+}
+
 /// The `pipe-sender` role.
-pub(crate) fn sender(bus: &str, name: &str, n: u64, size: usize) {
+pub(crate) fn sender(bus: &str, name: &str, n: u64, size: usize, fixed: bool) {
     let b = Bus::connect_to(bus).expect("connect");
     let mut tx = b.pipe(name).expect("pipe").sender().expect("sender");
-    let frame = vec![1u8; size];
+    if fixed {
+        by_size!(size, send_fixed, (&mut tx, n));
+    } else {
+        send(&mut tx, n, &vec![1u8; size]);
+    }
+}
+
+fn send_fixed<const N: usize>(tx: &mut PipeSender, n: u64) {
+    send(tx, n, &[1u8; N]);
+}
+
+#[inline(always)]
+fn send(tx: &mut PipeSender, n: u64, frame: &[u8]) {
     for _ in 0..n {
-        while tx.try_send(&frame).is_err() {
+        while tx.try_send(frame).is_err() {
             core::hint::spin_loop();
         }
     }

@@ -94,6 +94,13 @@ pub(crate) fn die_with_parent(daemon: bool) {
     let _ = rustix::process::set_parent_process_death_signal(Some(sig));
 }
 
+/// A channel name unique in this run: `tag-<pid>-<sequence>`.
+pub(crate) fn unique(tag: &str) -> String {
+    // Relaxed: only uniqueness matters.
+    let seq = SEQ.fetch_add(1, shmbus::sync::Ordering::Relaxed);
+    format!("{tag}-{}-{seq}", std::process::id())
+}
+
 /// Prefix of the raw `/dev/shm` files of this process.
 fn raw_prefix() -> String {
     format!("shmbus-bench-raw-{}-", std::process::id())

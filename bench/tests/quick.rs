@@ -1,7 +1,7 @@
 //! Smoke tests: `shmbus-bench --quick` (the whole suite, a few seconds) must
 //! run, print the tables and write a JSON file with one record per
 //! measurement, so the harness never rots (`cargo test --workspace` runs
-//! this); `--filter` must select rows.
+//! this); `--filter` and `--preset` must select rows.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -51,6 +51,38 @@ fn filter_selects_rows() {
 }
 
 #[test]
+fn presets_select_rows_and_unknown_ones_are_refused() {
+    let list = |preset: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shmbus-bench"))
+            .args(["--list", "--preset", preset])
+            .output()
+            .expect("run shmbus-bench")
+    };
+    let table = list("table");
+    assert!(table.status.success());
+    let rows = String::from_utf8_lossy(&table.stdout);
+    for want in [
+        "shmbus/value-read-alone/8",
+        "shmbus/array16-read-paced/128",
+        "python/mp-array16-read/128",
+    ] {
+        assert!(rows.contains(want), "{want} not in {rows}");
+    }
+    assert!(!rows.contains("shmbus/pipe-rt-busy/64"), "{rows}");
+    let pipe = String::from_utf8_lossy(&list("pipe").stdout).into_owned();
+    assert!(pipe.contains("shmbus/pipe-tput/64 "), "{pipe}");
+    assert!(!pipe.contains("shmbus/pipe-tput/4096"), "{pipe}");
+    assert!(!pipe.contains("alt/pipe2-"), "{pipe}");
+    let bad = list("nonesuch");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("presets: pipe, queue, table"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[test]
 fn quick_run_writes_json_and_table() {
     let (run, out) = run("all", &[]);
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -93,6 +125,11 @@ fn quick_run_writes_json_and_table() {
         "floor/cacheline-rt/64",
         "shmbus/pipe-rt-busy/64",
         "shmbus/pipe-tput/64",
+        "shmbus/pipe-tput-runtime-len/64",
+        "shmbus/queue-rt-busy/64",
+        "shmbus/queue-tput-1p1c-busy/64",
+        "shmbus/array16-read-paced/128",
+        "shmbus/value-update-alone/8",
         "alt/uds-rt/64",
     ] {
         assert_eq!(by_name(n)["status"], "ok", "{n}: {json}");

@@ -414,7 +414,8 @@ const OWN_TAG_PATIENCE: Duration = Duration::from_secs(2);
 ///   hold in a thread-local instead cost a quarter to a half of uncontended
 ///   write throughput, and a process-wide atomic counter around `update`
 ///   closures a quarter of `update` throughput; the flag's two plain stores
-///   cost `update` about 5 % (all measured with `cargo bench --bench table`).
+///   cost `update` about 5 % (all measured with the former
+///   `cargo bench --bench table`, now `shmbus-bench --preset table`).
 fn phantom_lock(
     bus: &Inner,
     lock: &Seqlock,

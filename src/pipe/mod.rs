@@ -15,13 +15,14 @@
 //!
 //! NB: tried and reverted (commits e328002, 9b31bb3): the consumer polling the
 //! next record's header word in the ring instead of `tail` (producer storing
-//! the header last, zeroing the word past each record). Measured with
-//! `cargo bench --bench pipe`, runs alternating with this design on the
-//! 2-core development machine: round trip p50 1.40–1.48× the floor against
-//! 1.62–1.68× with the vCPUs far apart, no gain with them close, and one-way
-//! 64-byte throughput down from 7.3 to 5.3 M frames/s (far) and from about 34
-//! to 17 M (close): a caught-up consumer polling the ring keeps stealing the
-//! line the producer is writing the next record into.
+//! the header last, zeroing the word past each record). Measured with the
+//! former `cargo bench --bench pipe` (now `shmbus-bench --preset pipe`), runs
+//! alternating with this design on the 2-core development machine: round
+//! trip p50 1.40–1.48× the floor against 1.62–1.68× with the vCPUs far apart,
+//! no gain with them close, and one-way 64-byte throughput down from 7.3 to
+//! 5.3 M frames/s (far) and from about 34 to 17 M (close): a caught-up
+//! consumer polling the ring keeps stealing the line the producer is writing
+//! the next record into.
 //!
 //! NB: also tried, not kept: the producer issuing `PREFETCHW` for the next
 //! record's two lines after each publish (so its next stores, and the tail

@@ -262,7 +262,8 @@ impl Queue {
         // claim of a consumer. A store, not a CAS: only we write a cell we
         // hold, because the daemon repairs cells only after their holder's
         // death is confirmed (see `QueueCtl::recover_owner`).
-        // NB: measured with `SHMBUS_QBENCH_ONLY=1 cargo bench --bench queue`
+        // NB: measured with the former `SHMBUS_QBENCH_ONLY=1 cargo bench
+        // --bench queue` (now `shmbus-bench --filter queue-tput-1p1c-busy`)
         // on the 2-core machine, 1P/1C busy-poll: 16 M items/s with CAS here
         // and in `release`, 21 M with stores.
         self.cells

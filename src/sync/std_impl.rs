@@ -235,7 +235,8 @@ pub fn enable_asymmetric_barriers() -> bool {
 /// barrier (membarrier(2): "barrier() on the fast path, membarrier() on the
 /// slow path"). Elsewhere it is `fence(SeqCst)`.
 ///
-/// NB: measured on the 2-core development machine, `cargo bench --bench pipe`:
+/// NB: measured on the 2-core development machine with the former
+/// `cargo bench --bench pipe` (now `shmbus-bench --preset pipe`):
 /// one-way 64-byte throughput 20.3 M frames/s with a `fence(SeqCst)` (x86
 /// `lock or`) after every publish, against 34.5 M without it. The fence waits
 /// for the store buffer, which holds the just-published position whose cache

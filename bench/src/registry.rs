@@ -1,0 +1,481 @@
+//! The registry: every measurement, in running order, with what it is
+//! compared with, and the presets that select the rows a question needs.
+
+use crate::measure::{self, Ctx, Goal, Group, Kind, Measured, Spec};
+use crate::peers::Transport;
+use crate::pipe::Len;
+use crate::shared::AloneOp;
+use crate::{floor, peers, pipe, python, queue, shared, SIZES};
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+/// Every measurement, in running order. To add a row, push a `Spec` here.
+pub(crate) fn registry() -> Vec<Spec> {
+    let mut v = Vec::new();
+    let mut add = |name: String,
+                   kind: Kind,
+                   size: usize,
+                   group: Group,
+                   about: &str,
+                   run: Option<measure::RunFn>| {
+        v.push(Spec {
+            name,
+            kind,
+            size,
+            group,
+            needs_bus: group == Group::Shmbus,
+            floor: None,
+            alts: Vec::new(),
+            goal: None,
+            about: about.to_owned(),
+            run,
+        });
+        v.len() - 1
+    };
+    use Group::*;
+    use Kind::*;
+
+    // ---- floors
+    add(
+        s("floor/cacheline-rt/64"),
+        RoundTrip,
+        64,
+        Floor,
+        "raw shared-memory cache-line ping-pong between two processes (Release store, Acquire spin)",
+        Some(Box::new(|c: &Ctx| {
+            Ok(Measured::latency(floor::cacheline_round_trip(c, c.counts.busy_round_trips)))
+        })),
+    );
+    // ---- shmbus
+    let rt_alts = vec![
+        s("alt/uds-rt/64"),
+        s("alt/pipe2-rt/64"),
+        s("python/mp-pipe-rt/64"),
+    ];
+    let i = add(
+        s("shmbus/pipe-rt-busy/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "pipe round trip (ping and pong pipes), both sides busy-polling try_send/try_recv_with",
+        Some(Box::new(|c: &Ctx| {
+            Ok(pipe::round_trip(c, 64, pipe::Wait::Busy))
+        })),
+    );
+    let ibb = add(
+        s("shmbus/pipe-rt-send-recv/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "pipe round trip with send/recv_with back to back (their spin phase usually catches the answer)",
+        Some(Box::new(|c: &Ctx| Ok(pipe::round_trip(c, 64, pipe::Wait::BackToBack)))),
+    );
+    add(
+        s("floor/futex-rt/4"),
+        RoundTrip,
+        4,
+        Floor,
+        "shared-futex ping-pong, both sides asleep in FUTEX_WAIT, 200 µs idle before each (the blocking floor)",
+        Some(Box::new(|c: &Ctx| {
+            Ok(Measured::latency(floor::futex_round_trip(c, c.counts.sleeping_round_trips)))
+        })),
+    );
+
+    let ib = add(
+        s("shmbus/pipe-rt-blocking/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "pipe round trip with send/recv_with after 200 µs idle, so both sides sleep in the futex",
+        Some(Box::new(|c: &Ctx| {
+            Ok(pipe::round_trip(c, 64, pipe::Wait::Sleeping))
+        })),
+    );
+    add(
+        s("floor/ring-tput/64"),
+        Throughput,
+        64,
+        Floor,
+        "raw SPSC ring of 64-byte slots in /dev/shm, one publish per message",
+        Some(Box::new(|c: &Ctx| Ok(floor::ring_throughput(c)))),
+    );
+    let mut tput = Vec::new();
+    for size in SIZES {
+        tput.push((
+            size,
+            add(
+                format!("shmbus/pipe-tput/{size}"),
+                Throughput,
+                size,
+                Shmbus,
+                "pipe one-way throughput, busy try_send of a [u8; N] in the child, copy-out try_recv_with into a [u8; N] here",
+                Some(Box::new(move |c: &Ctx| Ok(pipe::throughput(c, size, Len::Fixed)))),
+            ),
+        ));
+    }
+    add(
+        s("shmbus/pipe-tput-runtime-len/64"),
+        Throughput,
+        64,
+        Shmbus,
+        "as pipe-tput/64 with the frame length known only at run time (Vec<u8>): try_send is not inlined",
+        Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 64, Len::Runtime)))),
+    );
+    let queue_rt = add(
+        s("shmbus/queue-rt-busy/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "queue round trip (ping and pong queues of 64 slots), both sides busy-polling try_put/try_get_with",
+        Some(Box::new(|c: &Ctx| Ok(queue::round_trip(c, false)))),
+    );
+    let queue_rtb = add(
+        s("shmbus/queue-rt-put-get/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "queue round trip with put/get_with back to back (their spin phase usually catches the answer)",
+        Some(Box::new(|c: &Ctx| Ok(queue::round_trip(c, true)))),
+    );
+    let mut queues = Vec::new();
+    for (p, name, busy) in [
+        (1u64, "1p1c-busy", true),
+        (1, "1p1c", false),
+        (2, "2p2c", false),
+        (4, "4p4c", false),
+    ] {
+        let how = if busy {
+            "busy-polling try_put/try_get_with"
+        } else {
+            "put/get_with"
+        };
+        queues.push(add(
+            format!("shmbus/queue-tput-{name}/64"),
+            Throughput,
+            64,
+            Shmbus,
+            &format!("MPMC queue, {p} producer and {p} consumer processes, 64-byte items, {how}"),
+            Some(Box::new(move |c: &Ctx| {
+                Ok(queue::throughput(c, p, p, busy))
+            })),
+        ));
+    }
+    let value_read = add(
+        s("shmbus/value-read/8"),
+        Read,
+        8,
+        Shmbus,
+        "u64 value reads per second while another process writes it",
+        Some(Box::new(|c: &Ctx| {
+            Ok(shared::table_rate(c, false, false, 0))
+        })),
+    );
+    let value_write = add(
+        s("shmbus/value-write/8"),
+        Write,
+        8,
+        Shmbus,
+        "u64 value writes per second while another process reads it",
+        Some(Box::new(|c: &Ctx| {
+            Ok(shared::table_rate(c, false, true, 0))
+        })),
+    );
+    let array_read = add(
+        s("shmbus/array16-read/128"),
+        Read,
+        128,
+        Shmbus,
+        "16 x u64 array reads per second while another process writes it (checked untorn)",
+        Some(Box::new(|c: &Ctx| {
+            Ok(shared::table_rate(c, true, false, 0))
+        })),
+    );
+    let array_write = add(
+        s("shmbus/array16-write/128"),
+        Write,
+        128,
+        Shmbus,
+        "16 x u64 array writes per second while another process reads it",
+        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, true, true, 0)))),
+    );
+    add(
+        s("shmbus/array16-read-paced/128"),
+        Read,
+        128,
+        Shmbus,
+        "16 x u64 array reads per second while another process writes 1 M arrays/s (checked untorn)",
+        Some(Box::new(|c: &Ctx| Ok(shared::table_rate(c, true, false, 1_000_000)))),
+    );
+    for (name, kind, size, op, about) in [
+        (
+            "value-read-alone/8",
+            Read,
+            8,
+            AloneOp::ValueRead,
+            "u64 value reads per second, no other process",
+        ),
+        (
+            "value-write-alone/8",
+            Write,
+            8,
+            AloneOp::ValueWrite,
+            "u64 value writes per second, no other process",
+        ),
+        (
+            "value-update-alone/8",
+            Write,
+            8,
+            AloneOp::ValueUpdate,
+            "u64 value update(|x| x + 1) per second, no other process",
+        ),
+        (
+            "array16-read-alone/128",
+            Read,
+            128,
+            AloneOp::ArrayRead,
+            "16 x u64 array reads per second, no other process",
+        ),
+        (
+            "array16-write-alone/128",
+            Write,
+            128,
+            AloneOp::ArrayWrite,
+            "16 x u64 array writes per second, no other process",
+        ),
+    ] {
+        add(
+            format!("shmbus/{name}"),
+            kind,
+            size,
+            Shmbus,
+            about,
+            Some(Box::new(move |c: &Ctx| Ok(shared::table_alone(c, op)))),
+        );
+    }
+
+    // ---- alternatives
+    for (t, tag) in [(Transport::Uds, "uds"), (Transport::Pipe, "pipe2")] {
+        let what = if t == Transport::Uds {
+            "Unix domain socket (socketpair SOCK_STREAM)"
+        } else {
+            "pipe(2), one per direction"
+        };
+        add(
+            format!("alt/{tag}-rt/64"),
+            RoundTrip,
+            64,
+            Alternative,
+            &format!("{what} round trip, one write and one read per message"),
+            Some(Box::new(move |c: &Ctx| Ok(peers::round_trip(c, t, 64)))),
+        );
+        for size in SIZES {
+            add(
+                format!("alt/{tag}-tput/{size}"),
+                Throughput,
+                size,
+                Alternative,
+                &format!("{what} one-way throughput, one write and one read per message"),
+                Some(Box::new(move |c: &Ctx| Ok(peers::throughput(c, t, size)))),
+            );
+        }
+    }
+    add(
+        s("ref/crossbeam-rt/64"),
+        RoundTrip,
+        64,
+        Reference,
+        "crossbeam-channel bounded(1) round trip between two threads (in-process reference)",
+        Some(Box::new(|c: &Ctx| Ok(peers::crossbeam_round_trip(c)))),
+    );
+    add(
+        s("ref/crossbeam-tput/64"),
+        Throughput,
+        64,
+        Reference,
+        "crossbeam-channel bounded(4096) one-way throughput between two threads",
+        Some(Box::new(|c: &Ctx| Ok(peers::crossbeam_throughput(c)))),
+    );
+
+    // ---- Python multiprocessing
+    add(
+        s("python/mp-pipe-rt/64"),
+        RoundTrip,
+        64,
+        Python,
+        "multiprocessing.Pipe round trip (send_bytes/recv_bytes)",
+        Some(Box::new(|c: &Ctx| python::pipe_round_trip(c, 64))),
+    );
+    add(
+        s("python/mp-pipe-tput/64"),
+        Throughput,
+        64,
+        Python,
+        "multiprocessing.Pipe one-way throughput",
+        Some(Box::new(|c: &Ctx| python::throughput(c, 64, false))),
+    );
+    add(
+        s("python/mp-queue-tput/64"),
+        Throughput,
+        64,
+        Python,
+        "multiprocessing.Queue one-way throughput",
+        Some(Box::new(|c: &Ctx| python::throughput(c, 64, true))),
+    );
+    for (name, what, kind, size, writes, about) in [
+        (
+            "mp-value-read/8",
+            "value",
+            Read,
+            8,
+            false,
+            "Value('q') (locked) reads while another process writes",
+        ),
+        (
+            "mp-value-write/8",
+            "value",
+            Write,
+            8,
+            true,
+            "Value('q') (locked) writes while another process reads",
+        ),
+        (
+            "mp-array16-read/128",
+            "array",
+            Read,
+            128,
+            false,
+            "Array('q', 16) (locked) whole-array reads while another process writes",
+        ),
+        (
+            "mp-array16-write/128",
+            "array",
+            Write,
+            128,
+            true,
+            "Array('q', 16) (locked) whole-array writes while another process reads",
+        ),
+        (
+            "mp-rawarray16-read/128",
+            "rawarray",
+            Read,
+            128,
+            false,
+            "Array('q', 16, lock=False) reads while another process writes: torn-read percentage",
+        ),
+    ] {
+        add(
+            format!("python/{name}"),
+            kind,
+            size,
+            Python,
+            about,
+            Some(Box::new(move |c: &Ctx| python::shared(c, what, writes))),
+        );
+    }
+
+    // ---- comparisons and goals
+    v[i].floor = Some(s("probe"));
+    v[i].alts = rt_alts.clone();
+    v[i].goal = Some(Goal::MaxVsFloor(1.5));
+    v[ib].floor = Some(s("floor/futex-rt/4"));
+    v[ib].alts = rt_alts.clone();
+    v[ibb].floor = Some(s("probe"));
+    v[ibb].alts = rt_alts;
+    v[ib].goal = Some(Goal::MaxVsFloor(1.1));
+    for (size, idx) in tput {
+        v[idx].alts = vec![
+            format!("alt/uds-tput/{size}"),
+            format!("alt/pipe2-tput/{size}"),
+        ];
+        if size == 64 {
+            v[idx].floor = Some(s("floor/ring-tput/64"));
+            v[idx].alts.push(s("python/mp-pipe-tput/64"));
+            v[idx].alts.push(s("python/mp-queue-tput/64"));
+            v[idx].goal = Some(Goal::MinRate(35e6, Some(("python/mp-pipe-tput/64", 100.0))));
+        }
+    }
+    for idx in [queue_rt, queue_rtb] {
+        v[idx].floor = Some(s("probe"));
+        v[idx].alts = vec![s("alt/uds-rt/64"), s("alt/pipe2-rt/64")];
+    }
+    for idx in queues {
+        v[idx].floor = Some(s("floor/ring-tput/64"));
+        v[idx].alts = vec![
+            s("alt/uds-tput/64"),
+            s("alt/pipe2-tput/64"),
+            s("python/mp-queue-tput/64"),
+        ];
+    }
+    for (idx, py) in [
+        (value_read, "python/mp-value-read/8"),
+        (value_write, "python/mp-value-write/8"),
+        (array_read, "python/mp-array16-read/128"),
+        (array_write, "python/mp-array16-write/128"),
+    ] {
+        v[idx].alts = vec![s(py)];
+        if v[idx].kind == Read {
+            v[idx].goal = Some(Goal::MinVs(
+                if idx == value_read {
+                    "python/mp-value-read/8"
+                } else {
+                    "python/mp-array16-read/128"
+                },
+                50.0,
+            ));
+        }
+    }
+    v
+}
+
+/// Named selections (`--preset`): each is a list of `--filter` substrings
+/// that together answer one question about one primitive, beside its floor.
+pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
+    (
+        "pipe",
+        "pipe round trips (busy, back to back, sleeping) and 64-byte one-way throughput, beside their floors",
+        &[
+            "floor/cacheline-rt/",
+            "shmbus/pipe-rt-",
+            "floor/futex-rt/",
+            "floor/ring-tput/",
+            "shmbus/pipe-tput/64",
+            "shmbus/pipe-tput-runtime-len/",
+        ],
+    ),
+    (
+        "queue",
+        "queue round trips and 1P/1C, 2P/2C, 4P/4C throughput, beside the floors and the pipe",
+        &[
+            "floor/cacheline-rt/",
+            "shmbus/queue-",
+            "floor/ring-tput/",
+            "shmbus/pipe-tput/64",
+        ],
+    ),
+    (
+        "table",
+        "value and array reads and writes, alone and beside another process, beside Python's multiprocessing",
+        &[
+            "shmbus/value-",
+            "shmbus/array16-",
+            "python/mp-value-",
+            "python/mp-array16-",
+            "python/mp-rawarray16-",
+        ],
+    ),
+];
+
+/// The filters of the named presets; `Err` names an unknown one.
+pub(crate) fn preset_filters(names: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for n in names {
+        let (_, _, f) = PRESETS.iter().find(|(p, _, _)| p == n).ok_or_else(|| {
+            let known: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+            format!("no preset {n:?} (presets: {})", known.join(", "))
+        })?;
+        out.extend(f.iter().map(|x| x.to_string()));
+    }
+    Ok(out)
+}
