@@ -115,8 +115,9 @@
 //! `fn main() -> Result<(), shmbus_client::Error>` shows it when it fails.
 //!
 //! ## The `shmbus` command
-//! This crate also builds `shmbus`, a command-line client:
-//! `shmbus ls`, `shmbus send PIPE [MESSAGE...]`, `shmbus recv PIPE [-n COUNT]`.
+//! The command-line client, `shmbus ls`, `shmbus send PIPE [MESSAGE...]`,
+//! `shmbus recv PIPE [-n COUNT]` and so on, is the crate `shmbus-cli` (built
+//! on this library); depending on this crate does not build it.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     clippy::undocumented_unsafe_blocks,

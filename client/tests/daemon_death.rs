@@ -13,7 +13,7 @@
 //! `SHMBUS_DEATH_ROUNDS` sets the number of kills (default 5; the figure in
 //! the README comes from 20).
 
-mod support;
+use shmbus_test_support as support;
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! examples` alone does not build them: run `cargo build -p shmbus-client
 //! --examples` first.
 
-mod support;
+use shmbus_test_support as support;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -18,8 +18,11 @@
 //!   slot times a second;
 //! - a uid's slots kept for running processes that broke the protocol are
 //!   limited to [`KEPT_PER_UID`], and freed when those processes exit.
+//!
+//! The `shmbus` command's blocked clients are watched in `cli/tests/idle.rs`;
+//! the wake-up counting is `shmbus_test_support::idle`.
 
-mod support;
+use shmbus_test_support as support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -31,82 +34,12 @@ use shmbus::layout::ABI_VERSION;
 use shmbus::name::BusPaths;
 use shmbus::protocol::{ErrorCode, Response, KEPT_PER_UID};
 use shmbus_client::{Bus, Error};
-use support::{shmbus_bg, sleeps_in_futex, within, Daemon, Proc, WATCHDOG};
-
-/// How long clients and the daemon are watched while idle.
-const WINDOW: Duration = Duration::from_secs(3);
-
-/// Most voluntary context switches allowed per process in [`WINDOW`]:
-/// generous (a stray wake-up, a page fault on a freshly mapped page), below
-/// what one periodic wake-up a second would cost.
-const MAX_SWITCHES: u64 = 2;
+use support::idle::{assert_silent, task_switches, WINDOW};
+use support::{within, Daemon, Proc, WATCHDOG};
 
 /// The blocked calls' own timeout: a wake-up lost at the daemon's death
 /// would make them return `Timeout` after it, failing the test.
 const LONG: Duration = Duration::from_secs(60);
-
-/// Voluntary context switches of one task (`/proc/PID/task/TID`) so far.
-fn task_switches(task: &std::path::Path) -> u64 {
-    let s = std::fs::read_to_string(task.join("status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0)
-}
-
-/// Voluntary context switches of every thread of `pid` so far.
-fn voluntary_switches(pid: u32) -> u64 {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process runs");
-    tasks.flatten().map(|t| task_switches(&t.path())).sum()
-}
-
-fn wait_asleep(what: &str, pid: u32) {
-    let deadline = Instant::now() + WATCHDOG;
-    while !sleeps_in_futex(pid) {
-        assert!(Instant::now() < deadline, "{what} never went to sleep");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Counts each process's voluntary context switches over [`WINDOW`], prints
-/// them and asserts each is at most [`MAX_SWITCHES`].
-fn assert_silent(procs: &[(&str, u32)]) {
-    // Let the start-up settle (threads reaching their sleeps).
-    std::thread::sleep(Duration::from_millis(300));
-    let before: Vec<u64> = procs.iter().map(|&(_, p)| voluntary_switches(p)).collect();
-    std::thread::sleep(WINDOW);
-    for (&(what, pid), b) in procs.iter().zip(before) {
-        let n = voluntary_switches(pid) - b;
-        eprintln!("{what}: {n} voluntary context switches in {WINDOW:?}");
-        assert!(
-            n <= MAX_SWITCHES,
-            "{what} woke {n} times in {WINDOW:?} on an idle bus"
-        );
-    }
-}
-
-#[test]
-fn blocked_clients_do_not_wake_while_the_bus_is_idle() {
-    let d = Daemon::start("idle", &["--value", "v:u32"]);
-    let clients = [
-        (
-            "shmbus recv --create p",
-            shmbus_bg(&d.bus, &["recv", "--create", "p"]),
-        ),
-        ("shmbus watch v", shmbus_bg(&d.bus, &["watch", "v"])),
-    ];
-    for (what, p) in &clients {
-        wait_asleep(what, p.pid());
-    }
-    let mut watched: Vec<(&str, u32)> = clients.iter().map(|(w, p)| (*w, p.pid())).collect();
-    watched.push(("shmbusd", d.pid()));
-    assert_silent(&watched);
-    for (_, mut p) in clients {
-        assert!(p.running(), "a blocked client exited");
-        p.signal(Signal::KILL);
-        p.wait(WATCHDOG);
-    }
-}
 
 /// A thread's blocked call, its thread id and the result.
 type Blocked = (String, u32, std::thread::JoinHandle<Result<(), Error>>);

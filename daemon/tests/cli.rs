@@ -26,41 +26,11 @@ use shmbus::name::BusPaths;
 use shmbus::pipe::{end, PipeCtl};
 use shmbus::protocol::{ErrorCode, Response};
 use shmbus::sync::Ordering;
+use shmbus_test_support::{remove_files, unique_bus, Files, WATCHDOG};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shmbusd");
-/// Longest any single wait may take before the test fails (not a timing
-/// assertion: it only turns a hang into a failure).
-const WATCHDOG: Duration = Duration::from_secs(60);
 const ROLE_ENV: &str = "SHMBUSD_TEST_ROLE";
 const BUS_ENV: &str = "SHMBUSD_TEST_BUS";
-
-/// A bus name no other test (or concurrent test run) uses.
-fn unique(tag: &str) -> String {
-    static N: shmbus::sync::AtomicU32 = shmbus::sync::AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "t-{tag}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn remove_files(paths: &BusPaths) {
-    for p in [&paths.segment, &paths.socket, &paths.lock] {
-        let _ = std::fs::remove_file(p);
-    }
-}
-
-/// Removes a bus's files on drop (for commands expected to fail).
-struct Files(BusPaths);
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        remove_files(&self.0);
-    }
-}
 
 fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
     std::thread::spawn(move || {
@@ -390,7 +360,7 @@ fn mode_of(p: &Path) -> u32 {
 
 #[test]
 fn starts_with_private_segment_and_socket() {
-    let name = unique("start");
+    let name = unique_bus("start");
     let d = Daemon::start(&name, &[]);
     assert_eq!(d.paths.segment, Path::new("/dev/shm").join(&name));
     assert_eq!(mode_of(&d.paths.segment), 0o600);
@@ -418,7 +388,7 @@ fn starts_with_private_segment_and_socket() {
 
 #[test]
 fn mode_and_size_options() {
-    let name = unique("mode");
+    let name = unique_bus("mode");
     let d = Daemon::start(
         &name,
         &["--mode", "0640", "--size", "4M", "--max-peers", "8"],
@@ -432,7 +402,7 @@ fn mode_and_size_options() {
 
 #[test]
 fn bus_name_from_environment() {
-    let name = unique("env");
+    let name = unique_bus("env");
     let mut d = Daemon::spawn(&name, &[], &[("SHMBUS_BUS", &name)]);
     d.wait_ready();
     assert!(d.paths.segment.exists());
@@ -440,7 +410,7 @@ fn bus_name_from_environment() {
 
 #[test]
 fn second_daemon_on_a_live_bus_is_refused() {
-    let name = unique("second");
+    let name = unique_bus("second");
     let d = Daemon::start(&name, &[]);
     let (st, err) = run_to_end(&["--name", &name], &[]);
     assert_eq!(st.code(), Some(1), "{err}");
@@ -463,7 +433,7 @@ fn second_daemon_on_a_live_bus_is_refused() {
 #[test]
 fn sigterm_and_sigint_shut_down_cleanly() {
     for sig in [Signal::TERM, Signal::INT] {
-        let name = unique("term");
+        let name = unique_bus("term");
         let mut d = Daemon::start(&name, &["--pipe", "p"]);
         let seg = Segment::open(&d.paths.segment).unwrap();
         let mut c = Client::connect(&d.paths);
@@ -562,7 +532,7 @@ fn assert_log_format(log: &str, name: &str) {
 
 #[test]
 fn sighup_logs_status_and_keeps_serving() {
-    let name = unique("hup");
+    let name = unique_bus("hup");
     let log = LogFile::new(&name);
     let mut d = log.start(&name, &["--pipe", "p", "--queue", "q"], &[]);
     let mut c = Client::connect(&d.paths);
@@ -613,7 +583,7 @@ fn rust_log_filters_the_log() {
         ("warn", false),
         ("shmbusd=warn", false),
     ] {
-        let name = unique("rustlog");
+        let name = unique_bus("rustlog");
         let mut d = Daemon::spawn(&name, &["--pipe", "p"], &[("RUST_LOG", rust_log)]);
         d.wait_ready();
         Client::connect(&d.paths).hello();
@@ -635,7 +605,7 @@ fn rust_log_filters_the_log() {
 
 #[test]
 fn journal_stream_gets_syslog_priorities() {
-    let name = unique("journal");
+    let name = unique_bus("journal");
     let log = LogFile::new(&name);
     std::fs::File::create(&log.0).unwrap();
     let m = std::fs::metadata(&log.0).unwrap();
@@ -655,7 +625,7 @@ fn journal_stream_gets_syslog_priorities() {
         );
     }
     // A JOURNAL_STREAM that is not our stderr (inherited, then redirected) is ignored.
-    let name = unique("journal");
+    let name = unique_bus("journal");
     let log = LogFile::new(&name);
     let mut d = log.start(&name, &[], &[("JOURNAL_STREAM", "1:2")]);
     d.signal(Signal::TERM);
@@ -673,7 +643,7 @@ fn systemd_notify_socket_gets_ready_status_and_stopping() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     for abstract_name in [false, true] {
-        let name = unique("notify");
+        let name = unique_bus("notify");
         let path = std::env::temp_dir().join(format!("{name}.notify"));
         let (sock, target) = if abstract_name {
             let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
@@ -706,7 +676,7 @@ fn systemd_notify_socket_gets_ready_status_and_stopping() {
 
 #[test]
 fn stale_segment_of_a_killed_daemon_is_taken_over() {
-    let name = unique("stale");
+    let name = unique_bus("stale");
     let first = Daemon::start(&name, &["--pipe", "old"]);
     let old_pid = first.pid();
     let old_epoch = Segment::open(&first.paths.segment)
@@ -737,7 +707,7 @@ fn stale_segment_of_a_killed_daemon_is_taken_over() {
 
 #[test]
 fn foreign_file_is_not_removed() {
-    let name = unique("foreign");
+    let name = unique_bus("foreign");
     let files = Files(BusPaths::new(&name));
     std::fs::write(&files.0.segment, b"not a shmbus segment at all").unwrap();
     let (st, err) = run_to_end(&["--name", &name], &[]);
@@ -760,7 +730,7 @@ fn bad_bus_name_is_refused() {
 
 #[test]
 fn segment_too_large_for_dev_shm_fails_cleanly() {
-    let name = unique("huge");
+    let name = unique_bus("huge");
     let files = Files(BusPaths::new(&name));
     let (st, err) = run_to_end(&["--name", &name, "--size", "1T"], &[]);
     assert_eq!(st.code(), Some(1), "{err}");
@@ -777,7 +747,7 @@ fn segment_too_large_for_dev_shm_fails_cleanly() {
 
 #[test]
 fn bad_pipe_capacity_is_refused() {
-    let name = unique("cap");
+    let name = unique_bus("cap");
     let files = Files(BusPaths::new(&name));
     let (st, err) = run_to_end(&["--name", &name, "--pipe", "a:100"], &[]);
     assert_eq!(st.code(), Some(2), "{err}");
@@ -787,7 +757,7 @@ fn bad_pipe_capacity_is_refused() {
 
 #[test]
 fn config_file_and_flags_declare_pipes() {
-    let name = unique("config");
+    let name = unique_bus("config");
     let cfg = std::env::temp_dir().join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -833,7 +803,7 @@ fn config_file_and_flags_declare_pipes() {
 /// another kind, or twice on the command line, is a usage error.
 #[test]
 fn config_file_and_flags_override_every_kind() {
-    let name = unique("override");
+    let name = unique_bus("override");
     let cfg = std::env::temp_dir().join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -907,7 +877,7 @@ fn config_file_and_flags_override_every_kind() {
 
 #[test]
 fn control_protocol() {
-    let name = unique("proto");
+    let name = unique_bus("proto");
     let d = Daemon::start(&name, &[]);
     let seg = Segment::open(&d.paths.segment).unwrap();
     let g = seg.geometry();
@@ -1007,7 +977,7 @@ fn control_protocol() {
 
 #[test]
 fn hello_is_required_and_checked() {
-    let name = unique("hello");
+    let name = unique_bus("hello");
     let d = Daemon::start(&name, &[]);
 
     let mut c = Client::connect(&d.paths);
@@ -1061,7 +1031,7 @@ fn hello_is_required_and_checked() {
 
 #[test]
 fn full_directory_and_arena() {
-    let name = unique("full");
+    let name = unique_bus("full");
     // 128 KiB with 2 directory entries leaves an arena of about 100 KiB: one
     // 64 KiB pipe fits, a second does not.
     let d = Daemon::start(&name, &["--size", "128K", "--max-channels", "2"]);
@@ -1077,7 +1047,7 @@ fn full_directory_and_arena() {
 
 #[test]
 fn remove_and_close_over_the_wire() {
-    let name = unique("remove");
+    let name = unique_bus("remove");
     let d = Daemon::start(&name, &["--size", "128K", "--max-channels", "2"]);
     let mut c = Client::connect(&d.paths);
     expect_err(c.request("REMOVE a\n"), ErrorCode::Protocol);
@@ -1122,7 +1092,7 @@ fn remove_and_close_over_the_wire() {
 
 #[test]
 fn peer_table_full() {
-    let name = unique("peers");
+    let name = unique_bus("peers");
     let d = Daemon::start(&name, &["--max-peers", "1"]);
     let mut a = Client::connect(&d.paths);
     a.hello();
@@ -1340,7 +1310,7 @@ fn pipe_p(d: &Daemon) -> (Client, u64) {
 
 #[test]
 fn client_that_closed_its_socket_keeps_its_end_until_it_exits() {
-    let name = unique("closed");
+    let name = unique_bus("closed");
     let d = Daemon::start(&name, &[]);
     let (_c, offset) = pipe_p(&d);
     let (mut child, slot, rx) = spawn_producer("producer-close", &name);
@@ -1356,7 +1326,7 @@ fn client_that_closed_its_socket_keeps_its_end_until_it_exits() {
 
 #[test]
 fn sigstopped_client_keeps_its_end_until_killed() {
-    let name = unique("stop");
+    let name = unique_bus("stop");
     let d = Daemon::start(&name, &[]);
     let (_c, offset) = pipe_p(&d);
     let (mut child, slot, _rx) = spawn_producer("producer", &name);
@@ -1375,7 +1345,7 @@ fn sigstopped_client_keeps_its_end_until_killed() {
 
 #[test]
 fn client_that_exits_while_a_child_holds_its_socket_is_recovered() {
-    let name = unique("handover");
+    let name = unique_bus("handover");
     let d = Daemon::start(&name, &[]);
     let (_c, offset) = pipe_p(&d);
     let (mut child, slot, rx) = spawn_producer("producer-handover", &name);
@@ -1400,7 +1370,7 @@ fn client_that_exits_while_a_child_holds_its_socket_is_recovered() {
 
 #[test]
 fn sigkilled_client_releases_its_pipe_end() {
-    let name = unique("kill");
+    let name = unique_bus("kill");
     let d = Daemon::start(&name, &[]);
     let (mut child, slot, _rx) = spawn_producer("producer", &name);
 
@@ -1434,7 +1404,7 @@ fn sigkilled_client_releases_its_pipe_end() {
 
 #[test]
 fn live_daemon_is_not_taken_over_even_without_its_lock_file() {
-    let name = unique("nolock");
+    let name = unique_bus("nolock");
     let d = Daemon::start(&name, &[]);
     // Someone deletes the lock file by hand: the next daemon gets a lock on a
     // new file, but the segment header still names a live daemon.
@@ -1449,7 +1419,7 @@ fn live_daemon_is_not_taken_over_even_without_its_lock_file() {
 
 #[test]
 fn quiet_prints_nothing_on_success() {
-    let name = unique("quiet");
+    let name = unique_bus("quiet");
     let mut d = Daemon::start(&name, &["--quiet", "--pipe", "p"]);
     Client::connect(&d.paths).hello();
     d.signal(Signal::TERM);
@@ -1465,7 +1435,7 @@ fn help_and_bad_flags() {
     let (st, err) = run_to_end(&["--no-such-flag"], &[]);
     assert_eq!(st.code(), Some(2));
     assert!(err.contains("--no-such-flag"), "{err}");
-    let (st, err) = run_to_end(&["--mode", "0400", "--name", &unique("m")], &[]);
+    let (st, err) = run_to_end(&["--mode", "0400", "--name", &unique_bus("m")], &[]);
     assert_eq!(st.code(), Some(2));
     assert!(err.contains("owner read and write"), "{err}");
 }
@@ -1475,7 +1445,7 @@ fn help_and_bad_flags() {
 /// since each byte restarted the read timeout.
 #[test]
 fn hello_has_an_absolute_deadline_from_accept() {
-    let name = unique("deadline");
+    let name = unique_bus("deadline");
     let d = Daemon::start(&name, &[]);
     let mut c = Client::connect(&d.paths);
     let trickle = c.stream.try_clone().expect("clone");
@@ -1504,7 +1474,7 @@ fn hello_has_an_absolute_deadline_from_accept() {
 #[test]
 fn a_fifo_at_the_segment_path_of_a_locked_bus_does_not_hang_start() {
     use rustix::fs::{flock, mknodat, FileType, FlockOperation, Mode, CWD};
-    let name = unique("fifo");
+    let name = unique_bus("fifo");
     let paths = BusPaths::new(&name);
     let _files = Files(paths.clone());
     let lock = std::fs::File::create(&paths.lock).expect("lock file");

@@ -12,33 +12,16 @@ use shmbus::layout::ABI_VERSION;
 use shmbus::name::BusPaths;
 use shmbus::protocol::Response;
 use shmbus_daemon::{Cli, Daemon, Error, Spec, StopHandle};
-
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("t-{tag}-{}-{nanos}", std::process::id())
-}
+use shmbus_test_support::{unique_bus, Files};
 
 fn spec(name: &str) -> Spec {
     let cli = Cli::parse_args(["shmbusd", "--name", name, "--size", "1M", "--quiet"]).unwrap();
     Spec::from_cli(cli).unwrap()
 }
 
-/// Removes the bus's files even if the test fails.
-struct Files(BusPaths);
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        for p in [&self.0.segment, &self.0.socket, &self.0.lock] {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 #[test]
 fn start_serve_stop_in_process() {
-    let name = unique("embed");
+    let name = unique_bus("embed");
     let files = Files(BusPaths::new(&name));
     let stop = StopHandle::new();
     let daemon = Daemon::start(spec(&name), stop.clone()).unwrap();
@@ -82,7 +65,7 @@ fn start_serve_stop_in_process() {
 
 #[test]
 fn dropping_an_unserved_daemon_removes_its_files() {
-    let name = unique("drop");
+    let name = unique_bus("drop");
     let files = Files(BusPaths::new(&name));
     let daemon = Daemon::start(spec(&name), StopHandle::new()).unwrap();
     assert!(files.0.segment.exists());
@@ -96,7 +79,7 @@ fn dropping_an_unserved_daemon_removes_its_files() {
 
 #[test]
 fn stop_before_serve_returns_at_once() {
-    let name = unique("early");
+    let name = unique_bus("early");
     let _files = Files(BusPaths::new(&name));
     let stop = StopHandle::new();
     let daemon = Daemon::start(spec(&name), stop.clone()).unwrap();
@@ -106,7 +89,7 @@ fn stop_before_serve_returns_at_once() {
 
 #[test]
 fn status_handle_summarises_the_bus() {
-    let name = unique("status");
+    let name = unique_bus("status");
     let _files = Files(BusPaths::new(&name));
     let cli = Cli::parse_args([
         "shmbusd",

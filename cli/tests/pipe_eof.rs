@@ -7,7 +7,7 @@
 //! Every test uses its own bus; guards stop daemons, kill children and remove
 //! `/dev/shm` files on drop, and every wait has a watchdog.
 
-mod support;
+use shmbus_test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! what the other side sees when a process is killed.
 #![cfg(not(loom))]
 
-mod support;
+use shmbus_test_support as support;
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use rustix::process::Signal;
 use shmbus_client::{Bus, Error};
 use support::{fnv, Daemon, Proc, Rng};
 
-/// The test that child processes run (see `support::Proc::spawn`).
+/// The test that child processes run (see `support::Proc::spawn_role`).
 const DISPATCH: &str = "child_role";
 
 /// Frames in the bulk transfer.
@@ -114,14 +114,14 @@ fn bulk_receiver(bus: &str, pipe: &str) {
 
 #[test]
 fn million_frames_between_two_processes() {
-    let d = Daemon::start(DISPATCH, "bulk", &[]);
+    let d = Daemon::start_role(DISPATCH, "bulk", &[]);
     let pipe = "bulk";
     Bus::connect_to(&d.bus)
         .unwrap()
         .pipe_with_capacity(pipe, BULK_CAPACITY)
         .unwrap();
-    let rx = Proc::spawn(DISPATCH, "bulk_receiver", &[&d.bus, pipe]);
-    let tx = Proc::spawn(DISPATCH, "bulk_sender", &[&d.bus, pipe]);
+    let rx = Proc::spawn_role(DISPATCH, "bulk_receiver", &[&d.bus, pipe]);
+    let tx = Proc::spawn_role(DISPATCH, "bulk_sender", &[&d.bus, pipe]);
     tx.expect_success();
     let out = rx.expect_success();
     assert!(out.contains(&format!("received {FRAMES} frames")), "{out}");
@@ -136,10 +136,10 @@ fn wait_one(bus: &str, pipe: &str) {
 
 #[test]
 fn blocked_receiver_in_another_process_is_woken_by_a_send() {
-    let d = Daemon::start(DISPATCH, "wake", &[]);
+    let d = Daemon::start_role(DISPATCH, "wake", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let pipe = b.pipe("bell").unwrap();
-    let rx = Proc::spawn(DISPATCH, "wait_one", &[&d.bus, "bell"]);
+    let rx = Proc::spawn_role(DISPATCH, "wait_one", &[&d.bus, "bell"]);
     // Wait until the receiver really sleeps in the kernel on the shared futex.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !support::sleeps_in_futex(rx.pid()) {
@@ -162,10 +162,10 @@ fn send_then_hang(bus: &str, pipe: &str, n: u64) {
 
 #[test]
 fn receiver_sees_end_of_file_when_the_sender_is_killed() {
-    let d = Daemon::start(DISPATCH, "kill-tx", &[]);
+    let d = Daemon::start_role(DISPATCH, "kill-tx", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let mut rx = b.pipe("p").unwrap().receiver().unwrap();
-    let mut tx = Proc::spawn(DISPATCH, "send_then_hang", &[&d.bus, "p", "1000"]);
+    let mut tx = Proc::spawn_role(DISPATCH, "send_then_hang", &[&d.bus, "p", "1000"]);
     tx.expect_line("sent");
     for i in 0u64..1000 {
         let f = rx.recv_timeout(Duration::from_secs(60)).unwrap();
@@ -193,10 +193,10 @@ fn attach_receiver_then_hang(bus: &str, pipe: &str) {
 
 #[test]
 fn blocked_sender_sees_disconnected_when_the_receiver_is_killed() {
-    let d = Daemon::start(DISPATCH, "kill-rx", &[]);
+    let d = Daemon::start_role(DISPATCH, "kill-rx", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let pipe = b.pipe_with_capacity("p", 4096).unwrap();
-    let mut rx = Proc::spawn(DISPATCH, "attach_receiver_then_hang", &[&d.bus, "p"]);
+    let mut rx = Proc::spawn_role(DISPATCH, "attach_receiver_then_hang", &[&d.bus, "p"]);
     rx.expect_line("attached");
     let mut tx = pipe.sender().unwrap();
     let frame = [7u8; 64];

@@ -1,11 +1,31 @@
-//! Helpers for the client's end-to-end tests: a real `shmbusd` per test on a
-//! unique bus, the `shmbus` binary as a child process, watchdogs everywhere,
-//! and guards that kill what they started and remove the bus's files.
-#![allow(dead_code)]
+//! Helpers shared by the tests of `shmbus-client`, `shmbus-cli` and
+//! `shmbus-daemon`: a real daemon per test on a unique bus, child processes
+//! (the `shmbus` binary, or the test binary itself in a role), watchdogs
+//! everywhere, and guards that kill what they started and remove the bus's
+//! files.
+//!
+//! # Roles
+//! A multi-process test runs its children as this same test binary, re-run
+//! with [`ROLE_ENV`] naming what to do and [`ARGS_ENV`] its arguments;
+//! libtest is told to run only the test that dispatches roles (it calls
+//! [`role`] and acts on it; see [`Proc::spawn_role`]). The `daemon` role is
+//! [`daemon_main`]: [`Daemon::start_role`] runs a daemon that way, which needs
+//! no `shmbusd` binary built beforehand. [`Daemon::start`] runs the
+//! `shmbusd` binary, for tests that wrap it in another command (`unshare`,
+//! `prlimit`) or check it as a program.
+//!
+//! A crate of its own (never published; a path-only dev-dependency, which
+//! `cargo package` drops) rather than a module each test file includes: it is
+//! compiled once, its items are a public API instead of `dead_code` in every
+//! test binary that uses a part of them, and no test of one crate reaches into
+//! the files of another.
+
+pub mod idle;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,17 +34,76 @@ use shmbus::name::BusPaths;
 use shmbus::sync::{AtomicU32, Ordering};
 use shmbus_client::Bus;
 
-/// Longest any child process may run before the watchdog kills it.
-pub const WATCHDOG: Duration = Duration::from_secs(60);
+/// Longest any child process may run before the watchdog kills it, and
+/// longest a test waits for a line or a daemon.
+pub const WATCHDOG: Duration = Duration::from_secs(120);
 
-/// A bus name no other test (or concurrent test run) uses.
+/// Environment variable naming a child's role.
+pub const ROLE_ENV: &str = "SHMBUS_TEST_ROLE";
+/// Environment variable holding a child's arguments, separated by `\x1f`.
+pub const ARGS_ENV: &str = "SHMBUS_TEST_ARGS";
+
+/// A bus name no other test (or test run) uses: the pid, a counter, and the
+/// clock's nanoseconds against a reused pid.
 pub fn unique_bus(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     format!(
-        "cl-{tag}-{}-{}",
+        "t-{tag}-{}-{}-{nanos}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// If this process is a child, returns its role and arguments.
+pub fn role() -> Option<(String, Vec<String>)> {
+    let role = std::env::var(ROLE_ENV).ok()?;
+    let args = std::env::var(ARGS_ENV).unwrap_or_default();
+    let args = if args.is_empty() {
+        Vec::new()
+    } else {
+        args.split('\x1f').map(str::to_owned).collect()
+    };
+    Some((role, args))
+}
+
+/// This test binary, to be re-run as `role` with `args`, running only the
+/// test named `dispatch` (which must call [`role`] and act on it).
+pub fn role_command(dispatch: &str, role: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("current_exe"));
+    c.args([dispatch, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role)
+        .env(ARGS_ENV, args.join("\x1f"));
+    c
+}
+
+/// Runs the daemon in this process (for the `daemon` role) and exits.
+pub fn daemon_main(args: &[String]) -> ! {
+    let argv = std::iter::once("shmbusd".to_owned()).chain(args.iter().cloned());
+    std::process::exit(shmbus_daemon::main_with_args(argv))
+}
+
+/// `target/<profile>/NAME`, next to the directory of this test binary.
+///
+/// # Panics
+/// With instructions (`cargo build -p PACKAGE`) if it has not been built.
+fn built_binary(name: &str, package: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/e2e-HASH -> target/debug
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first with `cargo build -p {package}` \
+         (`cargo test --workspace` builds it too)",
+        path.display()
+    );
+    path
 }
 
 /// `target/<profile>/shmbusd`, next to the directory of this test binary.
@@ -32,20 +111,16 @@ pub fn unique_bus(tag: &str) -> String {
 /// # Panics
 /// With instructions if it has not been built.
 pub fn shmbusd() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/debug/deps/e2e-HASH -> target/debug
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    let path = dir.join("shmbusd");
-    assert!(
-        path.is_file(),
-        "{} is missing: build the daemon first with `cargo build -p shmbus-daemon` \
-         (`cargo test --workspace` builds it too)",
-        path.display()
-    );
-    path
+    built_binary("shmbusd", "shmbus-daemon")
+}
+
+/// `target/<profile>/shmbus`, the command line (`cargo test -p shmbus-cli`
+/// builds it before its tests).
+///
+/// # Panics
+/// With instructions if it has not been built.
+pub fn shmbus_exe() -> PathBuf {
+    built_binary("shmbus", "shmbus-cli")
 }
 
 /// Reads a child's pipe to the end on a thread.
@@ -57,6 +132,38 @@ fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
     })
 }
 
+/// A child's standard output as read so far, filled by a thread, so that a
+/// test can wait for a line ([`Proc::expect_line`]) and still get the whole
+/// output, binary frames included, at the end ([`Proc::wait`]).
+#[derive(Default)]
+struct Collected {
+    state: Mutex<(Vec<u8>, bool)>,
+    grew: Condvar,
+}
+
+/// Reads `r` to the end into a [`Collected`] on a thread.
+fn collect_into(mut r: impl Read + Send + 'static) -> (Arc<Collected>, JoinHandle<()>) {
+    let c = Arc::new(Collected::default());
+    let c2 = Arc::clone(&c);
+    let h = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = r.read(&mut buf).unwrap_or(0);
+            let mut st = c2.state.lock().unwrap_or_else(|e| e.into_inner());
+            if n == 0 {
+                st.1 = true;
+            } else {
+                st.0.extend_from_slice(&buf[..n]);
+            }
+            c2.grew.notify_all();
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    (c, h)
+}
+
 fn signal(child: &Child, sig: Signal) {
     if let Some(pid) = Pid::from_raw(child.id() as i32) {
         let _ = kill_process(pid, sig);
@@ -66,12 +173,16 @@ fn signal(child: &Child, sig: Signal) {
 /// What a finished child left behind.
 #[derive(Debug)]
 pub struct Output {
+    /// How it ended.
     pub status: ExitStatus,
+    /// Everything it wrote to standard output.
     pub stdout: Vec<u8>,
+    /// Everything it wrote to standard error.
     pub stderr: String,
 }
 
 impl Output {
+    /// Standard output as text (lossy).
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
@@ -82,10 +193,16 @@ impl Output {
 pub struct Proc {
     child: Child,
     what: String,
-    stdout: Option<JoinHandle<Vec<u8>>>,
+    stdout: Option<(Arc<Collected>, JoinHandle<()>)>,
+    /// Offset in the collected stdout up to which [`Proc::expect_line`] has
+    /// looked.
+    scanned: usize,
     stderr: Option<JoinHandle<Vec<u8>>>,
+    /// The child's standard input, until [`Proc::close_stdin`] or
+    /// [`Proc::wait`].
     pub stdin: Option<ChildStdin>,
-    /// Set by [`Proc::take_stdout`].
+    /// The child's standard output, for a test that reads it itself
+    /// ([`Proc::spawn_raw_stdout`]).
     pub raw_stdout: Option<ChildStdout>,
 }
 
@@ -100,6 +217,14 @@ impl Proc {
         Self::spawn_with(&mut cmd, what, true)
     }
 
+    /// Re-runs this test binary as `role` with `args` (see [`role_command`]).
+    pub fn spawn_role(dispatch: &str, role: &str, args: &[&str]) -> Self {
+        Self::spawn(
+            role_command(dispatch, role, args),
+            &format!("{role} {args:?}"),
+        )
+    }
+
     fn spawn_with(cmd: &mut Command, what: &str, raw_stdout: bool) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -111,7 +236,7 @@ impl Proc {
         let (stdout, raw) = if raw_stdout {
             (None, Some(out))
         } else {
-            (Some(drain(out)), None)
+            (Some(collect_into(out)), None)
         };
         let stderr = Some(drain(child.stderr.take().expect("piped stderr")));
         let stdin = child.stdin.take();
@@ -119,12 +244,14 @@ impl Proc {
             child,
             what: what.to_owned(),
             stdout,
+            scanned: 0,
             stderr,
             stdin,
             raw_stdout: raw,
         }
     }
 
+    /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -146,8 +273,43 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends `sig` to the child.
     pub fn signal(&self, sig: Signal) {
         signal(&self.child, sig);
+    }
+
+    /// Waits (watchdog: [`WATCHDOG`]) until the child prints a line, after
+    /// those an earlier call matched, that contains `pat`.
+    ///
+    /// # Panics
+    /// If the child's output ends or the watchdog fires first, with what it
+    /// printed.
+    pub fn expect_line(&mut self, pat: &str) {
+        let deadline = Instant::now() + WATCHDOG;
+        let (c, _) = self.stdout.as_ref().expect("stdout collected");
+        let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            while let Some(nl) = st.0[self.scanned..].iter().position(|&b| b == b'\n') {
+                let line = &st.0[self.scanned..self.scanned + nl];
+                self.scanned += nl + 1;
+                if String::from_utf8_lossy(line).contains(pat) {
+                    return;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !st.1 && !left.is_zero(),
+                "child `{}` never printed {pat:?} ({}); printed: {:?}",
+                self.what,
+                if st.1 { "end of output" } else { "watchdog" },
+                String::from_utf8_lossy(&st.0)
+            );
+            st = c
+                .grew
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Waits for the child to exit (killing it after `limit`) and collects
@@ -178,11 +340,33 @@ impl Proc {
         self.collect(Some(status))
     }
 
+    /// Waits (watchdog: [`WATCHDOG`]) and returns the child's standard
+    /// output.
+    ///
+    /// # Panics
+    /// With its output, unless it exited 0.
+    pub fn expect_success(self) -> String {
+        let what = self.what.clone();
+        let o = self.wait(WATCHDOG);
+        assert!(
+            o.status.success(),
+            "child `{what}` failed: {}\nstdout:\n{}\nstderr:\n{}",
+            o.status,
+            o.stdout_str(),
+            o.stderr
+        );
+        o.stdout_str()
+    }
+
     fn collect(&mut self, status: Option<ExitStatus>) -> Output {
         let stdout = self
             .stdout
             .take()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|(c, h)| {
+                let _ = h.join();
+                let mut st = c.state.lock().unwrap_or_else(|e| e.into_inner());
+                std::mem::take(&mut st.0)
+            })
             .unwrap_or_default();
         let stderr = self
             .stderr
@@ -208,7 +392,7 @@ impl Drop for Proc {
 
 /// `shmbus --bus BUS ARGS...` as a command.
 pub fn shmbus_cmd(bus: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shmbus"));
+    let mut c = Command::new(shmbus_exe());
     c.arg("--bus").arg(bus).args(args).env_remove("SHMBUS_BUS");
     c
 }
@@ -225,10 +409,14 @@ pub fn shmbus_bg(bus: &str, args: &[&str]) -> Proc {
     Proc::spawn(shmbus_cmd(bus, args), &what)
 }
 
-/// A `shmbusd` serving a unique bus. Dropping it stops the daemon (SIGTERM,
-/// then SIGKILL) and removes the bus's files.
+/// A daemon serving a unique bus: the `shmbusd` binary ([`Daemon::start`])
+/// or this test binary in the `daemon` role ([`Daemon::start_role`]).
+/// Dropping it stops the daemon (SIGTERM, then SIGKILL) and removes the bus's
+/// files.
 pub struct Daemon {
+    /// The bus name.
     pub bus: String,
+    /// The bus's files.
     pub paths: BusPaths,
     proc: Option<Proc>,
 }
@@ -243,6 +431,23 @@ impl Daemon {
     /// As [`Daemon::start`], on bus `bus`.
     pub fn start_named(bus: String, extra: &[&str]) -> Self {
         Self::start_wrapped(bus, &[], extra)
+    }
+
+    /// Starts a daemon on a fresh bus as this test binary in the `daemon`
+    /// role (see [`daemon_main`]; `dispatch` names the test that dispatches
+    /// roles) with a 16 MiB segment, and waits until a client can connect.
+    pub fn start_role(dispatch: &str, tag: &str, extra: &[&str]) -> Self {
+        let bus = unique_bus(tag);
+        let mut args = vec!["--name", bus.as_str(), "--size", "16M"];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn_role(dispatch, "daemon", &args);
+        let mut d = Self {
+            paths: BusPaths::new(&bus),
+            bus,
+            proc: Some(proc),
+        };
+        d.wait_ready();
+        d
     }
 
     /// As [`Daemon::start_named`], run by a wrapper command (`wrapper`
@@ -326,19 +531,38 @@ impl Drop for Daemon {
             // Kills it if SIGTERM did not.
             drop(p);
         }
-        for f in [&self.paths.segment, &self.paths.socket, &self.paths.lock] {
-            let _ = std::fs::remove_file(f);
-        }
+        remove_files(&self.paths);
+    }
+}
+
+/// Removes a bus's files (segment, socket, lock), whichever exist.
+pub fn remove_files(paths: &BusPaths) {
+    for f in [&paths.segment, &paths.socket, &paths.lock] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// Removes a bus's files on drop, even if the test fails: for buses whose
+/// daemon is expected to refuse, or is killed and leaves them behind.
+#[derive(Debug)]
+pub struct Files(pub BusPaths);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        remove_files(&self.0);
     }
 }
 
 /// A file under `/dev/shm` (a would-be segment) removed on drop.
 pub struct ShmFile {
+    /// The unique bus name whose segment path it takes.
     pub bus: String,
+    /// Its path.
     pub path: PathBuf,
 }
 
 impl ShmFile {
+    /// Writes `bytes` at the segment path of a fresh bus name.
     pub fn new(tag: &str, bytes: &[u8]) -> Self {
         let bus = unique_bus(tag);
         let path = BusPaths::new(&bus).segment;
@@ -375,15 +599,58 @@ pub fn within<T: Send + 'static>(
     }
 }
 
-/// True once a thread of process `pid` sleeps in a futex wait.
+/// True once a thread of process `pid` sleeps in a futex wait (from
+/// `/proc/PID/task/*/wchan`, in state `S`).
 pub fn sleeps_in_futex(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
     tasks.flatten().any(|t| {
-        let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
-        wchan.contains("futex")
+        let p = t.path();
+        let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        wchan.contains("futex") && state == Some("S")
     })
+}
+
+/// A small deterministic PRNG (xorshift64*), so sender and receiver draw the
+/// same lengths from the same seed.
+#[derive(Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator (seed 0 is replaced).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// Next value.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `0..=max`.
+    pub fn below_eq(&mut self, max: u64) -> u64 {
+        self.next() % (max + 1)
+    }
+}
+
+/// FNV-1a over `bytes`.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// Runs `wait`, a blocking call, on a new thread, and `wake` once that thread

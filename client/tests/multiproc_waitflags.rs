@@ -8,7 +8,7 @@
 //! mapping the segment itself.
 #![cfg(not(loom))]
 
-mod support;
+use shmbus_test_support as support;
 
 use core::mem::offset_of;
 use std::fs::OpenOptions;
@@ -24,7 +24,7 @@ use shmbus::sync::Ordering;
 use shmbus_client::Bus;
 use support::{Daemon, Proc};
 
-/// The test that child processes run (see `support::Proc::spawn`).
+/// The test that child processes run (see `support::Proc::spawn_role`).
 const DISPATCH: &str = "child_role";
 
 /// How long the test waits for something another process does.
@@ -181,7 +181,7 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 /// doorbell's count after the recovery.
 fn kill_asleep(d: &Daemon, seg: &Segment, role: &str, line: &str, bell: u64) -> u32 {
     let before = waiters(seg, bell);
-    let mut p = Proc::spawn(DISPATCH, role, &[&d.bus]);
+    let mut p = Proc::spawn_role(DISPATCH, role, &[&d.bus]);
     p.expect_line(line);
     let pid = p.pid();
     let slot = seg.slot_of(pid);
@@ -195,7 +195,7 @@ fn kill_asleep(d: &Daemon, seg: &Segment, role: &str, line: &str, bell: u64) -> 
         support::sleeps_in_futex(pid) && waiters(seg, bell) == before + 1 && recorded()
     });
     p.signal(Signal::KILL);
-    let (st, _, _) = p.wait();
+    let st = p.wait(support::WATCHDOG).status;
     assert!(!st.success(), "{role} was killed: {st}");
     // The daemon recovers the slot when the dead client's connection ends,
     // then frees it with a new generation.
@@ -215,7 +215,7 @@ fn kill_asleep(d: &Daemon, seg: &Segment, role: &str, line: &str, bell: u64) -> 
 /// queue's `not_empty` doorbell once the daemon has recovered it.
 #[test]
 fn consumer_killed_asleep_in_get_leaves_no_sleeper_count() {
-    let d = Daemon::start(DISPATCH, "wf-queue", &[]);
+    let d = Daemon::start_role(DISPATCH, "wf-queue", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let q = b.queue_builder("q").slots(4).slot_size(64).open().unwrap();
     let seg = Segment::open(&d);
@@ -236,7 +236,7 @@ fn consumer_killed_asleep_in_get_leaves_no_sleeper_count() {
 /// `unlocked` and `changed` doorbells once the daemon has recovered them.
 #[test]
 fn value_waiters_killed_asleep_leave_no_sleeper_count() {
-    let d = Daemon::start(DISPATCH, "wf-value", &[]);
+    let d = Daemon::start_role(DISPATCH, "wf-value", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let v = b.value::<u64>("v").unwrap();
     let seg = Segment::open(&d);
@@ -247,7 +247,7 @@ fn value_waiters_killed_asleep_leave_no_sleeper_count() {
     let left = kill_asleep(&d, &seg, "watcher", "watching", changed);
     assert_eq!(left, 0, "the dead reader's count is still in changed");
 
-    let mut h = Proc::spawn(DISPATCH, "holder", &[&d.bus]);
+    let mut h = Proc::spawn_role(DISPATCH, "holder", &[&d.bus]);
     h.expect_line("holding");
     let left = kill_asleep(&d, &seg, "locker", "locking", unlocked);
     assert_eq!(left, 0, "the dead writer's count is still in unlocked");

@@ -25,7 +25,7 @@
 //!    ends, queue, value and array), each under `catch_unwind` and a watchdog
 //!    thread that aborts the child, naming the case's seed, if one call runs
 //!    or sleeps for over [`OP_LIMIT`] (time spent waiting for a CPU does not
-//!    count: see `tests/fuzz_watchdog/mod.rs`);
+//!    count: see `client/tests/fuzz_watchdog/mod.rs`);
 //! 4. checks that each result is `Ok` or an error the corruption can explain
 //!    (`Corrupt`, `CorruptSegment`, `BusClosed`, `Busy`, ...), never one that
 //!    it cannot (`NotFound`, `Io`, `TooLarge` for a frame that fits, ...);
@@ -50,9 +50,9 @@
 //! | `SHMBUS_FUZZ_TRACE` | print each scribble (region, field offset, value) and each call with its outcome, wall time, time on a CPU and time spent waiting for one | unset |
 //!
 //! ```text
-//! SHMBUS_FUZZ_SECS=600 cargo test -p shmbus --release --test hostile -- --nocapture
+//! SHMBUS_FUZZ_SECS=600 cargo test -p shmbus-client --release --test hostile -- --nocapture
 //! SHMBUS_FUZZ_TRACE=1 SHMBUS_FUZZ_SEED=0x1234abcd \
-//!     cargo test -p shmbus --test hostile scribbled_segment -- --nocapture
+//!     cargo test -p shmbus-client --test hostile scribbled_segment -- --nocapture
 //! ```
 //!
 //! What a replay reproduces: a case starts from the channel bodies and
@@ -75,12 +75,12 @@
 #![cfg(not(loom))]
 
 mod fuzz_watchdog;
-mod support;
+use shmbus_test_support as support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -92,7 +92,7 @@ use shmbus::sync::{AtomicU32, AtomicU64, Ordering};
 use shmbus_client::{Bus, Error};
 use support::{Daemon, Proc, Rng};
 
-/// The test that child processes run (see `support::Proc::spawn`).
+/// The test that child processes run (see `support::Proc::spawn_role`).
 const DISPATCH: &str = "child_role";
 /// Cases in the default (CI) run. A case that scribbles a writer lock with
 /// this process's own owner tag costs about two seconds per write call
@@ -163,7 +163,7 @@ fn plan() -> Plan {
 #[test]
 fn scribbled_segment_never_crashes_hangs_or_panics() {
     let p = plan();
-    let d = Daemon::start(DISPATCH, "hostile", &[]);
+    let d = Daemon::start_role(DISPATCH, "hostile", &[]);
     let started = Instant::now();
     let args = [
         d.bus.clone(),
@@ -173,10 +173,8 @@ fn scribbled_segment_never_crashes_hangs_or_panics() {
         p.replay.map_or_else(String::new, |s| s.to_string()),
     ];
     // Our own spawn, not `support::Proc`: a long run outlasts its watchdog.
-    let mut child = Command::new(std::env::current_exe().expect("current_exe"))
-        .args([DISPATCH, "--exact", "--nocapture", "--test-threads=1", "-q"])
-        .env(support::ROLE_ENV, "fuzz")
-        .env(support::ARGS_ENV, args.join("\x1f"))
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = support::role_command(DISPATCH, "fuzz", &args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -232,7 +230,7 @@ fn scribbled_segment_never_crashes_hangs_or_panics() {
     assert!(
         status.success(),
         "fuzz child failed ({status}) in {last_case} \
-         (replay: SHMBUS_FUZZ_TRACE=1 SHMBUS_FUZZ_SEED=<seed> cargo test -p shmbus --test hostile scribbled_segment -- --nocapture; see the module docs for what a replay reproduces)\n\
+         (replay: SHMBUS_FUZZ_TRACE=1 SHMBUS_FUZZ_SEED=<seed> cargo test -p shmbus-client --test hostile scribbled_segment -- --nocapture; see the module docs for what a replay reproduces)\n\
          stdout tail:\n{}\nstderr:\n{stderr}",
         summary.join("\n")
     );
@@ -1495,13 +1493,13 @@ fn victim(args: &[String]) {
 
 #[test]
 fn killed_client_with_scribbled_channels() {
-    let d = Daemon::start(DISPATCH, "hostile-kill", &[]);
+    let d = Daemon::start_role(DISPATCH, "hostile-kill", &[]);
     let base = plan().base;
     for round in 0..KILL_ROUNDS {
         let seed = case_seed(base ^ 0x4b11, round);
         let mut rng = Rng::new(seed);
         let r = round.to_string();
-        let mut v = Proc::spawn(DISPATCH, "victim", &[&d.bus, &r]);
+        let mut v = Proc::spawn_role(DISPATCH, "victim", &[&d.bus, &r]);
         v.expect_line("ready");
         let seg = Seg::map(&d.bus);
         let bodies: Vec<(u64, u64)> = ["kp", "kq", "kv"]
@@ -1523,7 +1521,7 @@ fn killed_client_with_scribbled_channels() {
             );
         }
         v.signal(Signal::KILL);
-        let _ = v.wait();
+        let _ = v.wait(support::WATCHDOG);
         // The daemon recovers the dead peer: its slot becomes FREE again.
         let peers_off = seg.get(48, true);
         let peers = seg.get(56, false);
@@ -1584,7 +1582,7 @@ fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static)
 /// returns `Corrupt` instead of waiting forever.
 #[test]
 fn phantom_holders_are_reported_not_waited_for() {
-    let d = Daemon::start(DISPATCH, "hostile-phantom", &[]);
+    let d = Daemon::start_role(DISPATCH, "hostile-phantom", &[]);
     let bus = Bus::connect_to(&d.bus).unwrap();
     let seg = Seg::map(&d.bus);
     let peers = seg.get(56, false);

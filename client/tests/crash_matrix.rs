@@ -35,10 +35,10 @@
 //! `SHMBUS_CRASH_SEED=S` to replay a run (the seed is printed). The ignored
 //! test `long_crash_matrix` runs every role with 2,000 kills (or
 //! `SHMBUS_CRASH_KILLS`):
-//! `cargo test -p shmbus --release --test crash_matrix -- --ignored --nocapture`.
+//! `cargo test -p shmbus-client --release --test crash_matrix -- --ignored --nocapture`.
 #![cfg(not(loom))]
 
-mod support;
+use shmbus_test_support as support;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -54,7 +54,7 @@ use rustix::process::{Signal, WaitId, WaitIdOptions};
 use shmbus_client::{Bus, ChannelDetails, Error};
 use support::{fnv, Daemon, Proc, Rng};
 
-/// The test that child processes run (see `support::Proc::spawn`).
+/// The test that child processes run (see `support::Proc::spawn_role`).
 const DISPATCH: &str = "child_role";
 
 /// Kills per role in CI.
@@ -187,7 +187,7 @@ impl Ack {
 /// instant, after checking that the victim died of that SIGKILL (not of a
 /// failed check).
 fn kill_under_load(rng: &mut Rng, role: &str, args: &[&str], started: impl FnOnce()) -> Instant {
-    let mut victim = Proc::spawn(DISPATCH, role, args);
+    let mut victim = Proc::spawn_role(DISPATCH, role, args);
     victim.expect_line("started");
     started();
     thread::sleep(Duration::from_micros(rng.below_eq(MAX_DELAY_US)));
@@ -207,11 +207,14 @@ fn reap(victim: Proc, role: &str) {
         WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
     )
     .unwrap();
-    let (st, out, err) = victim.wait();
+    let o = victim.wait(support::WATCHDOG);
     assert_eq!(
-        st.signal(),
+        o.status.signal(),
         Some(Signal::KILL.as_raw()),
-        "victim {role} ended with {st} before it was killed\nstdout:\n{out}\nstderr:\n{err}"
+        "victim {role} ended with {} before it was killed\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        o.stdout_str(),
+        o.stderr
     );
 }
 
@@ -411,7 +414,7 @@ fn run_pipe_sender_kills(n: usize) {
     let seed = seed("pipe sender");
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new("pipe sender", seed);
-    let d = Daemon::start(DISPATCH, "cm-ptx", &[]);
+    let d = Daemon::start_role(DISPATCH, "cm-ptx", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let pipe = b.pipe_with_capacity("p", PIPE_CAP).unwrap();
     let mut rx = pipe.receiver().unwrap();
@@ -529,7 +532,7 @@ fn run_pipe_receiver_kills(n: usize) {
     let seed = seed("pipe receiver");
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new("pipe receiver", seed);
-    let d = Daemon::start(DISPATCH, "cm-prx", &[]);
+    let d = Daemon::start_role(DISPATCH, "cm-prx", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let pipe = b.pipe_with_capacity("p", PIPE_CAP).unwrap();
     let mut tx = pipe.sender().unwrap();
@@ -771,7 +774,7 @@ fn run_queue_producer_kills(n: usize) {
     let seed = seed("queue producer");
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new("queue producer", seed);
-    let d = Daemon::start(DISPATCH, "cm-qp", &[]);
+    let d = Daemon::start_role(DISPATCH, "cm-qp", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let q = open_queue(&b);
     let ack = Scratch::new(&d.bus, "ack");
@@ -895,7 +898,7 @@ fn run_queue_consumer_kills(n: usize) {
     let seed = seed("queue consumer");
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new("queue consumer", seed);
-    let d = Daemon::start(DISPATCH, "cm-qc", &[]);
+    let d = Daemon::start_role(DISPATCH, "cm-qc", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let q = open_queue(&b);
     let (marks_tx, marks) = mpsc::channel();
@@ -1050,7 +1053,7 @@ fn run_value_writer_kills(n: usize) {
     let seed = seed("value writer");
     let mut rng = Rng::new(seed);
     let mut tally = Tally::new("value writer", seed);
-    let d = Daemon::start(DISPATCH, "cm-val", &[]);
+    let d = Daemon::start_role(DISPATCH, "cm-val", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let arr = b.array::<u64>("a", ALEN).unwrap();
     let ack = Scratch::new(&d.bus, "ack");
@@ -1080,7 +1083,7 @@ fn run_value_writer_kills(n: usize) {
     for k in 0..n as u64 {
         ack.reset();
         let id = k + 1;
-        let mut victim = Proc::spawn(
+        let mut victim = Proc::spawn_role(
             DISPATCH,
             "value_writer",
             &[&d.bus, &id.to_string(), ack.path()],
@@ -1171,7 +1174,7 @@ fn value_writer_killed_under_load() {
 
 /// Every role with [`LONG_KILLS`] kills (or `SHMBUS_CRASH_KILLS`); not in CI.
 #[test]
-#[ignore = "long run: cargo test -p shmbus --release --test crash_matrix -- --ignored --nocapture"]
+#[ignore = "long run: cargo test -p shmbus-client --release --test crash_matrix -- --ignored --nocapture"]
 fn long_crash_matrix() {
     let n = kills(LONG_KILLS);
     run_pipe_sender_kills(n);

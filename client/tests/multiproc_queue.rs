@@ -4,7 +4,7 @@
 //! and a producer killed under load, whose claimed cell the daemon repairs.
 #![cfg(not(loom))]
 
-mod support;
+use shmbus_test_support as support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use rustix::process::Signal;
 use shmbus_client::{Bus, Error};
 use support::{fnv, Daemon, Proc};
 
-/// The test that child processes run (see `support::Proc::spawn`).
+/// The test that child processes run (see `support::Proc::spawn_role`).
 const DISPATCH: &str = "child_role";
 
 /// Producer and consumer processes.
@@ -167,7 +167,7 @@ fn spawn_consumers(bus: &str) -> Vec<Proc> {
     (0..CONSUMERS)
         .map(|i| {
             let out = out_path(bus, i);
-            Proc::spawn(DISPATCH, "consumer", &[bus, out.to_str().unwrap()])
+            Proc::spawn_role(DISPATCH, "consumer", &[bus, out.to_str().unwrap()])
         })
         .collect()
 }
@@ -190,7 +190,7 @@ fn stop_consumers(b: &Bus, consumers: Vec<Proc>) {
 
 #[test]
 fn three_producers_three_consumers_exactly_once() {
-    let d = Daemon::start(DISPATCH, "mpmc", &[]);
+    let d = Daemon::start_role(DISPATCH, "mpmc", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let q = b
         .queue_builder("q")
@@ -201,7 +201,7 @@ fn three_producers_three_consumers_exactly_once() {
     let consumers = spawn_consumers(&d.bus);
     let count = PER_PRODUCER.to_string();
     let producers: Vec<Proc> = (0..PRODUCERS)
-        .map(|p| Proc::spawn(DISPATCH, "producer", &[&d.bus, &p.to_string(), &count]))
+        .map(|p| Proc::spawn_role(DISPATCH, "producer", &[&d.bus, &p.to_string(), &count]))
         .collect();
     for p in producers {
         p.expect_success();
@@ -230,7 +230,7 @@ fn three_producers_three_consumers_exactly_once() {
 
 #[test]
 fn killed_producer_is_repaired_under_load() {
-    let d = Daemon::start(DISPATCH, "mpmc-kill", &[]);
+    let d = Daemon::start_role(DISPATCH, "mpmc-kill", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     b.queue_builder("q")
         .slots(16)
@@ -239,14 +239,14 @@ fn killed_producer_is_repaired_under_load() {
         .unwrap();
     let consumers = spawn_consumers(&d.bus);
     // Producer 9 puts until killed; producers 0 and 1 put 20,000 each.
-    let mut victim = Proc::spawn(DISPATCH, "producer", &[&d.bus, "9", "0"]);
+    let mut victim = Proc::spawn_role(DISPATCH, "producer", &[&d.bus, "9", "0"]);
     victim.expect_line("started");
     let live: Vec<Proc> = (0..2)
-        .map(|p| Proc::spawn(DISPATCH, "producer", &[&d.bus, &p.to_string(), "20000"]))
+        .map(|p| Proc::spawn_role(DISPATCH, "producer", &[&d.bus, &p.to_string(), "20000"]))
         .collect();
     std::thread::sleep(Duration::from_millis(50));
     victim.signal(Signal::KILL);
-    let (st, _, _) = victim.wait();
+    let st = victim.wait(support::WATCHDOG).status;
     assert!(!st.success());
     for p in live {
         p.expect_success();
@@ -277,7 +277,7 @@ fn killed_producer_is_repaired_under_load() {
 
 #[test]
 fn killed_consumer_is_repaired_under_load() {
-    let d = Daemon::start(DISPATCH, "mpmc-kill-rx", &[]);
+    let d = Daemon::start_role(DISPATCH, "mpmc-kill-rx", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     b.queue_builder("q")
         .slots(16)
@@ -287,18 +287,18 @@ fn killed_consumer_is_repaired_under_load() {
     // Consumers 0..3 as usual; the victim logs to file index CONSUMERS.
     let consumers = spawn_consumers(&d.bus);
     let victim_out = out_path(&d.bus, CONSUMERS);
-    let mut victim = Proc::spawn(
+    let mut victim = Proc::spawn_role(
         DISPATCH,
         "logging_consumer",
         &[&d.bus, victim_out.to_str().unwrap()],
     );
     victim.expect_line("started");
     let producers: Vec<Proc> = (0..2)
-        .map(|p| Proc::spawn(DISPATCH, "producer", &[&d.bus, &p.to_string(), "20000"]))
+        .map(|p| Proc::spawn_role(DISPATCH, "producer", &[&d.bus, &p.to_string(), "20000"]))
         .collect();
     std::thread::sleep(Duration::from_millis(30));
     victim.signal(Signal::KILL);
-    let (st, _, _) = victim.wait();
+    let st = victim.wait(support::WATCHDOG).status;
     assert!(!st.success());
     // Producers blocked on a cell the victim held must be released by the
     // daemon's repair, or they would never finish.

@@ -4,7 +4,7 @@
 //! across processes, and a writer killed while it holds the lock.
 #![cfg(not(loom))]
 
-mod support;
+use shmbus_test_support as support;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use rustix::process::Signal;
 use shmbus_client::Bus;
 use support::{Daemon, Proc};
 
-/// The test that child processes run (see `support::Proc::spawn`).
+/// The test that child processes run (see `support::Proc::spawn_role`).
 const DISPATCH: &str = "child_role";
 
 /// Elements per array in the torn-read test (Python's measured case).
@@ -81,17 +81,17 @@ fn array_reader(bus: &str) {
 
 #[test]
 fn ten_million_reads_while_another_process_writes_are_never_torn() {
-    let d = Daemon::start(
+    let d = Daemon::start_role(
         DISPATCH,
         "torn",
         &["--array", "arr:Q:16", "--value", "stop:I"],
     );
     let b = Bus::connect_to(&d.bus).unwrap();
     let stop = b.open_value::<u32>("stop").unwrap();
-    let mut w = Proc::spawn(DISPATCH, "array_writer", &[&d.bus]);
+    let mut w = Proc::spawn_role(DISPATCH, "array_writer", &[&d.bus]);
     w.expect_line("writing");
     let readers: Vec<Proc> = (0..READERS)
-        .map(|_| Proc::spawn(DISPATCH, "array_reader", &[&d.bus]))
+        .map(|_| Proc::spawn_role(DISPATCH, "array_reader", &[&d.bus]))
         .collect();
     let outs: Vec<String> = readers.into_iter().map(Proc::expect_success).collect();
     stop.store(1).unwrap();
@@ -127,12 +127,12 @@ fn adder(bus: &str) {
 
 #[test]
 fn four_processes_fetch_add_and_update_exactly() {
-    let d = Daemon::start(DISPATCH, "adders", &[]);
+    let d = Daemon::start_role(DISPATCH, "adders", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let c = b.value::<u64>("counter").unwrap();
     let f = b.value::<f64>("fcounter").unwrap();
     let procs: Vec<Proc> = (0..ADDERS)
-        .map(|_| Proc::spawn(DISPATCH, "adder", &[&d.bus]))
+        .map(|_| Proc::spawn_role(DISPATCH, "adder", &[&d.bus]))
         .collect();
     for p in procs {
         p.expect_success();
@@ -156,11 +156,11 @@ fn hold_lock(bus: &str) {
 
 #[test]
 fn writer_killed_while_holding_the_lock_is_recovered() {
-    let d = Daemon::start(DISPATCH, "kill-writer", &[]);
+    let d = Daemon::start_role(DISPATCH, "kill-writer", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let v = b.value::<i64>("v").unwrap();
     v.store(7).unwrap();
-    let mut p = Proc::spawn(DISPATCH, "hold_lock", &[&d.bus]);
+    let mut p = Proc::spawn_role(DISPATCH, "hold_lock", &[&d.bus]);
     p.expect_line("holding");
     // Readers are not blocked by the stuck writer.
     assert_eq!(v.load(), 7);
@@ -193,10 +193,10 @@ fn watcher(bus: &str) {
 
 #[test]
 fn wait_changed_in_another_process_is_woken_by_a_store() {
-    let d = Daemon::start(DISPATCH, "watch", &[]);
+    let d = Daemon::start_role(DISPATCH, "watch", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let n = b.value::<i32>("n").unwrap();
-    let mut w = Proc::spawn(DISPATCH, "watcher", &[&d.bus]);
+    let mut w = Proc::spawn_role(DISPATCH, "watcher", &[&d.bus]);
     w.expect_line("watching");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !support::sleeps_in_futex(w.pid()) {
@@ -220,14 +220,14 @@ fn flat_out_writer(bus: &str) {
 
 #[test]
 fn writers_killed_at_random_moments_never_leave_a_torn_or_stuck_array() {
-    let d = Daemon::start(DISPATCH, "kill-random", &[]);
+    let d = Daemon::start_role(DISPATCH, "kill-random", &[]);
     let b = Bus::connect_to(&d.bus).unwrap();
     let a = b.array::<u64>("killme", LEN).unwrap();
     let mut rng = support::Rng::new(0x5eed);
     let mut buf = [0u64; LEN];
     let mut died_holding = 0u32;
     for round in 0..8u64 {
-        let mut w = Proc::spawn(DISPATCH, "flat_out_writer", &[&d.bus]);
+        let mut w = Proc::spawn_role(DISPATCH, "flat_out_writer", &[&d.bus]);
         w.expect_line("writing");
         std::thread::sleep(Duration::from_millis(5 + rng.below_eq(40)));
         w.signal(Signal::KILL);

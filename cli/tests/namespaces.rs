@@ -7,7 +7,7 @@
 //! `/dev/shm` files on drop, and every wait has a watchdog. No test asserts how
 //! long anything takes.
 
-mod support;
+use shmbus_test_support as support;
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! The hostile fuzz child's watchdog (see `tests/hostile.rs`): one call at a
+//! The hostile fuzz child's watchdog (see `client/tests/hostile.rs`): one call at a
 //! time is marked running with [`Op`]; a thread aborts the process, naming the
 //! call and the case's seed, when the call has run or slept for over its
 //! limit.
