@@ -192,7 +192,8 @@ impl Queue {
     /// One implementation for every blocking put: try once (no clock, no
     /// system call), and only if the queue is full compute the deadline and
     /// wait, checking the bus between futex sleeps.
-    #[inline]
+    // Always inline: see "Cost" in `crate::ladder`.
+    #[inline(always)]
     fn put_until(&self, item: &[u8], until: Until) -> Result<()> {
         self.bus.check_open()?;
         match self.q.try_put(item) {
@@ -305,7 +306,8 @@ impl Queue {
     }
 
     /// One implementation for the blocking claims, as `put_until`.
-    #[inline]
+    // Always inline: see "Cost" in `crate::ladder`.
+    #[inline(always)]
     fn claim_until(&self, len: usize, until: Until) -> Result<QueueClaim<'_>> {
         self.bus.check_open()?;
         match self.q.try_claim(len) {
@@ -566,7 +568,8 @@ impl Queue {
     }
 
     /// One implementation for every blocking get, as `put_until`.
-    #[inline]
+    // Always inline: see "Cost" in `crate::ladder`.
+    #[inline(always)]
     fn get_with_until<R>(&self, until: Until, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.bus.check_open()?;
         match self.q.try_get_claim() {

@@ -391,7 +391,8 @@ impl PipeReceiver {
     /// One implementation for every blocking receive: try once (no clock, no
     /// system call), and only if the pipe is empty compute the deadline and
     /// wait, checking the bus between futex sleeps.
-    #[inline]
+    // Always inline: see "Cost" in `crate::ladder`.
+    #[inline(always)]
     fn recv_with_until<R>(&mut self, until: Until, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         self.bus.check_open()?;
         let mut f = Some(f);

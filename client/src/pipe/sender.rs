@@ -203,7 +203,8 @@ impl PipeSender {
     /// One implementation for every blocking send: try once (no clock, no
     /// system call), and only if the pipe is full compute the deadline and
     /// wait, checking the bus between futex sleeps.
-    #[inline]
+    // Always inline: see "Cost" in `crate::ladder`.
+    #[inline(always)]
     fn send_until(&mut self, frame: &[u8], until: Until) -> Result<()> {
         self.bus.check_open()?;
         match self.producer.try_send(frame) {
@@ -326,7 +327,8 @@ impl PipeSender {
     /// One implementation for the blocking claims. The core's `claim_until`
     /// tries for room before anything else, so the fast path stays free of
     /// system calls; `interrupt` runs only between futex sleeps.
-    #[inline]
+    // Always inline: see "Cost" in `crate::ladder`.
+    #[inline(always)]
     fn claim_until(&mut self, len: usize, until: Until) -> Result<PipeClaim<'_>> {
         let bus = &*self.bus;
         bus.check_open()?;
