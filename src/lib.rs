@@ -39,6 +39,8 @@ pub mod futex;
 pub mod layout;
 pub mod name;
 pub mod params;
+#[cfg(not(loom))]
+pub mod peer;
 pub mod pipe;
 pub mod protocol;
 pub mod queue;

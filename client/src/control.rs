@@ -144,7 +144,8 @@ impl Control {
             .and_then(|()| stream.set_write_timeout(Some(REPLY_TIMEOUT)))
             .map_err(|e| io_err("configuring the control socket", e))?;
         // Who listens: the uid the daemon had when it called `listen`.
-        let daemon_uid = peer_uid(&stream)
+        let daemon_uid = shmbus::peer::peer_cred(&stream)
+            .map(|c| c.uid)
             .map_err(|e| io_err("reading shmbusd's credentials (SO_PEERCRED)", e))?;
         let socket_mode = {
             use std::os::unix::fs::PermissionsExt as _;
@@ -363,36 +364,6 @@ impl Control {
             Err(_) => true,
         }
     }
-}
-
-/// The uid of the peer of `stream` (`SO_PEERCRED`). Unlike `rustix`'s
-/// `socket_peercred`, accepts a pid of 0 (the peer is not visible from our pid
-/// namespace).
-fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
-    use std::os::fd::{AsFd as _, AsRawFd as _};
-    let mut c = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = core::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `stream` is an open socket for the whole call; `c` and `len` are
-    // valid, writable and live for the call, and `len` is `c`'s size, so the
-    // kernel writes at most `size_of::<ucred>()` bytes into `c` (plain
-    // integers: any bits are valid).
-    let r = unsafe {
-        libc::getsockopt(
-            stream.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            std::ptr::addr_of_mut!(c).cast(),
-            std::ptr::addr_of_mut!(len),
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(c.uid)
 }
 
 fn too_long() -> RequestError {

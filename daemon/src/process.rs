@@ -51,54 +51,9 @@ const SO_PEERPIDFD: libc::c_int = 77;
 /// x86, x86-64, arm and aarch64.
 const SO_PEERGROUPS: libc::c_int = 59;
 
-/// Who is at the other end of a connection, from `SO_PEERCRED`: the
-/// credentials it had when it called `connect`, as seen from the daemon's
-/// namespaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct PeerCred {
-    /// The pid in the daemon's pid namespace; 0 if the process is not
-    /// visible from it.
-    pub(crate) pid: u32,
-    /// The uid in the daemon's user namespace (the overflow uid, normally
-    /// 65534, if it has no mapping there).
-    pub(crate) uid: u32,
-    /// The gid, likewise.
-    pub(crate) gid: u32,
-}
-
-/// `SO_PEERCRED` on `stream`. Unlike `rustix`'s, accepts a pid of 0.
-///
-/// # Errors
-/// If `getsockopt` fails (not a connected Unix socket).
-pub(crate) fn peer_cred(stream: &UnixStream) -> io::Result<PeerCred> {
-    let mut c = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = core::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `stream` is an open socket for the whole call; `c` and `len` are
-    // valid, writable and live for the call, and `len` is `c`'s size, so the
-    // kernel writes at most `size_of::<ucred>()` bytes into `c` (plain
-    // integers: any bits are valid).
-    let r = unsafe {
-        libc::getsockopt(
-            stream.as_fd().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            std::ptr::addr_of_mut!(c).cast(),
-            std::ptr::addr_of_mut!(len),
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(PeerCred {
-        pid: u32::try_from(c.pid).unwrap_or(0),
-        uid: c.uid,
-        gid: c.gid,
-    })
-}
+/// Who is at the other end of a connection, from `SO_PEERCRED`, as seen
+/// from the daemon's namespaces (a pid of 0: not visible from here).
+pub(crate) use shmbus::peer::{peer_cred, PeerCred};
 
 /// `SO_PEERGROUPS` on `stream`: the supplementary groups the peer had when it
 /// called `connect`, as seen from the daemon's user namespace. Crosses pid
