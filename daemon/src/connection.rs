@@ -413,6 +413,24 @@ impl Conn<'_> {
         }
     }
 
+    /// The daemon's state, locked, for a request about channel `cname`
+    /// (`OPEN`, `REMOVE`): the name is valid, nobody else is creating the
+    /// channel (see [`state_once_created`](Self::state_once_created)), and
+    /// the daemon is not shutting down; otherwise the `ERR` to answer.
+    fn state_for(&self, cname: &str) -> Result<MutexGuard<'_, State>, Response> {
+        if let Err(e) = name::validate_channel(cname) {
+            return Err(error(
+                ErrorCode::BadName,
+                format!("bad channel name {cname:?}: {e}"),
+            ));
+        }
+        let st = self.state_once_created(cname)?;
+        if st.closing {
+            return Err(error(ErrorCode::Closing, "the daemon is shutting down"));
+        }
+        Ok(st)
+    }
+
     /// The daemon's state, locked, once channel `cname` is not being
     /// created by another client: waits until it is published (without the
     /// lock: `created` releases it), watching our own process so that its
@@ -443,19 +461,10 @@ impl Conn<'_> {
         params: [Option<u64>; 3],
     ) -> Response {
         let bus = self.bus;
-        if let Err(e) = name::validate_channel(cname) {
-            return error(
-                ErrorCode::BadName,
-                format!("bad channel name {cname:?}: {e}"),
-            );
-        }
-        let mut st = match self.state_once_created(cname) {
+        let mut st = match self.state_for(cname) {
             Ok(st) => st,
             Err(r) => return r,
         };
-        if st.closing {
-            return error(ErrorCode::Closing, "the daemon is shutting down");
-        }
         if let Some((index, ch)) = st.channels.get(cname) {
             return match check_existing(ch, kind, params) {
                 Ok(()) => {

@@ -16,7 +16,6 @@
 //! waiting for its sender, and sees end of file once the sender is gone and
 //! the pipe is drained, exactly as before.
 
-use shmbus::name;
 use shmbus::protocol::{ErrorCode, Response};
 
 use super::Conn;
@@ -27,19 +26,10 @@ impl Conn<'_> {
     /// `REMOVE <cname>` from the client in `slot`.
     pub(super) fn remove(&self, slot: u16, cname: &str) -> Response {
         let bus = self.bus;
-        if let Err(e) = name::validate_channel(cname) {
-            return error(
-                ErrorCode::BadName,
-                format!("bad channel name {cname:?}: {e}"),
-            );
-        }
-        let mut st = match self.state_once_created(cname) {
+        let mut st = match self.state_for(cname) {
             Ok(st) => st,
             Err(r) => return r,
         };
-        if st.closing {
-            return error(ErrorCode::Closing, "the daemon is shutting down");
-        }
         let Some(r) = st.channels.remove(&bus.seg, cname) else {
             return error(
                 ErrorCode::NotFound,
