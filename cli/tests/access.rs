@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use shmbus_client::{End, Error};
-use support::{shmbus_cmd, Daemon, Proc, WATCHDOG};
+use support::{eventually, shmbus_cmd, Daemon, Proc, WATCHDOG};
 
 /// Long enough never to fire on a loaded 2-core machine, short enough that a
 /// hang fails the test instead of the CI run.
@@ -98,18 +98,6 @@ fn the_default_mode_keeps_other_uids_out_at_open() {
         )),
         "{o:?}"
     );
-}
-
-/// Polls `f` until it returns `Some`; fails after the watchdog.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + LONG;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "watchdog: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -11,11 +11,11 @@ use shmbus_test_support as support;
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::process::{kill_process, Pid, Signal};
 use shmbus_client::{Bus, End, Error};
-use support::{unique_bus, Daemon, Output, Proc, WATCHDOG};
+use support::{eventually, unique_bus, Daemon, Output, Proc, WATCHDOG};
 
 /// Long enough never to fire on a loaded 2-core machine.
 const LONG: Duration = Duration::from_secs(30);
@@ -100,18 +100,6 @@ fn ok(wrapper: &[&str], bus: &str, args: &[&str]) -> String {
         "{wrapper:?} shmbus {args:?}: {o:?}"
     );
     o.stdout_str()
-}
-
-/// Polls `f` until it returns `Some`; fails after the watchdog.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + LONG;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "watchdog: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Pipe, queue and value round trips between `a` and `b` (wrappers for the

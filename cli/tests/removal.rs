@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use shmbus_client::{Bus, ChannelInfo, Error, Kind};
-use support::{shmbus, shmbus_bg, sleeps_in_futex, within, Daemon, Proc, WATCHDOG};
+use support::{eventually, shmbus, shmbus_bg, sleeps_in_futex, within, Daemon, Proc, WATCHDOG};
 
 fn code(o: &support::Output) -> Option<i32> {
     o.status.code()
@@ -33,19 +33,6 @@ fn wait_asleep(p: &mut Proc, what: &str) {
         assert!(p.running(), "{what} exited early");
         assert!(Instant::now() < deadline, "watchdog: {what} never slept");
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Retries `f` until it returns `Some` (a generous watchdog: the daemon
-/// recovers a killed client asynchronously).
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WATCHDOG;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "watchdog: {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -578,6 +578,20 @@ impl Drop for ShmFile {
     }
 }
 
+/// Polls `f` every 20 ms until it returns `Some`, and fails the test after
+/// [`WATCHDOG`] (for what a daemon does asynchronously, as recovering a
+/// killed client).
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + WATCHDOG;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "watchdog: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `f` on a thread and fails the test if it takes longer than `limit`.
 pub fn within<T: Send + 'static>(
     limit: Duration,
