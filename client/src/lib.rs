@@ -131,7 +131,8 @@
 // blocking calls wait), channels (the listing); bus (the connection, and
 // `remove` in bus/removal.rs); then each kind with its `Bus` openers: pipe
 // (with pipe/sender.rs, pipe/receiver.rs), queue (openers and QueueBuilder
-// in queue/open.rs), table (with table/typed.rs).
+// in queue/open.rs), table (with table/typed.rs), topic (openers and
+// TopicBuilder in topic/open.rs, topic/publisher.rs, topic/subscriber.rs).
 mod bus;
 mod channels;
 mod control;
@@ -142,10 +143,13 @@ mod pipe;
 mod queue;
 mod segment;
 mod table;
+mod topic;
 mod wait;
 
 pub use bus::{default_bus_name, Bus, BUS_ENV, DEFAULT_BUS};
-pub use channels::{ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo};
+pub use channels::{
+    ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo, TopicInfo,
+};
 pub use error::{End, Error, Result};
 pub use pipe::receiver::PipeReceiver;
 pub use pipe::sender::{PipeClaim, PipeSender};
@@ -156,6 +160,10 @@ pub use shmbus::layout::Kind;
 pub use shmbus::seqlock::{ElemType, Element, Integer};
 pub use table::typed::{Array, Value};
 pub use table::Table;
+pub use topic::open::TopicBuilder;
+pub use topic::publisher::{Publisher, TopicClaim};
+pub use topic::subscriber::Subscriber;
+pub use topic::Topic;
 
 // The README's library snippets, compiled by `cargo test` (`rust,no_run`).
 #[cfg(doctest)]

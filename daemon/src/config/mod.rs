@@ -33,6 +33,13 @@
 //! name = "prices"
 //! type = "d"               # f64
 //! len = 16
+//!
+//! [[topic]]
+//! name = "quotes"
+//! slots = 1024             # a power of two; default 1024
+//! slot_size = 256          # largest message in bytes, or "1K"; default 256
+//! lossy = false            # default false: publishers wait for the slowest subscriber
+//! max_subscribers = 64     # default 64
 //! ```
 //! Unknown keys are errors, so a typo cannot silently fall back to a default.
 //! Each channel kind has its own array of tables (`[[pipe]]`, `[[queue]]`,
