@@ -1,6 +1,6 @@
 //! Topics: publish once, every subscriber receives. A bounded ring in the
-//! segment that any number of [`Publisher`]s write and up to
-//! `max_subscribers` [`Subscriber`]s read, each at its own pace, all in the
+//! segment that any number of [`Publisher`](crate::Publisher)s write and up to
+//! `max_subscribers` [`Subscriber`](crate::Subscriber)s read, each at its own pace, all in the
 //! same order (one market-data feed, sensor stream or log read by many
 //! processes).
 //!
@@ -37,18 +37,14 @@ use shmbus::topic::{Ring, TopicCtl, TopicStats};
 
 use crate::bus::removal::Hold;
 use crate::bus::Inner;
-use crate::error::{Error, Result};
 
 pub(crate) mod open;
 pub(crate) mod publisher;
 pub(crate) mod subscriber;
 
-use publisher::Publisher;
-use subscriber::Subscriber;
-
 /// An opened topic. Cheap to clone; `Send` and `Sync`; keeps the bus
-/// connection alive. Make a [`Publisher`] to publish and a [`Subscriber`] to
-/// receive.
+/// connection alive. Make a [`Publisher`](crate::Publisher) to publish and a
+/// [`Subscriber`](crate::Subscriber) to receive.
 ///
 /// # Examples
 /// ```no_run
@@ -142,37 +138,5 @@ impl Topic {
     /// moment).
     pub fn stats(&self) -> TopicStats {
         self.ctl().stats(&self.ring)
-    }
-
-    /// A handle to publish on this topic.
-    pub fn publisher(&self) -> Publisher {
-        Publisher::new(self.clone())
-    }
-
-    /// Joins the topic: the subscriber receives every message published
-    /// from now on.
-    ///
-    /// # Errors
-    /// [`Error::TooManySubscribers`], `BusClosed`.
-    pub fn subscribe(&self) -> Result<Subscriber> {
-        self.subscribe_with_history(0)
-    }
-
-    /// Joins the topic, asking also for up to the last `history` messages
-    /// still in the ring (at most a ring's worth; iceoryx2's history). Those
-    /// come first; one overwritten while it is read is skipped.
-    ///
-    /// # Errors
-    /// As [`subscribe`](Self::subscribe).
-    pub fn subscribe_with_history(&self, history: u64) -> Result<Subscriber> {
-        self.bus.check_open()?;
-        Subscriber::new(self.clone(), history).map_err(|e| match e {
-            shmbus::topic::SubscribeError::TooManySubscribers { max } => {
-                Error::TooManySubscribers {
-                    topic: self.name.to_string(),
-                    max,
-                }
-            }
-        })
     }
 }

@@ -43,6 +43,13 @@ impl fmt::Debug for Publisher {
     }
 }
 
+impl Topic {
+    /// A handle to publish on this topic.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(self.clone())
+    }
+}
+
 impl Publisher {
     pub(crate) fn new(topic: Topic) -> Self {
         // SAFETY: `Mapping::topic` checked the control block against the

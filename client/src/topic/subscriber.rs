@@ -49,6 +49,33 @@ impl fmt::Debug for Subscriber {
     }
 }
 
+impl Topic {
+    /// Joins the topic: the subscriber receives every message published
+    /// from now on.
+    ///
+    /// # Errors
+    /// [`Error::TooManySubscribers`], `BusClosed`.
+    pub fn subscribe(&self) -> Result<Subscriber> {
+        self.subscribe_with_history(0)
+    }
+
+    /// Joins the topic, asking also for up to the last `history` messages
+    /// still in the ring (at most a ring's worth; iceoryx2's history). Those
+    /// come first; one overwritten while it is read is skipped.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Self::subscribe).
+    pub fn subscribe_with_history(&self, history: u64) -> Result<Subscriber> {
+        self.bus.check_open()?;
+        Subscriber::new(self.clone(), history).map_err(|e| match e {
+            SubscribeError::TooManySubscribers { max } => Error::TooManySubscribers {
+                topic: self.name().to_owned(),
+                max,
+            },
+        })
+    }
+}
+
 impl Subscriber {
     pub(crate) fn new(topic: Topic, history: u64) -> std::result::Result<Self, SubscribeError> {
         // SAFETY: `Mapping::topic` checked the control block against the
