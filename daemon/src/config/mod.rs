@@ -458,6 +458,42 @@ mod tests {
         assert!(spec(&["--pipe", "c", "--pipe", "c:128"], "", None).is_err());
     }
 
+    /// `[[topic]]` and `--topic NAME[:SLOTS[:SLOT_BYTES]][:lossy]`: the mode
+    /// word carries the lossy bit and the largest number of subscribers; a
+    /// flag overrides the file's topic as the other kinds' flags do.
+    #[test]
+    fn topics_from_the_file_and_the_flags() {
+        use shmbus::topic::{mode_word, DEFAULT_MAX_SUBSCRIBERS as SUBS};
+        let file = "[[topic]]\nname = \"t\"\nslots = 8\nslot_size = \"1K\"\n\
+                    max_subscribers = 4\n";
+        let words = |s: &Spec| -> Vec<(String, [u64; 3])> {
+            s.channels()
+                .iter()
+                .map(|c| (c.name.clone(), c.params.words()))
+                .collect()
+        };
+        let s = spec(&[], file, None).unwrap();
+        assert_eq!(
+            words(&s),
+            [("t".to_owned(), [8, 1024, mode_word(false, 4)])]
+        );
+        let s = spec(&["--topic", "t:16", "--topic", "u::64:lossy"], file, None).unwrap();
+        let dq = shmbus::topic::DEFAULT_SLOTS;
+        assert_eq!(
+            words(&s),
+            [
+                ("t".to_owned(), [16, 1024, mode_word(false, 4)]),
+                ("u".to_owned(), [dq, 64, mode_word(true, SUBS)]),
+            ]
+        );
+        let e = spec(&["--topic", "v:3"], "", None).unwrap_err();
+        assert!(e.contains("power of two"), "{e}");
+        let e = spec(&["--topic", "v:x"], "", None).unwrap_err();
+        assert!(e.contains("not a whole number"), "{e}");
+        let e = spec(&[], "[[topic]]\nname = \"t\"\nmax_subscribers = 0\n", None).unwrap_err();
+        assert!(e.contains("max subscribers"), "{e}");
+    }
+
     /// A `--queue`, `--value` or `--array` that names a channel of the file
     /// overrides it as `--pipe` does: what the flag gives replaces the
     /// file's, what it leaves out is kept, and the channel keeps its place.
