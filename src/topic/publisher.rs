@@ -353,16 +353,18 @@ impl Publisher {
     }
 
     /// The state word of a publish claim that holds subscribers up right
-    /// now, if any: a claim `(pos, k)` at position `pos` with `tail` past
-    /// it. Lets a blocking subscriber check whether holder `k` exists at all.
+    /// now, if any: a claim `(pos, k)` at position `pos`, or `(pos - slots,
+    /// k)` of the previous lap, with `tail` past `pos`. Lets a blocking
+    /// subscriber check whether holder `k` exists at all.
     pub fn stalling_claim(ctl: &TopicCtl, ring: &Ring, pos: u64) -> Option<u64> {
         // Acquire: as in `claim`.
         let w = ring.state(pos & (ring.slots - 1)).load(Ordering::Acquire);
         let o = owner(w);
-        (diff(seq(w), pos) == 0 && o != 0 && o != TOMB && {
+        let d = diff(seq(w), pos);
+        ((d == 0 || d == -(ring.slots as i64)) && o != 0 && o != TOMB && {
             // Relaxed: a hint.
             let t = ctl.tail.load(Ordering::Relaxed);
-            (t.wrapping_sub(pos) as i64) > 0
+            (t.wrapping_sub(pos.wrapping_add_signed(d)) as i64) > 0
         })
         .then_some(w)
     }

@@ -259,7 +259,16 @@ impl Subscriber {
                 }
                 continue;
             }
-            if (d == -1 && claimed) || (d == -lap && !claimed) {
+            // Not yet: the message of `c` is being written, or the slot
+            // still holds the previous lap, committed or (a slow publisher
+            // of `c - slots`, claimed before this subscriber joined) still
+            // being written.
+            let not_yet = if claimed {
+                d == -1 || d == -lap - 1
+            } else {
+                d == -lap
+            };
+            if not_yet {
                 return Err(TryRecvError::Empty);
             }
             if d >= lap - 1 && ((claimed && (d + 1) % lap == 0) || (!claimed && d % lap == 0)) {

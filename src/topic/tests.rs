@@ -185,3 +185,25 @@ fn corrupt_states_are_reported() {
         Err(TryPublishError::Corrupt(_))
     ));
 }
+
+/// A subscriber that joins while a slow publisher still writes the previous
+/// lap of its first slot waits for it (found by the threaded stress test:
+/// the state `(c - slots, k)` was reported as corrupt).
+#[test]
+fn previous_lap_still_being_written_is_not_yet() {
+    let t = HeapTopic::new(2, 8, mode_word(false, 2));
+    // SAFETY: `t` outlives the handles.
+    let (slow, fast) = unsafe { (t.publisher(1), t.publisher(2)) };
+    let mut c = slow.try_claim(1).unwrap();
+    fast.try_publish(b"b").unwrap();
+    // SAFETY: as above.
+    let s = unsafe { t.subscriber(3, 0).unwrap() };
+    assert_eq!(s.position(), 2);
+    assert_eq!(recv(&s), Err(TryRecvError::Empty));
+    assert!(s.stalling_claim().is_some(), "the slow claim holds it up");
+    c.write_at(0, b"a");
+    c.commit();
+    assert_eq!(recv(&s), Err(TryRecvError::Empty));
+    fast.try_publish(b"c").unwrap();
+    assert_eq!(recv(&s).unwrap(), b"c");
+}
