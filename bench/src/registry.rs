@@ -484,6 +484,17 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "table",
+        "value and array reads and writes, alone and beside another process, beside Python's multiprocessing",
+        &[
+            "shmbus/value-",
+            "shmbus/array16-",
+            "python/mp-value-",
+            "python/mp-array16-",
+            "python/mp-rawarray16-",
+        ],
+    ),
+    (
         "topic",
         "topic round trips (busy, back to back) and one-way throughput to 1, 2 and 4 subscribers, beside the floors and the pipe",
         &[
@@ -493,17 +504,6 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "shmbus/topic-",
             "floor/ring-tput/",
             "shmbus/pipe-tput/64",
-        ],
-    ),
-    (
-        "table",
-        "value and array reads and writes, alone and beside another process, beside Python's multiprocessing",
-        &[
-            "shmbus/value-",
-            "shmbus/array16-",
-            "python/mp-value-",
-            "python/mp-array16-",
-            "python/mp-rawarray16-",
         ],
     ),
 ];

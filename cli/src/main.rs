@@ -92,8 +92,10 @@ enum Command {
     ///
     /// Rates come from the positions the channels keep anyway, read twice,
     /// an interval apart: IN/OUT are bytes/s sent/received for a pipe,
-    /// items/s put/taken for a queue, writes/s for a value or array. DEPTH
-    /// is bytes waiting (pipe), items waiting (queue) or the version (value).
+    /// items/s put/taken for a queue, writes/s for a value or array,
+    /// messages/s published for a topic. DEPTH is bytes waiting (pipe),
+    /// items waiting (queue), the version (value) or the slowest
+    /// subscriber's lag (topic).
     /// On a terminal the table is redrawn in place; otherwise each sample is
     /// printed as a plain table after a title line. Ctrl-C stops it (exit
     /// 130).
