@@ -12,6 +12,7 @@
 //! Children are this executable, re-run with `SHMBUS_SUITE_ROLE` set.
 
 mod floor;
+mod icount;
 mod measure;
 mod peers;
 mod pipe;
@@ -360,6 +361,7 @@ fn child(role: &str) {
         "queue-consumer" => queue::consumer(&a[0], &a[1], n(2), a[3] == "true"),
         "table-writer" => shared::table_writer(&a[0], &a[1], &a[2], a[3] == "true", n(4)),
         "table-reader" => shared::table_reader(&a[0], &a[1], &a[2], a[3] == "true"),
+        "icount" => icount::run(&a[0], &a[1], n(2)),
         "kernel-echo" => peers::echo(n(0), n(1) as usize),
         "kernel-sender" => peers::sender(n(0), n(1) as usize),
         other => panic!("unknown role {other}"),
