@@ -324,6 +324,31 @@ impl PipeReceiver {
             .map_err(|e| self.bus.explain(e.into()))
     }
 
+    /// Runs `f` on every frame readable now, up to `max`, in place and in
+    /// order, then releases them together; never blocks. One batch costs one
+    /// release of the frames' room to the sender (a store the sender's core
+    /// may be reading) instead of one per frame. Returns how many frames `f`
+    /// saw: at least 1, or 0 for `max == 0`.
+    ///
+    /// # Errors
+    /// As [`PipeReceiver::try_recv`], when there is no frame at all.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let mut rx = shmbus_client::Bus::connect()?.pipe("ticks")?.receiver()?;
+    /// let mut total = 0;
+    /// let n = rx.try_recv_batch_with(64, |b| total += b.len())?;
+    /// println!("{n} frames, {total} bytes");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_recv_batch_with(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize> {
+        self.bus.check_open()?;
+        self.consumer
+            .try_recv_batch_with(max, f)
+            .map_err(|e| self.bus.explain(e.into()))
+    }
+
     /// Runs `f` on the next frame in place (zero-copy), waiting as long as the
     /// pipe is empty, then releases the frame.
     ///

@@ -141,6 +141,39 @@ impl PipeSender {
             .map_err(|e| self.bus.explain(e.into()))
     }
 
+    /// Sends frames from the front of `frames` while there is room, and
+    /// publishes them together; never blocks. One batch costs one
+    /// publication to the receiver (a store the receiver's core may be
+    /// polling) instead of one per frame. Returns how many were sent; send
+    /// `&frames[n..]` later.
+    ///
+    /// # Errors
+    /// As [`PipeSender::try_send`], when not even the first frame can be
+    /// sent. An error met after the first frame ends the batch, and the
+    /// next call reports it.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let mut tx = shmbus_client::Bus::connect()?.pipe("ticks")?.sender()?;
+    /// let ticks = [b"t1", b"t2", b"t3"];
+    /// let mut rest = &ticks[..];
+    /// while !rest.is_empty() {
+    ///     match tx.try_send_batch(rest) {
+    ///         Ok(n) => rest = &rest[n..],
+    ///         Err(shmbus_client::Error::Full) => std::thread::yield_now(),
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_send_batch<F: AsRef<[u8]>>(&mut self, frames: &[F]) -> Result<usize> {
+        self.bus.check_open()?;
+        self.producer
+            .try_send_batch(frames)
+            .map_err(|e| self.bus.explain(e.into()))
+    }
+
     /// Sends one frame, waiting as long as the pipe is full.
     ///
     /// # Errors
