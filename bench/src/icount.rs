@@ -14,11 +14,15 @@ use crate::proc::unique;
 use crate::shared::ARRAY_LEN;
 
 /// Operations the role knows, as `(name, what one repetition does)`.
-pub(crate) const OPS: [(&str, &str); 5] = [
+pub(crate) const OPS: [(&str, &str); 6] = [
     ("pipe64", "try_send + try_recv_with of a [u8; 64] frame"),
     (
         "pipe64rt",
         "try_send + try_recv_with of a 64-byte Vec frame",
+    ),
+    (
+        "pipe64batch",
+        "try_send_batch of 32 + try_recv_batch_with of up to 64, per [u8; 64] frame",
     ),
     ("queue64", "try_put + try_get_with of a 64-byte item"),
     ("value", "Value<u64>::load"),
@@ -26,7 +30,8 @@ pub(crate) const OPS: [(&str, &str); 5] = [
 ];
 
 /// Repetitions per burst: each side runs this many in its own function
-/// (`icount_send`, `icount_recv`, `icount_put`, `icount_get`, whose
+/// (`icount_send`, `icount_recv`, `icount_put`, `icount_get` and the
+/// `_batch` forms, whose
 /// inclusive counts `callgrind_annotate --inclusive=yes` shows apart).
 const BURST: u64 = 64;
 
@@ -56,6 +61,17 @@ pub(crate) fn run(bus: &str, op: &str, n: u64) {
                 }
                 std::hint::black_box(&buf);
             }
+        }
+        "pipe64batch" => {
+            let p = b.pipe_with_capacity(&name, 1 << 16).expect("pipe");
+            let mut tx = p.sender().expect("sender");
+            let mut rx = p.receiver().expect("receiver");
+            let mut buf = [0u8; 64];
+            for _ in 0..bursts {
+                icount_send_batch(&mut tx);
+                icount_recv_batch(&mut rx, &mut buf);
+            }
+            std::hint::black_box(&buf);
         }
         "queue64" => {
             let q = b
@@ -108,6 +124,33 @@ fn icount_recv<B: AsMut<[u8]>>(rx: &mut PipeReceiver, buf: &mut B) {
             .is_err()
         {
             core::hint::spin_loop();
+        }
+    }
+}
+
+/// The batch row's sending loop, `BURST` frames.
+#[inline(never)]
+fn icount_send_batch(tx: &mut PipeSender) {
+    let frames = [[1u8; 64]; crate::pipe::BATCH];
+    for _ in 0..BURST as usize / crate::pipe::BATCH {
+        let mut rest = &frames[..];
+        while !rest.is_empty() {
+            match tx.try_send_batch(rest) {
+                Ok(k) => rest = &rest[k..],
+                Err(_) => core::hint::spin_loop(),
+            }
+        }
+    }
+}
+
+/// The batch row's receiving loop, `BURST` frames.
+#[inline(never)]
+fn icount_recv_batch(rx: &mut PipeReceiver, buf: &mut [u8; 64]) {
+    let mut got = 0;
+    while got < BURST as usize {
+        match rx.try_recv_batch_with(2 * crate::pipe::BATCH, |b| buf.copy_from_slice(b)) {
+            Ok(k) => got += k,
+            Err(_) => core::hint::spin_loop(),
         }
     }
 }

@@ -355,7 +355,7 @@ fn child(role: &str) {
         "ring-producer" => floor::ring_producer(&a[0], n(1)),
         "futex-echo" => floor::futex_echo(&a[0], n(1)),
         "pipe-echo" => pipe::echo(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),
-        "pipe-sender" => pipe::sender(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),
+        "pipe-sender" => pipe::sender(&a[0], &a[1], n(2), n(3) as usize, &a[4]),
         "queue-echo" => queue::echo(&a[0], &a[1], n(2), a[3] == "true"),
         "queue-producer" => queue::producer(&a[0], &a[1], n(2), a[3] == "true"),
         "queue-consumer" => queue::consumer(&a[0], &a[1], n(2), a[3] == "true"),

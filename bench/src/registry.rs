@@ -123,6 +123,14 @@ pub(crate) fn registry() -> Vec<Spec> {
         "as pipe-tput/64 with the frame length known only at run time (Vec<u8>): try_send is not inlined",
         Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 64, Len::Runtime)))),
     );
+    add(
+        s("shmbus/pipe-tput-batch/64"),
+        Throughput,
+        64,
+        Shmbus,
+        "as pipe-tput/64 through the batch forms: try_send_batch of 32 frames, try_recv_batch_with of up to 64 (one publish and one release per batch)",
+        Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 64, Len::Batch)))),
+    );
     let queue_rt = add(
         s("shmbus/queue-rt-busy/64"),
         RoundTrip,
@@ -442,6 +450,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "floor/ring-tput/",
             "shmbus/pipe-tput/64",
             "shmbus/pipe-tput-runtime-len/",
+            "shmbus/pipe-tput-batch/",
         ],
     ),
     (
