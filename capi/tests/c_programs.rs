@@ -263,3 +263,66 @@ fn cpp_example_compiles_and_runs() {
     assert!(s.contains("queue: job-1"), "{s}");
     assert!(s.contains("value: 0 -> 1"), "{s}");
 }
+
+/// The README's C program ("From C"), built the way the README says:
+/// `capi/install.sh` into a prefix, then `cc` with `pkg-config`, and run.
+#[test]
+fn readme_example_builds_with_pkg_config_and_runs() {
+    let readme = std::fs::read_to_string(crate_dir().join("../README.md")).expect("README.md");
+    let section = readme
+        .split("\n## From C\n")
+        .nth(1)
+        .expect("README has a \"From C\" section");
+    let code = section
+        .split("```c\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the \"From C\" section has a ```c block");
+    let dir = lib_dir();
+    let prefix = dir.join(format!("capi-prefix-{}", std::process::id()));
+    let _cleanup = RemoveDir(prefix.clone());
+    let mut install = Command::new("bash");
+    install
+        .arg(crate_dir().join("install.sh"))
+        .arg(&prefix)
+        .env("CARGO_TARGET_DIR", dir.parent().expect("target dir"))
+        .env(
+            "SHMBUS_PROFILE",
+            dir.file_name().expect("profile directory"),
+        );
+    run_compiler(install, "capi/install.sh");
+    let src = prefix.join("prog.c");
+    std::fs::write(&src, code).expect("write prog.c");
+    let exe = prefix.join("prog");
+    let pc = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "shmbus"])
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+        .expect("pkg-config is missing: install it (apt-get install pkg-config)");
+    assert!(
+        pc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pc.stderr)
+    );
+    let flags = String::from_utf8(pc.stdout).expect("pkg-config output");
+    let mut cc = Command::new("cc");
+    cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(&src)
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+        .arg("-o")
+        .arg(&exe);
+    run_compiler(cc, "cc prog.c $(pkg-config --cflags --libs shmbus)");
+    let d = Daemon::start_role(DISPATCH, "capi-readme", &[]);
+    let out = Proc::spawn(program(&exe, &[&d.bus], false), "README C program").expect_success();
+    assert_eq!(out, "hello\nworld\nnothing more\nhits was 0\n");
+}
+
+/// Removes a directory when dropped.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
