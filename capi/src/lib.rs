@@ -5,7 +5,7 @@
 //! differs from a fresh one). Every call goes through the Rust client
 //! library, `shmbus-client`; this crate only crosses the boundary:
 //!
-//! - every call returns a [`shmbus_status`] (one code per client error
+//! - every call returns a [`shmbus_status`](status::shmbus_status) (one code per client error
 //!   variant, plus `SHMBUS_NULL_POINTER`, `SHMBUS_MISALIGNED`,
 //!   `SHMBUS_INVALID_ARGUMENT`, `SHMBUS_BUFFER_TOO_SMALL`, `SHMBUS_BAD_STATE`,
 //!   `SHMBUS_PANIC`, `SHMBUS_UNKNOWN`) and hands results back through
