@@ -365,46 +365,44 @@ pub unsafe extern "C" fn shmbus_pipe_recv(
         let h = unsafe { handle_mut(rx, "rx") }?;
         // SAFETY: delegated to the caller.
         let buf = unsafe { slice_mut(buf.cast::<u8>(), cap, "buf") }?;
-        let n = match h.pending.take() {
-            Some(frame) => fit(frame, buf),
-            None => {
-                let copy = |b: &[u8]| match buf.get_mut(..b.len()) {
-                    Some(dst) => {
-                        dst.copy_from_slice(b);
-                        Ok(b.len())
-                    }
-                    None => Err(b.to_vec()),
-                };
-                ok(match until {
-                    Wait::Try => h.rx.try_recv_with(copy),
-                    Wait::Forever => h.rx.recv_with(copy),
-                    Wait::For(d) => h.rx.recv_with_timeout(d, copy),
-                })?
+        if let Some(frame) = h.pending.take() {
+            let n = frame.len();
+            // SAFETY: `len` checked above; writable by the contract.
+            unsafe { put(len, n, "len") }?;
+            return match buf.get_mut(..n) {
+                Some(dst) => {
+                    dst.copy_from_slice(&frame);
+                    Ok(())
+                }
+                None => {
+                    h.pending = Some(frame);
+                    Err(too_small(n, cap))
+                }
+            };
+        }
+        // A frame that does not fit is kept in `pending` (and its length
+        // returned all the same), so that the closure's result stays a
+        // `usize`, as in the Rust library's own `recv_with` copies.
+        let pending = &mut h.pending;
+        let copy = |b: &[u8]| {
+            match buf.get_mut(..b.len()) {
+                Some(dst) => dst.copy_from_slice(b),
+                None => *pending = Some(b.to_vec()),
             }
+            b.len()
         };
-        let (n, r) = match n {
-            Ok(n) => (n, Ok(())),
-            Err(frame) => {
-                let need = frame.len();
-                h.pending = Some(frame);
-                (need, Err(too_small(need, cap)))
-            }
-        };
+        let n = ok(match until {
+            Wait::Try => h.rx.try_recv_with(copy),
+            Wait::Forever => h.rx.recv_with(copy),
+            Wait::For(d) => h.rx.recv_with_timeout(d, copy),
+        })?;
         // SAFETY: `len` checked above; writable by the contract.
         unsafe { put(len, n, "len") }?;
-        r
-    })
-}
-
-/// Copies a kept frame into `buf`, or hands it back if it still does not fit.
-fn fit(frame: Vec<u8>, buf: &mut [u8]) -> Result<usize, Vec<u8>> {
-    match buf.get_mut(..frame.len()) {
-        Some(dst) => {
-            dst.copy_from_slice(&frame);
-            Ok(frame.len())
+        if h.pending.is_some() {
+            return Err(too_small(n, cap));
         }
-        None => Err(frame),
-    }
+        Ok(())
+    })
 }
 
 #[cold]
