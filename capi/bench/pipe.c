@@ -1,7 +1,8 @@
 /* The pipe benchmark's C side, run by `cargo run --release -p shmbus-capi
    --example c_vs_rust` beside the same loops written in Rust:
-     pipe loop BUS N   one thread sends a 64-byte frame and receives it, N times
-                       (for callgrind: instructions per send+recv)
+     pipe loop BUS N   one thread sends a 64-byte frame and receives it, N times,
+                       timeout 0 (for callgrind: instructions per send+recv)
+     pipe loop-wait BUS N   the same with timeout -1 (the frame is always there)
      pipe ping BUS N   round trips through pipes "ping" and "pong"; prints ns each
      pipe pong BUS N   the other end of ping
      pipe send BUS N   N frames through pipe "flow"
@@ -45,12 +46,13 @@ int main(int argc, char **argv) {
     size_t len;
     shmbus_pipe_sender *tx;
     shmbus_pipe_receiver *rx;
-    if (strcmp(mode, "loop") == 0) {
+    if (strcmp(mode, "loop") == 0 || strcmp(mode, "loop-wait") == 0) {
+        int64_t timeout = strcmp(mode, "loop") == 0 ? 0 : -1;
         CHECK(shmbus_pipe_receiver_open(bus, "loop", 0, &rx));
         CHECK(shmbus_pipe_sender_open(bus, "loop", 0, &tx));
         for (uint64_t i = 0; i < n; i++) {
-            CHECK(shmbus_pipe_send(tx, frame, FRAME, 0));
-            CHECK(shmbus_pipe_recv(rx, buf, sizeof buf, &len, 0));
+            CHECK(shmbus_pipe_send(tx, frame, FRAME, timeout));
+            CHECK(shmbus_pipe_recv(rx, buf, sizeof buf, &len, timeout));
         }
     } else if (strcmp(mode, "ping") == 0 || strcmp(mode, "pong") == 0) {
         int ping = strcmp(mode, "ping") == 0;

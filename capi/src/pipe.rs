@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 use std::fmt;
 use std::ptr::NonNull;
 
-use shmbus_client::{Bus, PipeClaim, PipeReceiver, PipeSender};
+use shmbus_client::{Bus, Error, PipeClaim, PipeReceiver, PipeSender};
 
 use crate::bus::{opener, shmbus_bus};
 use crate::ffi::{
@@ -167,12 +167,26 @@ pub unsafe extern "C" fn shmbus_pipe_send(
         // SAFETY: delegated to the caller.
         let frame = unsafe { slice(data.cast::<u8>(), len, "data") }?;
         let tx = h.sender()?;
-        ok(match until {
-            Wait::Try => tx.try_send(frame),
-            Wait::Forever => tx.send(frame),
-            Wait::For(d) => tx.send_timeout(frame, d),
-        })
+        // Every form tries first, inline; only a wait goes out of line.
+        match until {
+            Wait::Try => ok(tx.try_send(frame)),
+            _ => match tx.try_send(frame) {
+                Err(Error::Full) => ok(send_waiting(tx, frame, until)),
+                r => ok(r),
+            },
+        }
     })
+}
+
+/// The waiting forms of `shmbus_pipe_send`, after a `try_send` found the
+/// pipe full; out of line: inlined, they made every call save more registers
+/// (callgrind: 13 instructions per send).
+#[inline(never)]
+fn send_waiting(tx: &mut PipeSender, frame: &[u8], until: Wait) -> shmbus_client::Result<()> {
+    match until {
+        Wait::For(d) => tx.send_timeout(frame, d),
+        _ => tx.send(frame),
+    }
 }
 
 /// Claims room for a frame of `len` bytes in the ring (zero-copy), waiting
@@ -391,11 +405,15 @@ pub unsafe extern "C" fn shmbus_pipe_recv(
             }
             b.len()
         };
-        let n = ok(match until {
-            Wait::Try => h.rx.try_recv_with(copy),
-            Wait::Forever => h.rx.recv_with(copy),
-            Wait::For(d) => h.rx.recv_with_timeout(d, copy),
-        })?;
+        // Every form tries first, inline; only a wait goes out of line.
+        let mut copy = copy;
+        let n = match until {
+            Wait::Try => ok(h.rx.try_recv_with(copy))?,
+            _ => match h.rx.try_recv_with(&mut copy) {
+                Err(Error::Empty) => ok(recv_waiting(&mut h.rx, until, copy))?,
+                r => ok(r)?,
+            },
+        };
         // SAFETY: `len` checked above; writable by the contract.
         unsafe { put(len, n, "len") }?;
         if h.pending.is_some() {
@@ -403,6 +421,19 @@ pub unsafe extern "C" fn shmbus_pipe_recv(
         }
         Ok(())
     })
+}
+
+/// The waiting forms of the receives, out of line (as `send_waiting`).
+#[inline(never)]
+fn recv_waiting<R>(
+    rx: &mut PipeReceiver,
+    until: Wait,
+    f: impl FnOnce(&[u8]) -> R,
+) -> shmbus_client::Result<R> {
+    match until {
+        Wait::For(d) => rx.recv_with_timeout(d, f),
+        _ => rx.recv_with(f),
+    }
 }
 
 #[cold]
@@ -446,10 +477,11 @@ pub unsafe extern "C" fn shmbus_pipe_recv_with(
             call(&frame);
             return Ok(());
         }
-        ok(match until {
-            Wait::Try => h.rx.try_recv_with(call),
-            Wait::Forever => h.rx.recv_with(call),
-            Wait::For(d) => h.rx.recv_with_timeout(d, call),
-        })
+        match (h.rx.try_recv_with(call), until) {
+            (Err(Error::Empty), Wait::Forever | Wait::For(_)) => {
+                ok(recv_waiting(&mut h.rx, until, call))
+            }
+            (r, _) => ok(r),
+        }
     })
 }
