@@ -13,8 +13,20 @@ use rustix::thread::futex;
 ///
 /// `Instant` is `CLOCK_MONOTONIC` on Linux, but its representation is opaque,
 /// so this measures the distance from now and adds it to the clock's reading.
+///
+/// NB: the clock is read through libc, not `rustix::time::clock_gettime`:
+/// rustix finds the vDSO itself, which valgrind does not map, so every
+/// program that waited with a deadline crashed under valgrind (rustix issue
+/// 1559); glibc's `clock_gettime` uses the vDSO as fast where there is one.
 fn monotonic_deadline(deadline: Instant) -> futex::Timespec {
-    let now_ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let mut now_ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now_ts` is a valid, writable `timespec`; CLOCK_MONOTONIC
+    // always exists on Linux, so the call cannot fail (and on failure
+    // `now_ts` stays zero, which only shortens the wait to a spurious one).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now_ts) };
     let left = deadline.saturating_duration_since(Instant::now());
     let mut secs = now_ts.tv_sec.saturating_add(left.as_secs() as i64);
     let mut nsecs = now_ts.tv_nsec + i64::from(left.subsec_nanos());
