@@ -1,8 +1,8 @@
 //! Fork generations: which handles belong to this process.
 
+use shmbus::sync::{AtomicU64, Ordering};
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once, PoisonError};
 
 use pyo3::PyResult;

@@ -285,7 +285,9 @@ impl RawWriter {
                 None => Some(all.len()),
             };
             let Some(b) = end.and_then(|end| all.get(offset..end)) else {
-                return Err(PyValueError::new_err("buffer too short for offset and size"));
+                return Err(PyValueError::new_err(
+                    "buffer too short for offset and size",
+                ));
             };
             match tx.try_send(b) {
                 Err(Error::Full) => blocking(py, None, |_| tx.send(b))?.map_err(eof),

@@ -21,7 +21,13 @@ pub(crate) struct RawQueue {
     name: String,
 }
 
-fn open(bus_name: &str, name: &str, slots: u64, slot_size: u64, create: bool) -> shmbus_client::Result<Queue> {
+fn open(
+    bus_name: &str,
+    name: &str,
+    slots: u64,
+    slot_size: u64,
+    create: bool,
+) -> shmbus_client::Result<Queue> {
     let b = bus(bus_name)?;
     let mut builder = b.queue_builder(name).create(create);
     if slots != 0 {
@@ -79,7 +85,13 @@ impl RawQueue {
                     Some(d) => q.put_deadline(b, d),
                     None => q.put(b),
                 })?
-                .map_err(|e| to_py(if matches!(e, Error::Timeout) { Error::Full } else { e }))
+                .map_err(|e| {
+                    to_py(if matches!(e, Error::Timeout) {
+                        Error::Full
+                    } else {
+                        e
+                    })
+                })
             }
             r => r.map_err(to_py),
         })
@@ -103,7 +115,13 @@ impl RawQueue {
                     Some(d) => q.get_deadline(d),
                     None => q.get(),
                 })?
-                .map_err(|e| to_py(if matches!(e, Error::Timeout) { Error::Empty } else { e }))?;
+                .map_err(|e| {
+                    to_py(if matches!(e, Error::Timeout) {
+                        Error::Empty
+                    } else {
+                        e
+                    })
+                })?;
                 Ok(PyBytes::new(py, &v))
             }
             r => r.map_err(to_py),

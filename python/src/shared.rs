@@ -73,7 +73,10 @@ impl<T: Element + Send + Sync> Words for Array<T> {
         Array::len(self)
     }
     fn read(&self) -> Vec<u64> {
-        Array::read(self).into_iter().map(Element::to_bits).collect()
+        Array::read(self)
+            .into_iter()
+            .map(Element::to_bits)
+            .collect()
     }
     fn get(&self, i: usize) -> u64 {
         Array::get(self, i).to_bits()
@@ -108,16 +111,46 @@ impl<T: Element + Send + Sync> Words for Array<T> {
 macro_rules! by_elem {
     ($elem:expr, $T:ident => $body:expr) => {
         match $elem {
-            ElemType::I8 => { type $T = i8; $body }
-            ElemType::U8 => { type $T = u8; $body }
-            ElemType::I16 => { type $T = i16; $body }
-            ElemType::U16 => { type $T = u16; $body }
-            ElemType::I32 => { type $T = i32; $body }
-            ElemType::U32 => { type $T = u32; $body }
-            ElemType::I64 => { type $T = i64; $body }
-            ElemType::U64 => { type $T = u64; $body }
-            ElemType::F32 => { type $T = f32; $body }
-            ElemType::F64 => { type $T = f64; $body }
+            ElemType::I8 => {
+                type $T = i8;
+                $body
+            }
+            ElemType::U8 => {
+                type $T = u8;
+                $body
+            }
+            ElemType::I16 => {
+                type $T = i16;
+                $body
+            }
+            ElemType::U16 => {
+                type $T = u16;
+                $body
+            }
+            ElemType::I32 => {
+                type $T = i32;
+                $body
+            }
+            ElemType::U32 => {
+                type $T = u32;
+                $body
+            }
+            ElemType::I64 => {
+                type $T = i64;
+                $body
+            }
+            ElemType::U64 => {
+                type $T = u64;
+                $body
+            }
+            ElemType::F32 => {
+                type $T = f32;
+                $body
+            }
+            ElemType::F64 => {
+                type $T = f64;
+                $body
+            }
         }
     };
 }
@@ -234,7 +267,11 @@ impl RawShared {
     ) -> PyResult<Self> {
         let elem = elem_of(&typecode)?;
         let bus_name = resolve(bus);
-        let kind = if length.is_some() { Kind::Array } else { Kind::Value };
+        let kind = if length.is_some() {
+            Kind::Array
+        } else {
+            Kind::Value
+        };
         let len = length.unwrap_or(1);
         let w = py
             .allow_threads(|| open(&self::bus(&bus_name)?, kind, elem, &name, len))
@@ -292,10 +329,17 @@ impl RawShared {
 
     /// Writes `xs` at the positions `indices` in one publication (readers see
     /// all of it or none).
-    fn assign(&self, py: Python<'_>, indices: Vec<usize>, xs: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+    fn assign(
+        &self,
+        py: Python<'_>,
+        indices: Vec<usize>,
+        xs: Vec<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let w = self.w.get()?;
         if indices.len() != xs.len() || indices.iter().any(|&i| i >= w.len()) {
-            return Err(PyValueError::new_err("assignment does not match the array's size"));
+            return Err(PyValueError::new_err(
+                "assignment does not match the array's size",
+            ));
         }
         let words = xs
             .iter()
@@ -330,7 +374,9 @@ impl RawShared {
         let i = self.index(w.len(), i as isize)?;
         let d = from_py(self.elem, delta)?;
         if self.held().is_some() {
-            return Err(PyRuntimeError::new_err("fetch_add inside get_lock(): use += instead"));
+            return Err(PyRuntimeError::new_err(
+                "fetch_add inside get_lock(): use += instead",
+            ));
         }
         let elem = self.elem;
         let mut old = 0;
@@ -353,7 +399,12 @@ impl RawShared {
     /// Waits until the version differs from `since`, at most `timeout`
     /// seconds if given; returns the new version, or `None` on timeout.
     #[pyo3(signature = (since, timeout=None))]
-    fn wait_version(&self, py: Python<'_>, since: u64, timeout: Option<f64>) -> PyResult<Option<u64>> {
+    fn wait_version(
+        &self,
+        py: Python<'_>,
+        since: u64,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<u64>> {
         let w = self.w.get()?;
         let dl = deadline(timeout)?;
         match blocking(py, dl, |d| w.wait_changed(since, d))? {

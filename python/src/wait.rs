@@ -14,7 +14,7 @@
 //! (`KeyboardInterrupt`) is raised, or the wait starts over with what is
 //! left of its timeout. The previous handlers are back once the call returns.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use shmbus::sync::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
@@ -33,12 +33,12 @@ const SIGNALS: [libc::c_int; 6] = [
 
 /// Set by [`on_signal`]; cleared by the main thread before it waits and
 /// after it handled an interruption.
-static PENDING: AtomicBool = AtomicBool::new(false);
+static PENDING: AtomicU32 = AtomicU32::new(0);
 
 /// The handler each signal had before [`SignalGuard`] installed ours
 /// (`sa_sigaction`, and whether it takes `siginfo`), by signal number.
-static PREVIOUS: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
-static PREVIOUS_SIGINFO: [AtomicBool; 32] = [const { AtomicBool::new(false) }; 32];
+static PREVIOUS: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+static PREVIOUS_SIGINFO: [AtomicU32; 32] = [const { AtomicU32::new(0) }; 32];
 
 fn gettid() -> libc::pid_t {
     // SAFETY: gettid takes no arguments and cannot fail.
@@ -56,7 +56,7 @@ fn check() -> bool {
     // Relaxed: a flag; the handler that set it ran on this very thread (or
     // sent the signal on to it), and a late look only costs one more sleep,
     // which the signal's `EINTR` has already ended.
-    PENDING.load(Ordering::Relaxed) && is_main_thread()
+    PENDING.load(Ordering::Relaxed) != 0 && is_main_thread()
 }
 
 /// Installs [`check`] as the client's interrupt check.
@@ -74,15 +74,15 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, sig) };
         return;
     }
-    PENDING.store(true, Ordering::Relaxed);
+    PENDING.store(1, Ordering::Relaxed);
     let Some(i) = usize::try_from(sig).ok().filter(|&i| i < PREVIOUS.len()) else {
         return;
     };
-    let prev = PREVIOUS[i].load(Ordering::Relaxed);
+    let prev = PREVIOUS[i].load(Ordering::Relaxed) as usize;
     if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
         return;
     }
-    if PREVIOUS_SIGINFO[i].load(Ordering::Relaxed) {
+    if PREVIOUS_SIGINFO[i].load(Ordering::Relaxed) != 0 {
         // SAFETY: `prev` is the `sa_sigaction` that was installed with
         // SA_SIGINFO, so it has this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -117,8 +117,11 @@ impl SignalGuard {
                 continue;
             }
             let i = sig as usize;
-            PREVIOUS[i].store(h, Ordering::Relaxed);
-            PREVIOUS_SIGINFO[i].store(old.sa_flags & libc::SA_SIGINFO != 0, Ordering::Relaxed);
+            PREVIOUS[i].store(h as u64, Ordering::Relaxed);
+            PREVIOUS_SIGINFO[i].store(
+                u32::from(old.sa_flags & libc::SA_SIGINFO != 0),
+                Ordering::Relaxed,
+            );
             // SAFETY: as above.
             let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
             new.sa_sigaction = on_signal as *const () as usize;
@@ -169,18 +172,17 @@ pub(crate) fn blocking<R: Send>(
     let main = is_main_thread();
     loop {
         let guard = main.then(SignalGuard::install);
-        PENDING.store(false, Ordering::Relaxed);
+        PENDING.store(0, Ordering::Relaxed);
         // A signal before the guard went in is handled here.
         py.check_signals()?;
         let r = py.allow_threads(|| wait(deadline));
         drop(guard);
         match r {
             Err(Error::Interrupted) => {
-                PENDING.store(false, Ordering::Relaxed);
+                PENDING.store(0, Ordering::Relaxed);
                 py.check_signals()?;
             }
             r => return Ok(r),
         }
     }
 }
-
