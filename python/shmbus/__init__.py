@@ -295,15 +295,6 @@ class Value(_Shared):
     def __init__(self, *args, **kwargs):
         pass
 
-    @property
-    def value(self):
-        """The value (one lock-free, never torn read)."""
-        return self.getitem(0)
-
-    @value.setter
-    def value(self, x):
-        self.setitem(0, x)
-
     def __reduce__(self):
         return (_reopen_value, (type(self), self.bus, self.name, self.typecode))
 
@@ -338,21 +329,6 @@ class Array(_Shared):
 
     def __init__(self, *args, **kwargs):
         pass
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return self.read()[i]
-        return self.getitem(i)
-
-    def __setitem__(self, i, x):
-        if isinstance(i, slice):
-            idx = list(range(*i.indices(len(self))))
-            xs = list(x)
-            if len(xs) != len(idx):
-                raise ValueError("can only assign a sequence of the same size")
-            self.assign(idx, xs)
-        else:
-            self.setitem(i, x)
 
     def __iter__(self):
         return iter(self.read())

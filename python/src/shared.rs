@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PySlice};
+use shmbus::sync::{AtomicU32, Ordering};
 use shmbus_client::{Array, Bus, ElemType, Element, Error, Kind, Result, Value};
 
 use crate::bus::{bus, resolve};
@@ -217,6 +219,9 @@ pub(crate) struct RawShared {
     w: PerProcess<Arc<dyn Words>>,
     elem: ElemType,
     held: Mutex<Option<Held>>,
+    /// 1 while `held` is `Some`: lets reads skip the mutex. This process's
+    /// threads only; the thread in the `with` block sets and reads it itself.
+    holding: AtomicU32,
     #[pyo3(get)]
     bus: String,
     #[pyo3(get)]
@@ -248,6 +253,30 @@ impl RawShared {
 
     fn held(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The words of this handle's held copy, if `get_lock()` is held.
+    #[inline]
+    fn held_words(&self) -> Option<Vec<u64>> {
+        // Relaxed: see `holding`.
+        if self.holding.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.held().as_ref().map(|h| h.words.clone())
+    }
+
+    /// Element `i` (checked), from the held copy or the channel.
+    #[inline]
+    fn word(&self, w: &dyn Words, i: usize) -> u64 {
+        match self.held_words() {
+            Some(h) => h[i],
+            None => w.get(i),
+        }
+    }
+
+    /// Every element, from the held copy or one consistent snapshot.
+    fn words(&self, w: &dyn Words) -> Vec<u64> {
+        self.held_words().unwrap_or_else(|| w.read())
     }
 }
 
@@ -283,6 +312,7 @@ impl RawShared {
             }),
             elem,
             held: Mutex::new(None),
+            holding: AtomicU32::new(0),
             bus: bus_name,
             name,
             typecode,
@@ -299,19 +329,68 @@ impl RawShared {
     fn getitem(&self, py: Python<'_>, i: isize) -> PyResult<PyObject> {
         let w = self.w.get()?;
         let i = self.index(w.len(), i)?;
-        let word = match &*self.held() {
-            Some(h) => h.words[i],
-            None => w.get(i),
+        to_py(py, self.elem, self.word(&**w, i))
+    }
+
+    /// The value (element 0): one lock-free read, never torn.
+    #[getter]
+    fn value(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let w = self.w.get()?;
+        to_py(py, self.elem, self.word(&**w, 0))
+    }
+
+    /// Sets the value (element 0).
+    #[setter]
+    fn set_value(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.setitem(py, 0, x)
+    }
+
+    /// `a[i]` (an element) or `a[i:j:k]` (a list, from one consistent
+    /// snapshot).
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        let Ok(sl) = key.downcast::<PySlice>() else {
+            return self.getitem(py, key.extract()?);
         };
-        to_py(py, self.elem, word)
+        let w = self.w.get()?;
+        let words = self.words(&**w);
+        let ix = sl.indices(words.len() as isize)?;
+        let list = PyList::empty(py);
+        let mut i = ix.start;
+        for _ in 0..ix.slicelength {
+            list.append(to_py(py, self.elem, words[i as usize])?)?;
+            i += ix.step;
+        }
+        Ok(list.into_any().unbind())
+    }
+
+    /// `a[i] = x`, or `a[i:j:k] = xs` (one publication; `xs` must have the
+    /// slice's length).
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        x: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let Ok(sl) = key.downcast::<PySlice>() else {
+            return self.setitem(py, key.extract()?, x);
+        };
+        let len = self.w.get()?.len();
+        let ix = sl.indices(len as isize)?;
+        let xs: Vec<Bound<'_, PyAny>> = x.try_iter()?.collect::<PyResult<_>>()?;
+        if xs.len() as isize != ix.slicelength as isize {
+            return Err(PyValueError::new_err(
+                "can only assign a sequence of the same size",
+            ));
+        }
+        let indices = (0..ix.slicelength as isize)
+            .map(|k| (ix.start + k * ix.step) as usize)
+            .collect();
+        self.assign(py, indices, xs)
     }
 
     /// Every element, as a list, from one consistent snapshot.
     fn read(&self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
-        let words = match &*self.held() {
-            Some(h) => h.words.clone(),
-            None => self.w.get()?.read(),
-        };
+        let words = self.words(&**self.w.get()?);
         words.into_iter().map(|x| to_py(py, self.elem, x)).collect()
     }
 
@@ -443,6 +522,7 @@ impl RawShared {
                     thread,
                     gen: crate::fork::generation(),
                 });
+                self.holding.store(1, Ordering::Relaxed);
                 Ok(true)
             }
             Err(_) => {
@@ -459,6 +539,7 @@ impl RawShared {
     /// writer lock (for `get_lock().__exit__`).
     #[pyo3(signature = (commit=true))]
     fn lock_release(&self, py: Python<'_>, commit: bool) -> PyResult<()> {
+        self.holding.store(0, Ordering::Relaxed);
         let Some(h) = self.held().take() else {
             return Err(PyRuntimeError::new_err("release of an unheld lock"));
         };
