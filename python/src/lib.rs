@@ -5,19 +5,19 @@
 //! module holds the handles over the client library and does everything that
 //! touches the bus. Three concerns run through it:
 //!
-//! - **Fork** ([`fork`]): a child made by `fork()` inherits the parent's
+//! - **Fork** (`fork.rs`): a child made by `fork()` inherits the parent's
 //!   handles, but not its connection to the daemon (the liveness thread is
 //!   not copied, and closing the inherited socket would end the parent's
 //!   connection). Every handle remembers the fork generation it was opened
 //!   in; used in a later one, it leaks the inherited handle and opens the
 //!   channel again by name, on this process's own connection.
-//! - **Waiting** ([`wait`]): a call that must wait releases the GIL; in the
+//! - **Waiting** (`wait.rs`): a call that must wait releases the GIL; in the
 //!   main thread it chains a handler in front of Python's for the signals
 //!   Python handles, so that a signal ends the futex sleep (`EINTR`) and the
 //!   client's interrupt check stops the wait; the Python handler then runs
 //!   (`KeyboardInterrupt` for SIGINT) and, if it raises nothing, the wait
 //!   goes on. No periodic wake-up is added.
-//! - **Errors** ([`errors`]): each client error becomes the exception class
+//! - **Errors** (`errors.rs`): each client error becomes the exception class
 //!   of the same name in `shmbus._errors` (subclasses of both `shmbus.Error`
 //!   and the builtin or `queue` exception that `multiprocessing` raises).
 #![deny(unsafe_op_in_unsafe_fn)]
