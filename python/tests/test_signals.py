@@ -17,6 +17,9 @@ bus = shmbus.connect(sys.argv[1])
 q = bus.Queue("never")
 kind = sys.argv[2]
 usr1 = []
+# Python's own SIGINT handler, as in a terminal (a shell's background job
+# starts with SIGINT ignored, and Python then installs none).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.signal(signal.SIGUSR1, lambda *a: usr1.append(1))
 print("ready", flush=True)
 try:
@@ -59,7 +62,10 @@ def test_sigint_interrupts_blocked_calls(bus):
         p = start_blocked(bus, kind)
         sent = time.monotonic()
         os.kill(p.pid, signal.SIGINT)
-        out, _ = p.communicate(timeout=WATCHDOG)
+        try:
+            out, _ = p.communicate(timeout=WATCHDOG)
+        finally:
+            p.kill()
         assert p.returncode == 3, (kind, out)
         t = float(out.split()[-1])
         print(f"{kind}: KeyboardInterrupt {1000 * (t - sent):.1f} ms after SIGINT")
@@ -72,7 +78,10 @@ def test_a_handler_that_does_not_raise_lets_the_wait_go_on(bus):
     time.sleep(0.3)
     assert p.poll() is None  # still waiting
     q.put("late")
-    out, _ = p.communicate(timeout=WATCHDOG)
+    try:
+        out, _ = p.communicate(timeout=WATCHDOG)
+    finally:
+        p.kill()
     assert p.returncode == 0
     assert out.split()[-3:] == ["got", "late", "1"]
 
