@@ -18,6 +18,7 @@ mod peers;
 mod pipe;
 mod proc;
 mod python;
+mod python_shmbus;
 mod queue;
 mod registry;
 mod report;

@@ -5,7 +5,7 @@ use crate::measure::{self, Ctx, Goal, Group, Kind, Measured, Spec};
 use crate::peers::Transport;
 use crate::pipe::Len;
 use crate::shared::AloneOp;
-use crate::{floor, peers, pipe, python, queue, shared, SIZES};
+use crate::{floor, peers, pipe, python, python_shmbus, queue, shared, SIZES};
 
 fn s(v: &str) -> String {
     v.to_owned()
@@ -383,7 +383,93 @@ pub(crate) fn registry() -> Vec<Spec> {
         );
     }
 
+    // ---- the shmbus Python package, beside the multiprocessing rows
+    type PyRow = (
+        &'static str,
+        Kind,
+        usize,
+        &'static str,
+        measure::RunFn,
+        Vec<&'static str>,
+        Option<Goal>,
+    );
+    let py_rows: Vec<PyRow> = vec![
+        (
+            "python/shmbus-pipe-rt/64",
+            RoundTrip,
+            64,
+            "shmbus.Pipe round trip (send_bytes/recv_bytes) through an echo process",
+            Box::new(|c: &Ctx| python_shmbus::pipe_round_trip(c, 64)),
+            vec!["python/mp-pipe-rt/64"],
+            None,
+        ),
+        (
+            "python/shmbus-queue-tput/64",
+            Throughput,
+            64,
+            "shmbus.Queue one-way throughput, 64-byte bytes (put_bytes/get_bytes)",
+            Box::new(|c: &Ctx| python_shmbus::queue_throughput(c, "shmbus", "bytes", 64)),
+            vec!["python/mp-queue-tput/64"],
+            Some(Goal::MinVs("python/mp-queue-tput/64", 10.0)),
+        ),
+        (
+            "python/mp-queue-tput-dict/64",
+            Throughput,
+            64,
+            "multiprocessing.Queue one-way throughput, a small dict (4 keys) pickled",
+            Box::new(|c: &Ctx| python_shmbus::queue_throughput(c, "mp", "dict", 64)),
+            vec![],
+            None,
+        ),
+        (
+            "python/shmbus-queue-tput-dict/64",
+            Throughput,
+            64,
+            "shmbus.Queue one-way throughput, a small dict (4 keys) pickled (put/get)",
+            Box::new(|c: &Ctx| python_shmbus::queue_throughput(c, "shmbus", "dict", 64)),
+            vec!["python/mp-queue-tput-dict/64"],
+            Some(Goal::MinVs("python/mp-queue-tput-dict/64", 3.0)),
+        ),
+        (
+            "python/shmbus-value-read/8",
+            Read,
+            8,
+            "shmbus.Value('q') reads (.value, no lock) while another process writes",
+            Box::new(|c: &Ctx| python_shmbus::shared(c, "value", false)),
+            vec!["python/mp-value-read/8"],
+            Some(Goal::MinVs("python/mp-value-read/8", 5.0)),
+        ),
+        (
+            "python/shmbus-value-write/8",
+            Write,
+            8,
+            "shmbus.Value('q') writes while another process reads",
+            Box::new(|c: &Ctx| python_shmbus::shared(c, "value", true)),
+            vec!["python/mp-value-write/8"],
+            None,
+        ),
+        (
+            "python/shmbus-array16-read/128",
+            Read,
+            128,
+            "shmbus.Array('q', 16) whole-array reads (a[:]) while another process writes: torn-read percentage",
+            Box::new(|c: &Ctx| python_shmbus::shared(c, "array", false)),
+            vec!["python/mp-array16-read/128", "python/mp-rawarray16-read/128"],
+            None,
+        ),
+    ];
+    let mut py_links = Vec::new();
+    for (name, kind, size, about, run, alts, goal) in py_rows {
+        let idx = add(s(name), kind, size, Python, about, Some(run));
+        py_links.push((idx, name.starts_with("python/shmbus-"), alts, goal));
+    }
+
     // ---- comparisons and goals
+    for (idx, needs_bus, alts, goal) in py_links {
+        v[idx].needs_bus = needs_bus;
+        v[idx].alts = alts.into_iter().map(s).collect();
+        v[idx].goal = goal;
+    }
     v[i].floor = Some(s("probe"));
     v[i].alts = rt_alts.clone();
     v[i].goal = Some(Goal::MaxVsFloor(1.5));
@@ -462,6 +548,11 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "floor/ring-tput/",
             "shmbus/pipe-tput/64",
         ],
+    ),
+    (
+        "python",
+        "the shmbus Python package beside Python's multiprocessing (set $SHMBUS_BENCH_PYTHON to a python with the package)",
+        &["python/"],
     ),
     (
         "table",

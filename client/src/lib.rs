@@ -63,6 +63,7 @@
 //! | [`ChannelDetails`] | the kind-specific part of a listing: [`PipeInfo`], [`QueueInfo`] or [`TableInfo`] | — |
 //! | [`Holder`] | who holds a pipe end: peer slot and process id | — |
 //! | [`Error`] / [`Result`] | the one error type of every operation, and `Result` with it; the [`error`] module says which operation returns which variant | the exceptions |
+//! | [`set_interrupt_check`] | a process-wide check that stops waiting calls ([`Error::Interrupted`]), for runtimes that handle signals themselves | — |
 //! | [`End`] | sender or receiver, as named in [`Error::Busy`] | — |
 //! | [`DEFAULT_BUS`], [`BUS_ENV`], [`default_bus_name`] | the bus used when none is named: `$SHMBUS_BUS`, else `shmbus` | — |
 //!
@@ -127,7 +128,7 @@
 )]
 
 // Each module imports only from those before it in this order (checked by
-// `.ci/import-cycles`): error, segment, control, liveness, ladder; wait (how
+// `.ci/import-cycles`): interrupt (the process's interrupt check), error, segment, control, liveness, ladder; wait (how
 // blocking calls wait), channels (the listing); bus (the connection, and
 // `remove` in bus/removal.rs); then each kind with its `Bus` openers: pipe
 // (with pipe/sender.rs, pipe/receiver.rs), queue (openers and QueueBuilder
@@ -136,6 +137,7 @@ mod bus;
 mod channels;
 mod control;
 pub mod error;
+mod interrupt;
 mod ladder;
 mod liveness;
 mod pipe;
@@ -147,6 +149,7 @@ mod wait;
 pub use bus::{default_bus_name, Bus, BUS_ENV, DEFAULT_BUS};
 pub use channels::{ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo};
 pub use error::{End, Error, Result};
+pub use interrupt::set_interrupt_check;
 pub use pipe::receiver::PipeReceiver;
 pub use pipe::sender::{PipeClaim, PipeSender};
 pub use pipe::Pipe;

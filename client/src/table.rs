@@ -90,7 +90,7 @@ impl fmt::Debug for Table {
 fn wait_error(e: WaitError) -> Error {
     match e {
         WaitError::Timeout => Error::Timeout,
-        WaitError::Interrupted => Error::BusClosed,
+        WaitError::Interrupted => Error::closed_or_interrupted(),
     }
 }
 
