@@ -14,8 +14,9 @@
 //! already (counted as `dropped`), and on a gap asks for a resend. It
 //! acknowledges on `KEY/ack` (`epoch seq flag`) as it delivers, and every
 //! 100 ms whatever happens (a heartbeat). The exporter sends its
-//! unacknowledged frames again when asked, when a new importer says hello,
-//! and when an importer is heard after a second of silence (a cut link).
+//! unacknowledged frames again when asked, when a new importer says hello
+//! or an importer acknowledges another epoch (the exporter restarted), and
+//! when an importer is heard after a second of silence (a cut link).
 //! So across a cut link or a restarted importer nothing is lost; what can be
 //! duplicated is a frame the importer delivered but whose acknowledgement
 //! died with it. Frames an exporter held when it was killed (at most
@@ -117,13 +118,13 @@ pub fn export(ctx: &Ctx, bus: &Bus) -> Result<(), String> {
         };
         let mut resend = false;
         for (e, seq, flag) in first.into_iter().chain(ack_rx.try_iter()) {
-            if flag == HELLO {
+            if flag == HELLO || e != epoch {
+                // A new importer, or one that has seen no frame of this run
+                // of the exporter yet (it acknowledges an earlier run's):
+                // it gets the unacknowledged frames again.
                 resend |= resent_at.elapsed() >= RESEND_GAP;
                 heard = Instant::now();
                 continue;
-            }
-            if e != epoch {
-                continue; // meant for an earlier run of this exporter
             }
             if heard.elapsed() >= SILENCE {
                 resend = true;

@@ -110,8 +110,7 @@ impl Drop for Bridge {
 /// such line).
 pub fn stat(out: &str, chan: &str, name: &str) -> u64 {
     out.lines()
-        .filter(|l| l.starts_with("stats ") && l.split(' ').nth(3) == Some(chan))
-        .last()
+        .rfind(|l| l.starts_with("stats ") && l.split(' ').nth(3) == Some(chan))
         .and_then(|l| {
             l.split(' ')
                 .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
