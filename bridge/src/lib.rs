@@ -200,7 +200,7 @@ fn import(ctx: &Ctx) -> Result<(), String> {
         .ok_or("no kind")?,
     };
     match kind {
-        Kind::Pipe => pipe::import(ctx, &bus),
+        Kind::Pipe => pipe::import(ctx, &bus, &meta),
         Kind::Queue => queue::import(ctx, &bus, &meta),
         Kind::Value | Kind::Array => table::import(ctx, &bus),
     }

@@ -180,10 +180,19 @@ struct Position {
 ///
 /// # Errors
 /// When the local bus or zenoh fails; the caller retries.
-pub fn import(ctx: &Ctx, bus: &Bus) -> Result<(), String> {
+/// A missing local pipe is created with the exporter's capacity (`meta` is
+/// `pipe CAPACITY`).
+pub fn import(ctx: &Ctx, bus: &Bus, meta: &str) -> Result<(), String> {
     let c = &ctx.counters;
     c.set_kind(Kind::Pipe);
-    let pipe = bus.pipe(&ctx.chan.name).map_err(|e| e.to_string())?;
+    let capacity = meta.split(' ').nth(1).and_then(|s| s.parse::<u64>().ok());
+    let pipe = match capacity {
+        Some(cap) if crate::describe(bus, &ctx.chan.name).is_none() => {
+            bus.pipe_with_capacity(&ctx.chan.name, cap)
+        }
+        _ => bus.pipe(&ctx.chan.name),
+    }
+    .map_err(|e| e.to_string())?;
     let mut tx = pipe.sender().map_err(|e| e.to_string())?;
     let (data_tx, data_rx) = mpsc::channel::<Vec<u8>>();
     let _data = ctx
@@ -290,7 +299,16 @@ fn deliver(
         let frame = &msg[24..];
         loop {
             match tx.send_timeout(frame, POLL) {
-                Ok(()) => break,
+                Ok(()) => {
+                    Counters::inc(&c.forwarded);
+                    break;
+                }
+                Err(e @ Error::TooLarge { .. }) => {
+                    // Larger than this pipe takes: skipped, and counted.
+                    eprintln!("shmbus-bridge: {}: frame {seq} dropped: {e}", ctx.chan.name);
+                    Counters::inc(&c.dropped);
+                    break;
+                }
                 Err(Error::Timeout) | Err(Error::Disconnected) if !ctx.stopping() => {
                     // Full (backpressure: no acknowledgement goes out) or no
                     // receiver yet: keep the frame and wait.
@@ -301,7 +319,6 @@ fn deliver(
         }
         c.set_in_flight(0);
         p.last = seq;
-        Counters::inc(&c.forwarded);
         *pos.lock().unwrap_or_else(|e| e.into_inner()) = p;
         asked_at = None;
         // Acknowledge every `window / 4` frames, and whenever nothing more

@@ -30,8 +30,9 @@ pub struct Counters {
     /// Taken from the local channel, not yet acknowledged (exported), or
     /// received and not yet written locally (imported).
     pub in_flight: AtomicU64,
-    /// Received again and dropped: pipe frames already delivered, queue
-    /// replies that arrived too late (imported).
+    /// Received and not written (imported): pipe frames already delivered
+    /// or after a gap (both sent again), frames too large for the local
+    /// pipe (lost), malformed messages.
     pub dropped: AtomicU64,
     /// Pipe frames sent again after a silence, a gap or a new importer
     /// (exported).

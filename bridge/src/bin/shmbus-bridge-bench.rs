@@ -97,6 +97,10 @@ fn session(listen: Option<&str>, connect: Option<&str>) -> zenoh::Session {
 
 /// The child processes: `sub`/`pong` listen, `pub`/`ping` connect.
 fn role_main(role: &str, args: &[String]) {
+    if role == "daemon" {
+        let argv = std::iter::once("shmbusd".to_owned()).chain(args.iter().cloned());
+        std::process::exit(shmbus_daemon::main_with_args(argv));
+    }
     let ep = &args[0];
     let size: usize = args[1].parse().unwrap();
     match role {
@@ -155,10 +159,6 @@ fn role_main(role: &str, args: &[String]) {
                 .unwrap();
             println!("ready");
             std::thread::sleep(Duration::from_secs(3600));
-        }
-        "daemon" => {
-            let argv = std::iter::once("shmbusd".to_owned()).chain(args.iter().cloned());
-            std::process::exit(shmbus_daemon::main_with_args(argv));
         }
         other => panic!("unknown role {other}"),
     }
