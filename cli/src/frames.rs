@@ -36,9 +36,11 @@ pub(crate) struct SendArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RecvArgs {
-    /// The pipe or queue; it must exist, unless --create is given.
-    #[arg(value_name = "NAME")]
-    pub(crate) name: String,
+    /// The pipe or queue; it must exist, unless --create is given. With
+    /// several names, waits on all of them at once and prefixes each frame
+    /// with its channel's name and ": ".
+    #[arg(value_name = "NAME", required = true, num_args = 1..)]
+    pub(crate) names: Vec<String>,
 
     /// Create NAME as a pipe (with the daemon's default capacity) if no
     /// channel of that name exists; said on standard error.
@@ -55,7 +57,7 @@ pub(crate) struct RecvArgs {
 }
 
 /// What a name given to `send` or `recv` turned out to be.
-enum Channel {
+pub(crate) enum Channel {
     Pipe(Pipe),
     Queue(Queue),
 }
@@ -168,7 +170,15 @@ fn send_queue(q: &Queue, a: &SendArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn recv(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
-    match open(bus, &a.name, a.create)? {
+    if a.names.len() > 1 {
+        let chans = a
+            .names
+            .iter()
+            .map(|n| open(bus, n, a.create))
+            .collect::<Result<Vec<_>, _>>()?;
+        return crate::many::recv_many(chans, &a);
+    }
+    match open(bus, &a.names[0], a.create)? {
         Channel::Queue(q) => recv_queue(&q, &a),
         Channel::Pipe(pipe) => recv_pipe(&pipe, &a),
     }
