@@ -20,6 +20,7 @@ mod python;
 mod queue;
 mod registry;
 mod report;
+mod select;
 mod shared;
 
 use std::io::{IsTerminal, Write};

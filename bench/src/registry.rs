@@ -93,6 +93,16 @@ pub(crate) fn registry() -> Vec<Spec> {
             Ok(pipe::round_trip(c, 64, pipe::Wait::Sleeping))
         })),
     );
+    for k in [1, 16] {
+        add(
+            s(&format!("shmbus/select-rt-blocking/{k}")),
+            RoundTrip,
+            64,
+            Shmbus,
+            "as pipe-rt-blocking/64, the answer awaited by a Select over this many pipes (one futex_waitv)",
+            Some(Box::new(move |c: &Ctx| Ok(crate::select::round_trip(c, k)))),
+        );
+    }
     add(
         s("floor/ring-tput/64"),
         Throughput,
@@ -452,6 +462,15 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "shmbus/queue-",
             "floor/ring-tput/",
             "shmbus/pipe-tput/64",
+        ],
+    ),
+    (
+        "select",
+        "sleeping round trip awaited by a Select over 1 and 16 pipes, beside the single-pipe recv and the futex floor",
+        &[
+            "floor/futex-rt/",
+            "shmbus/pipe-rt-blocking/",
+            "shmbus/select-rt-blocking/",
         ],
     ),
     (
