@@ -239,3 +239,20 @@ fn stop_and_continue_leave_the_select_asleep_and_sigint_ends_it_as_recv() {
         );
     }
 }
+
+#[test]
+fn an_idle_select_wakes_no_one() {
+    let d = Daemon::start_role(DISPATCH, "selidle", &[]);
+    let mut p = Proc::spawn_role(DISPATCH, "selector", &[&d.bus]);
+    p.expect_line("selecting");
+    let deadline = Instant::now() + PATIENCE;
+    while !support::sleeps_in_futex(p.pid()) {
+        assert!(Instant::now() < deadline, "the selector never slept");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Neither the selecting process nor the daemon wakes while nothing
+    // happens: no slices, no polling.
+    support::idle::assert_silent(&[("selector", p.pid()), ("daemon", d.pid())]);
+    p.signal(Signal::KILL);
+    let _ = p.wait(support::WATCHDOG);
+}
