@@ -154,6 +154,7 @@ pub use pipe::sender::{PipeClaim, PipeSender};
 pub use pipe::Pipe;
 pub use queue::open::QueueBuilder;
 pub use queue::{Queue, QueueClaim};
+pub use select::fd::SelectFd;
 pub use select::{Ready, Select};
 pub use shmbus::layout::Kind;
 pub use shmbus::seqlock::{ElemType, Element, Integer};

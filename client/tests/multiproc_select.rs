@@ -32,6 +32,7 @@ fn child_role() {
         "writer" => writer(&args[0]),
         "attached" => attached(&args[0]),
         "selector" => selector(&args[0]),
+        "late_sender" => late_sender(&args[0]),
         other => panic!("unknown role {other}"),
     }
 }
@@ -64,6 +65,16 @@ fn attached(bus: &str) {
     let _tx = b.pipe("a").unwrap().sender().unwrap();
     println!("attached");
     std::thread::sleep(PATIENCE * 10);
+}
+
+/// Attaches as the sender of pipe `a`, then sends one frame when its stdin
+/// closes.
+fn late_sender(bus: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut tx = b.pipe("a").unwrap().sender().unwrap();
+    println!("attached");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    tx.send(b"late").unwrap();
 }
 
 /// Selects on two pipes and a queue that stay empty, and reports how the
@@ -255,4 +266,40 @@ fn an_idle_select_wakes_no_one() {
     support::idle::assert_silent(&[("selector", p.pid()), ("daemon", d.pid())]);
     p.signal(Signal::KILL);
     let _ = p.wait(support::WATCHDOG);
+}
+
+#[test]
+fn the_select_fd_turns_readable_when_another_process_sends() {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use shmbus_client::SelectFd;
+
+    let d = Daemon::start_role(DISPATCH, "selfd", &[]);
+    let b = d.connect();
+    let mut a = b.pipe("a").unwrap().receiver().unwrap();
+    let idle = b.pipe("b").unwrap().receiver().unwrap();
+    let mut p = Proc::spawn_role(DISPATCH, "late_sender", &[&d.bus]);
+    p.expect_line("attached");
+    let fd = SelectFd::new().unwrap();
+    let armed = fd
+        .arm(&Select::new().with(a.readable()).with(idle.readable()))
+        .unwrap();
+    assert!(armed.is_empty(), "nothing was sent yet: {armed:?}");
+    let readable = |ms: i64| {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let t = Timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000) * 1_000_000,
+        };
+        poll(&mut fds, Some(&t)).unwrap() == 1
+    };
+    assert!(!readable(100), "readable before anything was sent");
+    p.close_stdin();
+    assert!(readable(PATIENCE.as_millis() as i64), "never readable");
+    fd.clear();
+    let ready = fd
+        .arm(&Select::new().with(a.readable()).with(idle.readable()))
+        .unwrap();
+    assert_eq!(ready, vec![0]);
+    assert_eq!(a.try_recv().unwrap(), b"late");
+    p.expect_success();
 }
