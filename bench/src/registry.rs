@@ -104,6 +104,14 @@ pub(crate) fn registry() -> Vec<Spec> {
         );
     }
     add(
+        s("shmbus/select-fd-rt-blocking/1"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "as select-rt-blocking/1, the answer awaited through a SelectFd and poll(2) (driver thread + eventfd)",
+        Some(Box::new(|c: &Ctx| Ok(crate::select::fd_round_trip(c)))),
+    );
+    add(
         s("floor/ring-tput/64"),
         Throughput,
         64,
@@ -471,6 +479,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "floor/futex-rt/",
             "shmbus/pipe-rt-blocking/",
             "shmbus/select-rt-blocking/",
+            "shmbus/select-fd-rt-",
         ],
     ),
     (

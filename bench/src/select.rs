@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use shmbus_client::{Bus, Select};
+use rustix::event::{poll, PollFd, PollFlags};
+use shmbus_client::{Bus, Select, SelectFd};
 
 use crate::measure::{Ctx, Measured};
 use crate::pipe::seq_of;
@@ -15,6 +16,17 @@ use crate::proc::{spawn, unique};
 /// so the select announces on every other doorbell first), then taken with
 /// `try_recv_with`. The echo side is the same `pipe-echo` role.
 pub(crate) fn round_trip(ctx: &Ctx, k: usize) -> Measured {
+    round_trip_with(ctx, k, false)
+}
+
+/// As [`round_trip`] over one pipe, the answer awaited through a
+/// [`SelectFd`] and `poll(2)`, as an event loop would (driver thread,
+/// eventfd, poll).
+pub(crate) fn fd_round_trip(ctx: &Ctx) -> Measured {
+    round_trip_with(ctx, 1, true)
+}
+
+fn round_trip_with(ctx: &Ctx, k: usize, via_fd: bool) -> Measured {
     let n = ctx.counts.sleeping_round_trips;
     let bus = Bus::connect_to(ctx.bus()).expect("connect");
     let tag = unique("sel");
@@ -47,6 +59,7 @@ pub(crate) fn round_trip(ctx: &Ctx, k: usize) -> Measured {
         ],
         ctx.placement.child,
     );
+    let fd = SelectFd::new().expect("select fd");
     let mut frame = vec![0u8; 64];
     let mut h = Histogram::<u64>::new(3).expect("histogram");
     for i in 0..n {
@@ -54,13 +67,22 @@ pub(crate) fn round_trip(ctx: &Ctx, k: usize) -> Measured {
         crate::floor::idle_gap();
         let t = Instant::now();
         tx.send(&frame).expect("send");
-        {
+        loop {
             let mut s = Select::new();
             for r in &idle {
                 s.add(r.readable());
             }
             s.add(rx.readable());
-            s.wait().expect("select");
+            if !via_fd {
+                s.wait().expect("select");
+                break;
+            }
+            if !fd.arm(&s).expect("arm").is_empty() {
+                break;
+            }
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            poll(&mut fds, None).expect("poll");
+            fd.clear();
         }
         let got = rx.try_recv_with(seq_of).expect("recv");
         h.record(t.elapsed().as_nanos() as u64).expect("record");
