@@ -65,7 +65,7 @@ pub(crate) enum Channel {
 /// Opens `name` as the pipe or queue it is. If it does not exist: with
 /// `create`, creates a pipe and says so on stderr; without, an error that
 /// says how to make one.
-fn open(bus: &Bus, name: &str, create: bool) -> Result<Channel, Failure> {
+pub(crate) fn open(bus: &Bus, name: &str, create: bool) -> Result<Channel, Failure> {
     // One OPEN in the common case: try it as a pipe; the daemon's answer
     // says what it is otherwise.
     match bus.open_pipe(name) {
@@ -170,14 +170,6 @@ fn send_queue(q: &Queue, a: &SendArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn recv(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
-    if a.names.len() > 1 {
-        let chans = a
-            .names
-            .iter()
-            .map(|n| open(bus, n, a.create))
-            .collect::<Result<Vec<_>, _>>()?;
-        return crate::many::recv_many(chans, &a);
-    }
     match open(bus, &a.names[0], a.create)? {
         Channel::Queue(q) => recv_queue(&q, &a),
         Channel::Pipe(pipe) => recv_pipe(&pipe, &a),

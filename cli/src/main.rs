@@ -277,6 +277,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ls => ls(&bus),
         Command::Top(a) => top::top(&bus, &a),
         Command::Send(a) => frames::send(&bus, a),
+        Command::Recv(a) if a.names.len() > 1 => many::recv_many(&bus, &a),
         Command::Recv(a) => frames::recv(&bus, a),
         Command::Create(c) => create(&bus, c),
         Command::Get(a) => get(&bus, &a.name),

@@ -3,10 +3,10 @@
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 
-use shmbus_client::{Error, PipeReceiver, Queue, Select};
+use shmbus_client::{Bus, Error, PipeReceiver, Queue, Select};
 
 use crate::common::{error, stdout_error, Failure};
-use crate::frames::{Channel, RecvArgs};
+use crate::frames::{open, Channel, RecvArgs};
 
 /// One open channel of the command.
 enum Source {
@@ -17,7 +17,12 @@ enum Source {
 
 /// Receives from every channel until COUNT frames, the timeout, or the end
 /// of every pipe (a queue has no end).
-pub(crate) fn recv_many(chans: Vec<Channel>, a: &RecvArgs) -> Result<(), Failure> {
+pub(crate) fn recv_many(bus: &Bus, a: &RecvArgs) -> Result<(), Failure> {
+    let chans = a
+        .names
+        .iter()
+        .map(|n| open(bus, n, a.create))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut sources = chans
         .into_iter()
         .map(|c| {
