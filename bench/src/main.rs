@@ -22,6 +22,7 @@ mod python_shmbus;
 mod queue;
 mod registry;
 mod report;
+mod select;
 mod shared;
 
 use std::io::{IsTerminal, Write};

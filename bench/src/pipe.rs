@@ -11,7 +11,7 @@ use crate::proc::{spawn, unique};
 /// Ring capacity of the throughput pipes (largest frame: 128 KiB).
 const TPUT_CAPACITY: u64 = 1 << 20;
 
-fn seq_of(b: &[u8]) -> u64 {
+pub(crate) fn seq_of(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
 }
 

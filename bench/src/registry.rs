@@ -93,6 +93,24 @@ pub(crate) fn registry() -> Vec<Spec> {
             Ok(pipe::round_trip(c, 64, pipe::Wait::Sleeping))
         })),
     );
+    for k in [1, 16] {
+        add(
+            s(&format!("shmbus/select-rt-blocking/{k}")),
+            RoundTrip,
+            64,
+            Shmbus,
+            "as pipe-rt-blocking/64, the answer awaited by a Select over this many pipes (one futex_waitv)",
+            Some(Box::new(move |c: &Ctx| Ok(crate::select::round_trip(c, k)))),
+        );
+    }
+    add(
+        s("shmbus/select-fd-rt-blocking/1"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "as select-rt-blocking/1, the answer awaited through a SelectFd and poll(2) (driver thread + eventfd)",
+        Some(Box::new(|c: &Ctx| Ok(crate::select::fd_round_trip(c)))),
+    );
     add(
         s("floor/ring-tput/64"),
         Throughput,
@@ -553,6 +571,16 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
         "python",
         "the shmbus Python package beside Python's multiprocessing (set $SHMBUS_BENCH_PYTHON to a python with the package)",
         &["python/"],
+    ),
+    (
+        "select",
+        "sleeping round trip awaited by a Select over 1 and 16 pipes, beside the single-pipe recv and the futex floor",
+        &[
+            "floor/futex-rt/",
+            "shmbus/pipe-rt-blocking/",
+            "shmbus/select-rt-blocking/",
+            "shmbus/select-fd-rt-",
+        ],
     ),
     (
         "table",

@@ -36,9 +36,11 @@ pub(crate) struct SendArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RecvArgs {
-    /// The pipe or queue; it must exist, unless --create is given.
-    #[arg(value_name = "NAME")]
-    pub(crate) name: String,
+    /// The pipe or queue; it must exist, unless --create is given. With
+    /// several names, waits on all of them at once and prefixes each frame
+    /// with its channel's name and ": ".
+    #[arg(value_name = "NAME", required = true, num_args = 1..)]
+    pub(crate) names: Vec<String>,
 
     /// Create NAME as a pipe (with the daemon's default capacity) if no
     /// channel of that name exists; said on standard error.
@@ -55,7 +57,7 @@ pub(crate) struct RecvArgs {
 }
 
 /// What a name given to `send` or `recv` turned out to be.
-enum Channel {
+pub(crate) enum Channel {
     Pipe(Pipe),
     Queue(Queue),
 }
@@ -63,7 +65,7 @@ enum Channel {
 /// Opens `name` as the pipe or queue it is. If it does not exist: with
 /// `create`, creates a pipe and says so on stderr; without, an error that
 /// says how to make one.
-fn open(bus: &Bus, name: &str, create: bool) -> Result<Channel, Failure> {
+pub(crate) fn open(bus: &Bus, name: &str, create: bool) -> Result<Channel, Failure> {
     // One OPEN in the common case: try it as a pipe; the daemon's answer
     // says what it is otherwise.
     match bus.open_pipe(name) {
@@ -168,7 +170,7 @@ fn send_queue(q: &Queue, a: &SendArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn recv(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
-    match open(bus, &a.name, a.create)? {
+    match open(bus, &a.names[0], a.create)? {
         Channel::Queue(q) => recv_queue(&q, &a),
         Channel::Pipe(pipe) => recv_pipe(&pipe, &a),
     }

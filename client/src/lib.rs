@@ -130,7 +130,8 @@
 // Each module imports only from those before it in this order (checked by
 // `.ci/import-cycles`): interrupt (the process's interrupt check), error, segment, control, liveness, ladder; wait (how
 // blocking calls wait), channels (the listing); bus (the connection, and
-// `remove` in bus/removal.rs); then each kind with its `Bus` openers: pipe
+// `remove` in bus/removal.rs); select (the trait each kind implements to
+// be waited on with others); then each kind with its `Bus` openers: pipe
 // (with pipe/sender.rs, pipe/receiver.rs), queue (openers and QueueBuilder
 // in queue/open.rs), table (with table/typed.rs).
 mod bus;
@@ -143,6 +144,7 @@ mod liveness;
 mod pipe;
 mod queue;
 mod segment;
+mod select;
 mod table;
 mod wait;
 
@@ -155,6 +157,8 @@ pub use pipe::sender::{PipeClaim, PipeSender};
 pub use pipe::Pipe;
 pub use queue::open::QueueBuilder;
 pub use queue::{Queue, QueueClaim};
+pub use select::fd::SelectFd;
+pub use select::{Ready, Select};
 pub use shmbus::layout::Kind;
 pub use shmbus::seqlock::{ElemType, Element, Integer};
 pub use table::typed::{Array, Value};

@@ -64,3 +64,51 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
     let r = futex::wake(word, futex::Flags::empty(), n);
     debug_assert!(r.is_ok(), "unexpected futex wake error: {r:?}");
 }
+
+/// Whether this kernel has `futex_waitv`: 0 = not yet known, 1 = yes, 2 = no.
+static WAITV: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// One `futex_waitv(2)` on `words` (shared futexes: `FUTEX2_SIZE_U32`
+/// without `FUTEX2_PRIVATE`), until one is woken, `deadline` (absolute
+/// `CLOCK_MONOTONIC`), a signal, or spuriously. False, without sleeping,
+/// if the kernel lacks the call (`ENOSYS`, Linux < 5.16) or there are more
+/// than [`super::WAITV_MAX`] words.
+pub(crate) fn wait_any(
+    words: &[(&crate::sync::FutexWord, u32)],
+    deadline: Option<Instant>,
+) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    if words.len() > super::WAITV_MAX || WAITV.load(Relaxed) == 2 {
+        return false;
+    }
+    let mut waits = [futex::Wait::new(); super::WAITV_MAX];
+    for (w, &(word, expected)) in waits.iter_mut().zip(words) {
+        w.val = u64::from(expected);
+        w.uaddr = futex::WaitPtr::new(word.raw().as_ptr().cast());
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    let ts = deadline.map(monotonic_deadline);
+    let result = futex::waitv(
+        &waits[..words.len()],
+        futex::WaitvFlags::empty(),
+        ts.as_ref(),
+        rustix::time::ClockId::Monotonic,
+    );
+    match result {
+        Ok(_) | Err(Errno::AGAIN) | Err(Errno::TIMEDOUT) | Err(Errno::INTR) => {
+            // Relaxed: a pure function of the kernel.
+            WAITV.store(1, Relaxed);
+            true
+        }
+        Err(Errno::NOSYS) => {
+            // Relaxed: as above.
+            WAITV.store(2, Relaxed);
+            false
+        }
+        Err(e) => {
+            // Cannot happen with valid words; fall back rather than spin.
+            debug_assert!(false, "unexpected futex_waitv error: {e}");
+            false
+        }
+    }
+}

@@ -215,6 +215,20 @@ impl Consumer {
         Err(TryRecvError::Disconnected)
     }
 
+    /// True when a receive would not find the pipe empty right now: a frame
+    /// is published, or end of file, or the pipe is corrupt. Reads the
+    /// shared words and changes nothing: a select's readiness check.
+    pub fn is_readable(&self) -> bool {
+        if self.poisoned.is_some() {
+            return true;
+        }
+        // Acquire: pairs with the Release store of tail in `Producer::publish`.
+        let tail = self.ctl().tail.load(Ordering::Acquire);
+        tail != self.head
+            // Acquire: pairs with the producer's Release detach.
+            || end::left_since(self.ctl().ends.producer.load(Ordering::Acquire), self.epoch)
+    }
+
     fn check_tail(&mut self, tail: u64) -> Result<(), TryRecvError> {
         if tail < self.head || tail - self.head > self.capacity || !tail.is_multiple_of(8) {
             return Err(self.corrupt("tail is behind head or a capacity ahead of it"));

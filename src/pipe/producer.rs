@@ -134,6 +134,28 @@ impl Producer {
         Ok((off, need))
     }
 
+    /// True when a send of `len` payload bytes would not find the pipe full
+    /// right now: there is room, or the send would fail at once (too large,
+    /// consumer gone, corrupt). Reads the shared words and changes nothing:
+    /// a select's readiness check.
+    pub fn is_writable(&self, len: usize) -> bool {
+        let len64 = len as u64;
+        if self.poisoned.is_some() || len64 > self.max_frame {
+            return true;
+        }
+        let rec = HEADER + round8(len64);
+        let off = self.tail & (self.capacity - 1);
+        let to_end = self.capacity - off;
+        let need = if rec > to_end { to_end + rec } else { rec };
+        // Acquire: as in `refresh_head`.
+        let head = self.ctl().head.load(Ordering::Acquire);
+        head > self.tail
+            || self.tail - head > self.capacity
+            || self.tail + need - head <= self.capacity
+            // Acquire: as in `refresh_head`.
+            || end::gone(self.ctl().ends.consumer.load(Ordering::Acquire))
+    }
+
     /// Re-reads `head` because the cached one leaves no room up to `end`
     /// (the end of the record to write).
     #[cold]

@@ -11,6 +11,7 @@ use crate::bus::removal::Hold;
 use crate::bus::Inner;
 use crate::error::{End, Error, Result};
 use crate::ladder::{copy_into, Until};
+use crate::select::{Ready, Source};
 use crate::wait::PhantomWatch;
 
 impl Pipe {
@@ -448,5 +449,39 @@ impl PipeReceiver {
         watch
             .result(r.map_err(Error::from), PHANTOM_END)
             .map_err(|e| bus.explain(e))
+    }
+}
+
+/// [`PipeReceiver::readable`]'s event.
+struct Readable<'a>(&'a PipeReceiver);
+
+impl Source for Readable<'_> {
+    fn is_ready(&self) -> bool {
+        self.0.consumer.is_readable() || self.0.bus.daemon_gone()
+    }
+
+    fn doorbell(&self) -> &shmbus::futex::Doorbell {
+        &self.0.consumer.control().readable
+    }
+
+    fn bus(&self) -> &Arc<Inner> {
+        &self.0.bus
+    }
+}
+
+impl PipeReceiver {
+    /// The event "a receive would not wait" (a frame, or end of file), for a
+    /// [`Select`](crate::Select).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let (mut a, mut b) = (bus.pipe("a")?.receiver()?, bus.pipe("b")?.receiver()?);
+    /// let ready = shmbus_client::Select::new().with(a.readable()).with(b.readable()).wait()?;
+    /// let frame = if ready[0] == 0 { a.try_recv()? } else { b.try_recv()? };
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn readable(&self) -> Ready<'_> {
+        Ready(Box::new(Readable(self)))
     }
 }

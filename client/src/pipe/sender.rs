@@ -14,6 +14,7 @@ use crate::bus::removal::Hold;
 use crate::bus::Inner;
 use crate::error::{End, Error, Result};
 use crate::ladder::Until;
+use crate::select::{Ready, Source};
 use crate::wait::PhantomWatch;
 
 impl Pipe {
@@ -479,5 +480,38 @@ impl DerefMut for PipeClaim<'_> {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference
         // to the bytes for its lifetime.
         unsafe { self.bytes.as_mut() }
+    }
+}
+
+/// [`PipeSender::writable`]'s event.
+struct Writable<'a>(&'a PipeSender, usize);
+
+impl Source for Writable<'_> {
+    fn is_ready(&self) -> bool {
+        self.0.producer.is_writable(self.1) || self.0.bus.daemon_gone()
+    }
+
+    fn doorbell(&self) -> &shmbus::futex::Doorbell {
+        &self.0.producer.control().writable
+    }
+
+    fn bus(&self) -> &Arc<Inner> {
+        &self.0.bus
+    }
+}
+
+impl PipeSender {
+    /// The event "a send of a `len`-byte frame would not wait" (there is
+    /// room, or the receiver is gone), for a [`Select`](crate::Select).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let mut tx = shmbus_client::Bus::connect()?.pipe("out")?.sender()?;
+    /// shmbus_client::Select::new().with(tx.writable(64)).wait()?;
+    /// tx.try_send(&[0; 64])?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn writable(&self, len: usize) -> Ready<'_> {
+        Ready(Box::new(Writable(self, len)))
     }
 }
