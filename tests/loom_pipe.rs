@@ -1,5 +1,5 @@
 //! loom models of the SPSC pipe: non-blocking and blocking transfer with
-//! wrap-around, zero-copy claims, disconnection and the FIFO end-of-file rule
+//! wrap-around (one frame at a time and in batches), zero-copy claims, disconnection and the FIFO end-of-file rule
 //! (a consumer attached after a producer left waits for the next one), and
 //! the daemon's recovery of a crashed endpoint.
 //!
@@ -185,6 +185,54 @@ fn try_send_try_recv_wrap() {
         t.join().unwrap();
         assert_eq!(
             rx.try_recv_with(|_| ()),
+            Err(TryRecvError::Disconnected),
+            "producer dropped and ring drained"
+        );
+    });
+}
+
+/// Model 1b: the batch forms. The producer sends the frames with
+/// `try_send_batch` (as many as fit, one publication), the consumer takes
+/// them with `try_recv_batch_with` (at most three, one release), both across
+/// the PAD records of the wrap; then end of file.
+#[test]
+fn batch_send_recv_wrap() {
+    model("batch_send_recv_wrap", || {
+        let pipe = Arc::new(HeapPipe::new(CAP));
+        let mut tx = producer(&pipe, PRODUCER);
+        let mut rx = consumer(&pipe, CONSUMER);
+        let t = thread::spawn(move || {
+            let frames: Vec<Vec<u8>> = WRAP_LENS
+                .iter()
+                .enumerate()
+                .map(|(seq, &len)| frame(seq, len))
+                .collect();
+            let mut rest = &frames[..];
+            while !rest.is_empty() {
+                match tx.try_send_batch(rest) {
+                    Ok(n) => {
+                        assert!(n >= 1, "a batch that succeeds sends a frame");
+                        rest = &rest[n..];
+                    }
+                    Err(TrySendError::Full) => thread::yield_now(),
+                    Err(e) => panic!("try_send_batch: {e}"),
+                }
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < WRAP_LENS.len() {
+            match rx.try_recv_batch_with(3, |b| got.push(b.to_vec())) {
+                Ok(n) => assert!((1..=3).contains(&n), "batch of {n}"),
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(e) => panic!("try_recv_batch_with: {e}"),
+            }
+        }
+        for (seq, &len) in WRAP_LENS.iter().enumerate() {
+            assert_eq!(got[seq], frame(seq, len), "frame {seq}");
+        }
+        t.join().unwrap();
+        assert_eq!(
+            rx.try_recv_batch_with(3, |_| ()),
             Err(TryRecvError::Disconnected),
             "producer dropped and ring drained"
         );

@@ -12,14 +12,17 @@
 //! Children are this executable, re-run with `SHMBUS_SUITE_ROLE` set.
 
 mod floor;
+mod icount;
 mod measure;
 mod peers;
 mod pipe;
 mod proc;
 mod python;
+mod python_shmbus;
 mod queue;
 mod registry;
 mod report;
+mod select;
 mod shared;
 mod topic;
 
@@ -355,7 +358,7 @@ fn child(role: &str) {
         "ring-producer" => floor::ring_producer(&a[0], n(1)),
         "futex-echo" => floor::futex_echo(&a[0], n(1)),
         "pipe-echo" => pipe::echo(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),
-        "pipe-sender" => pipe::sender(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),
+        "pipe-sender" => pipe::sender(&a[0], &a[1], n(2), n(3) as usize, &a[4]),
         "queue-echo" => queue::echo(&a[0], &a[1], n(2), a[3] == "true"),
         "queue-producer" => queue::producer(&a[0], &a[1], n(2), a[3] == "true"),
         "queue-consumer" => queue::consumer(&a[0], &a[1], n(2), a[3] == "true"),
@@ -364,6 +367,7 @@ fn child(role: &str) {
         "topic-subscriber" => topic::subscriber(&a[0], &a[1], n(2)),
         "table-writer" => shared::table_writer(&a[0], &a[1], &a[2], a[3] == "true", n(4)),
         "table-reader" => shared::table_reader(&a[0], &a[1], &a[2], a[3] == "true"),
+        "icount" => icount::run(&a[0], &a[1], n(2)),
         "kernel-echo" => peers::echo(n(0), n(1) as usize),
         "kernel-sender" => peers::sender(n(0), n(1) as usize),
         other => panic!("unknown role {other}"),

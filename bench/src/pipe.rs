@@ -11,7 +11,7 @@ use crate::proc::{spawn, unique};
 /// Ring capacity of the throughput pipes (largest frame: 128 KiB).
 const TPUT_CAPACITY: u64 = 1 << 20;
 
-fn seq_of(b: &[u8]) -> u64 {
+pub(crate) fn seq_of(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
 }
 
@@ -154,7 +154,13 @@ pub(crate) enum Len {
     Fixed,
     /// A `Vec<u8>` of the size given at run time.
     Runtime,
+    /// `[u8; 64]` frames through the batch forms: `try_send_batch` of
+    /// [`BATCH`] frames, `try_recv_batch_with` of up to `2 * BATCH`.
+    Batch,
 }
+
+/// Frames per `try_send_batch` of the batch row.
+pub(crate) const BATCH: usize = 32;
 
 /// One-way pipe throughput of `size`-byte frames: a child process sends with
 /// `try_send` as fast as it can; this process copies each frame out with
@@ -178,13 +184,14 @@ pub(crate) fn throughput(ctx: &Ctx, size: usize, len: Len) -> Measured {
                 name,
                 n.to_string(),
                 size.to_string(),
-                (len == Len::Fixed).to_string(),
+                format!("{len:?}"),
             ],
             ctx.placement.child,
         );
         let secs = match len {
             Len::Fixed => by_size!(size, drain_fixed, (&mut rx, n)),
             Len::Runtime => drain(&mut rx, n, vec![0u8; size]),
+            Len::Batch => drain_batch(&mut rx, n),
         };
         kid.wait();
         rates.push((n - 1) as f64 / secs);
@@ -217,14 +224,53 @@ fn drain<B: AsMut<[u8]>>(rx: &mut PipeReceiver, n: u64, mut buf: B) -> f64 {
     secs
 }
 
-/// The `pipe-sender` role.
-pub(crate) fn sender(bus: &str, name: &str, n: u64, size: usize, fixed: bool) {
+/// Receives `n` 64-byte frames in batches, as [`drain`].
+fn drain_batch(rx: &mut PipeReceiver, n: u64) -> f64 {
+    let (mut got, mut start) = (0u64, None);
+    let mut buf = [0u8; 64];
+    while got < n {
+        match rx.try_recv_batch_with(2 * BATCH, |b| buf.copy_from_slice(b)) {
+            Ok(k) => {
+                if got == 0 {
+                    start = Some(Instant::now());
+                }
+                got += k as u64;
+            }
+            Err(_) => core::hint::spin_loop(),
+        }
+    }
+    let secs = start.expect("started").elapsed().as_secs_f64();
+    std::hint::black_box(&buf);
+    secs
+}
+
+/// The `pipe-sender` role; `len` is a [`Len`] in `Debug` form.
+pub(crate) fn sender(bus: &str, name: &str, n: u64, size: usize, len: &str) {
     let b = Bus::connect_to(bus).expect("connect");
     let mut tx = b.pipe(name).expect("pipe").sender().expect("sender");
-    if fixed {
-        by_size!(size, send_fixed, (&mut tx, n));
-    } else {
-        send(&mut tx, n, &vec![1u8; size]);
+    match len {
+        "Fixed" => by_size!(size, send_fixed, (&mut tx, n)),
+        "Runtime" => send(&mut tx, n, &vec![1u8; size]),
+        "Batch" => send_batch(&mut tx, n),
+        other => panic!("unknown frame length form {other}"),
+    }
+}
+
+/// Sends `n` 64-byte frames, [`BATCH`] per `try_send_batch`.
+fn send_batch(tx: &mut PipeSender, n: u64) {
+    let frames = [[1u8; 64]; BATCH];
+    let mut left = n as usize;
+    while left > 0 {
+        let mut rest = &frames[..left.min(BATCH)];
+        while !rest.is_empty() {
+            match tx.try_send_batch(rest) {
+                Ok(k) => {
+                    rest = &rest[k..];
+                    left -= k;
+                }
+                Err(_) => core::hint::spin_loop(),
+            }
+        }
     }
 }
 

@@ -170,10 +170,21 @@ fn run(ctx: &Ctx, args: &[String]) -> Result<serde_json::Value, String> {
         .python
         .as_deref()
         .ok_or("python3 with multiprocessing not found: Python rows not run")?;
+    run_script(ctx, py, SCRIPT, args)
+}
+
+/// Runs `script` with `py` as `script MODE PARENT_CPU CHILD_CPU ARGS...`
+/// (`args[0]` is the mode) and returns its last output line, parsed.
+pub(crate) fn run_script(
+    ctx: &Ctx,
+    py: &str,
+    script: &str,
+    args: &[String],
+) -> Result<serde_json::Value, String> {
     let cpu = |c: Option<usize>| c.map_or("-1".to_owned(), |c| c.to_string());
     let mut child = Command::new(py)
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(script)
         .arg(&args[0])
         .arg(cpu(ctx.placement.parent))
         .arg(cpu(ctx.placement.child))
@@ -211,7 +222,7 @@ fn run(ctx: &Ctx, args: &[String]) -> Result<serde_json::Value, String> {
     serde_json::from_str(line).map_err(|e| format!("python output: {e}"))
 }
 
-fn num(v: &serde_json::Value, k: &str) -> Result<f64, String> {
+pub(crate) fn num(v: &serde_json::Value, k: &str) -> Result<f64, String> {
     v[k].as_f64()
         .ok_or_else(|| format!("python output lacks {k}"))
 }

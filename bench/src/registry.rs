@@ -5,7 +5,7 @@ use crate::measure::{self, Ctx, Goal, Group, Kind, Measured, Spec};
 use crate::peers::Transport;
 use crate::pipe::Len;
 use crate::shared::AloneOp;
-use crate::{floor, peers, pipe, python, queue, shared, topic, SIZES};
+use crate::{floor, peers, pipe, python, python_shmbus, queue, shared, topic, SIZES};
 
 fn s(v: &str) -> String {
     v.to_owned()
@@ -93,6 +93,24 @@ pub(crate) fn registry() -> Vec<Spec> {
             Ok(pipe::round_trip(c, 64, pipe::Wait::Sleeping))
         })),
     );
+    for k in [1, 16] {
+        add(
+            s(&format!("shmbus/select-rt-blocking/{k}")),
+            RoundTrip,
+            64,
+            Shmbus,
+            "as pipe-rt-blocking/64, the answer awaited by a Select over this many pipes (one futex_waitv)",
+            Some(Box::new(move |c: &Ctx| Ok(crate::select::round_trip(c, k)))),
+        );
+    }
+    add(
+        s("shmbus/select-fd-rt-blocking/1"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "as select-rt-blocking/1, the answer awaited through a SelectFd and poll(2) (driver thread + eventfd)",
+        Some(Box::new(|c: &Ctx| Ok(crate::select::fd_round_trip(c)))),
+    );
     add(
         s("floor/ring-tput/64"),
         Throughput,
@@ -122,6 +140,14 @@ pub(crate) fn registry() -> Vec<Spec> {
         Shmbus,
         "as pipe-tput/64 with the frame length known only at run time (Vec<u8>): try_send is not inlined",
         Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 64, Len::Runtime)))),
+    );
+    add(
+        s("shmbus/pipe-tput-batch/64"),
+        Throughput,
+        64,
+        Shmbus,
+        "as pipe-tput/64 through the batch forms: try_send_batch of 32 frames, try_recv_batch_with of up to 64 (one publish and one release per batch)",
+        Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 64, Len::Batch)))),
     );
     let queue_rt = add(
         s("shmbus/queue-rt-busy/64"),
@@ -404,7 +430,93 @@ pub(crate) fn registry() -> Vec<Spec> {
         );
     }
 
+    // ---- the shmbus Python package, beside the multiprocessing rows
+    type PyRow = (
+        &'static str,
+        Kind,
+        usize,
+        &'static str,
+        measure::RunFn,
+        Vec<&'static str>,
+        Option<Goal>,
+    );
+    let py_rows: Vec<PyRow> = vec![
+        (
+            "python/shmbus-pipe-rt/64",
+            RoundTrip,
+            64,
+            "shmbus.Pipe round trip (send_bytes/recv_bytes) through an echo process",
+            Box::new(|c: &Ctx| python_shmbus::pipe_round_trip(c, 64)),
+            vec!["python/mp-pipe-rt/64"],
+            None,
+        ),
+        (
+            "python/shmbus-queue-tput/64",
+            Throughput,
+            64,
+            "shmbus.Queue one-way throughput, 64-byte bytes (put_bytes/get_bytes)",
+            Box::new(|c: &Ctx| python_shmbus::queue_throughput(c, "shmbus", "bytes", 64)),
+            vec!["python/mp-queue-tput/64"],
+            Some(Goal::MinVs("python/mp-queue-tput/64", 10.0)),
+        ),
+        (
+            "python/mp-queue-tput-dict/64",
+            Throughput,
+            64,
+            "multiprocessing.Queue one-way throughput, a small dict (4 keys) pickled",
+            Box::new(|c: &Ctx| python_shmbus::queue_throughput(c, "mp", "dict", 64)),
+            vec![],
+            None,
+        ),
+        (
+            "python/shmbus-queue-tput-dict/64",
+            Throughput,
+            64,
+            "shmbus.Queue one-way throughput, a small dict (4 keys) pickled (put/get)",
+            Box::new(|c: &Ctx| python_shmbus::queue_throughput(c, "shmbus", "dict", 64)),
+            vec!["python/mp-queue-tput-dict/64"],
+            Some(Goal::MinVs("python/mp-queue-tput-dict/64", 3.0)),
+        ),
+        (
+            "python/shmbus-value-read/8",
+            Read,
+            8,
+            "shmbus.Value('q') reads (.value, no lock) while another process writes",
+            Box::new(|c: &Ctx| python_shmbus::shared(c, "value", false)),
+            vec!["python/mp-value-read/8"],
+            Some(Goal::MinVs("python/mp-value-read/8", 5.0)),
+        ),
+        (
+            "python/shmbus-value-write/8",
+            Write,
+            8,
+            "shmbus.Value('q') writes while another process reads",
+            Box::new(|c: &Ctx| python_shmbus::shared(c, "value", true)),
+            vec!["python/mp-value-write/8"],
+            None,
+        ),
+        (
+            "python/shmbus-array16-read/128",
+            Read,
+            128,
+            "shmbus.Array('q', 16) whole-array reads (a[:]) while another process writes: torn-read percentage",
+            Box::new(|c: &Ctx| python_shmbus::shared(c, "array", false)),
+            vec!["python/mp-array16-read/128", "python/mp-rawarray16-read/128"],
+            None,
+        ),
+    ];
+    let mut py_links = Vec::new();
+    for (name, kind, size, about, run, alts, goal) in py_rows {
+        let idx = add(s(name), kind, size, Python, about, Some(run));
+        py_links.push((idx, name.starts_with("python/shmbus-"), alts, goal));
+    }
+
     // ---- comparisons and goals
+    for (idx, needs_bus, alts, goal) in py_links {
+        v[idx].needs_bus = needs_bus;
+        v[idx].alts = alts.into_iter().map(s).collect();
+        v[idx].goal = goal;
+    }
     v[i].floor = Some(s("probe"));
     v[i].alts = rt_alts.clone();
     v[i].goal = Some(Goal::MaxVsFloor(1.5));
@@ -471,6 +583,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "floor/ring-tput/",
             "shmbus/pipe-tput/64",
             "shmbus/pipe-tput-runtime-len/",
+            "shmbus/pipe-tput-batch/",
         ],
     ),
     (
@@ -481,6 +594,21 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "shmbus/queue-",
             "floor/ring-tput/",
             "shmbus/pipe-tput/64",
+        ],
+    ),
+    (
+        "python",
+        "the shmbus Python package beside Python's multiprocessing (set $SHMBUS_BENCH_PYTHON to a python with the package)",
+        &["python/"],
+    ),
+    (
+        "select",
+        "sleeping round trip awaited by a Select over 1 and 16 pipes, beside the single-pipe recv and the futex floor",
+        &[
+            "floor/futex-rt/",
+            "shmbus/pipe-rt-blocking/",
+            "shmbus/select-rt-blocking/",
+            "shmbus/select-fd-rt-",
         ],
     ),
     (

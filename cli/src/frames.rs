@@ -37,9 +37,11 @@ pub(crate) struct SendArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RecvArgs {
-    /// The pipe or queue; it must exist, unless --create is given.
-    #[arg(value_name = "NAME")]
-    pub(crate) name: String,
+    /// The pipe or queue; it must exist, unless --create is given. With
+    /// several names, waits on all of them at once and prefixes each frame
+    /// with its channel's name and ": ".
+    #[arg(value_name = "NAME", required = true, num_args = 1..)]
+    pub(crate) names: Vec<String>,
 
     /// Create NAME as a pipe (with the daemon's default capacity) if no
     /// channel of that name exists; said on standard error.
@@ -61,7 +63,7 @@ pub(crate) struct RecvArgs {
 }
 
 /// What a name given to `send` or `recv` turned out to be.
-enum Channel {
+pub(crate) enum Channel {
     Pipe(Pipe),
     Queue(Queue),
     Topic(Topic),
@@ -70,7 +72,7 @@ enum Channel {
 /// Opens `name` as the pipe or queue it is. If it does not exist: with
 /// `create`, creates a pipe and says so on stderr; without, an error that
 /// says how to make one.
-fn open(bus: &Bus, name: &str, create: bool) -> Result<Channel, Failure> {
+pub(crate) fn open(bus: &Bus, name: &str, create: bool) -> Result<Channel, Failure> {
     // One OPEN in the common case: try it as a pipe; the daemon's answer
     // says what it is otherwise.
     match bus.open_pipe(name) {
@@ -186,7 +188,12 @@ pub(crate) fn publish(bus: &Bus, a: SendArgs) -> Result<(), Failure> {
 
 /// `sub`: `recv` from a topic, created with the defaults if missing.
 pub(crate) fn subscribe(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
-    recv_topic(&topic(bus, &a.name)?, &a)
+    if a.names.len() > 1 {
+        return Err(error(
+            "`shmbus sub` takes one topic; run one per topic".to_owned(),
+        ));
+    }
+    recv_topic(&topic(bus, &a.names[0])?, &a)
 }
 
 fn topic(bus: &Bus, name: &str) -> Result<Topic, Failure> {
@@ -271,7 +278,7 @@ fn recv_topic(t: &Topic, a: &RecvArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn recv(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
-    match open(bus, &a.name, a.create)? {
+    match open(bus, &a.names[0], a.create)? {
         Channel::Queue(q) => recv_queue(&q, &a),
         Channel::Topic(t) => recv_topic(&t, &a),
         Channel::Pipe(pipe) => recv_pipe(&pipe, &a),

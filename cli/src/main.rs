@@ -39,6 +39,7 @@
 
 mod common;
 mod frames;
+mod many;
 mod top;
 
 use std::io::{self, BufWriter, Write};
@@ -117,6 +118,10 @@ enum Command {
     /// while this command ran has gone and every frame was read. Started
     /// while no sender is attached, it prints what an earlier sender left
     /// and then waits for a sender (as a FIFO reader waits for a writer).
+    ///
+    /// With several names, waits on all of them at once (one sleep, no
+    /// polling) and prints `NAME: FRAME` lines; it ends when every pipe
+    /// among them has ended (never, if a queue is among them).
     Recv(RecvArgs),
     /// Publish messages on a topic: every subscriber receives each.
     ///
@@ -316,6 +321,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ls => ls(&bus),
         Command::Top(a) => top::top(&bus, &a),
         Command::Send(a) => frames::send(&bus, a),
+        Command::Recv(a) if a.names.len() > 1 => many::recv_many(&bus, &a),
         Command::Recv(a) => frames::recv(&bus, a),
         Command::Pub(a) => frames::publish(&bus, a),
         Command::Sub(a) => frames::subscribe(&bus, a),
@@ -612,6 +618,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["shmbus", "recv", "p", "--timeout", "-1"]).is_err());
+        let c = Cli::try_parse_from(["shmbus", "recv", "p", "q", "-n", "2"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Recv(RecvArgs { ref names, .. }) if names == &["p", "q"])
+        );
+        assert!(Cli::try_parse_from(["shmbus", "recv"]).is_err());
         let c = Cli::try_parse_from(["shmbus", "set", "x", "-5", "2"]).unwrap();
         assert!(
             matches!(c.command, Command::Set(SetArgs { ref values, .. }) if values == &["-5", "2"])

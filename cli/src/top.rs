@@ -163,10 +163,9 @@ fn table(before: &Sample, after: &Sample) -> Vec<[String; 7]> {
                 (Some(Counters::Table { version }), Some(Counters::Table { version: v })) => {
                     [fmt(rate(version, v, secs)), "-".to_owned()]
                 }
-                (
-                    Some(Counters::Topic { published }),
-                    Some(Counters::Topic { published: p }),
-                ) => [fmt(rate(published, p, secs)), "-".to_owned()],
+                (Some(Counters::Topic { published }), Some(Counters::Topic { published: p })) => {
+                    [fmt(rate(published, p, secs)), "-".to_owned()]
+                }
                 _ => ["-".to_owned(), "-".to_owned()],
             }
         };

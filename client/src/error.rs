@@ -352,6 +352,10 @@ pub enum Error {
     /// The daemon is shutting down, exited, was killed or was replaced: this
     /// connection is over. Reconnect once a daemon serves the bus again.
     BusClosed,
+    /// A waiting call was stopped by the process's interrupt check
+    /// ([`set_interrupt_check`](crate::set_interrupt_check)), typically
+    /// because a signal arrived; nothing was sent or taken.
+    Interrupted,
     /// A channel's shared state is inconsistent (another process scribbled on
     /// the segment, or the daemon pointed outside it).
     Corrupt(&'static str),
@@ -372,6 +376,18 @@ pub enum Error {
 const RESTART_HINT: &str = "restart shmbusd to recreate the bus";
 
 impl Error {
+    /// What the core's `Interrupted` means: the process's interrupt check
+    /// stopped the wait ([`Error::Interrupted`]), else the closed-bus check
+    /// did ([`Error::BusClosed`]).
+    #[cold]
+    pub(crate) fn closed_or_interrupted() -> Self {
+        if crate::interrupt::take_stopped() {
+            Self::Interrupted
+        } else {
+            Self::BusClosed
+        }
+    }
+
     /// The variant's name, as `Debug` prints it after the message.
     fn variant_name(&self) -> &'static str {
         match self {
@@ -406,6 +422,7 @@ impl Error {
             Self::Lagged(_) => "Lagged",
             Self::TooManySubscribers { .. } => "TooManySubscribers",
             Self::BusClosed => "BusClosed",
+            Self::Interrupted => "Interrupted",
             Self::Corrupt(_) => "Corrupt",
             Self::Protocol(_) => "Protocol",
             Self::Io { .. } => "Io",
@@ -624,6 +641,10 @@ impl fmt::Display for Error {
                 "topic {topic:?} already has its largest number of subscribers ({max}): \
                  create it with a larger max_subscribers"
             ),
+            Self::Interrupted => f.write_str(
+                "the wait was interrupted (the process's interrupt check, typically a signal); \
+                 nothing was sent or taken: call again to keep waiting",
+            ),
             Self::BusClosed => write!(
                 f,
                 "the bus was closed: shmbusd stopped or restarted; reconnect once it runs again"
@@ -682,7 +703,7 @@ impl From<shmbus::pipe::SendError> for Error {
                 kind: Kind::Pipe,
             },
             shmbus::pipe::SendError::Timeout => Self::Timeout,
-            shmbus::pipe::SendError::Interrupted => Self::BusClosed,
+            shmbus::pipe::SendError::Interrupted => Self::closed_or_interrupted(),
             shmbus::pipe::SendError::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -707,7 +728,7 @@ impl From<shmbus::pipe::RecvError> for Error {
         match e {
             shmbus::pipe::RecvError::Disconnected => Self::Disconnected,
             shmbus::pipe::RecvError::Timeout => Self::Timeout,
-            shmbus::pipe::RecvError::Interrupted => Self::BusClosed,
+            shmbus::pipe::RecvError::Interrupted => Self::closed_or_interrupted(),
             shmbus::pipe::RecvError::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -741,7 +762,7 @@ impl From<shmbus::queue::PutError> for Error {
                 kind: Kind::Queue,
             },
             E::Timeout => Self::Timeout,
-            E::Interrupted => Self::BusClosed,
+            E::Interrupted => Self::closed_or_interrupted(),
             E::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -763,7 +784,7 @@ impl From<shmbus::queue::GetError> for Error {
     fn from(e: shmbus::queue::GetError) -> Self {
         match e {
             shmbus::queue::GetError::Timeout => Self::Timeout,
-            shmbus::queue::GetError::Interrupted => Self::BusClosed,
+            shmbus::queue::GetError::Interrupted => Self::closed_or_interrupted(),
             shmbus::queue::GetError::Corrupt(w) => Self::Corrupt(w),
         }
     }

@@ -63,6 +63,7 @@
 //! | [`ChannelDetails`] | the kind-specific part of a listing: [`PipeInfo`], [`QueueInfo`] or [`TableInfo`] | — |
 //! | [`Holder`] | who holds a pipe end: peer slot and process id | — |
 //! | [`Error`] / [`Result`] | the one error type of every operation, and `Result` with it; the [`error`] module says which operation returns which variant | the exceptions |
+//! | [`set_interrupt_check`] | a process-wide check that stops waiting calls ([`Error::Interrupted`]), for runtimes that handle signals themselves | — |
 //! | [`End`] | sender or receiver, as named in [`Error::Busy`] | — |
 //! | [`DEFAULT_BUS`], [`BUS_ENV`], [`default_bus_name`] | the bus used when none is named: `$SHMBUS_BUS`, else `shmbus` | — |
 //!
@@ -127,9 +128,10 @@
 )]
 
 // Each module imports only from those before it in this order (checked by
-// `.ci/import-cycles`): error, segment, control, liveness, ladder; wait (how
+// `.ci/import-cycles`): interrupt (the process's interrupt check), error, segment, control, liveness, ladder; wait (how
 // blocking calls wait), channels (the listing); bus (the connection, and
-// `remove` in bus/removal.rs); then each kind with its `Bus` openers: pipe
+// `remove` in bus/removal.rs); select (the trait each kind implements to
+// be waited on with others); then each kind with its `Bus` openers: pipe
 // (with pipe/sender.rs, pipe/receiver.rs), queue (openers and QueueBuilder
 // in queue/open.rs), table (with table/typed.rs), topic (openers and
 // TopicBuilder in topic/open.rs, topic/publisher.rs, topic/subscriber.rs).
@@ -137,11 +139,13 @@ mod bus;
 mod channels;
 mod control;
 pub mod error;
+mod interrupt;
 mod ladder;
 mod liveness;
 mod pipe;
 mod queue;
 mod segment;
+mod select;
 mod table;
 mod topic;
 mod wait;
@@ -151,11 +155,14 @@ pub use channels::{
     ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo, TopicInfo,
 };
 pub use error::{End, Error, Result};
+pub use interrupt::set_interrupt_check;
 pub use pipe::receiver::PipeReceiver;
 pub use pipe::sender::{PipeClaim, PipeSender};
 pub use pipe::Pipe;
 pub use queue::open::QueueBuilder;
 pub use queue::{Queue, QueueClaim};
+pub use select::fd::SelectFd;
+pub use select::{Ready, Select};
 pub use shmbus::layout::Kind;
 pub use shmbus::seqlock::{ElemType, Element, Integer};
 pub use table::typed::{Array, Value};

@@ -26,6 +26,7 @@ use crate::bus::removal::Hold;
 use crate::bus::Inner;
 use crate::error::{Error, Result};
 use crate::ladder::{copy_into, Until};
+use crate::select::{Ready, Source};
 use crate::wait::PhantomWatch;
 
 pub(crate) mod open;
@@ -745,5 +746,61 @@ impl Deref for QueueClaim<'_> {
 impl DerefMut for QueueClaim<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         self.c.as_mut_slice()
+    }
+}
+
+/// [`Queue::readable`]'s and [`Queue::writable`]'s events.
+struct QueueEvent<'a> {
+    q: &'a Queue,
+    getters: bool,
+}
+
+impl Source for QueueEvent<'_> {
+    fn is_ready(&self) -> bool {
+        self.q.q.is_ready(self.getters) || self.q.bus.daemon_gone()
+    }
+
+    fn doorbell(&self) -> &shmbus::futex::Doorbell {
+        self.q.q.doorbell(self.getters)
+    }
+
+    fn bus(&self) -> &Arc<Inner> {
+        &self.q.bus
+    }
+}
+
+impl Queue {
+    /// The event "an item is waiting" (a get would find one, unless another
+    /// consumer takes it first), for a [`Select`](crate::Select).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// shmbus_client::Select::new().with(q.readable()).wait()?;
+    /// let job = q.try_get(); // Empty if another consumer was faster
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn readable(&self) -> Ready<'_> {
+        Ready(Box::new(QueueEvent {
+            q: self,
+            getters: true,
+        }))
+    }
+
+    /// The event "a slot is free" (a put would find one, unless another
+    /// producer takes it first), for a [`Select`](crate::Select).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let q = shmbus_client::Bus::connect()?.queue("jobs")?;
+    /// shmbus_client::Select::new().with(q.writable()).wait()?;
+    /// let _ = q.try_put(b"job"); // Full if another producer was faster
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn writable(&self) -> Ready<'_> {
+        Ready(Box::new(QueueEvent {
+            q: self,
+            getters: false,
+        }))
     }
 }

@@ -45,6 +45,7 @@ use crate::bus::{Bus, Inner};
 use crate::channels::{ChannelDetails, ChannelInfo};
 use crate::error::{Error, Result};
 use crate::ladder::Until;
+use crate::select::{Ready, Source};
 use crate::wait::PhantomWatch;
 
 pub(crate) mod typed;
@@ -90,7 +91,7 @@ impl fmt::Debug for Table {
 fn wait_error(e: WaitError) -> Error {
     match e {
         WaitError::Timeout => Error::Timeout,
-        WaitError::Interrupted => Error::BusClosed,
+        WaitError::Interrupted => Error::closed_or_interrupted(),
     }
 }
 
@@ -630,6 +631,43 @@ fn describe_table(kind: Kind, elem: Option<ElemType>, len: Option<u64>) -> Strin
         (Kind::Value, _) => format!("{t} value"),
         (_, Some(n)) => format!("{t}[{n}]"),
         (_, None) => format!("{t} array"),
+    }
+}
+
+/// [`Table::changed_since`]'s event.
+struct Changed<'a> {
+    t: &'a Table,
+    since: u64,
+}
+
+impl Source for Changed<'_> {
+    fn is_ready(&self) -> bool {
+        self.t.version() != self.since || self.t.bus.daemon_gone()
+    }
+
+    fn doorbell(&self) -> &shmbus::futex::Doorbell {
+        &self.t.lock.ctl().changed
+    }
+
+    fn bus(&self) -> &Arc<Inner> {
+        &self.t.bus
+    }
+}
+
+impl Table {
+    /// The event "the version is no longer `since`" (what
+    /// [`wait_changed`](Self::wait_changed) waits for), for a
+    /// [`Select`](crate::Select).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let t = shmbus_client::Bus::connect()?.table("speed")?;
+    /// let v = t.version();
+    /// shmbus_client::Select::new().with(t.changed_since(v)).wait()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn changed_since(&self, since: u64) -> Ready<'_> {
+        Ready(Box::new(Changed { t: self, since }))
     }
 }
 

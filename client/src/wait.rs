@@ -61,7 +61,9 @@ impl<B: ?Sized> std::fmt::Debug for BusWaiter<'_, B> {
 
 impl<B: Connection + ?Sized> Waiter for BusWaiter<'_, B> {
     fn interrupted(&self) -> bool {
-        self.bus.is_closed() || self.extra.is_some_and(|(f, _)| f())
+        self.bus.is_closed()
+            || self.extra.is_some_and(|(f, _)| f())
+            || crate::interrupt::requested()
     }
 
     /// No slice for the bus itself: the daemon's death wakes recorded

@@ -30,6 +30,8 @@ fn child_role() {
         "daemon" => support::daemon_main(&args),
         "bulk_sender" => bulk_sender(&args[0], &args[1]),
         "bulk_receiver" => bulk_receiver(&args[0], &args[1]),
+        "batch_sender" => batch_sender(&args[0], &args[1]),
+        "batch_receiver" => batch_receiver(&args[0], &args[1]),
         "wait_one" => wait_one(&args[0], &args[1]),
         "send_then_hang" => send_then_hang(&args[0], &args[1], args[2].parse().unwrap()),
         "attach_receiver_then_hang" => attach_receiver_then_hang(&args[0], &args[1]),
@@ -125,6 +127,81 @@ fn million_frames_between_two_processes() {
     tx.expect_success();
     let out = rx.expect_success();
     assert!(out.contains(&format!("received {FRAMES} frames")), "{out}");
+}
+
+/// Frames of the batch test.
+const BATCH_FRAMES: u64 = FRAMES / 10;
+
+/// Sends `BATCH_FRAMES` frames with `try_send_batch`, 1 to 16 at a time.
+fn batch_sender(bus: &str, pipe: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut tx = b.pipe(pipe).unwrap().sender().unwrap();
+    let max = tx.max_frame() as u64;
+    let mut rng = Rng::new(SEED);
+    let mut seq = 0;
+    while seq < BATCH_FRAMES {
+        let k = (1 + seq % 16).min(BATCH_FRAMES - seq);
+        let frames: Vec<Vec<u8>> = (seq..seq + k)
+            .map(|s| {
+                let mut f = vec![0u8; frame_len(&mut rng, max)];
+                fill(&mut f, s);
+                f
+            })
+            .collect();
+        let mut rest = &frames[..];
+        while !rest.is_empty() {
+            match tx.try_send_batch(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(Error::Full) => std::thread::yield_now(),
+                Err(e) => panic!("try_send_batch at {seq}: {e}"),
+            }
+        }
+        seq += k;
+    }
+}
+
+/// Receives them with `try_recv_batch_with`, at most 1 to 20 at a time.
+fn batch_receiver(bus: &str, pipe: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut rx = b.pipe(pipe).unwrap().receiver().unwrap();
+    let max = rx.max_frame() as u64;
+    let mut rng = Rng::new(SEED);
+    let mut seq = 0;
+    while seq < BATCH_FRAMES {
+        let most = 1 + (seq % 20) as usize;
+        let r = rx.try_recv_batch_with(most, |f| {
+            check(f, seq, frame_len(&mut rng, max));
+            seq += 1;
+        });
+        match r {
+            Ok(n) => assert!((1..=most).contains(&n), "batch of {n}, at most {most}"),
+            Err(Error::Empty) => std::thread::yield_now(),
+            Err(e) => panic!("try_recv_batch_with at {seq}: {e}"),
+        }
+    }
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Err(Error::Disconnected) => {}
+        other => panic!("expected end of file after {BATCH_FRAMES} frames, got {other:?}"),
+    }
+    println!("received {BATCH_FRAMES} frames");
+}
+
+#[test]
+fn batches_between_two_processes() {
+    let d = Daemon::start_role(DISPATCH, "batch", &[]);
+    let pipe = "batch";
+    Bus::connect_to(&d.bus)
+        .unwrap()
+        .pipe_with_capacity(pipe, BULK_CAPACITY)
+        .unwrap();
+    let rx = Proc::spawn_role(DISPATCH, "batch_receiver", &[&d.bus, pipe]);
+    let tx = Proc::spawn_role(DISPATCH, "batch_sender", &[&d.bus, pipe]);
+    tx.expect_success();
+    let out = rx.expect_success();
+    assert!(
+        out.contains(&format!("received {BATCH_FRAMES} frames")),
+        "{out}"
+    );
 }
 
 fn wait_one(bus: &str, pipe: &str) {

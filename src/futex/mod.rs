@@ -8,6 +8,9 @@
 
 #[cfg(not(loom))]
 pub(crate) mod linux;
+mod many;
+
+pub use many::{wait_any, FALLBACK_SLICE, WAITV_MAX};
 
 use std::time::{Duration, Instant};
 

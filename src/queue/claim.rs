@@ -70,7 +70,9 @@ impl Queue {
     ///
     /// # Errors
     /// [`TryGetError::Empty`] or `Corrupt`.
-    #[inline]
+    // Always inline, as `Queue::try_put`: 137 instead of 97 instructions per
+    // 64-byte get through the client's `try_get_with` (callgrind).
+    #[inline(always)]
     pub fn try_get_claim(&self) -> Result<GetClaim<'_>, TryGetError> {
         let (i, pos) = self.claim_get()?;
         self.get_claim(i, pos).map_err(TryGetError::Corrupt)

@@ -15,16 +15,31 @@ pub mod cell {
     pub use loom::cell::UnsafeCell;
 }
 
-/// Futex stand-in for loom: a mutex and condition variable beside the word.
+/// Futex stand-in for loom: the word, and one mutex and condition variable
+/// shared by every word of the model (one "hash bucket"), so that a sleep on
+/// several words at once ([`wait_any`]) is woken by a wake of any of them.
 ///
 /// `wait` re-checks the word under the lock, as the kernel re-checks it under
 /// its hash-bucket lock, and ignores deadlines, so a lost wake-up in a protocol
-/// that uses it becomes a loom deadlock instead of a timeout.
+/// that uses it becomes a loom deadlock instead of a timeout. A wake of one
+/// word also wakes sleepers on other words (spuriously, which every caller
+/// tolerates: it re-checks and sleeps again).
 #[derive(Debug)]
 pub struct FutexWord {
     word: AtomicU32,
+}
+
+/// The one bucket of the stand-in futex (per model execution).
+struct Bucket {
     lock: loom::sync::Mutex<()>,
     cv: loom::sync::Condvar,
+}
+
+loom::lazy_static! {
+    static ref BUCKET: Bucket = Bucket {
+        lock: loom::sync::Mutex::new(()),
+        cv: loom::sync::Condvar::new(),
+    };
 }
 
 impl Default for FutexWord {
@@ -38,8 +53,6 @@ impl FutexWord {
     pub fn new(v: u32) -> Self {
         Self {
             word: AtomicU32::new(v),
-            lock: loom::sync::Mutex::new(()),
-            cv: loom::sync::Condvar::new(),
         }
     }
 
@@ -59,20 +72,30 @@ impl FutexWord {
     }
 
     /// Sleeps while the word equals `expected` (deadline ignored under loom).
-    pub fn wait(&self, expected: u32, _deadline: Option<Instant>) {
-        let guard = self.lock.lock().unwrap();
-        // The kernel compares the word atomically with queueing the waiter.
-        if self.word.load(Ordering::SeqCst) != expected {
-            return;
-        }
-        drop(self.cv.wait(guard).unwrap());
+    pub fn wait(&self, expected: u32, deadline: Option<Instant>) {
+        wait_any(&[(self, expected)], deadline);
     }
 
     /// Wakes every sleeper.
     pub fn wake_all(&self) {
-        let _guard = self.lock.lock().unwrap();
-        self.cv.notify_all();
+        let _guard = BUCKET.lock.lock().unwrap();
+        BUCKET.cv.notify_all();
     }
+}
+
+/// Sleeps while every word equals its expected value, as `futex_waitv` does
+/// (deadline ignored under loom). Always supported: returns true.
+pub fn wait_any(words: &[(&FutexWord, u32)], _deadline: Option<Instant>) -> bool {
+    let guard = BUCKET.lock.lock().unwrap();
+    // The kernel compares the words atomically with queueing the waiter.
+    if words
+        .iter()
+        .any(|(w, e)| w.word.load(Ordering::SeqCst) != *e)
+    {
+        return true;
+    }
+    drop(BUCKET.cv.wait(guard).unwrap());
+    true
 }
 
 /// Under loom, both halves of the asymmetric barrier are `fence(SeqCst)`: the

@@ -158,11 +158,30 @@ impl FutexWord {
         crate::futex::linux::wait(&self.0, expected, deadline)
     }
 
+    /// The std atomic inside, for the futex system calls.
+    #[inline]
+    pub(crate) fn raw(&self) -> &core::sync::atomic::AtomicU32 {
+        &self.0
+    }
+
     /// Wakes every sleeper on this word, in any process.
     #[inline]
     pub fn wake_all(&self) {
         crate::futex::linux::wake(&self.0, i32::MAX as u32)
     }
+}
+
+/// Sleeps while every word equals its expected value, until one of them is
+/// woken, until `deadline`, a signal, or spuriously: one `futex_waitv(2)`
+/// (shared futexes, as [`FutexWord::wait`]). At most
+/// [`crate::futex::WAITV_MAX`] words.
+///
+/// Returns false, without sleeping, when the kernel has no `futex_waitv`
+/// (Linux before 5.16) or more words were given than it takes; the caller
+/// then falls back (see [`crate::futex::wait_any`]).
+#[inline]
+pub fn wait_any(words: &[(&FutexWord, u32)], deadline: Option<Instant>) -> bool {
+    crate::futex::linux::wait_any(words, deadline)
 }
 
 /// Process-wide switch: true once this process registered for

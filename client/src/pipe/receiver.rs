@@ -11,6 +11,7 @@ use crate::bus::removal::Hold;
 use crate::bus::Inner;
 use crate::error::{End, Error, Result};
 use crate::ladder::{copy_into, Until};
+use crate::select::{Ready, Source};
 use crate::wait::PhantomWatch;
 
 impl Pipe {
@@ -324,6 +325,31 @@ impl PipeReceiver {
             .map_err(|e| self.bus.explain(e.into()))
     }
 
+    /// Runs `f` on every frame readable now, up to `max`, in place and in
+    /// order, then releases them together; never blocks. One batch costs one
+    /// release of the frames' room to the sender (a store the sender's core
+    /// may be reading) instead of one per frame. Returns how many frames `f`
+    /// saw: at least 1, or 0 for `max == 0`.
+    ///
+    /// # Errors
+    /// As [`PipeReceiver::try_recv`], when there is no frame at all.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let mut rx = shmbus_client::Bus::connect()?.pipe("ticks")?.receiver()?;
+    /// let mut total = 0;
+    /// let n = rx.try_recv_batch_with(64, |b| total += b.len())?;
+    /// println!("{n} frames, {total} bytes");
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_recv_batch_with(&mut self, max: usize, f: impl FnMut(&[u8])) -> Result<usize> {
+        self.bus.check_open()?;
+        self.consumer
+            .try_recv_batch_with(max, f)
+            .map_err(|e| self.bus.explain(e.into()))
+    }
+
     /// Runs `f` on the next frame in place (zero-copy), waiting as long as the
     /// pipe is empty, then releases the frame.
     ///
@@ -423,5 +449,39 @@ impl PipeReceiver {
         watch
             .result(r.map_err(Error::from), PHANTOM_END)
             .map_err(|e| bus.explain(e))
+    }
+}
+
+/// [`PipeReceiver::readable`]'s event.
+struct Readable<'a>(&'a PipeReceiver);
+
+impl Source for Readable<'_> {
+    fn is_ready(&self) -> bool {
+        self.0.consumer.is_readable() || self.0.bus.daemon_gone()
+    }
+
+    fn doorbell(&self) -> &shmbus::futex::Doorbell {
+        &self.0.consumer.control().readable
+    }
+
+    fn bus(&self) -> &Arc<Inner> {
+        &self.0.bus
+    }
+}
+
+impl PipeReceiver {
+    /// The event "a receive would not wait" (a frame, or end of file), for a
+    /// [`Select`](crate::Select).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let bus = shmbus_client::Bus::connect()?;
+    /// let (mut a, mut b) = (bus.pipe("a")?.receiver()?, bus.pipe("b")?.receiver()?);
+    /// let ready = shmbus_client::Select::new().with(a.readable()).with(b.readable()).wait()?;
+    /// let frame = if ready[0] == 0 { a.try_recv()? } else { b.try_recv()? };
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn readable(&self) -> Ready<'_> {
+        Ready(Box::new(Readable(self)))
     }
 }

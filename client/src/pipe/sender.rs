@@ -14,6 +14,7 @@ use crate::bus::removal::Hold;
 use crate::bus::Inner;
 use crate::error::{End, Error, Result};
 use crate::ladder::Until;
+use crate::select::{Ready, Source};
 use crate::wait::PhantomWatch;
 
 impl Pipe {
@@ -138,6 +139,39 @@ impl PipeSender {
         self.bus.check_open()?;
         self.producer
             .try_send(frame)
+            .map_err(|e| self.bus.explain(e.into()))
+    }
+
+    /// Sends frames from the front of `frames` while there is room, and
+    /// publishes them together; never blocks. One batch costs one
+    /// publication to the receiver (a store the receiver's core may be
+    /// polling) instead of one per frame. Returns how many were sent; send
+    /// `&frames[n..]` later.
+    ///
+    /// # Errors
+    /// As [`PipeSender::try_send`], when not even the first frame can be
+    /// sent. An error met after the first frame ends the batch, and the
+    /// next call reports it.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let mut tx = shmbus_client::Bus::connect()?.pipe("ticks")?.sender()?;
+    /// let ticks = [b"t1", b"t2", b"t3"];
+    /// let mut rest = &ticks[..];
+    /// while !rest.is_empty() {
+    ///     match tx.try_send_batch(rest) {
+    ///         Ok(n) => rest = &rest[n..],
+    ///         Err(shmbus_client::Error::Full) => std::thread::yield_now(),
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_send_batch<F: AsRef<[u8]>>(&mut self, frames: &[F]) -> Result<usize> {
+        self.bus.check_open()?;
+        self.producer
+            .try_send_batch(frames)
             .map_err(|e| self.bus.explain(e.into()))
     }
 
@@ -446,5 +480,38 @@ impl DerefMut for PipeClaim<'_> {
         // SAFETY: as in `deref`; `&mut self` makes this the only reference
         // to the bytes for its lifetime.
         unsafe { self.bytes.as_mut() }
+    }
+}
+
+/// [`PipeSender::writable`]'s event.
+struct Writable<'a>(&'a PipeSender, usize);
+
+impl Source for Writable<'_> {
+    fn is_ready(&self) -> bool {
+        self.0.producer.is_writable(self.1) || self.0.bus.daemon_gone()
+    }
+
+    fn doorbell(&self) -> &shmbus::futex::Doorbell {
+        &self.0.producer.control().writable
+    }
+
+    fn bus(&self) -> &Arc<Inner> {
+        &self.0.bus
+    }
+}
+
+impl PipeSender {
+    /// The event "a send of a `len`-byte frame would not wait" (there is
+    /// room, or the receiver is gone), for a [`Select`](crate::Select).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let mut tx = shmbus_client::Bus::connect()?.pipe("out")?.sender()?;
+    /// shmbus_client::Select::new().with(tx.writable(64)).wait()?;
+    /// tx.try_send(&[0; 64])?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn writable(&self, len: usize) -> Ready<'_> {
+        Ready(Box::new(Writable(self, len)))
     }
 }

@@ -161,6 +161,20 @@ impl<T: Element> Value<T> {
         Ok(new)
     }
 
+    /// The event "the version is no longer `since`", for a
+    /// [`Select`](crate::Select) (see [`Table::changed_since`]).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.value::<f64>("speed")?;
+    /// let since = v.version();
+    /// shmbus_client::Select::new().with(v.changed_since(since)).wait()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn changed_since(&self, since: u64) -> crate::select::Ready<'_> {
+        self.table.changed_since(since)
+    }
+
     /// The version: bumped by every write (0 = never written).
     ///
     /// # Examples
@@ -473,6 +487,20 @@ impl<T: Element> Array<T> {
         g.write(&cur);
         g.publish();
         Ok(())
+    }
+
+    /// The event "the version is no longer `since`", for a
+    /// [`Select`](crate::Select) (see [`Table::changed_since`]).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let v = shmbus_client::Bus::connect()?.array::<f64>("speeds", 4)?;
+    /// let since = v.version();
+    /// shmbus_client::Select::new().with(v.changed_since(since)).wait()?;
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn changed_since(&self, since: u64) -> crate::select::Ready<'_> {
+        self.table.changed_since(since)
     }
 
     /// The version: bumped by every write (0 = never written).
