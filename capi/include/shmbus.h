@@ -112,6 +112,12 @@ enum shmbus_status
   // An error this build of the library has no code for (a newer client
   // library); `shmbus_last_error()` has its message.
   SHMBUS_UNKNOWN = 56,
+  // A lossy topic's subscriber fell a ring behind: the number of messages
+  // it missed is stored in `*missed`; the next receive continues with the
+  // oldest message still in the ring.
+  SHMBUS_LAGGED = 60,
+  // The topic already has its largest number of subscribers.
+  SHMBUS_TOO_MANY_SUBSCRIBERS = 61,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -152,6 +158,24 @@ typedef struct shmbus_pipe_sender shmbus_pipe_sender;
 // Thread safety: any number of threads may use one handle at once; free it
 // once, when no other thread uses it.
 typedef struct shmbus_queue shmbus_queue;
+
+// An opened topic: makes publishers and subscribers.
+//
+// Thread safety: any thread, any time; several threads may open
+// publishers and subscribers from one topic handle at once.
+typedef struct shmbus_topic shmbus_topic;
+
+// A handle to publish on a topic. A topic takes any number of publishers.
+//
+// Thread safety: one thread at a time (it may move between threads); give
+// each publishing thread its own publisher.
+typedef struct shmbus_topic_publisher shmbus_topic_publisher;
+
+// A place among a topic's subscribers: it receives every message published
+// after it joined, once, in the order every subscriber sees.
+//
+// Thread safety: one thread at a time (it may move between threads).
+typedef struct shmbus_topic_subscriber shmbus_topic_subscriber;
 
 // A named typed value (`int8_t` … `double`), read without a lock and never
 // torn.
@@ -1299,6 +1323,139 @@ shmbus_status shmbus_value_load_f64(const shmbus_value *v,
 // `v` is NULL or a live value handle.
 shmbus_status shmbus_value_store_f64(const shmbus_value *v,
                                      double x);
+
+// Opens topic `name`, creating it if absent. `slots` (a power of two, 2 to
+// 2^24) and `slot_size` (the largest message, 1 byte to 1 MiB): 0 takes the
+// default (1024 slots of 256 bytes) when creating and accepts any when
+// opening. `lossy` (0 or 1) and `max_subscribers` (1 to 1024) form one
+// parameter: with `lossy` 0 and `max_subscribers` 0 an existing topic is
+// opened whatever its mode and a new one is lossless with up to 64
+// subscribers; otherwise both are asked for (`max_subscribers` 0: 64).
+// In a lossless topic publishers wait for the slowest subscriber; in a
+// lossy one they never wait, and a subscriber a ring behind gets
+// `SHMBUS_LAGGED`.
+//
+// Errors: `SHMBUS_BAD_PARAMS`, `SHMBUS_PARAM_MISMATCH` (the topic exists
+// with other parameters), `SHMBUS_KIND_MISMATCH`, the opening codes.
+//
+// # Safety
+// `bus` is NULL or a live bus handle; `name` NULL or a NUL-terminated
+// string; `out` NULL or writable.
+shmbus_status shmbus_topic_open(const shmbus_bus *bus,
+                                const char *name,
+                                uint64_t slots,
+                                uint64_t slot_size,
+                                int32_t lossy,
+                                uint64_t max_subscribers,
+                                shmbus_topic **out);
+
+// Frees a topic handle (NULL: nothing). Publishers and subscribers opened
+// from it stay usable.
+//
+// # Safety
+// `topic` is NULL or a live topic handle, freed once, when no other thread
+// uses it.
+void shmbus_topic_free(shmbus_topic *topic);
+
+// Stores the topic's slot size (the largest message, in bytes) in `*out`:
+// a receive buffer that large always fits.
+//
+// # Safety
+// `topic` is NULL or a live topic handle; `out` NULL or writable.
+shmbus_status shmbus_topic_slot_size(const shmbus_topic *topic,
+                                     size_t *out);
+
+// Makes a publisher on `topic` into `*out`.
+//
+// # Safety
+// `topic` is NULL or a live topic handle; `out` NULL or writable.
+shmbus_status shmbus_topic_publisher_open(const shmbus_topic *topic,
+                                          shmbus_topic_publisher **out);
+
+// Frees a publisher (NULL: nothing).
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle, freed once, by one thread.
+void shmbus_topic_publisher_free(shmbus_topic_publisher *publisher);
+
+// Publishes the `len` bytes at `data` as one message, waiting at most
+// `timeout_ns` (0: try once, -1: forever) while the slowest subscriber of a
+// lossless topic is a ring behind (a lossy topic never waits).
+//
+// Errors: `SHMBUS_FULL` (timeout 0), `SHMBUS_TIMEOUT`, `SHMBUS_TOO_LARGE`
+// (longer than the slot size), `SHMBUS_BUS_CLOSED`, `SHMBUS_CORRUPT`.
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle used by this thread only;
+// `data` NULL or readable for `len` bytes.
+shmbus_status shmbus_topic_publish(shmbus_topic_publisher *publisher,
+                                   const void *data,
+                                   size_t len,
+                                   int64_t timeout_ns);
+
+// Joins `topic` into `*out`: the subscriber receives every message
+// published from now on, and first up to the last `history` messages still
+// in the ring (0: none).
+//
+// Errors: `SHMBUS_TOO_MANY_SUBSCRIBERS`, `SHMBUS_BUS_CLOSED`.
+//
+// # Safety
+// `topic` is NULL or a live topic handle; `out` NULL or writable.
+shmbus_status shmbus_topic_subscriber_open(const shmbus_topic *topic,
+                                           uint64_t history,
+                                           shmbus_topic_subscriber **out);
+
+// Leaves the topic and frees the subscriber (NULL: nothing); publishers of
+// a lossless topic no longer wait for it.
+//
+// # Safety
+// `subscriber` is NULL or a live subscriber handle, freed once, by one
+// thread.
+void shmbus_topic_subscriber_free(shmbus_topic_subscriber *subscriber);
+
+// Receives the next message into the `cap` bytes at `buf`, waiting at most
+// `timeout_ns` (0: try once, -1: forever), and stores its length in `*len`.
+// If the message is longer than `cap`, nothing is copied, `*len` is set to
+// the length needed and `SHMBUS_BUFFER_TOO_SMALL` returned; the message is
+// kept, and the next receive on this handle returns it (`cap` 0 with `buf`
+// NULL asks for the size; the slot size always fits).
+//
+// `SHMBUS_LAGGED` (lossy topics): the subscriber fell a ring behind and the
+// number of messages it missed is stored in `*missed` (if not NULL); the
+// next receive continues with the oldest message still in the ring.
+//
+// Errors: `SHMBUS_EMPTY` (timeout 0), `SHMBUS_TIMEOUT`, `SHMBUS_LAGGED`,
+// `SHMBUS_BUS_CLOSED`, `SHMBUS_CORRUPT`, `SHMBUS_BUFFER_TOO_SMALL`.
+//
+// # Safety
+// `subscriber` is NULL or a live subscriber handle used by this thread
+// only; `buf` NULL or writable for `cap` bytes; `len` NULL or writable;
+// `missed` NULL or writable.
+shmbus_status shmbus_topic_recv(shmbus_topic_subscriber *subscriber,
+                                void *buf,
+                                size_t cap,
+                                size_t *len,
+                                uint64_t *missed,
+                                int64_t timeout_ns);
+
+// Receives the next message, waiting at most `timeout_ns` (0: try once,
+// -1: forever), and calls `f(ctx, data, len)` with it: in place in a
+// lossless topic (zero-copy; publishers cannot reuse the slot until `f`
+// returns), a validated copy in a lossy one.
+//
+// Errors: as `shmbus_topic_recv` (`SHMBUS_LAGGED` with `*missed`), without
+// `SHMBUS_BUFFER_TOO_SMALL`; `SHMBUS_NULL_POINTER` if `f` is NULL.
+//
+// # Safety
+// `subscriber` is NULL or a live subscriber handle used by this thread
+// only; `f` NULL or a function that may be called with `ctx` (see
+// `shmbus_frame_fn`; it must not call into the same subscriber); `missed`
+// NULL or writable.
+shmbus_status shmbus_topic_recv_with(shmbus_topic_subscriber *subscriber,
+                                     shmbus_frame_fn f,
+                                     void *ctx,
+                                     uint64_t *missed,
+                                     int64_t timeout_ns);
 
 #ifdef __cplusplus
 }  // extern "C"

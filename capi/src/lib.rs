@@ -22,7 +22,7 @@
 //! Modules: `status` (the codes and their mapping from the client's `Error`),
 //! `ffi` (the guard, pointer checks, the thread-local last error), then one
 //! per handle: `bus`, `pipe`, `queue`, `table` (values and arrays, with the
-//! per-type calls in `table/value.rs` and `table/array.rs`).
+//! per-type calls in `table/value.rs` and `table/array.rs`), `topic`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     clippy::undocumented_unsafe_blocks,
@@ -34,13 +34,14 @@
 #![allow(non_camel_case_types)]
 
 // Each module imports only from those before it: status, ffi, bus, pipe,
-// queue (which borrows pipe's callback type), table.
+// queue (which borrows pipe's callback type), table, topic (as queue).
 pub mod bus;
 mod ffi;
 pub mod pipe;
 pub mod queue;
 pub mod status;
 pub mod table;
+pub mod topic;
 
 use std::ffi::c_char;
 

@@ -109,6 +109,14 @@ pub enum shmbus_status {
     /// An error this build of the library has no code for (a newer client
     /// library); `shmbus_last_error()` has its message.
     SHMBUS_UNKNOWN = 56,
+
+    // ---- topics ----
+    /// A lossy topic's subscriber fell a ring behind: the number of messages
+    /// it missed is stored in `*missed`; the next receive continues with the
+    /// oldest message still in the ring.
+    SHMBUS_LAGGED = 60,
+    /// The topic already has its largest number of subscribers.
+    SHMBUS_TOO_MANY_SUBSCRIBERS = 61,
 }
 
 use shmbus_status as S;
@@ -156,6 +164,8 @@ pub(crate) const ALL: &[shmbus_status] = &[
     S::SHMBUS_BAD_STATE,
     S::SHMBUS_PANIC,
     S::SHMBUS_UNKNOWN,
+    S::SHMBUS_LAGGED,
+    S::SHMBUS_TOO_MANY_SUBSCRIBERS,
 ];
 
 /// The code for a client error.
@@ -193,6 +203,8 @@ pub(crate) fn code(e: &Error) -> shmbus_status {
         Error::Busy { .. } => S::SHMBUS_BUSY,
         Error::Protocol(_) => S::SHMBUS_PROTOCOL,
         Error::Io { .. } => S::SHMBUS_IO,
+        Error::Lagged(_) => S::SHMBUS_LAGGED,
+        Error::TooManySubscribers { .. } => S::SHMBUS_TOO_MANY_SUBSCRIBERS,
         _ => S::SHMBUS_UNKNOWN,
     }
 }
@@ -241,6 +253,8 @@ pub(crate) fn describe(code: i32) -> Option<&'static str> {
         54 => "call does not fit the handle's state\0",
         55 => "internal panic caught (a bug in libshmbus)\0",
         56 => "error unknown to this build of libshmbus\0",
+        60 => "lagged: messages were overwritten before this subscriber read them\0",
+        61 => "the topic has its largest number of subscribers\0",
         _ => return None,
     })
 }

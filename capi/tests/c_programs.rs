@@ -18,6 +18,11 @@ const FRAMES_VALGRIND: u64 = 20_000;
 /// `fetch_add`s per counting process (4 of them).
 const ADDS: u64 = 100_000;
 const ADDS_VALGRIND: u64 = 2_000;
+/// Messages the topic publisher sends to each of its subscribers.
+const MESSAGES: u64 = 100_000;
+const MESSAGES_VALGRIND: u64 = 5_000;
+/// Subscriber processes in the topic run.
+const SUBSCRIBERS: usize = 2;
 
 /// Child processes: only the daemon.
 #[test]
@@ -57,8 +62,49 @@ fn run_compiler(mut cmd: Command, what: &str) {
     );
 }
 
+/// The newest modification time of the files under `dir`.
+fn newest(dir: &Path) -> std::time::SystemTime {
+    let mut t = std::time::SystemTime::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let e = e.expect("directory entry");
+        let m = e.metadata().expect("metadata");
+        t = t.max(if m.is_dir() {
+            newest(&e.path())
+        } else {
+            m.modified().expect("mtime")
+        });
+    }
+    t
+}
+
+/// libshmbus.a, checked to be newer than the Rust sources it is built from:
+/// cargo builds a staticlib for `cargo build`, not as a dependency of these
+/// tests, so an edit followed by `cargo test` alone would test the old one.
+fn static_lib() -> PathBuf {
+    let lib = lib_dir().join("libshmbus.a");
+    let built = std::fs::metadata(&lib)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run `cargo build -p shmbus-capi` first",
+                lib.display()
+            )
+        });
+    for src in ["src", "../client/src", "../src"] {
+        let dir = crate_dir().join(src);
+        assert!(
+            newest(&dir) <= built,
+            "{} is older than {}: run `cargo build -p shmbus-capi` (with the same profile) first",
+            lib.display(),
+            dir.display()
+        );
+    }
+    lib
+}
+
 /// Compiles `tests/c/NAME.c` with `cc`, linked statically with libshmbus.a.
 fn compile_c(name: &str) -> PathBuf {
+    let lib = static_lib();
     let out = lib_dir().join(format!("capi-c-{name}"));
     let mut cc = Command::new("cc");
     cc.args(["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror"])
@@ -67,7 +113,7 @@ fn compile_c(name: &str) -> PathBuf {
         .arg(crate_dir().join(format!("tests/c/{name}.c")))
         .arg("-o")
         .arg(&out)
-        .arg(lib_dir().join("libshmbus.a"))
+        .arg(lib)
         .args(["-lpthread", "-ldl", "-lm"]);
     run_compiler(cc, &format!("cc {name}.c"));
     out
@@ -110,13 +156,7 @@ fn pipe_and_queue(frames: u64, valgrind: bool) {
     );
     let sent = producer.expect_success();
     let received = consumer.expect_success();
-    let sum = |out: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix("sum "))
-            .unwrap_or_else(|| panic!("no sum line in {out:?}"))
-            .to_owned()
-    };
-    assert_eq!(sum(&sent), sum(&received), "checksums differ");
+    assert_eq!(sum_line(&sent), sum_line(&received), "checksums differ");
 }
 
 /// A producer and a consumer process exchange a million checksummed frames
@@ -125,6 +165,52 @@ fn pipe_and_queue(frames: u64, valgrind: bool) {
 #[test]
 fn pipe_and_queue_a_million_frames() {
     pipe_and_queue(FRAMES, false);
+}
+
+/// The `sum` line of a program's output.
+fn sum_line(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("sum "))
+        .unwrap_or_else(|| panic!("no sum line in {out:?}"))
+        .to_owned()
+}
+
+fn topic_fan_out(messages: u64, valgrind: bool) {
+    let exe = compile_c("topic");
+    let d = Daemon::start_role(DISPATCH, "capi-topic", &[]);
+    let n = messages.to_string();
+    let subs: Vec<Proc> = (0..SUBSCRIBERS)
+        .map(|i| {
+            let mut p = Proc::spawn(
+                program(&exe, &["subscriber", &d.bus, &n], valgrind),
+                &format!("topic subscriber {i}"),
+            );
+            p.expect_line("ready");
+            p
+        })
+        .collect();
+    let publisher = Proc::spawn(
+        program(&exe, &["publisher", &d.bus, &n], valgrind),
+        "topic publisher",
+    );
+    let sent = sum_line(&publisher.expect_success());
+    for s in subs {
+        assert_eq!(sum_line(&s.expect_success()), sent, "checksums differ");
+    }
+    let lossy =
+        Proc::spawn(program(&exe, &["lossy", &d.bus], valgrind), "topic lossy").expect_success();
+    assert!(lossy.contains("lagged "), "{lossy}");
+    assert!(lossy.ends_with("done\n"), "{lossy}");
+}
+
+/// One publisher process sends 100,000 checksummed messages through a
+/// lossless topic to two subscriber processes, which each receive all of
+/// them in order (buffer and callback); then a lossy topic overruns a
+/// subscriber (`SHMBUS_LAGGED` and its missed count), gives history, and
+/// refuses a subscriber too many.
+#[test]
+fn topic_to_two_subscriber_processes_and_a_lagged_one() {
+    topic_fan_out(MESSAGES, false);
 }
 
 fn four_counters(adds: u64, valgrind: bool) {
@@ -217,7 +303,7 @@ fn every_status_code_a_program_can_cause() {
     statuses(false);
 }
 
-/// The three programs under valgrind memcheck (fewer frames and additions):
+/// The four programs under valgrind memcheck (fewer frames and additions):
 /// no error and no leak reported, or valgrind exits 99 and the test fails.
 #[test]
 fn valgrind_reports_no_error_and_no_leak() {
@@ -230,6 +316,7 @@ fn valgrind_reports_no_error_and_no_leak() {
     statuses(true);
     pipe_and_queue(FRAMES_VALGRIND, true);
     four_counters(ADDS_VALGRIND, true);
+    topic_fan_out(MESSAGES_VALGRIND, true);
 }
 
 /// examples/hello.cpp compiles with `c++ -std=c++17` against the header and
