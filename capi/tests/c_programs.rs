@@ -62,44 +62,26 @@ fn run_compiler(mut cmd: Command, what: &str) {
     );
 }
 
-/// The newest modification time of the files under `dir`.
-fn newest(dir: &Path) -> std::time::SystemTime {
-    let mut t = std::time::SystemTime::UNIX_EPOCH;
-    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let e = e.expect("directory entry");
-        let m = e.metadata().expect("metadata");
-        t = t.max(if m.is_dir() {
-            newest(&e.path())
-        } else {
-            m.modified().expect("mtime")
-        });
-    }
-    t
-}
-
-/// libshmbus.a, checked to be newer than the Rust sources it is built from:
-/// cargo builds a staticlib for `cargo build`, not as a dependency of these
-/// tests, so an edit followed by `cargo test` alone would test the old one.
+/// libshmbus.a, built (with libshmbus.so) by `cargo build -p shmbus-capi`
+/// into this test's target directory and profile, once per test process:
+/// cargo builds a staticlib or cdylib for `cargo build`, not as a dependency
+/// of these tests, so without this a fresh clone has none and an edit
+/// followed by `cargo test` alone would test the old one.
 fn static_lib() -> PathBuf {
-    let lib = lib_dir().join("libshmbus.a");
-    let built = std::fs::metadata(&lib)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}: run `cargo build -p shmbus-capi` first",
-                lib.display()
-            )
-        });
-    for src in ["src", "../client/src", "../src"] {
-        let dir = crate_dir().join(src);
-        assert!(
-            newest(&dir) <= built,
-            "{} is older than {}: run `cargo build -p shmbus-capi` (with the same profile) first",
-            lib.display(),
-            dir.display()
-        );
-    }
-    lib
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let dir = lib_dir();
+    BUILT.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "-p", "shmbus-capi"])
+            .env("CARGO_TARGET_DIR", dir.parent().expect("target dir"));
+        if dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        run_compiler(build, "cargo build -p shmbus-capi");
+    });
+    dir.join("libshmbus.a")
 }
 
 /// Compiles `tests/c/NAME.c` with `cc`, linked statically with libshmbus.a.
@@ -323,6 +305,7 @@ fn valgrind_reports_no_error_and_no_leak() {
 /// libshmbus.so, and runs.
 #[test]
 fn cpp_example_compiles_and_runs() {
+    static_lib();
     let out = lib_dir().join("capi-hello-cpp");
     let mut cxx = Command::new("c++");
     cxx.args(["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror"])
@@ -365,6 +348,7 @@ fn readme_example_builds_with_pkg_config_and_runs() {
         .nth(1)
         .and_then(|rest| rest.split("\n```").next())
         .expect("the \"From C\" section has a ```c block");
+    static_lib();
     let dir = lib_dir();
     let prefix = dir.join(format!("capi-prefix-{}", std::process::id()));
     let _cleanup = RemoveDir(prefix.clone());
