@@ -807,7 +807,6 @@ impl From<shmbus::topic::TryPublishError> for Error {
 }
 
 impl From<shmbus::topic::PublishError> for Error {
-    /// `Interrupted` comes only from the closed-bus check: [`Error::BusClosed`].
     #[inline]
     fn from(e: shmbus::topic::PublishError) -> Self {
         use shmbus::topic::PublishError as E;
@@ -818,7 +817,7 @@ impl From<shmbus::topic::PublishError> for Error {
                 kind: Kind::Topic,
             },
             E::Timeout => Self::Timeout,
-            E::Interrupted => Self::BusClosed,
+            E::Interrupted => Self::closed_or_interrupted(),
             E::Corrupt(w) => Self::Corrupt(w),
         }
     }
@@ -837,14 +836,13 @@ impl From<shmbus::topic::TryRecvError> for Error {
 }
 
 impl From<shmbus::topic::RecvError> for Error {
-    /// `Interrupted` comes only from the closed-bus check: [`Error::BusClosed`].
     #[inline]
     fn from(e: shmbus::topic::RecvError) -> Self {
         use shmbus::topic::RecvError as E;
         match e {
             E::Lagged(n) => Self::Lagged(n),
             E::Timeout => Self::Timeout,
-            E::Interrupted => Self::BusClosed,
+            E::Interrupted => Self::closed_or_interrupted(),
             E::Corrupt(w) => Self::Corrupt(w),
         }
     }

@@ -99,4 +99,26 @@ fn signal_with_flag_interrupts_a_wait_and_without_it_does_not() {
     FLAG.store(0, Ordering::Relaxed);
     q.put(b"kept").unwrap();
     assert_eq!(q.get().unwrap(), b"kept");
+
+    // A topic's receive too: Interrupted (not BusClosed), and the
+    // subscriber reads on.
+    let t = bus.topic("never-topic").unwrap();
+    let sub = t.subscribe().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        // SAFETY: as above.
+        tx.send(unsafe { libc::syscall(libc::SYS_gettid) } as libc::pid_t)
+            .unwrap();
+        (sub.recv(), sub)
+    });
+    let tid = rx.recv().unwrap();
+    wait_asleep(tid);
+    FLAG.store(1, Ordering::Relaxed);
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+    let (r, sub) = waiter.join().unwrap();
+    assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+    FLAG.store(0, Ordering::Relaxed);
+    t.publisher().publish(b"kept").unwrap();
+    assert_eq!(sub.recv().unwrap(), b"kept");
 }

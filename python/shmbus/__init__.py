@@ -1,5 +1,5 @@
 """shmbus for Python: ``multiprocessing``'s Pipe, Queue, JoinableQueue, Value
-and Array over a shmbus bus (shared memory served by ``shmbusd``), between any
+and Array, and topics (fan-out), over a shmbus bus (shared memory served by ``shmbusd``), between any
 processes of the machine, related or not.
 
     import shmbus
@@ -11,6 +11,9 @@ processes of the machine, related or not.
     with v.get_lock():
         v.value += 1
     a = bus.Array("last", "d", 16)
+    t = bus.Topic("prices")                  # publish once, every subscriber receives
+    sub = t.subscribe()
+    t.publish(("EURUSD", 1.0842)); sub.recv()
 
 The classes take the channel's name first and ``bus=`` last, so that
 ``shmbus.Queue("jobs")`` works on the default bus. Every handle pickles by
@@ -33,12 +36,14 @@ from ._errors import (
     Error,
     Full,
     InvalidArgument,
+    Lagged,
     Mismatch,
     NotFound,
     PermissionDenied,
     TaskDoneError,
     Timeout,
     TooLarge,
+    TooManySubscribers,
 )
 
 __all__ = [
@@ -55,6 +60,7 @@ __all__ = [
     "Full",
     "InvalidArgument",
     "JoinableQueue",
+    "Lagged",
     "Mismatch",
     "NotFound",
     "PermissionDenied",
@@ -62,9 +68,12 @@ __all__ = [
     "PipeReader",
     "PipeWriter",
     "Queue",
+    "Subscriber",
     "TaskDoneError",
     "Timeout",
     "TooLarge",
+    "TooManySubscribers",
+    "Topic",
     "Value",
     "connect",
     "default_bus_name",
@@ -344,6 +353,82 @@ def _reopen_array(cls, bus, name, typecode, size):
     return cls(name, typecode, size, bus=bus)
 
 
+class Topic(_shmbus.RawTopic):
+    """A named topic: publish once, every subscriber receives every message
+    published after it joined, whole, once, in one order for all.
+
+    Created if missing with ``slots`` slots (a power of two; 0: the bus
+    default, 1024) of ``slot_size`` bytes (the largest pickled message; 0:
+    256), for up to ``max_subscribers`` subscribers (0: 64). Lossless by
+    default: a publisher waits while the slowest subscriber is a ring
+    behind. ``lossy=True``: publishers never wait, and a subscriber that
+    falls a ring behind gets :class:`Lagged`. An existing topic is opened
+    whatever its parameters unless some are given (then they must match).
+    Pickles by name."""
+
+    def __new__(cls, name, *, slots=0, slot_size=0, lossy=None, max_subscribers=0, bus=None, _create=True):
+        return super().__new__(cls, bus, name, slots, slot_size, lossy, max_subscribers, _create)
+
+    def publish(self, obj, block=True, timeout=None):
+        """Publishes ``obj`` (pickled). On a lossless topic whose slowest
+        subscriber is a ring behind, waits if ``block`` (at most ``timeout``
+        seconds), else raises ``queue.Full`` (``shmbus.Full``)."""
+        self.publish_bytes(_dumps(obj), block, timeout)
+
+    def subscribe(self, history=0):
+        """Joins the topic: a :class:`Subscriber` that receives every message
+        published from now on, after up to the last ``history`` messages
+        still in the ring. Raises :class:`TooManySubscribers` when full."""
+        return Subscriber(self, history)
+
+    def __reduce__(self):
+        return (_reopen_topic, (type(self), self.bus, self.name))
+
+    def __repr__(self):
+        return f"<shmbus.Topic {self.name!r} on bus {self.bus!r}>"
+
+
+def _reopen_topic(cls, bus, name):
+    return cls(name, bus=bus, _create=False)
+
+
+class Subscriber(_shmbus.RawSubscriber):
+    """A place among a :class:`Topic`'s subscribers (``topic.subscribe()``).
+    Its position is this process's own: it does not pickle, and a forked
+    child subscribes again. ``close()`` (or ``with``) leaves the topic."""
+
+    def __new__(cls, topic, history=0):
+        return super().__new__(cls, topic, history)
+
+    def recv(self, block=True, timeout=None):
+        """Receives the next message (unpickled); waits if ``block`` (at most
+        ``timeout`` seconds), else raises ``queue.Empty`` (``shmbus.Empty``).
+        On a lossy topic, raises :class:`Lagged` once when messages were
+        overwritten before this subscriber read them (``.missed`` says how
+        many); the next receive goes on with the oldest still there."""
+        return _loads(self.recv_bytes(block, timeout))
+
+    def recv_nowait(self):
+        """``recv(False)``."""
+        return self.recv(False)
+
+    def __iter__(self):
+        while True:
+            yield self.recv()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        raise TypeError("a topic subscriber does not pickle: pass the Topic and subscribe there")
+
+    def __repr__(self):
+        return f"<shmbus.Subscriber of {self.name!r} on bus {self.bus!r}>"
+
+
 class Bus:
     """A connection to one bus; opens its channels. Pickles by name."""
 
@@ -369,6 +454,12 @@ class Bus:
     def Array(self, name, typecode_or_type, size_or_initializer, *, lock=True):
         """:class:`Array` ``name`` on this bus."""
         return Array(name, typecode_or_type, size_or_initializer, lock=lock, bus=self.name)
+
+    def Topic(self, name, *, slots=0, slot_size=0, lossy=None, max_subscribers=0):
+        """:class:`Topic` ``name`` on this bus."""
+        return Topic(
+            name, slots=slots, slot_size=slot_size, lossy=lossy, max_subscribers=max_subscribers, bus=self.name
+        )
 
     def __reduce__(self):
         return (Bus, (self.name,))

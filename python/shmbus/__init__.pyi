@@ -54,6 +54,15 @@ class NotFound(Error, LookupError):
 class Corrupt(Error):
     """The channel's shared state is inconsistent."""
 
+class Lagged(Error):
+    """A lossy topic's subscriber fell a ring behind: `missed` messages were overwritten."""
+
+    missed: int
+    def __init__(self, message: str, missed: int = 0) -> None: ...
+
+class TooManySubscribers(Error):
+    """The topic already has its largest number of subscribers."""
+
 def default_bus_name() -> str:
     """The bus used when none is named: $SHMBUS_BUS, else "shmbus"."""
 
@@ -216,6 +225,55 @@ class Array:
     def wait_version(self, since: int, timeout: Optional[float] = None) -> Optional[int]:
         """Waits until the version differs from since."""
 
+class Topic:
+    """A named topic: publish once, every subscriber receives."""
+
+    bus: str
+    name: str
+    slots: int
+    slot_size: int
+    lossy: bool
+    max_subscribers: int
+    def __init__(
+        self,
+        name: str,
+        *,
+        slots: int = 0,
+        slot_size: int = 0,
+        lossy: Optional[bool] = None,
+        max_subscribers: int = 0,
+        bus: Optional[str] = None,
+    ) -> None: ...
+    def publish(self, obj: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Publishes obj (pickled); a lossless topic waits for room if block, else raises queue.Full."""
+    def publish_bytes(self, data: Buffer, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Publishes data as one message, without pickling."""
+    def subscribe(self, history: int = 0) -> Subscriber:
+        """Joins the topic, after up to the last `history` messages still in the ring."""
+
+class Subscriber:
+    """A place among a topic's subscribers; this process's own (does not pickle)."""
+
+    bus: str
+    name: str
+    closed: bool
+    def __init__(self, topic: Topic, history: int = 0) -> None: ...
+    def recv(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Receives the next message (unpickled); queue.Empty if none, Lagged (lossy) after a loss."""
+    def recv_nowait(self) -> Any:
+        """recv(False)."""
+    def recv_bytes(self, block: bool = True, timeout: Optional[float] = None) -> bytes:
+        """Receives the next message as bytes, without unpickling."""
+    def poll(self, timeout: Optional[float] = 0.0) -> bool:
+        """True if a receive would not wait; does not consume the message."""
+    def pending(self) -> int:
+        """Approximately how many published messages are not read yet."""
+    def close(self) -> None:
+        """Leaves the topic."""
+    def __iter__(self) -> Iterator[Any]: ...
+    def __enter__(self) -> Subscriber: ...
+    def __exit__(self, *exc: object) -> None: ...
+
 class Bus:
     """A connection to one bus; opens its channels."""
 
@@ -228,3 +286,6 @@ class Bus:
     def Array(
         self, name: str, typecode_or_type: Union[str, type], size_or_initializer: Union[int, Sequence[Number]], *, lock: bool = True
     ) -> Array: ...
+    def Topic(
+        self, name: str, *, slots: int = 0, slot_size: int = 0, lossy: Optional[bool] = None, max_subscribers: int = 0
+    ) -> Topic: ...

@@ -70,3 +70,20 @@ class NotFound(Error, LookupError):
 
 class Corrupt(Error):
     """The channel's shared state is inconsistent (another process wrote into the segment)."""
+
+
+class Lagged(Error):
+    """A subscriber of a lossy topic fell more than a ring behind: ``missed``
+    messages were overwritten before it read them. The next receive goes on
+    with the oldest message still in the ring."""
+
+    def __init__(self, message, missed=0):
+        super().__init__(message)
+        self.missed = missed
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.missed))
+
+
+class TooManySubscribers(Error):
+    """The topic already has its largest number of subscribers."""

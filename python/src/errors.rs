@@ -27,6 +27,8 @@ fn class_name(e: &Error, eof: &'static str) -> &'static str {
         | Error::LengthMismatch { .. }
         | Error::ParamMismatch { .. } => "Mismatch",
         Error::Corrupt(_) | Error::CorruptSegment { .. } => "Corrupt",
+        Error::Lagged(_) => "Lagged",
+        Error::TooManySubscribers { .. } => "TooManySubscribers",
         _ => "Error",
     }
 }
@@ -46,7 +48,10 @@ pub(crate) fn to_py_as(e: Error, eof: &'static str) -> PyErr {
         let msg = e.to_string();
         let made = errors_module(py)
             .and_then(|m| m.getattr(class_name(&e, eof)))
-            .and_then(|cls| cls.call1((msg,)));
+            .and_then(|cls| match e {
+                Error::Lagged(n) => cls.call1((msg, n)),
+                _ => cls.call1((msg,)),
+            });
         match made {
             Ok(exc) => PyErr::from_value(exc),
             Err(err) => err,

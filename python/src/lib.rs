@@ -31,6 +31,7 @@ mod fork;
 mod pipe;
 mod queue;
 mod shared;
+mod topic;
 mod wait;
 
 /// The native module.
@@ -44,5 +45,7 @@ fn _shmbus(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pipe::RawReader>()?;
     m.add_class::<pipe::RawWriter>()?;
     m.add_class::<shared::RawShared>()?;
+    m.add_class::<topic::RawTopic>()?;
+    m.add_class::<topic::RawSubscriber>()?;
     Ok(())
 }

@@ -29,7 +29,7 @@ pub(crate) fn with_bytes<R>(
 
 /// Locks `m`, waiting without the GIL if another thread holds it (it may be
 /// waiting on the bus with the GIL released, and need the GIL to finish).
-fn lock<'a, T: Send>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
+pub(crate) fn lock<'a, T: Send>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
     loop {
         match m.try_lock() {
             Ok(g) => return g,

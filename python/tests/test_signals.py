@@ -32,6 +32,12 @@ try:
         q.put(1); q.get(); q.join()
     elif kind == "wait_changed":
         bus.Value("never-v", "q").wait_changed()
+    elif kind == "topic_recv":
+        bus.Topic("never-t").subscribe().recv()
+    elif kind == "topic_publish":
+        t = bus.Topic("full-t", slots=2)
+        s = t.subscribe()
+        t.publish(1); t.publish(2); t.publish(3)
 except KeyboardInterrupt:
     print("interrupted", time.monotonic(), flush=True)
     sys.exit(3)
@@ -58,7 +64,7 @@ def start_blocked(bus, kind):
 
 
 def test_sigint_interrupts_blocked_calls(bus):
-    for kind in ["get", "recv", "join", "wait_changed"]:
+    for kind in ["get", "recv", "join", "wait_changed", "topic_recv", "topic_publish"]:
         p = start_blocked(bus, kind)
         sent = time.monotonic()
         os.kill(p.pid, signal.SIGINT)
