@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     pub multicast: bool,
     /// A local channel whose traffic goes out: NAME, or KIND:NAME to create
-    /// it if missing (kind: pipe, queue, value, array) (repeatable).
+    /// it if missing (kind: pipe, queue, value, array, topic) (repeatable).
     #[arg(long)]
     pub export: Vec<String>,
     /// A remote channel brought into the local bus: NAME, or KIND:NAME
@@ -48,7 +48,8 @@ pub struct Args {
     /// Print a line of counters per channel every SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub stats: Option<f64>,
-    /// Pipe frames a bridge sends before the importer acknowledges them.
+    /// Pipe or topic frames a bridge sends before the importer acknowledges
+    /// them.
     #[arg(long)]
     pub window: Option<usize>,
 }
@@ -119,9 +120,10 @@ pub fn parse_channel(s: &str) -> Result<Channel, String> {
                 "queue" => Kind::Queue,
                 "value" => Kind::Value,
                 "array" => Kind::Array,
+                "topic" => Kind::Topic,
                 _ => {
                     return Err(format!(
-                        "{s:?}: unknown kind {k:?} (pipe, queue, value or array)"
+                        "{s:?}: unknown kind {k:?} (pipe, queue, value, array or topic)"
                     ))
                 }
             };

@@ -11,7 +11,8 @@
 //! - `meta`: queryable of the exporter, answering `KIND PARAMS` so that an
 //!   importer can create the local channel alike;
 //! - `data` / `ack`: pipe frames (`epoch seq base frame`) and the importer's
-//!   acknowledgements (`epoch seq flag`), see [`pipe`];
+//!   acknowledgements (`epoch seq flag`), see [`pipe`]; topic messages
+//!   travel the same way, see [`topic`];
 //! - `state`: a value's or array's elements, published on change and every
 //!   second, and the exporter's queryable of the latest, see [`table`];
 //! - `take` / `done`: queue items pulled by query, and their
@@ -25,6 +26,7 @@ pub mod pipe;
 pub mod queue;
 pub mod stats;
 pub mod table;
+pub mod topic;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -98,6 +100,13 @@ pub fn describe(bus: &Bus, name: &str) -> Option<(Kind, String)> {
         ChannelDetails::Pipe(p) => format!("{}", p.capacity),
         ChannelDetails::Queue(q) => format!("{} {}", q.slots, q.slot_size),
         ChannelDetails::Table(t) => format!("{} {}", t.elem, t.len),
+        ChannelDetails::Topic(t) => format!(
+            "{} {} {} {}",
+            t.slots,
+            t.slot_size,
+            u8::from(t.lossy),
+            t.max_subscribers
+        ),
         _ => String::new(),
     };
     Some((c.kind, format!("{} {params}", c.kind.as_str())))
@@ -177,6 +186,7 @@ fn export(ctx: &Ctx) -> Result<(), String> {
         Kind::Pipe => pipe::export(ctx, &bus),
         Kind::Queue => queue::export(ctx, &bus),
         Kind::Value | Kind::Array => table::export(ctx, &bus),
+        Kind::Topic => topic::export(ctx, &bus),
     }
 }
 
@@ -203,6 +213,7 @@ fn import(ctx: &Ctx) -> Result<(), String> {
         Kind::Pipe => pipe::import(ctx, &bus, &meta),
         Kind::Queue => queue::import(ctx, &bus, &meta),
         Kind::Value | Kind::Array => table::import(ctx, &bus),
+        Kind::Topic => topic::import(ctx, &bus, &meta),
     }
 }
 

@@ -50,7 +50,7 @@ const HEARTBEAT: Duration = Duration::from_millis(100);
 const RESEND_GAP: Duration = Duration::from_millis(200);
 /// How long the workers block before they look at acknowledgements or
 /// `stop` again.
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 fn ack_bytes(epoch: u64, seq: u64, flag: u8) -> Vec<u8> {
     let mut v = Vec::with_capacity(17);
@@ -65,11 +65,34 @@ fn ack_bytes(epoch: u64, seq: u64, flag: u8) -> Vec<u8> {
 /// # Errors
 /// When the local bus or zenoh fails; the caller retries.
 pub fn export(ctx: &Ctx, bus: &Bus) -> Result<(), String> {
-    let c = &ctx.counters;
-    c.set_kind(Kind::Pipe);
+    ctx.counters.set_kind(Kind::Pipe);
     let pipe = bus.pipe(&ctx.chan.name).map_err(|e| e.to_string())?;
     let mut rx = pipe.receiver().map_err(|e| e.to_string())?;
     let meta = format!("pipe {}", pipe.capacity());
+    export_frames(ctx, meta, || match rx.recv_timeout(POLL) {
+        Ok(frame) => Ok(Some(frame)),
+        Err(Error::Timeout) => Ok(None),
+        // No local sender right now: wait for one.
+        Err(Error::Disconnected) => {
+            std::thread::sleep(POLL);
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// The exporting side of the window protocol: serves `meta`, then sends
+/// what `next` takes from the local channel (`None`: nothing within
+/// [`POLL`]) until the bridge stops.
+///
+/// # Errors
+/// `next`'s, or zenoh's, as text.
+pub(crate) fn export_frames(
+    ctx: &Ctx,
+    meta: String,
+    mut next: impl FnMut() -> Result<Option<Vec<u8>>, String>,
+) -> Result<(), String> {
+    let c = &ctx.counters;
     let _meta = crate::serve_meta(&ctx.session, &ctx.key, meta)?;
     let epoch = crate::new_epoch();
     let publisher = ctx
@@ -152,17 +175,11 @@ pub fn export(ctx: &Ctx, bus: &Bus) -> Result<(), String> {
         if unacked.len() >= ctx.window {
             continue;
         }
-        match rx.recv_timeout(POLL) {
-            Ok(frame) => {
-                let base = unacked.front().map_or(next_seq, |(s, _)| *s);
-                send(next_seq, base, &frame, &mut msg)?;
-                unacked.push_back((next_seq, frame));
-                next_seq += 1;
-            }
-            Err(Error::Timeout) => {}
-            // No local sender right now: wait for one.
-            Err(Error::Disconnected) => std::thread::sleep(POLL),
-            Err(e) => return Err(e.to_string()),
+        if let Some(frame) = next()? {
+            let base = unacked.front().map_or(next_seq, |(s, _)| *s);
+            send(next_seq, base, &frame, &mut msg)?;
+            unacked.push_back((next_seq, frame));
+            next_seq += 1;
         }
     }
     Ok(())
@@ -183,8 +200,7 @@ struct Position {
 /// A missing local pipe is created with the exporter's capacity (`meta` is
 /// `pipe CAPACITY`).
 pub fn import(ctx: &Ctx, bus: &Bus, meta: &str) -> Result<(), String> {
-    let c = &ctx.counters;
-    c.set_kind(Kind::Pipe);
+    ctx.counters.set_kind(Kind::Pipe);
     let capacity = meta.split(' ').nth(1).and_then(|s| s.parse::<u64>().ok());
     let pipe = match capacity {
         Some(cap) if crate::describe(bus, &ctx.chan.name).is_none() => {
@@ -194,6 +210,22 @@ pub fn import(ctx: &Ctx, bus: &Bus, meta: &str) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     let mut tx = pipe.sender().map_err(|e| e.to_string())?;
+    import_frames(ctx, |frame| tx.send_timeout(frame, POLL))
+}
+
+/// The importing side of the window protocol: hands each frame, in order,
+/// to `put` (which waits at most [`POLL`]) until the bridge stops. `put`
+/// failing with `Timeout`, `Full` or `Disconnected` is tried again with the
+/// same frame (backpressure: no acknowledgement goes out meanwhile);
+/// `TooLarge` skips the frame, counted as dropped.
+///
+/// # Errors
+/// `put`'s other errors, or zenoh's, as text.
+pub(crate) fn import_frames(
+    ctx: &Ctx,
+    put: impl FnMut(&[u8]) -> Result<(), Error>,
+) -> Result<(), String> {
+    let c = &ctx.counters;
     let (data_tx, data_rx) = mpsc::channel::<Vec<u8>>();
     let _data = ctx
         .session
@@ -229,7 +261,7 @@ pub fn import(ctx: &Ctx, bus: &Bus, meta: &str) -> Result<(), String> {
             }
         })
     };
-    let r = deliver(ctx, &mut tx, &data_rx, &acker, &pos, c);
+    let r = deliver(ctx, put, &data_rx, &acker, &pos, c);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = hb.join();
     r
@@ -237,7 +269,7 @@ pub fn import(ctx: &Ctx, bus: &Bus, meta: &str) -> Result<(), String> {
 
 fn deliver(
     ctx: &Ctx,
-    tx: &mut shmbus_client::PipeSender,
+    mut put: impl FnMut(&[u8]) -> Result<(), Error>,
     data_rx: &mpsc::Receiver<Vec<u8>>,
     acker: &zenoh::pubsub::Publisher<'_>,
     pos: &Mutex<Position>,
@@ -298,18 +330,19 @@ fn deliver(
         c.set_in_flight(1);
         let frame = &msg[24..];
         loop {
-            match tx.send_timeout(frame, POLL) {
+            match put(frame) {
                 Ok(()) => {
                     Counters::inc(&c.forwarded);
                     break;
                 }
                 Err(e @ Error::TooLarge { .. }) => {
-                    // Larger than this pipe takes: skipped, and counted.
+                    // Larger than the local channel takes: skipped, and
+                    // counted.
                     eprintln!("shmbus-bridge: {}: frame {seq} dropped: {e}", ctx.chan.name);
                     Counters::inc(&c.dropped);
                     break;
                 }
-                Err(Error::Timeout) | Err(Error::Disconnected) if !ctx.stopping() => {
+                Err(Error::Timeout | Error::Full | Error::Disconnected) if !ctx.stopping() => {
                     // Full (backpressure: no acknowledgement goes out) or no
                     // receiver yet: keep the frame and wait.
                     std::thread::sleep(Duration::from_millis(1));

@@ -32,9 +32,10 @@ pub struct Counters {
     pub in_flight: AtomicU64,
     /// Received and not written (imported): pipe frames already delivered
     /// or after a gap (both sent again), frames too large for the local
-    /// pipe (lost), malformed messages.
+    /// pipe (lost), malformed messages; exported topics: messages a lossy
+    /// local topic overwrote before the bridge read them (`Lagged`).
     pub dropped: AtomicU64,
-    /// Pipe frames sent again after a silence, a gap or a new importer
+    /// Pipe or topic frames sent again after a silence, a gap or a new importer
     /// (exported).
     pub resent: AtomicU64,
     /// Queue items put back into the local queue because no importer

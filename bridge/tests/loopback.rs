@@ -1,5 +1,5 @@
-//! Two daemons (two buses) and two bridges over loopback TCP: pipes arrive
-//! in order and push back, values reach late bridges, queue items are taken
+//! Two daemons (two buses) and two bridges over loopback TCP: pipes and
+//! topics arrive in order and push back, values reach late bridges, queue items are taken
 //! exactly once across both buses.
 
 mod common;
@@ -98,6 +98,123 @@ fn pipe_frames_arrive_in_order_and_a_full_pipe_slows_the_sender() {
     assert_eq!(stat(&oa, "p", "forwarded"), N, "{oa}");
     assert_eq!(stat(&ob, "p", "forwarded"), N, "{ob}");
     println!("sender stalled at {before} of {N} frames while B was full");
+}
+
+/// The topic `name` of `bus`, if it is one.
+fn topic_info(bus: &shmbus_client::Bus, name: &str) -> Option<shmbus_client::TopicInfo> {
+    bus.channels()
+        .into_iter()
+        .find(|c| c.name == name && !c.removed)
+        .and_then(|c| match c.details {
+            ChannelDetails::Topic(t) => Some(t),
+            _ => None,
+        })
+}
+
+#[test]
+fn topic_messages_reach_two_subscribers_on_b_in_order_and_a_full_topic_slows_the_publisher() {
+    let (a, b) = (daemon("brt-a"), daemon("brt-b"));
+    let (bus_a, bus_b) = (a.connect(), b.connect());
+    // Small lossless ring on A; B learns its parameters from the exporter.
+    let slots = 16;
+    let slot_size = 256;
+    let topic_a = bus_a
+        .topic_builder("t")
+        .slots(slots)
+        .slot_size(slot_size)
+        .max_subscribers(8)
+        .open()
+        .unwrap();
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let ba = Bridge::start(&[
+        "--bus", &a.bus, "--listen", &listen, "--export", "t", "--window", "16", "--stats", "0.2",
+    ]);
+    let bb = Bridge::start(&[
+        "--bus",
+        &b.bus,
+        "--connect",
+        &listen,
+        "--import",
+        "t",
+        "--stats",
+        "0.2",
+    ]);
+    wait_for("the topic on B", || topic_info(&bus_b, "t").is_some());
+    let info_b = topic_info(&bus_b, "t").unwrap();
+    assert_eq!(
+        (
+            info_b.slots,
+            info_b.slot_size,
+            info_b.lossy,
+            info_b.max_subscribers
+        ),
+        (slots, slot_size, false, 8),
+        "B's topic was not made like A's"
+    );
+    let subs: Vec<_> = (0..2)
+        .map(|_| bus_b.open_topic("t").unwrap().subscribe().unwrap())
+        .collect();
+    // Published before the exporter joins A's topic would not be carried.
+    wait_for("the exporter subscribed on A", || {
+        topic_info(&bus_a, "t").is_some_and(|t| t.subscribers >= 1)
+    });
+    const N: u64 = 2000;
+    let sent = Arc::new(AtomicU64::new(0));
+    let s2 = Arc::clone(&sent);
+    let publisher = topic_a.publisher();
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            publisher
+                .publish(&frame(i, 8 + (i as usize * 7) % (slot_size as usize - 8)))
+                .unwrap();
+            s2.store(i + 1, Ordering::Relaxed);
+        }
+    });
+    // Nobody reads on B: its topic fills, then the exporter's window, then
+    // A's topic, and the publisher stops.
+    wait_for("B's topic fills", || {
+        topic_info(&bus_b, "t").is_some_and(|t| t.max_lag >= slots)
+    });
+    wait_for("A's topic fills", || {
+        topic_info(&bus_a, "t").is_some_and(|t| t.max_lag >= slots)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let before = sent.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = sent.load(Ordering::Relaxed);
+    assert!(
+        before == after && after < N,
+        "the publisher went on while B's topic was full: {before} then {after} of {N}"
+    );
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|sub| {
+            std::thread::spawn(move || {
+                for want in 0..N {
+                    let got = sub.recv_timeout(support::WATCHDOG).expect("a message on B");
+                    assert_eq!(check_frame(&got), want, "out of order or lost");
+                }
+                assert!(
+                    matches!(sub.try_recv(), Err(Error::Empty)),
+                    "an extra message"
+                );
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    sender.join().unwrap();
+    let (mut ba, mut bb) = (ba, bb);
+    ba.expect_line(&format!("t forwarded={N} in_flight=0"));
+    bb.expect_line(&format!("t forwarded={N} in_flight=0"));
+    let (oa, ob) = (ba.stop(), bb.stop());
+    assert_eq!(stat(&oa, "t", "forwarded"), N, "{oa}");
+    assert_eq!(stat(&ob, "t", "forwarded"), N, "{ob}");
+    assert_eq!(stat(&oa, "t", "dropped"), 0, "{oa}");
+    assert!(oa.contains("stats export topic t "), "{oa}");
+    println!("publisher stalled at {before} of {N} messages while B was full");
 }
 
 #[test]
@@ -233,4 +350,89 @@ fn a_queue_is_drained_from_both_buses_and_each_item_is_taken_once() {
     assert_eq!(stat(&oa, "q", "forwarded"), t.1.len() as u64, "{oa}");
     assert_eq!(stat(&ob, "q", "forwarded"), t.1.len() as u64, "{ob}");
     assert_eq!(stat(&oa, "q", "redelivered"), 0, "{oa}");
+}
+
+#[test]
+fn a_lossy_topic_overwritten_under_the_exporter_counts_what_it_lost_as_dropped() {
+    let (a, b) = (daemon("brl-a"), daemon("brl-b"));
+    let (bus_a, bus_b) = (a.connect(), b.connect());
+    let slots = 16;
+    // Lossy on A (the publisher never waits), lossless on B, where nobody
+    // reads at first: the importer stalls, then the exporter, whose
+    // subscription on A falls behind.
+    let topic_a = bus_a
+        .topic_builder("t")
+        .slots(slots)
+        .slot_size(64)
+        .lossy(true)
+        .open()
+        .unwrap();
+    let topic_b = bus_b
+        .topic_builder("t")
+        .slots(slots)
+        .slot_size(64)
+        .lossy(false)
+        .open()
+        .unwrap();
+    let sub = topic_b.subscribe().unwrap();
+    let port = free_port();
+    let listen = format!("tcp/127.0.0.1:{port}");
+    let ba = Bridge::start(&[
+        "--bus", &a.bus, "--listen", &listen, "--export", "t", "--window", "16", "--stats", "0.2",
+    ]);
+    let bb = Bridge::start(&[
+        "--bus",
+        &b.bus,
+        "--connect",
+        &listen,
+        "--import",
+        "t",
+        "--stats",
+        "0.2",
+    ]);
+    wait_for("the exporter subscribed on A", || {
+        topic_info(&bus_a, "t").is_some_and(|t| t.subscribers >= 1)
+    });
+    let p = topic_a.publisher();
+    // Enough to fill B, the window and A's ring, and more.
+    let n = slots * 8;
+    let mut i = 0;
+    wait_for("B's topic fills", || {
+        for _ in 0..slots {
+            p.publish(&frame(i, 16)).unwrap();
+            i += 1;
+        }
+        topic_info(&bus_b, "t").is_some_and(|t| t.max_lag >= slots)
+    });
+    let end = n.max(i + slots * 4);
+    while i < end {
+        p.publish(&frame(i, 16)).unwrap();
+        i += 1;
+    }
+    let last = i - 1;
+    // B's subscriber reads: increasing numbers, the last one included.
+    let mut got = Vec::new();
+    while got.last() != Some(&last) {
+        let m = sub.recv_timeout(support::WATCHDOG).expect("a message on B");
+        got.push(check_frame(&m));
+    }
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
+    assert!(
+        (got.len() as u64) < i,
+        "nothing was overwritten under the exporter"
+    );
+    let (mut ba, mut bb) = (ba, bb);
+    let carried = got.len() as u64;
+    ba.expect_line(&format!("t forwarded={carried} in_flight=0"));
+    bb.expect_line(&format!("t forwarded={carried} in_flight=0"));
+    let (oa, ob) = (ba.stop(), bb.stop());
+    assert_eq!(
+        stat(&oa, "t", "forwarded") + stat(&oa, "t", "dropped"),
+        i,
+        "carried and dropped should be all that was published: {oa}"
+    );
+    // (B's own `dropped` may count a frame received after a gap and sent
+    // again: not a loss.)
+    assert_eq!(stat(&ob, "t", "forwarded"), carried, "{ob}");
+    println!("{i} published on A, {carried} carried to B");
 }
