@@ -1,8 +1,9 @@
 //! loom models of topics: two publishers and two subscribers on a ring of two
 //! one-word slots in each mode, lossless backpressure, lag detection racing an
 //! overwrite, a subscriber joining (with history) while a publisher laps the
-//! ring, and the daemon's recovery after each crash point of a publisher and
-//! of a subscriber.
+//! ring, a subscriber joining while two publishers race it (one slow, still
+//! writing the previous lap of the subscriber's first slot), and the daemon's
+//! recovery after each crash point of a publisher and of a subscriber.
 //!
 //! One loom thread models one process. Payload words are atomics (lossy and
 //! history readers race writers by design), so the models check every
@@ -21,6 +22,7 @@ use loom_common::model;
 
 use loom::sync::Arc;
 use loom::thread;
+use shmbus::queue::state::seq;
 use shmbus::sync::{crash, CrashPoint};
 use shmbus::topic::{mode_word, HeapTopic, Publisher, RecvError, Subscriber, TryRecvError};
 
@@ -282,4 +284,62 @@ fn subscriber_crash_point() {
         tp.join().unwrap();
         assert_eq!(got, [1, 2, 3]);
     });
+}
+
+/// Executions of [`join_behind_slow_publisher`] in which the subscriber's
+/// first slot still held a claim of the previous lap when it joined (a
+/// `std` mutex: it counts across loom executions).
+static JOINED_BEHIND_SLOW: std::sync::Mutex<u64> = std::sync::Mutex::new(0);
+
+/// Publishes `vals` through claims and returns `(position, value)` of each.
+fn publish_at(p: &Publisher, vals: &[u8]) -> Vec<(u64, u8)> {
+    vals.iter()
+        .map(|&v| {
+            let mut c = p.claim_until_deadline(8, None, None).expect("claim");
+            let pos = c.position();
+            c.write_at(0, &msg(v));
+            c.commit();
+            (pos, v)
+        })
+        .collect()
+}
+
+/// A subscriber joins a lossless topic while two publishers publish through
+/// two slots, one of them slow (claims, and may still be writing when the
+/// other has moved on a lap): the subscriber's first slot may still hold that
+/// previous-lap claim. Every message published from the join position on is
+/// received whole, in position order, exactly once, without a corruption
+/// error; and the model reaches the join behind the slow claim (with the
+/// subscriber's "not yet" for that claim removed, it fails with a corrupt
+/// slot).
+#[test]
+fn join_behind_slow_publisher() {
+    model("join_behind_slow_publisher", || {
+        let heap = topic(false, 1);
+        let slow = publisher(&heap, 1);
+        let fast = publisher(&heap, 2);
+        let ts = thread::spawn(move || publish_at(&slow, &[1]));
+        let tf = thread::spawn(move || publish_at(&fast, &[11, 12]));
+        let s = subscriber(&heap, 3, 0);
+        let start = s.position();
+        // The slot of `start` still holds the claim of `start - slots`.
+        let behind = s
+            .stalling_claim()
+            .is_some_and(|w| seq(w) == start.wrapping_sub(SLOTS));
+        let total = 3;
+        let got: Vec<u8> = (start..total).map(|_| recv(&s).unwrap()).collect();
+        let mut all = ts.join().unwrap();
+        all.extend(tf.join().unwrap());
+        all.sort_unstable();
+        assert_eq!(all.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2]);
+        let want: Vec<u8> = all.iter().filter(|x| x.0 >= start).map(|x| x.1).collect();
+        assert_eq!(got, want, "joined at {start}");
+        assert_eq!(s.try_recv_with(value), Err(TryRecvError::Empty));
+        if behind {
+            *JOINED_BEHIND_SLOW.lock().unwrap() += 1;
+        }
+    });
+    let n = *JOINED_BEHIND_SLOW.lock().unwrap();
+    println!("join_behind_slow_publisher: {n} executions joined behind the slow claim");
+    assert!(n > 0, "the model never joined behind a previous-lap claim");
 }
