@@ -26,6 +26,8 @@ use crate::error::{Error, Result};
 use crate::ladder::Until;
 use crate::wait::Connection;
 
+#[cfg(feature = "tokio")]
+mod aio;
 pub(crate) mod fd;
 
 /// What a [`Select`] needs of one event of one channel: implemented once per

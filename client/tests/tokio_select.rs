@@ -1,0 +1,260 @@
+//! The `tokio` feature with real processes, a real daemon and a real
+//! segment: many tasks on a multi-thread runtime awaiting many channels fed
+//! by another process (exactly once, in order), futures dropped mid-wait
+//! losing nothing, and an awaiting process that stays asleep while idle.
+#![cfg(not(loom))]
+
+use shmbus_test_support as support;
+
+use std::time::Duration;
+
+use shmbus_client::Bus;
+use support::{Daemon, Proc};
+
+/// The test that child processes run (see `support::Proc::spawn_role`).
+const DISPATCH: &str = "child_role";
+
+/// Pipes fed by the child, one task each.
+const PIPES: usize = 24;
+/// Frames per pipe.
+const FRAMES: usize = 40;
+/// Items put in the queue, and the tasks taking them.
+const ITEMS: usize = 200;
+const GETTERS: usize = 8;
+/// The value's last store.
+const LAST: u64 = 50;
+
+#[test]
+fn child_role() {
+    let Some((role, args)) = support::role() else {
+        return;
+    };
+    match role.as_str() {
+        "daemon" => support::daemon_main(&args),
+        "feeder" => feeder(&args[0]),
+        "slow_sender" => slow_sender(&args[0]),
+        "awaiter" => awaiter(&args[0]),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Once stdin closes, sends `FRAMES` frames on each pipe, `ITEMS` items
+/// (and one `end` per getter) on the queue and `1..=LAST` to the value,
+/// interleaved, with pauses so that the tasks go back to sleep.
+fn feeder(bus: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut txs: Vec<_> = (0..PIPES)
+        .map(|i| b.pipe(&format!("p{i}")).unwrap().sender().unwrap())
+        .collect();
+    let q = b.queue("q").unwrap();
+    let v = b.value::<u64>("v").unwrap();
+    println!("attached");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    for k in 0..FRAMES {
+        for tx in &mut txs {
+            tx.send(format!("{k}").as_bytes()).unwrap();
+        }
+        for j in 0..ITEMS / FRAMES {
+            q.put(format!("{}", k * (ITEMS / FRAMES) + j).as_bytes())
+                .unwrap();
+        }
+        if k < LAST as usize {
+            v.store(k as u64 + 1).unwrap();
+        }
+        if k % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    for _ in 0..GETTERS {
+        q.put(b"end").unwrap();
+    }
+    for k in FRAMES as u64..LAST {
+        v.store(k + 1).unwrap();
+    }
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+/// Sends `FRAMES` frames on pipe `a` and items on queue `q`, slowly.
+fn slow_sender(bus: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut tx = b.pipe("a").unwrap().sender().unwrap();
+    let q = b.queue("q").unwrap();
+    println!("attached");
+    for k in 0..FRAMES {
+        std::thread::sleep(Duration::from_millis(1 + (k % 3) as u64));
+        tx.send(format!("{k}").as_bytes()).unwrap();
+        q.put(format!("{k}").as_bytes()).unwrap();
+    }
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+/// Awaits a frame that never comes on a current-thread runtime.
+fn awaiter(bus: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut rx = b.pipe("a").unwrap().receiver().unwrap();
+    let q = b.queue("q").unwrap();
+    let v = b.value::<u64>("v").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        println!("awaiting");
+        tokio::select! {
+            r = rx.recv_async() => println!("ended: {r:?}"),
+            r = q.get_async() => println!("ended: {r:?}"),
+            r = v.changed_async(v.version()) => println!("ended: {r:?}"),
+        }
+    });
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn many_tasks_await_many_channels_fed_by_another_process() {
+    let d = Daemon::start_role(DISPATCH, "tokmany", &[]);
+    let b = d.connect();
+    let rxs: Vec<_> = (0..PIPES)
+        .map(|i| b.pipe(&format!("p{i}")).unwrap().receiver().unwrap())
+        .collect();
+    let q = std::sync::Arc::new(b.queue("q").unwrap());
+    let v = b.value::<u64>("v").unwrap();
+    let mut p = Proc::spawn_role(DISPATCH, "feeder", &[&d.bus]);
+    p.expect_line("attached");
+    let rt = runtime();
+    let (frames, mut items, last) = rt.block_on(async {
+        let pipes: Vec<_> = rxs
+            .into_iter()
+            .map(|mut rx| {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    for _ in 0..FRAMES {
+                        got.push(String::from_utf8(rx.recv_async().await.unwrap()).unwrap());
+                    }
+                    got
+                })
+            })
+            .collect();
+        let getters: Vec<_> = (0..GETTERS)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    loop {
+                        let it = q.get_async().await.unwrap();
+                        if it == b"end" {
+                            return got;
+                        }
+                        got.push(String::from_utf8(it).unwrap().parse::<usize>().unwrap());
+                    }
+                })
+            })
+            .collect();
+        let watcher = tokio::spawn({
+            let v = v.clone();
+            async move {
+                let mut since = v.version();
+                loop {
+                    since = v.changed_async(since).await.unwrap();
+                    if v.load() == LAST {
+                        return LAST;
+                    }
+                }
+            }
+        });
+        // Every task is asleep (or soon will be) before the feeding starts.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        p.write_stdin(b"go\n");
+        let all = async {
+            let mut frames = Vec::new();
+            for t in pipes {
+                frames.push(t.await.unwrap());
+            }
+            let mut items = Vec::new();
+            for t in getters {
+                items.extend(t.await.unwrap());
+            }
+            (frames, items, watcher.await.unwrap())
+        };
+        tokio::time::timeout(support::WATCHDOG, all)
+            .await
+            .expect("watchdog: the tasks never got everything")
+    });
+    let want: Vec<String> = (0..FRAMES).map(|k| k.to_string()).collect();
+    for f in &frames {
+        assert_eq!(f, &want, "a pipe's frames were lost, doubled or reordered");
+    }
+    items.sort_unstable();
+    assert_eq!(
+        items,
+        (0..ITEMS).collect::<Vec<_>>(),
+        "queue items not exactly once"
+    );
+    assert_eq!(last, LAST);
+    p.close_stdin();
+    p.expect_success();
+}
+
+#[test]
+fn futures_dropped_mid_wait_lose_nothing() {
+    let d = Daemon::start_role(DISPATCH, "tokdrop", &[]);
+    let b = d.connect();
+    let mut rx = b.pipe("a").unwrap().receiver().unwrap();
+    let q = b.queue("q").unwrap();
+    let mut p = Proc::spawn_role(DISPATCH, "slow_sender", &[&d.bus]);
+    p.expect_line("attached");
+    let rt = runtime();
+    let (frames, items, dropped) = rt.block_on(async {
+        let (mut frames, mut items, mut dropped) = (Vec::new(), Vec::new(), 0u32);
+        let run = async {
+            let mut n = 0u64;
+            while frames.len() < FRAMES || items.len() < FRAMES {
+                n += 1;
+                // Timeouts shorter than the sender's pauses drop most futures
+                // while they wait.
+                let t = Duration::from_micros(200 + (n % 7) * 150);
+                if frames.len() < FRAMES {
+                    match tokio::time::timeout(t, rx.recv_async()).await {
+                        Ok(f) => frames.push(String::from_utf8(f.unwrap()).unwrap()),
+                        Err(_) => dropped += 1,
+                    }
+                }
+                if items.len() < FRAMES {
+                    match tokio::time::timeout(t, q.get_async()).await {
+                        Ok(i) => items.push(String::from_utf8(i.unwrap()).unwrap()),
+                        Err(_) => dropped += 1,
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(support::WATCHDOG, run)
+            .await
+            .expect("watchdog");
+        (frames, items, dropped)
+    });
+    let want: Vec<String> = (0..FRAMES).map(|k| k.to_string()).collect();
+    assert_eq!(frames, want);
+    assert_eq!(items, want);
+    assert!(
+        dropped > 0,
+        "no future was dropped mid-wait: the test tested nothing"
+    );
+    p.close_stdin();
+    p.expect_success();
+}
+
+#[test]
+fn an_awaiting_process_wakes_no_one_while_idle() {
+    let d = Daemon::start_role(DISPATCH, "tokidle", &[]);
+    let mut p = Proc::spawn_role(DISPATCH, "awaiter", &[&d.bus]);
+    p.expect_line("awaiting");
+    support::idle::assert_silent(&[("awaiter", p.pid()), ("daemon", d.pid())]);
+    p.signal(rustix::process::Signal::KILL);
+    let _ = p.wait(support::WATCHDOG);
+}
