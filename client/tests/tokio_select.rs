@@ -34,6 +34,7 @@ fn child_role() {
         "feeder" => feeder(&args[0]),
         "slow_sender" => slow_sender(&args[0]),
         "awaiter" => awaiter(&args[0]),
+        "slow_receiver" => slow_receiver(&args[0]),
         other => panic!("unknown role {other}"),
     }
 }
@@ -86,6 +87,28 @@ fn slow_sender(bus: &str) {
         q.put(format!("{k}").as_bytes()).unwrap();
     }
     let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+/// Frames (and items) the parent sends against back-pressure, and their
+/// size: many times the pipe's and queue's room.
+const BIG: usize = 8 * 1024;
+const SENDS: usize = 64;
+
+/// Takes `SENDS` frames from pipe `a` and `SENDS` items from queue `q`
+/// slowly, checking their order, and says `ok`.
+fn slow_receiver(bus: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut rx = b.pipe("a").unwrap().receiver().unwrap();
+    let q = b.queue("q").unwrap();
+    println!("attached");
+    for k in 0..SENDS {
+        std::thread::sleep(Duration::from_millis(1 + (k % 3) as u64));
+        let f = rx.recv().unwrap();
+        assert_eq!(f.len(), BIG);
+        assert_eq!(f[..8], (k as u64).to_le_bytes(), "frame {k}");
+        assert_eq!(q.get().unwrap(), (k as u64).to_le_bytes(), "item {k}");
+    }
+    println!("ok");
 }
 
 /// Awaits a frame that never comes on a current-thread runtime.
@@ -257,4 +280,63 @@ fn an_awaiting_process_wakes_no_one_while_idle() {
     support::idle::assert_silent(&[("awaiter", p.pid()), ("daemon", d.pid())]);
     p.signal(rustix::process::Signal::KILL);
     let _ = p.wait(support::WATCHDOG);
+}
+
+#[test]
+fn send_and_put_futures_dropped_while_full_lose_and_double_nothing() {
+    let d = Daemon::start_role(DISPATCH, "tokfull", &[]);
+    let b = d.connect();
+    let mut tx = b
+        .pipe_with_capacity("a", 8 * BIG as u64)
+        .unwrap()
+        .sender()
+        .unwrap();
+    let q = b.queue("q").unwrap();
+    let mut p = Proc::spawn_role(DISPATCH, "slow_receiver", &[&d.bus]);
+    p.expect_line("attached");
+    let rt = runtime();
+    let dropped = rt.block_on(async {
+        let mut dropped = 0u32;
+        let run = async {
+            let mut frame = vec![0u8; BIG];
+            let (mut sent, mut put) = (0usize, 0usize);
+            let mut n = 0u64;
+            while sent < SENDS || put < SENDS {
+                n += 1;
+                let t = Duration::from_micros(200 + (n % 7) * 150);
+                if sent < SENDS {
+                    frame[..8].copy_from_slice(&(sent as u64).to_le_bytes());
+                    match tokio::time::timeout(t, tx.send_async(&frame)).await {
+                        Ok(r) => {
+                            r.unwrap();
+                            sent += 1;
+                        }
+                        Err(_) => dropped += 1,
+                    }
+                }
+                // The queue's items go one per frame, so the queue fills
+                // too: the receiver takes one of each in turn.
+                if put < sent {
+                    let item = (put as u64).to_le_bytes();
+                    match tokio::time::timeout(t, q.put_async(&item)).await {
+                        Ok(r) => {
+                            r.unwrap();
+                            put += 1;
+                        }
+                        Err(_) => dropped += 1,
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(support::WATCHDOG, run)
+            .await
+            .expect("watchdog");
+        dropped
+    });
+    p.expect_line("ok");
+    assert!(
+        dropped > 0,
+        "no future was dropped mid-wait: the test tested nothing"
+    );
+    p.expect_success();
 }
