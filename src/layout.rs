@@ -26,7 +26,9 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 #[cfg(not(loom))]
 mod view;
 #[cfg(not(loom))]
-pub use view::{header_at, InSegment, OffsetError, PipeBody, QueueBody, SegmentView, SeqlockBody};
+pub use view::{
+    header_at, InSegment, OffsetError, PipeBody, QueueBody, SegmentView, SeqlockBody, TopicBody,
+};
 
 /// `b"SHMBUS\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
@@ -37,7 +39,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 /// 3: channels can be removed: directory entries have the state
 /// [`entry_state::REMOVED`] and a holder count (`DirEntry::holders`); the
 /// protocol has `REMOVE` and `CLOSE`.
-pub const ABI_VERSION: u32 = 3;
+/// 4: topics ([`Kind::Topic`], [`crate::topic`]).
+pub const ABI_VERSION: u32 = 4;
 /// Alignment of every region and of every word written by a different party.
 pub const LINE: u64 = 128;
 /// Page size used to align the peer table and the arena.
@@ -188,6 +191,8 @@ pub enum Kind {
     Value = 3,
     /// Fixed-length typed array.
     Array = 4,
+    /// Publish–subscribe ring: every subscriber receives every message.
+    Topic = 5,
 }
 
 impl Kind {
@@ -198,6 +203,7 @@ impl Kind {
             2 => Some(Self::Queue),
             3 => Some(Self::Value),
             4 => Some(Self::Array),
+            5 => Some(Self::Topic),
             _ => None,
         }
     }
@@ -209,6 +215,7 @@ impl Kind {
             Self::Queue => "queue",
             Self::Value => "value",
             Self::Array => "array",
+            Self::Topic => "topic",
         }
     }
 
@@ -220,6 +227,7 @@ impl Kind {
             Self::Queue => "a queue",
             Self::Value => "a value",
             Self::Array => "an array",
+            Self::Topic => "a topic",
         }
     }
 
@@ -230,6 +238,7 @@ impl Kind {
             "queue" => Some(Self::Queue),
             "value" => Some(Self::Value),
             "array" => Some(Self::Array),
+            "topic" => Some(Self::Topic),
             _ => None,
         }
     }
@@ -262,7 +271,7 @@ pub struct DirEntry {
     pub length: AtomicU64,
     /// Kind-specific parameters (pipe: `[capacity, 0, 0, 0]`; queue:
     /// `[slots, slot_size, 0, 0]`; value and array: `[element type code,
-    /// length, 0, 0]`).
+    /// length, 0, 0]`; topic: `[slots, slot_size, mode word, 0]`).
     pub params: [AtomicU64; 4],
     /// The name, packed little-endian into words.
     pub name: [AtomicU64; 16],

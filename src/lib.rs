@@ -14,6 +14,7 @@
 //! | [`layout`] | the segment ABI: header, peer table, directory; open-time validation; the checked view of a mapped segment |
 //! | [`pipe`] | single-producer single-consumer ring of byte frames |
 //! | [`queue`] | bounded multi-producer multi-consumer queue of byte frames (Vyukov, owner-tagged cells) |
+//! | [`topic`] | publish–subscribe ring: every subscriber receives every message (lossless or lossy) |
 //! | [`seqlock`] | typed values and arrays: double-buffered seqlock |
 //! | [`futex`] | shared futex and the [`futex::Doorbell`] sleep/wake handshake |
 //! | [`protocol`] | control-plane messages between clients and the daemon |
@@ -47,4 +48,5 @@ pub mod queue;
 pub mod seqlock;
 pub mod size;
 pub mod sync;
+pub mod topic;
 pub mod util;

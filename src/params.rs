@@ -8,6 +8,7 @@
 //! | queue | number of slots | slot payload size in bytes | 0 |
 //! | value | element type code ([`ElemType::code`]) | 1 | 0 |
 //! | array | element type code | length in elements | 0 |
+//! | topic | number of slots | slot payload size in bytes | mode word ([`topic::mode_word`]: max subscribers, lossy bit) |
 //!
 //! [`ChannelParams`] are the parameters of a channel that exists or is to be
 //! created: every word is known. [`OpenParams`] are what an `OPEN` asks for:
@@ -24,6 +25,7 @@ use crate::layout::Kind;
 use crate::pipe;
 use crate::queue;
 use crate::seqlock::{self, ElemType};
+use crate::topic;
 
 /// The parameters of a channel: everything its kind is made with.
 ///
@@ -63,6 +65,15 @@ pub enum ChannelParams {
         /// Number of elements.
         len: u64,
     },
+    /// A topic ([`topic::check_params`]).
+    Topic {
+        /// Number of slots (a power of two).
+        slots: u64,
+        /// Largest message in bytes.
+        slot_size: u64,
+        /// Mode word: max subscribers and the lossy bit ([`topic::mode_word`]).
+        mode: u64,
+    },
 }
 
 impl ChannelParams {
@@ -73,6 +84,7 @@ impl ChannelParams {
             Self::Queue { .. } => Kind::Queue,
             Self::Value { .. } => Kind::Value,
             Self::Array { .. } => Kind::Array,
+            Self::Topic { .. } => Kind::Topic,
         }
     }
 
@@ -92,6 +104,11 @@ impl ChannelParams {
             Self::Queue { slots, slot_size } => [slots, slot_size, 0],
             Self::Value { elem } => [u64::from(elem.code()), 1, 0],
             Self::Array { elem, len } => [u64::from(elem.code()), len, 0],
+            Self::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => [slots, slot_size, mode],
         }
     }
 
@@ -118,6 +135,11 @@ impl ChannelParams {
             Self::Array { elem, len } => {
                 seqlock::check_params(u64::from(elem.code()), len).map(drop)
             }
+            Self::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => topic::check_params(slots, slot_size, mode),
         }
     }
 
@@ -128,6 +150,11 @@ impl ChannelParams {
             Self::Queue { slots, slot_size } => queue::body_len(slots, slot_size),
             Self::Value { elem } => seqlock::body_len(elem, 1),
             Self::Array { elem, len } => seqlock::body_len(elem, len),
+            Self::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => topic::body_len(slots, slot_size, mode),
         }
     }
 
@@ -162,6 +189,7 @@ fn word_names(kind: Kind) -> [Option<&'static str>; 3] {
         Kind::Pipe => [Some("capacity"), None, None],
         Kind::Queue => [Some("slots"), Some("slot size"), None],
         Kind::Value | Kind::Array => [Some("element type code"), Some("length"), None],
+        Kind::Topic => [Some("slots"), Some("slot size"), Some("mode word")],
     }
 }
 
@@ -173,6 +201,18 @@ impl fmt::Display for ChannelParams {
             Self::Queue { slots, slot_size } => write!(f, "{slots} slots of {slot_size} bytes"),
             Self::Value { elem } => write!(f, "{elem} x 1"),
             Self::Array { elem, len } => write!(f, "{elem} x {len}"),
+            Self::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => {
+                let (lossy, subs) = topic::split_mode(mode);
+                let how = if lossy { "lossy" } else { "lossless" };
+                write!(
+                    f,
+                    "{slots} slots of {slot_size} bytes, {how}, up to {subs} subscribers"
+                )
+            }
         }
     }
 }
@@ -219,6 +259,15 @@ pub enum OpenParams {
         /// Number of elements.
         len: Option<u64>,
     },
+    /// A topic.
+    Topic {
+        /// Number of slots [default: [`topic::DEFAULT_SLOTS`]].
+        slots: Option<u64>,
+        /// Largest message in bytes [default: [`topic::DEFAULT_SLOT_SIZE`]].
+        slot_size: Option<u64>,
+        /// Mode word [default: lossless, [`topic::DEFAULT_MAX_SUBSCRIBERS`]].
+        mode: Option<u64>,
+    },
 }
 
 impl OpenParams {
@@ -236,6 +285,11 @@ impl OpenParams {
                 elem: None,
                 len: None,
             },
+            Kind::Topic => Self::Topic {
+                slots: None,
+                slot_size: None,
+                mode: None,
+            },
         }
     }
 
@@ -246,6 +300,7 @@ impl OpenParams {
             Self::Queue { .. } => Kind::Queue,
             Self::Value { .. } => Kind::Value,
             Self::Array { .. } => Kind::Array,
+            Self::Topic { .. } => Kind::Topic,
         }
     }
 
@@ -257,6 +312,11 @@ impl OpenParams {
             Self::Queue { slots, slot_size } => [slots, slot_size, None],
             Self::Value { elem } => [code(elem), None, None],
             Self::Array { elem, len } => [code(elem), len, None],
+            Self::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => [slots, slot_size, mode],
         }
     }
 
@@ -297,6 +357,11 @@ impl OpenParams {
                     slot_size: words[1],
                 }
             }
+            Kind::Topic => Self::Topic {
+                slots: words[0],
+                slot_size: words[1],
+                mode: words[2],
+            },
             Kind::Value | Kind::Array => {
                 if !unused(2) {
                     return Err(format!(
@@ -341,6 +406,15 @@ impl OpenParams {
                 elem: elem.ok_or("an array needs an element type (p0)")?,
                 len: len.ok_or("an array needs a length (p1)")?,
             },
+            Self::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => ChannelParams::Topic {
+                slots: slots.unwrap_or(topic::DEFAULT_SLOTS),
+                slot_size: slot_size.unwrap_or(topic::DEFAULT_SLOT_SIZE),
+                mode: mode.unwrap_or(topic::mode_word(false, topic::DEFAULT_MAX_SUBSCRIBERS)),
+            },
         };
         p.check()?;
         Ok(p)
@@ -383,6 +457,22 @@ impl OpenParams {
                 elem: b.or(a),
                 len: y.or(x),
             },
+            (
+                Self::Topic {
+                    slots: a,
+                    slot_size: x,
+                    mode: m,
+                },
+                Self::Topic {
+                    slots: b,
+                    slot_size: y,
+                    mode: n,
+                },
+            ) => Self::Topic {
+                slots: b.or(a),
+                slot_size: y.or(x),
+                mode: n.or(m),
+            },
             _ => return None,
         })
     }
@@ -404,6 +494,15 @@ impl From<ChannelParams> for OpenParams {
                 elem: Some(elem),
                 len: Some(len),
             },
+            ChannelParams::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => Self::Topic {
+                slots: Some(slots),
+                slot_size: Some(slot_size),
+                mode: Some(mode),
+            },
         }
     }
 }
@@ -412,7 +511,13 @@ impl From<ChannelParams> for OpenParams {
 mod tests {
     use super::*;
 
-    const KINDS: [Kind; 4] = [Kind::Pipe, Kind::Queue, Kind::Value, Kind::Array];
+    const KINDS: [Kind; 5] = [
+        Kind::Pipe,
+        Kind::Queue,
+        Kind::Value,
+        Kind::Array,
+        Kind::Topic,
+    ];
 
     fn samples() -> Vec<ChannelParams> {
         vec![

@@ -22,7 +22,7 @@ use shmbus::util::Line;
 fn constants() {
     assert_eq!(MAGIC, 0x0100_5355_424D_4853);
     assert_eq!(MAGIC.to_le_bytes(), *b"SHMBUS\0\x01");
-    assert_eq!(ABI_VERSION, 3);
+    assert_eq!(ABI_VERSION, 4);
     assert_eq!(layout::WAIT_RECORDS, 12);
     assert_eq!((LINE, PAGE), (128, 4096));
     assert_eq!((MAX_PEERS, MAX_CHANNELS), (4096, 65_536));
@@ -119,10 +119,51 @@ fn dir_entry() {
     assert_eq!(offsets, [0, 4, 8, 12, 16, 24, 32, 64, 192, 200]);
     assert_eq!(layout::MAX_CHANNEL_NAME, 16 * 8);
     assert_eq!(
-        [1, 2, 3, 4].map(|k| layout::Kind::from_u32(k).map(layout::Kind::as_str)),
-        [Some("pipe"), Some("queue"), Some("value"), Some("array")]
+        [1, 2, 3, 4, 5].map(|k| layout::Kind::from_u32(k).map(layout::Kind::as_str)),
+        [
+            Some("pipe"),
+            Some("queue"),
+            Some("value"),
+            Some("array"),
+            Some("topic")
+        ]
     );
     assert_eq!(layout::Kind::from_u32(0), None);
+    assert_eq!(layout::Kind::from_u32(6), None);
+}
+
+/// The topic's control block and entries: the offsets the clients, the
+/// daemon and the hostile test rely on.
+#[test]
+fn topic_ctl() {
+    use shmbus::topic::{self, SubEntry, TopicCtl, TopicMeta};
+    assert_eq!((size_of::<TopicCtl>(), align_of::<TopicCtl>()), (512, 128));
+    assert_eq!(topic::TOPIC_MAGIC.to_le_bytes(), *b"TOPC");
+    assert_eq!(
+        [
+            offset_of!(TopicCtl, tail),
+            offset_of!(TopicCtl, not_empty),
+            offset_of!(TopicCtl, not_full),
+        ],
+        [128, 256, 384]
+    );
+    assert_eq!(
+        [
+            offset_of!(TopicMeta, flags),
+            offset_of!(TopicMeta, slots),
+            offset_of!(TopicMeta, slot_size),
+            offset_of!(TopicMeta, max_subscribers),
+        ],
+        [4, 8, 16, 24]
+    );
+    assert_eq!(offset_of!(SubEntry, cursor), 8);
+    assert_eq!(size_of::<Line<SubEntry>>() as u64, topic::ENTRY_SIZE);
+    assert_eq!(topic::slot_stride(24), 64);
+    assert_eq!(topic::slots_off(4), 512 + 4 * 128);
+    assert_eq!(
+        topic::body_len(4, 24, topic::mode_word(false, 4)),
+        512 + 4 * 128 + 4 * 64
+    );
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod registry;
 mod report;
 mod select;
 mod shared;
+mod topic;
 
 use std::io::{IsTerminal, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -51,7 +52,7 @@ struct Args {
     /// (repeat the option or separate with commas), e.g. `--filter rt-busy`.
     #[arg(long, value_delimiter = ',')]
     filter: Vec<String>,
-    /// Run the rows of a named preset (`pipe`, `queue`, `table`; see
+    /// Run the rows of a named preset (`pipe`, `queue`, `table`, `topic`; see
     /// `--list`), besides any `--filter`.
     #[arg(long, value_delimiter = ',')]
     preset: Vec<String>,
@@ -361,6 +362,9 @@ fn child(role: &str) {
         "queue-echo" => queue::echo(&a[0], &a[1], n(2), a[3] == "true"),
         "queue-producer" => queue::producer(&a[0], &a[1], n(2), a[3] == "true"),
         "queue-consumer" => queue::consumer(&a[0], &a[1], n(2), a[3] == "true"),
+        "topic-echo" => topic::echo(&a[0], &a[1], n(2), a[3] == "true"),
+        "topic-publisher" => topic::publisher(&a[0], &a[1], n(2)),
+        "topic-subscriber" => topic::subscriber(&a[0], &a[1], n(2)),
         "table-writer" => shared::table_writer(&a[0], &a[1], &a[2], a[3] == "true", n(4)),
         "table-reader" => shared::table_reader(&a[0], &a[1], &a[2], a[3] == "true"),
         "icount" => icount::run(&a[0], &a[1], n(2)),

@@ -5,7 +5,7 @@ use crate::measure::{self, Ctx, Goal, Group, Kind, Measured, Spec};
 use crate::peers::Transport;
 use crate::pipe::Len;
 use crate::shared::AloneOp;
-use crate::{floor, peers, pipe, python, python_shmbus, queue, shared, SIZES};
+use crate::{floor, peers, pipe, python, python_shmbus, queue, shared, topic, SIZES};
 
 fn s(v: &str) -> String {
     v.to_owned()
@@ -203,6 +203,35 @@ pub(crate) fn registry() -> Vec<Spec> {
                 Ok(queue::throughput(c, p, p, busy))
             })),
         ));
+    }
+    add(
+        s("shmbus/topic-rt-busy/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "topic round trip (ping and pong topics of 64 slots, one subscriber each), both sides busy-polling try_publish/try_recv_with",
+        Some(Box::new(|c: &Ctx| Ok(topic::round_trip(c, false)))),
+    );
+    add(
+        s("shmbus/topic-rt-publish-recv/64"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "topic round trip with publish/recv_with back to back (their spin phase usually catches the answer)",
+        Some(Box::new(|c: &Ctx| Ok(topic::round_trip(c, true)))),
+    );
+    for subs in [1u64, 2, 4] {
+        add(
+            format!("shmbus/topic-tput-{subs}sub/64"),
+            Throughput,
+            64,
+            Shmbus,
+            &format!(
+                "lossless topic one-way throughput, one publisher process (publish) and {subs} \
+                 subscriber process(es) (recv_with), 64-byte messages, every subscriber gets every one"
+            ),
+            Some(Box::new(move |c: &Ctx| Ok(topic::throughput(c, subs)))),
+        );
     }
     let value_read = add(
         s("shmbus/value-read/8"),
@@ -607,6 +636,18 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "python/mp-value-",
             "python/mp-array16-",
             "python/mp-rawarray16-",
+        ],
+    ),
+    (
+        "topic",
+        "topic round trips (busy, back to back) and one-way throughput to 1, 2 and 4 subscribers, beside the floors and the pipe",
+        &[
+            "floor/cacheline-rt/",
+            "shmbus/pipe-rt-busy/",
+            "shmbus/pipe-rt-send-recv/",
+            "shmbus/topic-",
+            "floor/ring-tput/",
+            "shmbus/pipe-tput/64",
         ],
     ),
 ];

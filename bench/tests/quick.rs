@@ -73,10 +73,13 @@ fn presets_select_rows_and_unknown_ones_are_refused() {
     assert!(pipe.contains("shmbus/pipe-tput/64 "), "{pipe}");
     assert!(!pipe.contains("shmbus/pipe-tput/4096"), "{pipe}");
     assert!(!pipe.contains("alt/pipe2-"), "{pipe}");
+    let topic = String::from_utf8_lossy(&list("topic").stdout).into_owned();
+    assert!(topic.contains("shmbus/topic-rt-busy/64"), "{topic}");
+    assert!(topic.contains("shmbus/topic-tput-4sub/64"), "{topic}");
     let bad = list("nonesuch");
     assert_eq!(bad.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("presets: pipe, queue, table"),
+        String::from_utf8_lossy(&bad.stderr).contains("presets: pipe, queue, python, select, table, topic"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );

@@ -1,7 +1,8 @@
-//! `send` and `recv`: frames through a pipe or a queue.
+//! `send` and `recv`: frames through a pipe, a queue or a topic (and `pub`
+//! and `sub`, which are `send` and `recv` on a topic).
 //!
 //! Which channel a name means: an existing queue is used as a queue, an
-//! existing pipe as a pipe. A missing name is where mistakes hide (a typo'd
+//! existing topic as a topic, an existing pipe as a pipe. A missing name is where mistakes hide (a typo'd
 //! `recv` used to create a pipe and wait on it forever), so `recv` creates
 //! nothing unless given `--create`, and `send` creates a pipe and says so on
 //! standard error, naming its capacity.
@@ -12,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use clap::Args;
-use shmbus_client::{Bus, Error, Kind, Pipe, PipeReceiver, PipeSender, Queue};
+use shmbus_client::{Bus, Error, Kind, Pipe, PipeReceiver, PipeSender, Queue, Topic};
 
 use crate::common::{error, parse_seconds, stdout_error, Failure};
 
@@ -54,12 +55,18 @@ pub(crate) struct RecvArgs {
     /// Give up if no frame arrives for this long (seconds; fractions allowed).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub(crate) timeout: Option<Duration>,
+
+    /// Topics only: first print up to this many messages published before
+    /// (those still in the ring).
+    #[arg(long, value_name = "K")]
+    pub(crate) history: Option<u64>,
 }
 
 /// What a name given to `send` or `recv` turned out to be.
 pub(crate) enum Channel {
     Pipe(Pipe),
     Queue(Queue),
+    Topic(Topic),
 }
 
 /// Opens `name` as the pipe or queue it is. If it does not exist: with
@@ -74,6 +81,10 @@ pub(crate) fn open(bus: &Bus, name: &str, create: bool) -> Result<Channel, Failu
             found: Some(Kind::Queue),
             ..
         }) => bus.open_queue(name).map(Channel::Queue).map_err(error),
+        Err(Error::KindMismatch {
+            found: Some(Kind::Topic),
+            ..
+        }) => bus.open_topic(name).map(Channel::Topic).map_err(error),
         Err(Error::KindMismatch {
             found: Some(kind @ (Kind::Value | Kind::Array)),
             ..
@@ -130,6 +141,7 @@ fn for_each_frame(
 pub(crate) fn send(bus: &Bus, a: SendArgs) -> Result<(), Failure> {
     match open(bus, &a.name, true)? {
         Channel::Queue(q) => send_queue(&q, &a),
+        Channel::Topic(t) => send_topic(&t, &a),
         Channel::Pipe(pipe) => {
             let mut tx = pipe.sender().map_err(error)?;
             for_each_frame(&a.messages, |m| send_one(&mut tx, m, a.timeout))
@@ -169,9 +181,106 @@ fn send_queue(q: &Queue, a: &SendArgs) -> Result<(), Failure> {
     })
 }
 
+/// `pub`: `send` to a topic, created with the defaults if missing.
+pub(crate) fn publish(bus: &Bus, a: SendArgs) -> Result<(), Failure> {
+    send_topic(&topic(bus, &a.name)?, &a)
+}
+
+/// `sub`: `recv` from a topic, created with the defaults if missing.
+pub(crate) fn subscribe(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
+    if a.names.len() > 1 {
+        return Err(error(
+            "`shmbus sub` takes one topic; run one per topic".to_owned(),
+        ));
+    }
+    recv_topic(&topic(bus, &a.names[0])?, &a)
+}
+
+fn topic(bus: &Bus, name: &str) -> Result<Topic, Failure> {
+    bus.topic(name).map_err(|e| match e {
+        Error::KindMismatch { found: Some(k), .. } => error(format!(
+            "{name} is {}, not a topic: use `shmbus send {name}` or `shmbus recv {name}`",
+            k.with_article()
+        )),
+        e => error(e),
+    })
+}
+
+fn send_topic(t: &Topic, a: &SendArgs) -> Result<(), Failure> {
+    let p = t.publisher();
+    for_each_frame(&a.messages, |m| {
+        let r = match a.timeout {
+            Some(d) => p.publish_timeout(m, d),
+            None => p.publish(m),
+        };
+        r.map_err(|e| match e {
+            Error::Timeout => Failure::Timeout(format!(
+                "topic {0} stayed full for {1:?}: its slowest subscriber is not keeping up",
+                t.name(),
+                a.timeout.unwrap_or_default()
+            )),
+            e => error(format!("publishing to topic {}: {e}", t.name())),
+        })
+    })
+}
+
+/// `recv` on a topic: subscribes, then prints every message until COUNT,
+/// the timeout, or the bus closing; a lossy topic's missed messages are
+/// counted on standard error.
+fn recv_topic(t: &Topic, a: &RecvArgs) -> Result<(), Failure> {
+    let s = t
+        .subscribe_with_history(a.history.unwrap_or(0))
+        .map_err(error)?;
+    let stdout = io::stdout();
+    let tty = stdout.is_terminal();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let print =
+        |out: &mut dyn Write, b: &[u8]| out.write_all(b).and_then(|()| out.write_all(b"\n"));
+    let mut n: u64 = 0;
+    while a.count.is_none_or(|c| n < c) {
+        let r = match s.try_recv_with(|b| print(&mut out, b)) {
+            Err(Error::Empty) => {
+                out.flush().map_err(stdout_error)?;
+                match a.timeout {
+                    Some(d) => s.recv_with_timeout(d, |b| print(&mut out, b)),
+                    None => s.recv_with(|b| print(&mut out, b)),
+                }
+            }
+            r => r,
+        };
+        match r {
+            Ok(w) => w.map_err(stdout_error)?,
+            Err(Error::Lagged(k)) => {
+                out.flush().map_err(stdout_error)?;
+                let _ = writeln!(
+                    io::stderr().lock(),
+                    "shmbus: missed {k} messages on topic {} (lossy; this subscriber fell behind)",
+                    t.name()
+                );
+                continue;
+            }
+            Err(Error::Timeout) => {
+                out.flush().map_err(stdout_error)?;
+                return Err(Failure::Timeout(format!(
+                    "nothing on topic {0} for {1:?}: is anything publishing (`shmbus pub {0}`)?",
+                    t.name(),
+                    a.timeout.unwrap_or_default()
+                )));
+            }
+            Err(e) => return Err(error(format!("receiving from topic {}: {e}", t.name()))),
+        }
+        n += 1;
+        if tty {
+            out.flush().map_err(stdout_error)?;
+        }
+    }
+    out.flush().map_err(stdout_error)
+}
+
 pub(crate) fn recv(bus: &Bus, a: RecvArgs) -> Result<(), Failure> {
     match open(bus, &a.names[0], a.create)? {
         Channel::Queue(q) => recv_queue(&q, &a),
+        Channel::Topic(t) => recv_topic(&t, &a),
         Channel::Pipe(pipe) => recv_pipe(&pipe, &a),
     }
 }

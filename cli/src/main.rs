@@ -9,6 +9,9 @@
 //! shmbus [--bus NAME] create queue NAME [--slots N] [--slot-size BYTES]
 //! shmbus [--bus NAME] create value NAME TYPE
 //! shmbus [--bus NAME] create array NAME TYPE LEN
+//! shmbus [--bus NAME] create topic NAME [--slots N] [--slot-size BYTES] [--lossy] [--max-subscribers N]
+//! shmbus [--bus NAME] pub NAME [MESSAGE...] [--timeout SECONDS]
+//! shmbus [--bus NAME] sub NAME [-n COUNT] [--timeout SECONDS] [--history K]
 //! shmbus [--bus NAME] get NAME
 //! shmbus [--bus NAME] set NAME VALUE...
 //! shmbus [--bus NAME] add NAME DELTA
@@ -16,7 +19,8 @@
 //! shmbus [--bus NAME] rm NAME...
 //! ```
 //!
-//! `send` and `recv` take a pipe or a queue (whichever NAME is). `recv`
+//! `send` and `recv` take a pipe, a queue or a topic (whichever NAME is);
+//! `pub` and `sub` take a topic, created with the defaults if missing. `recv`
 //! never creates a channel unless given `--create`; `send` creates a missing
 //! NAME as a pipe and says so on standard error (`shmbus: created pipe NAME
 //! (capacity 65536 bytes)`), so that a typo does not leave a silent pipe
@@ -76,7 +80,9 @@ enum Command {
     /// List the bus's channels.
     ///
     /// One line per channel: name, kind, capacity in bytes, bytes waiting to be
-    /// read, and the attached ends (sender, receiver). For a value or array:
+    /// read, and the attached ends (sender, receiver). For a topic: slots x
+    /// slot size and the mode, how many messages the slowest subscriber is
+    /// behind, and the number of subscribers. For a value or array:
     /// its type and length (`f64[16]`), its version (`v42`, the number of
     /// writes), and `writer` while a writer holds its lock. A channel removed
     /// while still open shows as `KIND (removed, N open)`: N connections
@@ -87,8 +93,10 @@ enum Command {
     ///
     /// Rates come from the positions the channels keep anyway, read twice,
     /// an interval apart: IN/OUT are bytes/s sent/received for a pipe,
-    /// items/s put/taken for a queue, writes/s for a value or array. DEPTH
-    /// is bytes waiting (pipe), items waiting (queue) or the version (value).
+    /// items/s put/taken for a queue, writes/s for a value or array,
+    /// messages/s published for a topic. DEPTH is bytes waiting (pipe),
+    /// items waiting (queue), the version (value) or the slowest
+    /// subscriber's lag (topic).
     /// On a terminal the table is redrawn in place; otherwise each sample is
     /// printed as a plain table after a title line. Ctrl-C stops it (exit
     /// 130).
@@ -115,6 +123,22 @@ enum Command {
     /// polling) and prints `NAME: FRAME` lines; it ends when every pipe
     /// among them has ended (never, if a queue is among them).
     Recv(RecvArgs),
+    /// Publish messages on a topic: every subscriber receives each.
+    ///
+    /// NAME is created as a lossless topic with the defaults if missing.
+    /// Without MESSAGE arguments, each line of standard input is one
+    /// message. Waits while the slowest subscriber of a lossless topic is a
+    /// whole ring behind.
+    Pub(SendArgs),
+    /// Subscribe to a topic and print every message published from now on,
+    /// one per line.
+    ///
+    /// NAME is created as a lossless topic with the defaults if missing. A
+    /// topic has no end: stop with -n or --timeout. --history K first prints
+    /// up to K earlier messages still in the ring. On a lossy topic, a
+    /// subscriber that falls a ring behind prints the number of messages it
+    /// missed on standard error and goes on.
+    Sub(RecvArgs),
     /// Create a channel; succeeds if it exists already with the same
     /// parameters.
     #[command(subcommand)]
@@ -180,6 +204,26 @@ enum CreateCommand {
         /// [default: 256].
         #[arg(long = "slot-size", value_name = "BYTES", value_parser = parse_size)]
         slot_size: Option<u64>,
+    },
+    /// A topic: publish once, every subscriber receives.
+    Topic {
+        /// The topic's name.
+        name: String,
+        /// Number of slots: a power of two, 2 to 16777216 [default: 1024].
+        #[arg(long, value_name = "N")]
+        slots: Option<u64>,
+        /// Largest message in bytes, 1 to 1M (K, M suffixes allowed)
+        /// [default: 256].
+        #[arg(long = "slot-size", value_name = "BYTES", value_parser = parse_size)]
+        slot_size: Option<u64>,
+        /// Lossy delivery: publishers never wait; a subscriber that falls a
+        /// ring behind is told how many messages it missed [default:
+        /// lossless].
+        #[arg(long)]
+        lossy: bool,
+        /// Largest number of subscribers, 1 to 1024 [default: 64].
+        #[arg(long = "max-subscribers", value_name = "N")]
+        max_subscribers: Option<u64>,
     },
     /// A typed value (one element), initially 0.
     ///
@@ -279,6 +323,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Send(a) => frames::send(&bus, a),
         Command::Recv(a) if a.names.len() > 1 => many::recv_many(&bus, &a),
         Command::Recv(a) => frames::recv(&bus, a),
+        Command::Pub(a) => frames::publish(&bus, a),
+        Command::Sub(a) => frames::subscribe(&bus, a),
         Command::Create(c) => create(&bus, c),
         Command::Get(a) => get(&bus, &a.name),
         Command::Set(a) => set(&bus, &a),
@@ -349,6 +395,16 @@ fn ls(bus: &Bus) -> Result<(), Failure> {
                 q.depth.to_string(),
                 "-".to_owned(),
             ),
+            ChannelDetails::Topic(t) => (
+                format!(
+                    "{}x{} {}",
+                    t.slots,
+                    t.slot_size,
+                    if t.lossy { "lossy" } else { "lossless" }
+                ),
+                t.max_lag.to_string(),
+                format!("{} subscribers", t.subscribers),
+            ),
             ChannelDetails::Corrupt(what) => ("-".into(), "-".into(), format!("corrupt: {what}")),
             _ => ("-".into(), "-".into(), "-".into()),
         };
@@ -401,6 +457,28 @@ fn create(bus: &Bus, c: CreateCommand) -> Result<(), Failure> {
             }
             if let Some(z) = slot_size {
                 b = b.slot_size(z);
+            }
+            b.open().map(drop)
+        }
+        CreateCommand::Topic {
+            name,
+            slots,
+            slot_size,
+            lossy,
+            max_subscribers,
+        } => {
+            let mut b = bus.topic_builder(&name);
+            if let Some(n) = slots {
+                b = b.slots(n);
+            }
+            if let Some(z) = slot_size {
+                b = b.slot_size(z);
+            }
+            if lossy || max_subscribers.is_some() {
+                b = b.lossy(lossy);
+            }
+            if let Some(n) = max_subscribers {
+                b = b.max_subscribers(n);
             }
             b.open().map(drop)
         }

@@ -29,6 +29,13 @@ pub(crate) fn recv_many(bus: &Bus, a: &RecvArgs) -> Result<(), Failure> {
             Ok(match c {
                 Channel::Pipe(p) => Source::Pipe(Some(p.receiver().map_err(error)?)),
                 Channel::Queue(q) => Source::Queue(q),
+                Channel::Topic(t) => {
+                    return Err(error(format!(
+                        "{0} is a topic: `shmbus recv` over several names takes pipes and \
+                         queues; use `shmbus sub {0}` for a topic",
+                        t.name()
+                    )))
+                }
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;

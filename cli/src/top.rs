@@ -55,6 +55,8 @@ enum Counters {
     Queue { put: u64, taken: u64 },
     /// A value's or array's version: its number of writes.
     Table { version: u64 },
+    /// A topic's messages published.
+    Topic { published: u64 },
 }
 
 fn counters(c: &ChannelInfo) -> Option<Counters> {
@@ -68,6 +70,9 @@ fn counters(c: &ChannelInfo) -> Option<Counters> {
             taken: q.taken,
         }),
         ChannelDetails::Table(t) => Some(Counters::Table { version: t.version }),
+        ChannelDetails::Topic(t) => Some(Counters::Topic {
+            published: t.published,
+        }),
         _ => None,
     }
 }
@@ -158,6 +163,9 @@ fn table(before: &Sample, after: &Sample) -> Vec<[String; 7]> {
                 (Some(Counters::Table { version }), Some(Counters::Table { version: v })) => {
                     [fmt(rate(version, v, secs)), "-".to_owned()]
                 }
+                (Some(Counters::Topic { published }), Some(Counters::Topic { published: p })) => {
+                    [fmt(rate(published, p, secs)), "-".to_owned()]
+                }
                 _ => ["-".to_owned(), "-".to_owned()],
             }
         };
@@ -193,6 +201,12 @@ fn table(before: &Sample, after: &Sample) -> Vec<[String; 7]> {
                 rates("/s"),
                 t.writer
                     .map_or_else(|| "-".to_owned(), |h| holder("writer", h)),
+            ),
+            ChannelDetails::Topic(t) => (
+                format!("{}x{}", t.slots, t.slot_size),
+                t.max_lag.to_string(),
+                rates("/s"),
+                format!("{} subscribers", t.subscribers),
             ),
             ChannelDetails::Corrupt(what) => (
                 "-".into(),

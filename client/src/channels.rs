@@ -83,6 +83,28 @@ fn read_entry(m: &Mapping, index: u32) -> Option<ChannelInfo> {
                 Err(what) => ChannelDetails::Corrupt(what),
             }
         }
+        Ok(ChannelParams::Topic {
+            slots,
+            slot_size,
+            mode,
+        }) => match m.topic(offset, length, slots, slot_size, mode) {
+            Ok(body) => {
+                // SAFETY: the ring is used only within this call, while
+                // `m` (the mapping) is borrowed.
+                let ring = unsafe { body.ring() };
+                let s = body.ctl.stats(&ring);
+                ChannelDetails::Topic(TopicInfo {
+                    slots: s.slots,
+                    slot_size: s.slot_size,
+                    lossy: s.lossy,
+                    max_subscribers: s.max_subscribers,
+                    subscribers: s.subscribers,
+                    published: s.tail,
+                    max_lag: s.max_lag,
+                })
+            }
+            Err(what) => ChannelDetails::Corrupt(what),
+        },
         Ok(p @ (ChannelParams::Value { elem } | ChannelParams::Array { elem, .. })) => {
             let len = p.table_len().unwrap_or(1);
             match m.seqlock(offset, length, u64::from(elem.code()), len) {
@@ -177,6 +199,8 @@ pub enum ChannelDetails {
     Queue(QueueInfo),
     /// A value's or array's type and state.
     Table(TableInfo),
+    /// A topic's parameters and state.
+    Topic(TopicInfo),
     /// A kind this version does not inspect; its raw parameters.
     Other {
         /// The directory's parameters.
@@ -239,6 +263,26 @@ pub struct QueueInfo {
     pub put: u64,
     /// Items ever taken (the dequeue position, gets in progress included).
     pub taken: u64,
+}
+
+/// A snapshot of a topic, in [`ChannelDetails::Topic`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Number of slots.
+    pub slots: u64,
+    /// Largest message in bytes.
+    pub slot_size: u64,
+    /// Lossy (true) or lossless.
+    pub lossy: bool,
+    /// Largest number of subscribers.
+    pub max_subscribers: u64,
+    /// Subscribers now.
+    pub subscribers: u64,
+    /// Messages ever published (publishes in progress and tombstones
+    /// included): two snapshots give a rate.
+    pub published: u64,
+    /// How many messages the slowest subscriber is behind (0 with none).
+    pub max_lag: u64,
 }
 
 /// A snapshot of a pipe, in [`ChannelDetails::Pipe`].

@@ -26,6 +26,11 @@
 //! | `get`, `get_into`, `get_with` and their `_timeout`/`_deadline` forms | `Timeout`, `BusClosed`, `Corrupt` |
 //! | `task_done` | `TaskDone`, `BusClosed` |
 //! | `join` and its `_timeout`/`_deadline` forms | `Timeout`, `BusClosed` |
+//! | [`Topic::subscribe`](crate::Topic::subscribe) | `TooManySubscribers`, `BusClosed` |
+//! | topic `try_publish`, `try_claim` | `Full` (lossless), `TooLarge`, `BusClosed`, `Corrupt` |
+//! | topic `publish`, `claim` and their `_timeout`/`_deadline` forms | `TooLarge`, `Timeout`, `BusClosed`, `Corrupt` |
+//! | subscriber `try_recv`, `try_recv_into`, `try_recv_with` | `Empty`, `Lagged` (lossy), `BusClosed`, `Corrupt` |
+//! | subscriber `recv`, `recv_into`, `recv_with` and their `_timeout`/`_deadline` forms | `Lagged` (lossy), `Timeout`, `BusClosed`, `Corrupt` |
 //!
 //! `Timeout` comes only from the `_timeout` and `_deadline` forms.
 
@@ -332,6 +337,18 @@ pub enum Error {
     /// `Queue::task_done` was called more times than items were put
     /// (Python's `ValueError` from `JoinableQueue.task_done`).
     TaskDone,
+    /// A lossy topic's subscriber fell more than a ring behind: this many
+    /// messages were overwritten before it read them. The next receive
+    /// continues with the oldest message still in the ring (tokio's
+    /// `broadcast::error::RecvError::Lagged`).
+    Lagged(u64),
+    /// The topic already has its largest number of subscribers.
+    TooManySubscribers {
+        /// The topic's name.
+        topic: String,
+        /// Its largest number of subscribers.
+        max: u64,
+    },
     /// The daemon is shutting down, exited, was killed or was replaced: this
     /// connection is over. Reconnect once a daemon serves the bus again.
     BusClosed,
@@ -402,6 +419,8 @@ impl Error {
             Self::TooLarge { .. } => "TooLarge",
             Self::Timeout => "Timeout",
             Self::TaskDone => "TaskDone",
+            Self::Lagged(_) => "Lagged",
+            Self::TooManySubscribers { .. } => "TooManySubscribers",
             Self::BusClosed => "BusClosed",
             Self::Interrupted => "Interrupted",
             Self::Corrupt(_) => "Corrupt",
@@ -593,6 +612,15 @@ impl fmt::Display for Error {
                 "item of {len} bytes is larger than this queue's slot size of {max} bytes: \
                  create the queue with a larger slot size"
             ),
+            Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Topic,
+            } => write!(
+                f,
+                "message of {len} bytes is larger than this topic's slot size of {max} bytes: \
+                 create the topic with a larger slot size"
+            ),
             Self::TooLarge { len, max, kind } => write!(
                 f,
                 "frame of {len} bytes is larger than this {kind}'s limit of {max} bytes \
@@ -602,6 +630,16 @@ impl fmt::Display for Error {
             Self::TaskDone => write!(
                 f,
                 "task_done() called more times than items were put in the queue"
+            ),
+            Self::Lagged(n) => write!(
+                f,
+                "subscriber lagged behind a lossy topic: {n} messages were overwritten before \
+                 it read them; the next receive continues with the oldest one still there"
+            ),
+            Self::TooManySubscribers { topic, max } => write!(
+                f,
+                "topic {topic:?} already has its largest number of subscribers ({max}): \
+                 create it with a larger max_subscribers"
             ),
             Self::Interrupted => f.write_str(
                 "the wait was interrupted (the process's interrupt check, typically a signal); \
@@ -748,6 +786,66 @@ impl From<shmbus::queue::GetError> for Error {
             shmbus::queue::GetError::Timeout => Self::Timeout,
             shmbus::queue::GetError::Interrupted => Self::closed_or_interrupted(),
             shmbus::queue::GetError::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::topic::TryPublishError> for Error {
+    #[inline]
+    fn from(e: shmbus::topic::TryPublishError) -> Self {
+        use shmbus::topic::TryPublishError as E;
+        match e {
+            E::Full => Self::Full,
+            E::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Topic,
+            },
+            E::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::topic::PublishError> for Error {
+    /// `Interrupted` comes only from the closed-bus check: [`Error::BusClosed`].
+    #[inline]
+    fn from(e: shmbus::topic::PublishError) -> Self {
+        use shmbus::topic::PublishError as E;
+        match e {
+            E::TooLarge { len, max } => Self::TooLarge {
+                len,
+                max,
+                kind: Kind::Topic,
+            },
+            E::Timeout => Self::Timeout,
+            E::Interrupted => Self::BusClosed,
+            E::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::topic::TryRecvError> for Error {
+    #[inline]
+    fn from(e: shmbus::topic::TryRecvError) -> Self {
+        use shmbus::topic::TryRecvError as E;
+        match e {
+            E::Empty => Self::Empty,
+            E::Lagged(n) => Self::Lagged(n),
+            E::Corrupt(w) => Self::Corrupt(w),
+        }
+    }
+}
+
+impl From<shmbus::topic::RecvError> for Error {
+    /// `Interrupted` comes only from the closed-bus check: [`Error::BusClosed`].
+    #[inline]
+    fn from(e: shmbus::topic::RecvError) -> Self {
+        use shmbus::topic::RecvError as E;
+        match e {
+            E::Lagged(n) => Self::Lagged(n),
+            E::Timeout => Self::Timeout,
+            E::Interrupted => Self::BusClosed,
+            E::Corrupt(w) => Self::Corrupt(w),
         }
     }
 }

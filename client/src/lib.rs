@@ -133,7 +133,8 @@
 // `remove` in bus/removal.rs); select (the trait each kind implements to
 // be waited on with others); then each kind with its `Bus` openers: pipe
 // (with pipe/sender.rs, pipe/receiver.rs), queue (openers and QueueBuilder
-// in queue/open.rs), table (with table/typed.rs).
+// in queue/open.rs), table (with table/typed.rs), topic (openers and
+// TopicBuilder in topic/open.rs, topic/publisher.rs, topic/subscriber.rs).
 mod bus;
 mod channels;
 mod control;
@@ -146,10 +147,13 @@ mod queue;
 mod segment;
 mod select;
 mod table;
+mod topic;
 mod wait;
 
 pub use bus::{default_bus_name, Bus, BUS_ENV, DEFAULT_BUS};
-pub use channels::{ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo};
+pub use channels::{
+    ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo, TopicInfo,
+};
 pub use error::{End, Error, Result};
 pub use interrupt::set_interrupt_check;
 pub use pipe::receiver::PipeReceiver;
@@ -163,6 +167,10 @@ pub use shmbus::layout::Kind;
 pub use shmbus::seqlock::{ElemType, Element, Integer};
 pub use table::typed::{Array, Value};
 pub use table::Table;
+pub use topic::open::TopicBuilder;
+pub use topic::publisher::{Publisher, TopicClaim};
+pub use topic::subscriber::Subscriber;
+pub use topic::Topic;
 
 // The README's library snippets, compiled by `cargo test` (`rust,no_run`).
 #[cfg(doctest)]

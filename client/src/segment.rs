@@ -29,7 +29,7 @@ use rustix::io::Errno;
 use shmbus::futex::{Doorbell, WaitRecords};
 use shmbus::layout::{
     self, DirEntry, Geometry, Header, LayoutError, PeerSlot, PipeBody, QueueBody, SegmentView,
-    SeqlockBody,
+    SeqlockBody, TopicBody,
 };
 
 use crate::error::Error;
@@ -339,6 +339,26 @@ impl Mapping {
     ) -> Result<QueueBody<'_>, &'static str> {
         let body = self.view.queue(offset, length, slots, slot_size)?;
         body.ctl.check(slots, slot_size, length)?;
+        Ok(body)
+    }
+
+    /// The topic body at `offset .. offset + length` with the given
+    /// parameters, as the daemon or the directory describe it (untrusted).
+    ///
+    /// # Errors
+    /// A message naming the first check that failed: where the body is
+    /// ([`SegmentView::topic`]), then what its control block holds
+    /// ([`shmbus::topic::TopicCtl::check`]).
+    pub(crate) fn topic(
+        &self,
+        offset: u64,
+        length: u64,
+        slots: u64,
+        slot_size: u64,
+        mode: u64,
+    ) -> Result<TopicBody<'_>, &'static str> {
+        let body = self.view.topic(offset, length, slots, slot_size, mode)?;
+        body.ctl.check(slots, slot_size, mode, length)?;
         Ok(body)
     }
 

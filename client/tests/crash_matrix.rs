@@ -1,5 +1,6 @@
 //! The crash matrix: SIGKILL a pipe sender, a pipe receiver, a queue producer,
-//! a queue consumer and a value writer at random moments under load, many
+//! a queue consumer, a value writer, a topic publisher and a topic subscriber
+//! (their roles are in `crash_matrix/topic.rs`) at random moments under load, many
 //! times each, on one daemon and one channel per role; after every kill the
 //! survivors must go on, nothing committed may be lost or duplicated, and a
 //! replacement process must be able to use the channel.
@@ -20,6 +21,8 @@
 //! | pipe receiver | sender (this process) | each receiver reports the contiguous range it took; the next one starts where it stopped, or one frame later if it was killed inside a receive (the frame it took but had not acked); the sender sees `Disconnected` and resumes with the next receiver |
 //! | queue producer | 2 consumers + 1 producer (threads here) | each victim's messages arrive exactly once as `0..k`, `acked <= k <= acked + 1`; every survivor's and marker's message exactly once; the unfinished count equals the puts |
 //! | queue consumer | 2 producers + 1 consumer (threads here) | no message twice (victims' logs plus the survivor's); messages put and never taken by anyone: at most one per victim killed inside a get; the unfinished count equals the puts |
+//! | topic publisher | 2 subscribers + 1 publisher (threads here), lossless topic | both subscribers receive the same messages in the same order; each victim's as `0..k`, `acked <= k <= acked + 1`; every survivor's and marker's message exactly once |
+//! | topic subscriber | 1 subscriber + 1 publisher (threads here), lossless topic | the victim checks every message it gets and each publisher's run for holes (a failed check is not a SIGKILL death); the publisher, held back by the dead subscriber, goes on once its place is freed; the survivor gets every message once; every dead subscriber's place is freed |
 //! | value writer | a reader (thread here) and the next writer | no torn read ever (checksummed array); after the kill the array holds the victim's last acked write or the one after; a new write goes through (the lock is cleared) and reads back. Each victim is SIGSTOPped just before its SIGKILL so that whether it died holding the writer lock can be read and counted |
 //!
 //! # Wait past the death
@@ -53,6 +56,9 @@ use std::time::{Duration, Instant};
 use rustix::process::{Signal, WaitId, WaitIdOptions};
 use shmbus_client::{Bus, ChannelDetails, Error};
 use support::{fnv, Daemon, Proc, Rng};
+
+#[path = "crash_matrix/topic.rs"]
+mod topic;
 
 /// The test that child processes run (see `support::Proc::spawn_role`).
 const DISPATCH: &str = "child_role";
@@ -96,6 +102,8 @@ fn child_role() {
         "queue_producer" => queue_producer(&args[0], args[1].parse().unwrap(), &args[2]),
         "queue_consumer" => queue_consumer(&args[0], &args[1], &args[2]),
         "value_writer" => value_writer(&args[0], args[1].parse().unwrap(), &args[2]),
+        "topic_publisher" => topic::topic_publisher(&args[0], args[1].parse().unwrap(), &args[2]),
+        "topic_subscriber" => topic::topic_subscriber(&args[0], &args[1]),
         other => panic!("unknown role {other}"),
     }
 }
@@ -1182,4 +1190,16 @@ fn long_crash_matrix() {
     run_queue_producer_kills(n);
     run_queue_consumer_kills(n);
     run_value_writer_kills(n);
+    topic::run_topic_publisher_kills(n);
+    topic::run_topic_subscriber_kills(n);
+}
+
+#[test]
+fn topic_publisher_killed_under_load() {
+    topic::run_topic_publisher_kills(kills(DEFAULT_KILLS));
+}
+
+#[test]
+fn topic_subscriber_killed_under_load() {
+    topic::run_topic_subscriber_kills(kills(DEFAULT_KILLS));
 }

@@ -4,14 +4,16 @@
 //! A real daemon (this binary in the `daemon` role) serves a unique bus. A
 //! fuzz child (this binary in the `fuzz` role, so that a SIGSEGV or SIGBUS is
 //! reported with its seed instead of killing the harness) creates a pipe, a
-//! queue, a value and an array, maps the segment itself with `memmap2`, and
+//! queue, a value, an array and a topic, maps the segment itself with `memmap2`, and
 //! runs cases. Each case:
 //!
 //! 1. connects a fresh [`Bus`], attaches both pipe ends, opens the queue,
-//!    value and array, and moves their positions with a few normal operations;
+//!    value, array and topic (a publisher and a subscriber), and moves their
+//!    positions with a few normal operations;
 //! 2. scribbles 1 to 4 words chosen among the header, the peer table, the
 //!    directory entries, the pipe's control block and record headers, the
-//!    queue's positions, counters, cell state and length words, the seqlock
+//!    queue's positions, counters, cell state and length words, the topic's
+//!    control block, subscriber entries and slot words, the seqlock
 //!    state and copy words, and every doorbell word: with boundary values (0, 1,
 //!    capacity - 1, capacity, capacity + 1, `u32::MAX`, `u64::MAX`, 2^63,
 //!    misaligned neighbours, one flipped bit) or random ones; before the
@@ -110,6 +112,10 @@ const PIPE_CAP: u64 = 256;
 const Q_SLOTS: u64 = 4;
 const Q_SLOT_SIZE: u64 = 24;
 const ARR_LEN: usize = 5;
+/// Topic slots, slot size and largest number of subscribers.
+const T_SLOTS: u64 = 4;
+const T_SLOT_SIZE: u64 = 24;
+const T_SUBS: u64 = 4;
 
 /// Entry point of every child process; a no-op in the parent test run.
 #[test]
@@ -258,6 +264,10 @@ fn daemon_still_serves(d: &Daemon) {
     let v = b.value::<u64>("after-v").unwrap();
     v.store(7).unwrap();
     assert_eq!(v.load(), 7);
+    let t = b.topic("after-t").unwrap();
+    let s = t.subscribe().unwrap();
+    t.publisher().try_publish(b"y").unwrap();
+    assert_eq!(s.try_recv().unwrap(), b"y");
 }
 
 // ---------------------------------------------------------------------------
@@ -331,15 +341,16 @@ struct Layout {
     peers_off: u64,
     peers: u64,
     dir_off: u64,
-    /// Directory index, body offset and body length of p, q, v, a.
-    chans: [(u64, u64, u64); 4],
+    /// Directory index, body offset and body length of p, q, v, a, t.
+    chans: [(u64, u64, u64); 5],
 }
 
 const PIPE: usize = 0;
 const QUEUE: usize = 1;
 const VALUE: usize = 2;
 const ARRAY: usize = 3;
-const NAMES: [&str; 4] = ["p", "q", "v", "a"];
+const TOPIC: usize = 4;
+const NAMES: [&str; 5] = ["p", "q", "v", "a", "t"];
 
 impl Layout {
     fn read(seg: &Seg) -> Self {
@@ -347,7 +358,7 @@ impl Layout {
         let peers = seg.get(56, false);
         let dir_off = seg.get(64, true);
         let dir_count = seg.get(72, false);
-        let mut chans = [(u64::MAX, 0, 0); 4];
+        let mut chans = [(u64::MAX, 0, 0); 5];
         for i in 0..dir_count {
             let e = dir_off + i * 256;
             if seg.get(e, false) != 2 || seg.get(e + 12, false) != 1 {
@@ -388,7 +399,7 @@ struct Snapshot {
 impl Snapshot {
     fn take(seg: &Seg, l: &Layout) -> Self {
         let mut spans = vec![(0, 128)];
-        for k in 0..4 {
+        for k in 0..5 {
             spans.push((l.entry(k), 256));
             spans.push((l.chans[k].1, l.chans[k].2));
         }
@@ -472,7 +483,7 @@ fn describe(l: &Layout, s: &Scribble) -> String {
         let o = s.off - l.peers_off;
         format!("peer slot {} +{}", o / 128, o % 128)
     } else {
-        (0..4)
+        (0..5)
             .find_map(|k| {
                 let (e, b, n) = (l.entry(k), l.body(k), l.chans[k].2);
                 if (e..e + 256).contains(&s.off) {
@@ -522,7 +533,9 @@ fn allowed(e: &Error, a: Allow) -> bool {
         | Error::Empty
         | Error::Disconnected
         | Error::Timeout
-        | Error::TaskDone => true,
+        | Error::TaskDone
+        | Error::Lagged(_)
+        | Error::TooManySubscribers { .. } => true,
         Error::NotShmbus { .. }
         | Error::Truncated { .. }
         | Error::SizeMismatch { .. }
@@ -711,7 +724,7 @@ fn choose(rng: &mut Rng, seg: &Seg, l: &Layout, me: u16) -> Scribble {
             meta,
         }
     };
-    match rng.below_eq(15) {
+    match rng.below_eq(18) {
         // Header: every field.
         0 => {
             let fields = [
@@ -751,7 +764,7 @@ fn choose(rng: &mut Rng, seg: &Seg, l: &Layout, me: u16) -> Scribble {
         }
         // A directory entry of one of our channels.
         2 => {
-            let k = rng.below_eq(3) as usize;
+            let k = rng.below_eq(4) as usize;
             let fields = [
                 (0, false),
                 (4, false),
@@ -869,6 +882,87 @@ fn choose(rng: &mut Rng, seg: &Seg, l: &Layout, me: u16) -> Scribble {
                 _ => s(cell + 16, true, &[], rng, false),
             }
         }
+        // Topic: control block, subscriber entries, slots.
+        16..=18 => {
+            let b = l.body(TOPIC);
+            let first = b + shmbus::topic::slots_off(T_SUBS);
+            let stride = shmbus::topic::slot_stride(T_SLOT_SIZE);
+            let tail = seg.get(b + 128, true);
+            match rng.below_eq(4) {
+                0 => {
+                    let fields = [
+                        (0, false),
+                        (4, false),
+                        (8, true),
+                        (16, true),
+                        (24, true),
+                        (128, true),
+                        (128, true),
+                        (256, false),
+                        (260, false),
+                        (264, true),
+                        (384, false),
+                        (388, false),
+                    ];
+                    let (o, w) = pick(rng, &fields);
+                    let near = [
+                        T_SLOTS,
+                        T_SLOT_SIZE,
+                        T_SUBS,
+                        tail,
+                        tail.wrapping_add(T_SLOTS),
+                        tail.wrapping_sub(T_SLOTS),
+                    ];
+                    s(b + o, w, &near, rng, false)
+                }
+                1 => {
+                    // A subscriber entry: owner or cursor.
+                    let k = rng.below_eq(T_SUBS - 1);
+                    let o = shmbus::topic::CTL_SIZE + k * shmbus::topic::ENTRY_SIZE;
+                    let near = [
+                        u64::from(me),
+                        0,
+                        tail,
+                        tail.wrapping_sub(T_SLOTS),
+                        tail.wrapping_add(1),
+                    ];
+                    s(b + o + 8 * rng.below_eq(1), true, &near, rng, false)
+                }
+                2 | 3 => {
+                    // A slot's state word: the shapes the protocol uses,
+                    // at this lap or others, with our tag or another.
+                    let i = rng.below_eq(T_SLOTS - 1);
+                    let off = first + i * stride;
+                    let cur = seg.get(off, true);
+                    let lap = tail.wrapping_sub(tail & (T_SLOTS - 1)).wrapping_add(i);
+                    let seqs = [
+                        lap,
+                        lap.wrapping_add(1),
+                        lap.wrapping_sub(T_SLOTS),
+                        lap.wrapping_add(T_SLOTS),
+                        lap.wrapping_add(2),
+                        cur >> 16,
+                    ];
+                    let sq = seqs[rng.below_eq(seqs.len() as u64 - 1) as usize];
+                    let owner = [0u16, me, 0xFFFF, 77][rng.below_eq(3) as usize];
+                    Scribble {
+                        off,
+                        wide: true,
+                        value: shmbus::queue::state::pack(sq, owner),
+                        meta: false,
+                    }
+                }
+                _ => {
+                    let i = rng.below_eq(T_SLOTS - 1);
+                    let off = first + i * stride;
+                    if rng.below_eq(1) == 0 {
+                        s(off + 8, true, &[T_SLOT_SIZE, T_SLOT_SIZE + 1], rng, false)
+                    } else {
+                        s(off + 16, true, &[], rng, false)
+                    }
+                }
+            }
+        }
         // Seqlocks: the value's or the array's control block and copies.
         _ => {
             let k = if rng.below_eq(1) == 0 { VALUE } else { ARRAY };
@@ -934,6 +1028,12 @@ fn fuzz_main(args: &[String]) {
             .unwrap();
         b.value::<u64>("v").unwrap();
         b.array::<u16>("a", ARR_LEN).unwrap();
+        b.topic_builder("t")
+            .slots(T_SLOTS)
+            .slot_size(T_SLOT_SIZE)
+            .max_subscribers(T_SUBS)
+            .open()
+            .unwrap();
     }
     let seg = Seg::map(bus);
     let layout = Layout::read(&seg);
@@ -983,6 +1083,10 @@ struct Handles {
     q: Option<shmbus_client::Queue>,
     v: Option<shmbus_client::Value<u64>>,
     a: Option<shmbus_client::Array<u16>>,
+    // Declared after the publisher and subscriber (dropped after them).
+    tp: Option<shmbus_client::Publisher>,
+    ts: Option<shmbus_client::Subscriber>,
+    t: Option<shmbus_client::Topic>,
 }
 
 fn frame(rng: &mut Rng, max: usize) -> Vec<u8> {
@@ -1028,8 +1132,19 @@ fn run_case(bus_name: &str, seg: &Seg, l: &Layout, seed: u64, st: &mut Stats) ->
             bus.open_array("a")
                 .unwrap_or_else(|e| fail(format!("clean open: {e}"))),
         ),
+        tp: None,
+        ts: None,
+        t: Some(
+            bus.open_topic("t")
+                .unwrap_or_else(|e| fail(format!("clean open: {e}"))),
+        ),
         bus,
     };
+    h.tp = h.t.as_ref().map(shmbus_client::Topic::publisher);
+    h.ts = h.t.as_ref().map(|t| {
+        t.subscribe()
+            .unwrap_or_else(|e| fail(format!("clean subscribe: {e}")))
+    });
     // Move the positions so that scribbles meet wrapped rings and laps.
     for _ in 0..rng.below_eq(40) {
         op(&mut rng, &mut h, st, 0..=9);
@@ -1053,7 +1168,7 @@ fn run_case(bus_name: &str, seg: &Seg, l: &Layout, seed: u64, st: &mut Stats) ->
                 undo.push((*s, seg.swap(s.off, s.wide, s.value)));
             }
             for _ in 0..ops {
-                op(&mut rng, &mut h, st, 0..=36);
+                op(&mut rng, &mut h, st, 0..=41);
             }
         }
         // Interleaved with them.
@@ -1065,7 +1180,7 @@ fn run_case(bus_name: &str, seg: &Seg, l: &Layout, seed: u64, st: &mut Stats) ->
                     undo.push((s, seg.swap(s.off, s.wide, s.value)));
                     next += 1;
                 }
-                op(&mut rng, &mut h, st, 0..=36);
+                op(&mut rng, &mut h, st, 0..=41);
             }
             for s in &list[next..] {
                 undo.push((*s, seg.swap(s.off, s.wide, s.value)));
@@ -1089,7 +1204,7 @@ fn run_case(bus_name: &str, seg: &Seg, l: &Layout, seed: u64, st: &mut Stats) ->
                     u
                 });
                 for _ in 0..ops {
-                    op(&mut rng, &mut h, st, 0..=36);
+                    op(&mut rng, &mut h, st, 0..=41);
                 }
                 undo = t.join().expect("scribbler thread");
             });
@@ -1125,6 +1240,11 @@ fn run_case(bus_name: &str, seg: &Seg, l: &Layout, seed: u64, st: &mut Stats) ->
                     std::mem::forget(c);
                 }
             }
+            if let Some(p) = &h.tp {
+                if let Ok(c) = p.try_claim(1) {
+                    std::mem::forget(c);
+                }
+            }
         }
         drop(h);
     }
@@ -1137,6 +1257,7 @@ fn op(rng: &mut Rng, h: &mut Handles, st: &mut Stats, range: std::ops::RangeIncl
     let k = range.start() + rng.below_eq(range.end() - range.start());
     let max = h.tx.as_ref().map_or(32, |t| t.max_frame());
     let qmax = h.q.as_ref().map_or(Q_SLOT_SIZE as usize, |q| q.slot_size());
+    let tmax = h.t.as_ref().map_or(T_SLOT_SIZE as usize, |t| t.slot_size());
     match k {
         0 | 1 => {
             if let Some(tx) = h.tx.as_mut() {
@@ -1425,6 +1546,65 @@ fn op(rng: &mut Rng, h: &mut Handles, st: &mut Stats, range: std::ops::RangeIncl
                 b.open_array("a")
             }) {
                 h.a = Some(a);
+            }
+        }
+        37 | 38 => {
+            if let Some(p) = &h.tp {
+                let f = frame(rng, tmax);
+                let too_big = f.len() > tmax;
+                st.call("Publisher::try_publish", Allow::Data, || {
+                    match p.try_publish(&f) {
+                        Err(Error::TooLarge { .. }) if too_big => Ok(()),
+                        r => r,
+                    }
+                });
+            }
+        }
+        39 => {
+            if let Some(s) = &h.ts {
+                st.call("Subscriber::try_recv", Allow::Data, || s.try_recv());
+                st.call("Subscriber::try_recv_with", Allow::Data, || {
+                    s.try_recv_with(|b| b.len())
+                });
+                st.infallible("Subscriber::pending", || (s.pending(), s.position()));
+            }
+        }
+        40 => {
+            if let Some(p) = &h.tp {
+                let f = frame(rng, tmax.min(8));
+                st.call("Publisher::publish_timeout", Allow::Data, || {
+                    p.publish_timeout(&f, SHORT)
+                });
+                st.call("Publisher::try_claim", Allow::Data, || {
+                    let mut c = p.try_claim(tmax.min(16))?;
+                    c.write_at(0, &[7; 8]);
+                    c.commit()
+                });
+            }
+            if let Some(s) = &h.ts {
+                st.call("Subscriber::recv_timeout", Allow::Data, || {
+                    s.recv_timeout(SHORT)
+                });
+            }
+        }
+        41 => {
+            // Leave and join again (with history), or reopen the topic.
+            h.ts = None;
+            let b = h.bus.clone();
+            if rng.below_eq(1) == 0 {
+                if let Some(t) = st.call("Bus::open_topic (replace)", Allow::Data, || {
+                    b.open_topic("t")
+                }) {
+                    h.tp = Some(t.publisher());
+                    h.t = Some(t);
+                }
+            }
+            if let Some(t) = &h.t {
+                let k = rng.below_eq(T_SLOTS + 1);
+                st.infallible("Topic::stats", || t.stats());
+                h.ts = st.call("Topic::subscribe_with_history", Allow::Data, || {
+                    t.subscribe_with_history(k)
+                });
             }
         }
         _ => {

@@ -142,6 +142,15 @@ impl Pending {
             }
             ChannelParams::Value { elem } => seg.seqlock(offset).init(elem, 1),
             ChannelParams::Array { elem, len } => seg.seqlock(offset).init(elem, len),
+            ChannelParams::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => {
+                let (ctl, ring) = seg.topic(offset, slots, slot_size, mode);
+                ctl.init(slots, slot_size, mode);
+                ring.init();
+            }
         }
     }
 }

@@ -81,6 +81,14 @@ pub struct Cli {
     #[arg(long = "queue", value_name = "NAME[:SLOTS[:SLOT_BYTES]]")]
     pub queues: Vec<String>,
 
+    /// Create a topic at start (publish once, every subscriber receives):
+    /// SLOTS a power of two [default: 1024], SLOT_BYTES the largest message
+    /// [default: 256], `:lossy` for lossy delivery [default: lossless, up to
+    /// 64 subscribers]; an empty SLOTS (NAME::SLOT_BYTES) takes the default,
+    /// or the config file's. Repeatable.
+    #[arg(long = "topic", value_name = "NAME[:SLOTS[:SLOT_BYTES]][:lossy]")]
+    pub topics: Vec<String>,
+
     /// Create a typed value at start. TYPE: i8 u8 i16 u16 i32 u32 i64 u64 f32
     /// f64, or a Python typecode b B h H i I l L q Q f d. Repeatable.
     #[arg(long = "value", value_name = "NAME:TYPE")]

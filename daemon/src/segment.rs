@@ -20,6 +20,7 @@ use shmbus::pipe::PipeCtl;
 use shmbus::queue::{Cells, QueueCtl};
 use shmbus::seqlock::SeqlockCtl;
 use shmbus::sync::{AtomicU64, Ordering};
+use shmbus::topic::{Ring, TopicCtl};
 
 use crate::error::Error;
 
@@ -128,6 +129,34 @@ impl Segment {
         // only while `self` is borrowed (see above: `init_body`, `recover` and
         // the tests use them at once and keep them nowhere).
         (body.ctl, unsafe { body.cells() })
+    }
+
+    /// The control block and ring of the topic whose body starts at
+    /// `offset`, created with `params` (from the daemon's mirror). The ring
+    /// holds no borrow: as for [`queue`](Self::queue), callers use it only
+    /// while they borrow `self`.
+    ///
+    /// # Panics
+    /// If the parameters are out of range or the body is not inside the
+    /// arena (a daemon bug).
+    pub(crate) fn topic(
+        &self,
+        offset: u64,
+        slots: u64,
+        slot_size: u64,
+        mode: u64,
+    ) -> (&TopicCtl, Ring) {
+        if let Err(e) = shmbus::topic::check_params(slots, slot_size, mode) {
+            panic!("topic body at {offset}: {e}");
+        }
+        let len = shmbus::topic::body_len(slots, slot_size, mode);
+        let body = self
+            .view
+            .topic(offset, len, slots, slot_size, mode)
+            .unwrap_or_else(|e| panic!("topic body at {offset}: {e}"));
+        // SAFETY: the mapping lives as long as `self`, and the ring is used
+        // only while `self` is borrowed (see above).
+        (body.ctl, unsafe { body.ring() })
     }
 
     /// Zeroes the `len` bytes at `offset` (whole 128-byte lines inside the

@@ -204,6 +204,16 @@ impl Bus {
                 ChannelParams::Queue { slots, slot_size } => {
                     self.seg.queue(c.offset, slots, slot_size).0.wake_all();
                 }
+                ChannelParams::Topic {
+                    slots,
+                    slot_size,
+                    mode,
+                } => {
+                    self.seg
+                        .topic(c.offset, slots, slot_size, mode)
+                        .0
+                        .wake_all();
+                }
             }
             n += 1;
         }

@@ -35,24 +35,25 @@ impl StatusHandle {
     /// of the peer slots, channels by kind out of the directory entries, and
     /// arena bytes handed out, e.g.
     /// `serving; peers 2/128; channels 3/256 (pipes 2, queues 1, values 0,
-    /// arrays 0); arena 139264/33275904 bytes used (0.4%)`.
+    /// arrays 0, topics 0); arena 139264/33275904 bytes used (0.4%)`.
     pub fn summary(&self) -> String {
         let g = *self.bus.seg.geometry();
         let st = self.bus.state();
-        let mut by_kind = [0usize; 4];
+        let mut by_kind = [0usize; 5];
         for c in st.channels.iter() {
             by_kind[match c.kind() {
                 Kind::Pipe => 0,
                 Kind::Queue => 1,
                 Kind::Value => 2,
                 Kind::Array => 3,
+                Kind::Topic => 4,
             }] += 1;
         }
         let used = g.arena_len - st.channels.arena_free();
         let mut s = String::new();
         let _ = write!(
             s,
-            "{}; peers {}/{}; channels {}/{} (pipes {}, queues {}, values {}, arrays {}); \
+            "{}; peers {}/{}; channels {}/{} (pipes {}, queues {}, values {}, arrays {}, topics {}); \
              arena {used}/{} bytes used ({:.1}%)",
             if st.closing { "closing" } else { "serving" },
             st.peers.live(),
@@ -63,6 +64,7 @@ impl StatusHandle {
             by_kind[1],
             by_kind[2],
             by_kind[3],
+            by_kind[4],
             g.arena_len,
             // Display only: the f64 rounding of byte counts does not matter.
             if g.arena_len == 0 {

@@ -202,7 +202,7 @@ pub(crate) fn recover(
     let find = |off: u64| {
         use core::mem::offset_of;
         use shmbus::futex::Doorbell;
-        use shmbus::{pipe::PipeCtl, queue::QueueCtl, seqlock::SeqlockCtl};
+        use shmbus::{pipe::PipeCtl, queue::QueueCtl, seqlock::SeqlockCtl, topic::TopicCtl};
         channels.iter().find_map(|c| {
             let bells: [(usize, &Doorbell); 3] = match c.params {
                 ChannelParams::Pipe { .. } => {
@@ -219,6 +219,19 @@ pub(crate) fn recover(
                         (offset_of!(QueueCtl, not_empty), &ctl.not_empty),
                         (offset_of!(QueueCtl, not_full), &ctl.not_full),
                         (offset_of!(QueueCtl, all_done), &ctl.all_done),
+                    ]
+                }
+                ChannelParams::Topic {
+                    slots,
+                    slot_size,
+                    mode,
+                } => {
+                    let (ctl, _) = seg.topic(c.offset, slots, slot_size, mode);
+                    // `Waiting` is `repr(C)` with its doorbell at offset 0.
+                    [
+                        (offset_of!(TopicCtl, not_empty), &ctl.not_empty.bell),
+                        (offset_of!(TopicCtl, not_full), &ctl.not_full),
+                        (offset_of!(TopicCtl, not_full), &ctl.not_full),
                     ]
                 }
                 ChannelParams::Value { .. } | ChannelParams::Array { .. } => {
@@ -262,6 +275,18 @@ pub(crate) fn recover(
                 let (ctl, cells) = seg.queue(c.offset, slots, slot_size);
                 let q = ctl.recover_owner(&cells, owner);
                 r.repaired_cells += q.tombstoned + q.released;
+            }
+            ChannelParams::Topic {
+                slots,
+                slot_size,
+                mode,
+            } => {
+                // Tombstones the slots the peer was publishing into and frees
+                // its subscriber entries (so that lossless publishers no
+                // longer wait for it), then wakes both sides.
+                let (ctl, ring) = seg.topic(c.offset, slots, slot_size, mode);
+                let t = ctl.recover_owner(&ring, owner);
+                r.repaired_cells += t.tombstoned + t.unsubscribed;
             }
         }
     }

@@ -541,7 +541,7 @@ fn sighup_logs_status_and_keeps_serving() {
         d.signal(Signal::HUP);
     }
     let want = "status: serving; peers 1/128; channels 2/256 (pipes 1, queues 1, values 0, \
-                arrays 0); arena ";
+                arrays 0, topics 0); arena ";
     wait_until("the status line after SIGHUP", || {
         let child = d.child.as_mut().expect("running");
         if let Some(st) = child.try_wait().expect("try_wait") {

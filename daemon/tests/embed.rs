@@ -114,7 +114,7 @@ fn status_handle_summarises_the_bus() {
     let s = status.summary();
     assert!(
         s.starts_with(
-            "serving; peers 0/4; channels 3/256 (pipes 2, queues 0, values 1, arrays 0); arena "
+            "serving; peers 0/4; channels 3/256 (pipes 2, queues 0, values 1, arrays 0, topics 0); arena "
         ),
         "{s}"
     );

@@ -33,6 +33,7 @@ use crate::queue::{Cells, QueueCtl};
 use crate::seqlock::{ElemType, SeqlockCtl};
 use crate::sync::cell::UnsafeCell;
 use crate::sync::{AtomicU32, AtomicU64};
+use crate::topic::{Ring, TopicCtl};
 
 /// Types that may be viewed in place inside a segment.
 ///
@@ -67,6 +68,10 @@ unsafe impl InSegment for QueueCtl {}
 // SAFETY: `SeqlockCtl` is `repr(C)` `Line`s of `seqlock::Meta`, `AtomicU64`
 // and `Doorbell`s: only `AtomicU32`/`AtomicU64`/`FutexWord`, any bits valid.
 unsafe impl InSegment for SeqlockCtl {}
+// SAFETY: `TopicCtl` is `repr(C)` `Line`s of `TopicMeta`, `AtomicU64`,
+// `Waiting` (a `Doorbell` and an `AtomicU64`) and `Doorbell`: only
+// `AtomicU32`/`AtomicU64`/`FutexWord`, any bits valid.
+unsafe impl InSegment for TopicCtl {}
 // SAFETY: an atomic integer; any bits valid; align 8.
 unsafe impl InSegment for AtomicU64 {}
 // SAFETY: an atomic integer; any bits valid; align 4.
@@ -166,6 +171,36 @@ impl QueueBody<'_> {
     /// Number of cells.
     pub fn slots(&self) -> u64 {
         self.slots
+    }
+}
+
+/// A topic's control block, subscriber table and slots, located inside the
+/// arena. What the control block holds is not checked here
+/// ([`TopicCtl::check`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TopicBody<'a> {
+    /// The control block.
+    pub ctl: &'a TopicCtl,
+    body: NonNull<u8>,
+    slots: u64,
+    slot_size: u64,
+    mode: u64,
+}
+
+impl TopicBody<'_> {
+    /// The ring. [`Ring`] holds no borrow of the mapping, so this is where
+    /// the caller vouches for its lifetime.
+    ///
+    /// # Safety
+    /// The mapping stays mapped for as long as the returned ring (or anything
+    /// built on it) is used.
+    pub unsafe fn ring(&self) -> Ring {
+        // SAFETY: `body` is the 128-aligned start of `body_len(slots,
+        // slot_size, mode)` bytes inside the mapping (checked by
+        // `SegmentView::topic`, with the parameters), which stays mapped
+        // while the ring is used (the caller's contract); everything there is
+        // accessed atomically (the contract of `SegmentView::new`).
+        unsafe { Ring::in_segment(self.body, self.slots, self.slot_size, self.mode) }
     }
 }
 
@@ -478,6 +513,39 @@ impl SegmentView {
             first,
             slots,
             slot_size,
+        })
+    }
+
+    /// The topic body at `offset .. offset + length` with the given
+    /// parameters, as the daemon or a directory entry describe it
+    /// (untrusted).
+    ///
+    /// # Errors
+    /// A message naming the first check that failed: the body must lie in
+    /// the arena with its control block 128-aligned, the parameters be
+    /// valid, and the table and slots fit in the body.
+    pub fn topic(
+        &self,
+        offset: u64,
+        length: u64,
+        slots: u64,
+        slot_size: u64,
+        mode: u64,
+    ) -> Result<TopicBody<'_>, &'static str> {
+        let (ctl, end) = self.body::<TopicCtl>(offset, length)?;
+        crate::topic::check_params(slots, slot_size, mode)
+            .map_err(|_| "topic parameters out of range")?;
+        // Cannot overflow: `check_params` bounds every factor.
+        let len = crate::topic::body_len(slots, slot_size, mode);
+        let body = self
+            .ptr(offset, len, 128, offset, end)
+            .map_err(|_| "slots extend past the channel's allocation")?;
+        Ok(TopicBody {
+            ctl,
+            body,
+            slots,
+            slot_size,
+            mode,
         })
     }
 

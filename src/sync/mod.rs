@@ -89,6 +89,16 @@ pub enum CrashPoint {
     QueueCopied,
     /// Queue consumer: cell released, producers not yet notified.
     QueueFreed,
+    /// Topic publisher: slot CAS won, `tail` not yet advanced.
+    TopicClaimed,
+    /// Topic publisher: claim complete (`tail` advanced), nothing written.
+    TopicReserved,
+    /// Topic publisher: message written, not yet committed.
+    TopicWritten,
+    /// Topic publisher: committed, subscribers not yet notified.
+    TopicCommitted,
+    /// Topic subscriber: message read, cursor not yet advanced.
+    TopicRead,
     /// Seqlock writer: `busy` taken, nothing written.
     SeqlockLocked,
     /// Seqlock writer: half the words of the next copy written.

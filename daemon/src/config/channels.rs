@@ -22,7 +22,7 @@ use shmbus::params::{ChannelParams, OpenParams};
 use shmbus::seqlock::ElemType;
 use shmbus::size::parse_size;
 
-use super::file::{value_size, ArrayDecl, FileConfig, PipeDecl, QueueDecl, ValueDecl};
+use super::file::{value_size, ArrayDecl, FileConfig, PipeDecl, QueueDecl, TopicDecl, ValueDecl};
 use crate::cli::Cli;
 use crate::error::Error;
 
@@ -119,6 +119,9 @@ pub(super) fn collect(cli: &Cli, file: &FileConfig) -> Result<Vec<ChannelSpec>, 
     for a in &file.array {
         d.add(file_array(a)?)?;
     }
+    for t in &file.topic {
+        d.add(file_topic(t)?)?;
+    }
     for arg in &cli.pipes {
         d.add(flag_pipe(arg)?)?;
     }
@@ -130,6 +133,9 @@ pub(super) fn collect(cli: &Cli, file: &FileConfig) -> Result<Vec<ChannelSpec>, 
     }
     for arg in &cli.arrays {
         d.add(flag_array(arg)?)?;
+    }
+    for arg in &cli.topics {
+        d.add(flag_topic(arg)?)?;
     }
     d.0.iter()
         .map(|x| {
@@ -201,6 +207,61 @@ fn file_array(a: &ArrayDecl) -> Result<Decl, Error> {
         len: Some(a.len),
     };
     Ok(file_decl("array", &a.name, want))
+}
+
+fn file_topic(t: &TopicDecl) -> Result<Decl, Error> {
+    let slot_size = match &t.slot_size {
+        Some(v) => Some(value_size(v).map_err(|e| {
+            Error::Config(format!("config [[topic]] {:?}: slot_size: {e}", t.name))
+        })?),
+        None => None,
+    };
+    let want = OpenParams::Topic {
+        slots: t.slots,
+        slot_size,
+        mode: topic_mode(t.lossy, t.max_subscribers),
+    };
+    Ok(file_decl("topic", &t.name, want))
+}
+
+/// The mode word for what a declaration gives (`None`: neither given).
+fn topic_mode(lossy: Option<bool>, subs: Option<u64>) -> Option<u64> {
+    (lossy.is_some() || subs.is_some()).then(|| {
+        shmbus::topic::mode_word(
+            lossy.unwrap_or(false),
+            subs.unwrap_or(shmbus::topic::DEFAULT_MAX_SUBSCRIBERS),
+        )
+    })
+}
+
+/// `--topic NAME[:SLOTS[:SLOT_BYTES]][:lossy]`; an empty SLOTS is left out.
+fn flag_topic(arg: &str) -> Result<Decl, Error> {
+    let what = format!("--topic {arg}");
+    let (rest, lossy) = match arg.strip_suffix(":lossy") {
+        Some(r) => (r, Some(true)),
+        None => (arg, None),
+    };
+    let mut it = rest.splitn(3, ':');
+    let name = it.next().unwrap_or("");
+    let slots = match it.next() {
+        None | Some("") => None,
+        Some(n) => Some(
+            n.parse::<u64>()
+                .map_err(|_| Error::Config(format!("{what}: slots {n:?} is not a whole number")))?,
+        ),
+    };
+    let slot_size = match it.next() {
+        None | Some("") => None,
+        Some(z) => {
+            Some(parse_size(z).map_err(|e| Error::Config(format!("{what}: slot size: {e}")))?)
+        }
+    };
+    let want = OpenParams::Topic {
+        slots,
+        slot_size,
+        mode: topic_mode(lossy, None),
+    };
+    Ok(flag_decl("topic", arg, name, want))
 }
 
 /// `--pipe NAME[:CAPACITY]`.

@@ -30,6 +30,19 @@ pub(super) struct FileConfig {
     pub(super) value: Vec<ValueDecl>,
     #[serde(default)]
     pub(super) array: Vec<ArrayDecl>,
+    #[serde(default)]
+    pub(super) topic: Vec<TopicDecl>,
+}
+
+/// One `[[topic]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TopicDecl {
+    pub(super) name: String,
+    pub(super) slots: Option<u64>,
+    pub(super) slot_size: Option<toml::Value>,
+    pub(super) lossy: Option<bool>,
+    pub(super) max_subscribers: Option<u64>,
 }
 
 /// One `[[queue]]` table.

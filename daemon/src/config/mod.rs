@@ -33,6 +33,13 @@
 //! name = "prices"
 //! type = "d"               # f64
 //! len = 16
+//!
+//! [[topic]]
+//! name = "quotes"
+//! slots = 1024             # a power of two; default 1024
+//! slot_size = 256          # largest message in bytes, or "1K"; default 256
+//! lossy = false            # default false: publishers wait for the slowest subscriber
+//! max_subscribers = 64     # default 64
 //! ```
 //! Unknown keys are errors, so a typo cannot silently fall back to a default.
 //! Each channel kind has its own array of tables (`[[pipe]]`, `[[queue]]`,
@@ -449,6 +456,42 @@ mod tests {
         assert_eq!(s.channels()[0].params.words()[0], 4096);
         // The same pipe twice on the command line is an error.
         assert!(spec(&["--pipe", "c", "--pipe", "c:128"], "", None).is_err());
+    }
+
+    /// `[[topic]]` and `--topic NAME[:SLOTS[:SLOT_BYTES]][:lossy]`: the mode
+    /// word carries the lossy bit and the largest number of subscribers; a
+    /// flag overrides the file's topic as the other kinds' flags do.
+    #[test]
+    fn topics_from_the_file_and_the_flags() {
+        use shmbus::topic::{mode_word, DEFAULT_MAX_SUBSCRIBERS as SUBS};
+        let file = "[[topic]]\nname = \"t\"\nslots = 8\nslot_size = \"1K\"\n\
+                    max_subscribers = 4\n";
+        let words = |s: &Spec| -> Vec<(String, [u64; 3])> {
+            s.channels()
+                .iter()
+                .map(|c| (c.name.clone(), c.params.words()))
+                .collect()
+        };
+        let s = spec(&[], file, None).unwrap();
+        assert_eq!(
+            words(&s),
+            [("t".to_owned(), [8, 1024, mode_word(false, 4)])]
+        );
+        let s = spec(&["--topic", "t:16", "--topic", "u::64:lossy"], file, None).unwrap();
+        let dq = shmbus::topic::DEFAULT_SLOTS;
+        assert_eq!(
+            words(&s),
+            [
+                ("t".to_owned(), [16, 1024, mode_word(false, 4)]),
+                ("u".to_owned(), [dq, 64, mode_word(true, SUBS)]),
+            ]
+        );
+        let e = spec(&["--topic", "v:3"], "", None).unwrap_err();
+        assert!(e.contains("power of two"), "{e}");
+        let e = spec(&["--topic", "v:x"], "", None).unwrap_err();
+        assert!(e.contains("not a whole number"), "{e}");
+        let e = spec(&[], "[[topic]]\nname = \"t\"\nmax_subscribers = 0\n", None).unwrap_err();
+        assert!(e.contains("max subscribers"), "{e}");
     }
 
     /// A `--queue`, `--value` or `--array` that names a channel of the file
