@@ -79,7 +79,8 @@ fn presets_select_rows_and_unknown_ones_are_refused() {
     let bad = list("nonesuch");
     assert_eq!(bad.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("presets: pipe, queue, python, select, table, topic"),
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("presets: pipe, queue, python, select, table, topic"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );

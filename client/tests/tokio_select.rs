@@ -35,6 +35,7 @@ fn child_role() {
         "slow_sender" => slow_sender(&args[0]),
         "awaiter" => awaiter(&args[0]),
         "slow_receiver" => slow_receiver(&args[0]),
+        "topic_feeder" => topic_feeder(&args[0]),
         other => panic!("unknown role {other}"),
     }
 }
@@ -109,6 +110,24 @@ fn slow_receiver(bus: &str) {
         assert_eq!(q.get().unwrap(), (k as u64).to_le_bytes(), "item {k}");
     }
     println!("ok");
+}
+
+/// Subscribing tasks, and messages published to topic `t`.
+const SUBSCRIBERS: usize = 6;
+
+/// Once stdin gives a line, publishes `FRAMES` messages to topic `t`.
+fn topic_feeder(bus: &str) {
+    let b = Bus::connect_to(bus).unwrap();
+    let t = b.topic("t").unwrap().publisher();
+    println!("attached");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    for k in 0..FRAMES {
+        if k % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        t.publish(format!("{k}").as_bytes()).unwrap();
+    }
+    let _ = std::io::stdin().read_line(&mut String::new());
 }
 
 /// Awaits a frame that never comes on a current-thread runtime.
@@ -338,5 +357,51 @@ fn send_and_put_futures_dropped_while_full_lose_and_double_nothing() {
         dropped > 0,
         "no future was dropped mid-wait: the test tested nothing"
     );
+    p.expect_success();
+}
+
+#[test]
+fn subscriber_tasks_await_a_topic_fed_by_another_process() {
+    let d = Daemon::start_role(DISPATCH, "toktopic", &[]);
+    let b = d.connect();
+    let t = b.topic("t").unwrap();
+    let subs: Vec<_> = (0..SUBSCRIBERS).map(|_| t.subscribe().unwrap()).collect();
+    let mut p = Proc::spawn_role(DISPATCH, "topic_feeder", &[&d.bus]);
+    p.expect_line("attached");
+    let rt = runtime();
+    let got = rt.block_on(async {
+        let tasks: Vec<_> = subs
+            .into_iter()
+            .map(|mut s| {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    for _ in 0..FRAMES {
+                        got.push(String::from_utf8(s.recv_async().await.unwrap()).unwrap());
+                    }
+                    got
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        p.write_stdin(b"go\n");
+        let all = async {
+            let mut v = Vec::new();
+            for t in tasks {
+                v.push(t.await.unwrap());
+            }
+            v
+        };
+        tokio::time::timeout(support::WATCHDOG, all)
+            .await
+            .expect("watchdog: the subscribers never got everything")
+    });
+    let want: Vec<String> = (0..FRAMES).map(|k| k.to_string()).collect();
+    for g in &got {
+        assert_eq!(
+            g, &want,
+            "a subscriber lost, doubled or reordered a message"
+        );
+    }
+    p.close_stdin();
     p.expect_success();
 }

@@ -27,7 +27,7 @@ use crate::{Array, Element, PipeReceiver, PipeSender, Queue, Table, Value};
 
 /// Tries `attempt` until it gives `Some`, sleeping on `ready(h, arg)`
 /// through a [`SelectFd`] in between.
-async fn drive<H: ?Sized, T>(
+pub(crate) async fn drive<H: ?Sized, T>(
     h: &mut H,
     arg: u64,
     ready: for<'a> fn(&'a H, u64) -> Ready<'a>,
@@ -67,7 +67,7 @@ fn io_err(source: io::Error) -> Error {
 }
 
 /// `Err(Empty)` / `Err(Full)` mean "wait"; anything else is the answer.
-fn pending<T>(r: Result<T>) -> Result<Option<T>> {
+pub(crate) fn pending<T>(r: Result<T>) -> Result<Option<T>> {
     match r {
         Ok(t) => Ok(Some(t)),
         Err(Error::Empty | Error::Full) => Ok(None),
