@@ -112,6 +112,22 @@ pub(crate) fn registry() -> Vec<Spec> {
         Some(Box::new(|c: &Ctx| Ok(crate::select::fd_round_trip(c)))),
     );
     add(
+        s("shmbus/select-fd-rt-tokio/1"),
+        RoundTrip,
+        64,
+        Shmbus,
+        "as select-rt-blocking/1, the answer awaited by recv_async on a current-thread tokio runtime (needs --features tokio)",
+        Some(Box::new(|c: &Ctx| {
+            #[cfg(feature = "tokio")]
+            return Ok(crate::select::tokio_round_trip(c));
+            #[cfg(not(feature = "tokio"))]
+            {
+                let _ = c;
+                Err("built without --features tokio".into())
+            }
+        })),
+    );
+    add(
         s("floor/ring-tput/64"),
         Throughput,
         64,

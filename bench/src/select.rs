@@ -16,17 +16,32 @@ use crate::proc::{spawn, unique};
 /// so the select announces on every other doorbell first), then taken with
 /// `try_recv_with`. The echo side is the same `pipe-echo` role.
 pub(crate) fn round_trip(ctx: &Ctx, k: usize) -> Measured {
-    round_trip_with(ctx, k, false)
+    round_trip_with(ctx, k, Via::Select)
 }
 
 /// As [`round_trip`] over one pipe, the answer awaited through a
 /// [`SelectFd`] and `poll(2)`, as an event loop would (driver thread,
 /// eventfd, poll).
 pub(crate) fn fd_round_trip(ctx: &Ctx) -> Measured {
-    round_trip_with(ctx, 1, true)
+    round_trip_with(ctx, 1, Via::Fd)
 }
 
-fn round_trip_with(ctx: &Ctx, k: usize, via_fd: bool) -> Measured {
+/// As [`round_trip`] over one pipe, the answer awaited by
+/// `PipeReceiver::recv_async` on a current-thread tokio runtime.
+#[cfg(feature = "tokio")]
+pub(crate) fn tokio_round_trip(ctx: &Ctx) -> Measured {
+    round_trip_with(ctx, 1, Via::Tokio)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Select,
+    Fd,
+    #[cfg(feature = "tokio")]
+    Tokio,
+}
+
+fn round_trip_with(ctx: &Ctx, k: usize, via: Via) -> Measured {
     let n = ctx.counts.sleeping_round_trips;
     let bus = Bus::connect_to(ctx.bus()).expect("connect");
     let tag = unique("sel");
@@ -60,6 +75,11 @@ fn round_trip_with(ctx: &Ctx, k: usize, via_fd: bool) -> Measured {
         ctx.placement.child,
     );
     let fd = SelectFd::new().expect("select fd");
+    #[cfg(feature = "tokio")]
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("tokio runtime");
     let mut frame = vec![0u8; 64];
     let mut h = Histogram::<u64>::new(3).expect("histogram");
     for i in 0..n {
@@ -67,13 +87,20 @@ fn round_trip_with(ctx: &Ctx, k: usize, via_fd: bool) -> Measured {
         crate::floor::idle_gap();
         let t = Instant::now();
         tx.send(&frame).expect("send");
+        #[cfg(feature = "tokio")]
+        if via == Via::Tokio {
+            let got = rt.block_on(rx.recv_async()).expect("recv");
+            h.record(t.elapsed().as_nanos() as u64).expect("record");
+            assert_eq!(seq_of(&got), i, "echo out of order");
+            continue;
+        }
         loop {
             let mut s = Select::new();
             for r in &idle {
                 s.add(r.readable());
             }
             s.add(rx.readable());
-            if !via_fd {
+            if via == Via::Select {
                 s.wait().expect("select");
                 break;
             }

@@ -292,7 +292,10 @@ impl Bus {
                 let map = Arc::new(map);
                 let wake = {
                     let map = map.clone();
-                    move || wake_own_sleepers(&map, w.slot)
+                    move || {
+                        wake_own_sleepers(&map, w.slot);
+                        crate::select::fd::kick_driver();
+                    }
                 };
                 let liveness =
                     Liveness::watch(control.stream(), wake).map_err(|source| Error::Io {

@@ -26,6 +26,8 @@ use crate::error::{Error, Result};
 use crate::ladder::Until;
 use crate::wait::Connection;
 
+#[cfg(feature = "tokio")]
+pub(crate) mod aio;
 pub(crate) mod fd;
 
 /// What a [`Select`] needs of one event of one channel: implemented once per
@@ -47,7 +49,8 @@ pub(crate) trait Source {
 /// [`Queue::readable`](crate::Queue::readable),
 /// [`Queue::writable`](crate::Queue::writable),
 /// [`Value::changed_since`](crate::Value::changed_since) (also on
-/// [`Array`](crate::Array) and [`Table`](crate::Table)).
+/// [`Array`](crate::Array) and [`Table`](crate::Table)),
+/// [`Subscriber::readable`](crate::Subscriber::readable).
 pub struct Ready<'a>(pub(crate) Box<dyn Source + 'a>);
 
 impl Ready<'_> {

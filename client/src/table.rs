@@ -669,6 +669,12 @@ impl Table {
     pub fn changed_since(&self, since: u64) -> Ready<'_> {
         Ready(Box::new(Changed { t: self, since }))
     }
+
+    /// `Err(BusClosed)` once the bus is gone (for the async waits).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn check_open(&self) -> Result<()> {
+        self.bus.check_open()
+    }
 }
 
 #[cfg(test)]

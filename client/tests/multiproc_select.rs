@@ -303,3 +303,34 @@ fn the_select_fd_turns_readable_when_another_process_sends() {
     assert_eq!(a.try_recv().unwrap(), b"late");
     p.expect_success();
 }
+
+#[test]
+fn the_daemons_death_makes_an_armed_select_fd_readable() {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use shmbus_client::SelectFd;
+
+    let d = Daemon::start_role(DISPATCH, "selfddie", &[]);
+    let b = d.connect();
+    let a = b.pipe("a").unwrap().receiver().unwrap();
+    let fd = SelectFd::new().unwrap();
+    assert!(fd
+        .arm(&Select::new().with(a.readable()))
+        .unwrap()
+        .is_empty());
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(d.pid() as i32).unwrap(),
+        Signal::KILL,
+    )
+    .unwrap();
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let t = Timespec {
+        tv_sec: PATIENCE.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    assert_eq!(poll(&mut fds, Some(&t)).unwrap(), 1, "never readable");
+    fd.clear();
+    assert!(matches!(
+        fd.arm(&Select::new().with(a.readable())),
+        Err(Error::BusClosed)
+    ));
+}

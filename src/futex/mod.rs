@@ -6,6 +6,7 @@
 //! keys the wait by process and a wake from another process would never arrive
 //! (DESIGN.md §4, which is also why the `atomic-wait` crate cannot serve here).
 
+pub mod driver;
 #[cfg(not(loom))]
 pub(crate) mod linux;
 mod many;

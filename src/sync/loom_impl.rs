@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub use loom::sync::Mutex;
 
 /// Spin and scheduling hints (loom's, which let other model threads run).
 pub mod hint {

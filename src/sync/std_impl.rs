@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 pub use core::sync::atomic::{fence, Ordering};
+pub use std::sync::Mutex;
 
 macro_rules! atomic {
     ($name:ident, $raw:ty, $int:ty) => {

@@ -394,6 +394,21 @@ impl Subscriber {
         self.deliver(n, f).map_err(recv_error)
     }
 
+    /// True when a receive would not answer `Empty` right now: the slot at
+    /// the cursor holds a committed message or a tombstone (skipped; an
+    /// `Empty` may follow, and the next look is at the slot after it), or a
+    /// later lap (lossy: `Lagged`). One load, nothing claimed or moved: the
+    /// readiness check of a select, re-checked after its announcement as
+    /// the poll of [`recv_with_until`](Self::recv_with_until) is.
+    pub fn is_readable(&self) -> bool {
+        let c = self.cursor.get();
+        // Acquire: as in `next`, pairs with the publisher's Release commit.
+        let w = self.ring.state(c & self.mask).load(Ordering::Acquire);
+        let d = diff(seq(w), c.wrapping_add(1));
+        let o = owner(w);
+        (d == 0 && (o == 0 || o == TOMB)) || d > 0
+    }
+
     /// The state word of a publish claim that holds this subscriber up right
     /// now, if any (see [`Publisher::stalling_claim`](super::Publisher::stalling_claim)).
     pub fn stalling_claim(&self) -> Option<u64> {

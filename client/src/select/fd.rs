@@ -17,18 +17,23 @@
 //! the driver per `arm` that has to sleep, the driver's own wake-up, an
 //! eventfd write, and the event loop's wake-up from epoll.
 //!
-//! Limits (unfinished): the driver records no wait in the peer slot, so the
-//! daemon's death does not make the fd readable (its shutdown does: it
-//! rings every doorbell); a request beyond [`WAITV_MAX`] doorbells in all
-//! falls back to slices of [`FALLBACK_SLICE`].
+//! The protocol and its loom model (`tests/loom_selectfd.rs`) are in
+//! [`shmbus::futex::driver`]. The daemon's death makes an armed fd readable:
+//! the liveness watcher kicks the driver after setting its flag, and the
+//! driver signals every request on a closed bus (so does the daemon's
+//! shutdown, which rings every doorbell). Should the watcher itself fail
+//! (its `poll` errs), that wake-up is missing. Beyond
+//! [`WAITV_MAX`](shmbus::futex::WAITV_MAX) doorbells in all, the driver
+//! falls back to waking every
+//! [`FALLBACK_SLICE`](shmbus::futex::FALLBACK_SLICE).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use rustix::event::{eventfd, EventfdFlags};
-use shmbus::futex::{Doorbell, FALLBACK_SLICE, WAITV_MAX};
-use shmbus::sync::{heavy_barrier, FutexWord, Ordering};
+use shmbus::futex::driver::{arm, Driver, Request};
+use shmbus::futex::Doorbell;
 
 use super::Select;
 use crate::bus::Inner;
@@ -65,112 +70,67 @@ pub struct SelectFd {
 }
 
 /// Doorbells announced on, handed to the driver.
-struct Request {
+struct Armed {
     /// The doorbells and the bell value seen when announcing.
     bells: Vec<(*const Doorbell, u32)>,
     /// Keep the mappings that hold the doorbells alive.
-    _buses: Vec<Arc<Inner>>,
+    buses: Vec<Arc<Inner>>,
     efd: Arc<OwnedFd>,
     /// Gone once the [`SelectFd`] was dropped.
     owner: Weak<()>,
 }
 
-// SAFETY: the raw pointers point into mappings kept alive by `_buses`
+// SAFETY: the raw pointers point into mappings kept alive by `buses`
 // (`Arc<Inner>` owns the mapping), and doorbells are atomics, usable from
 // any thread.
-unsafe impl Send for Request {}
+unsafe impl Send for Armed {}
 
-impl Request {
-    fn bells(&self) -> impl Iterator<Item = (&Doorbell, u32)> + '_ {
-        // SAFETY: see `unsafe impl Send for Request`: the mapping lives as
+impl Request for Armed {
+    fn bells(&self) -> Vec<(&Doorbell, u32)> {
+        // SAFETY: see `unsafe impl Send for Armed`: the mappings live as
         // long as `self`.
-        self.bells.iter().map(|&(b, v)| (unsafe { &*b }, v))
+        self.bells
+            .iter()
+            .map(|&(b, v)| (unsafe { &*b }, v))
+            .collect()
     }
 
-    /// Withdraws the announcements.
-    fn withdraw(&self) {
-        for (b, _) in self.bells() {
-            // Relaxed: a stale count only costs a notifier a spare wake.
-            b.waiters.fetch_sub(1, Ordering::Relaxed);
-        }
+    fn void(&self) -> bool {
+        self.owner.strong_count() == 0
     }
 
-    fn rang(&self) -> bool {
-        // Relaxed: a change is all we look for; the fd's reader re-checks
-        // readiness, which orders its own loads.
-        self.bells()
-            .any(|(b, v)| b.bell.load(Ordering::Relaxed) != v)
+    fn interrupted(&self) -> bool {
+        self.buses.iter().any(|b| b.is_closed())
+    }
+
+    fn signal(&self) {
+        // Any nonzero write makes it readable; a full counter (EAGAIN) is
+        // readable already.
+        let _ = rustix::io::write(&*self.efd, &1u64.to_ne_bytes());
     }
 }
 
-/// The process's one driver thread and what it sleeps on.
-struct Driver {
-    armed: Mutex<Vec<Request>>,
-    /// Bumped and woken when a request is added or removed.
-    kick: FutexWord,
-}
+/// The process's one driver, once started.
+static DRIVER: OnceLock<&'static Driver<Armed>> = OnceLock::new();
 
-/// The driver, once started.
-static DRIVER: OnceLock<&'static Driver> = OnceLock::new();
-
-fn driver() -> &'static Driver {
+fn driver() -> &'static Driver<Armed> {
     DRIVER.get_or_init(|| {
-        let d: &'static Driver = Box::leak(Box::new(Driver {
-            armed: Mutex::new(Vec::new()),
-            kick: FutexWord::new(0),
-        }));
+        let d: &'static Driver<Armed> = Box::leak(Box::new(Driver::new()));
         std::thread::Builder::new()
             .name("shmbus-select".into())
             .stack_size(64 * 1024)
-            .spawn(move || d.run())
+            .spawn(move || d.runner().run(&|| false))
             .expect("spawning the shmbus select driver thread");
         d
     })
 }
 
-impl Driver {
-    fn run(&self) {
-        loop {
-            // Acquire: pairs with the Release bump in `kick`.
-            let k = self.kick.load(Ordering::Acquire);
-            let words: Vec<(*const FutexWord, u32)> = {
-                let mut armed = self.armed.lock().unwrap_or_else(|e| e.into_inner());
-                // Only this thread removes requests (and so drops the
-                // mappings they hold), between its sleeps.
-                armed.retain(|r| {
-                    let dropped = r.owner.strong_count() == 0;
-                    if dropped || r.rang() {
-                        r.withdraw();
-                        if !dropped {
-                            // Any nonzero write makes it readable; a full
-                            // counter (EAGAIN) is readable already.
-                            let _ = rustix::io::write(&*r.efd, &1u64.to_ne_bytes());
-                        }
-                        false
-                    } else {
-                        true
-                    }
-                });
-                armed
-                    .iter()
-                    .flat_map(|r| r.bells().map(|(b, v)| (&b.bell as *const FutexWord, v)))
-                    .collect()
-            };
-            let mut all: Vec<(&FutexWord, u32)> = vec![(&self.kick, k)];
-            // SAFETY: the requests, and so the mappings their doorbells lie
-            // in, stay in `armed` until this thread removes them above.
-            all.extend(words.iter().map(|&(w, v)| (unsafe { &*w }, v)));
-            if all.len() > WAITV_MAX || !shmbus::sync::wait_any(&all, None) {
-                let until = std::time::Instant::now().checked_add(FALLBACK_SLICE);
-                self.kick.wait(k, until);
-            }
-        }
-    }
-
-    fn kick(&self) {
-        // Release: publishes the change of `armed` (also under the mutex).
-        self.kick.fetch_add(1, Ordering::Release);
-        self.kick.wake_all();
+/// Makes the driver, if started, sweep its requests again: the liveness
+/// watcher's hang-up action, after it set the flag that
+/// [`Request::interrupted`] reads, so that armed fds turn readable.
+pub(crate) fn kick_driver() {
+    if let Some(d) = DRIVER.get() {
+        d.kick();
     }
 }
 
@@ -208,36 +168,27 @@ impl SelectFd {
         if !now.is_empty() {
             return Ok(now);
         }
-        let mut bells = Vec::with_capacity(select.events.len());
+        let bells: Vec<&Doorbell> = select.events.iter().map(|e| e.0.doorbell()).collect();
+        let Some(seen) = arm(&bells, &mut || !select.ready().is_empty()) else {
+            return Ok(select.ready());
+        };
         let mut buses: Vec<Arc<Inner>> = Vec::new();
         for e in &select.events {
-            let b = e.0.doorbell();
-            // Acquire: as in `wait_any`.
-            bells.push((b as *const Doorbell, b.bell.load(Ordering::Acquire)));
-            // Relaxed: ordered before the re-check by the barrier below.
-            b.waiters.fetch_add(1, Ordering::Relaxed);
             if !buses.iter().any(|x| Arc::ptr_eq(x, e.0.bus())) {
                 buses.push(Arc::clone(e.0.bus()));
             }
         }
-        let req = Request {
-            bells,
-            _buses: buses,
+        driver().submit(Armed {
+            bells: bells
+                .iter()
+                .zip(seen)
+                .map(|(&b, v)| (b as *const Doorbell, v))
+                .collect(),
+            buses,
             efd: Arc::clone(&self.efd),
             owner: Arc::downgrade(&self.alive),
-        };
-        // Heavy barrier: as in `wait_any` (pairs with every notifier's light
-        // barrier).
-        heavy_barrier();
-        let now = select.ready();
-        if !now.is_empty() {
-            req.withdraw();
-            return Ok(now);
-        }
-        let d = driver();
-        d.armed.lock().unwrap_or_else(|e| e.into_inner()).push(req);
-        d.kick();
-        Ok(now)
+        });
+        Ok(Vec::new())
     }
 
     /// Empties the eventfd after it was readable.

@@ -254,6 +254,30 @@ impl Subscriber {
         watch.result(r.map_err(Error::from), PHANTOM_CLAIM)
     }
 
+    /// The event "a receive would not wait" for a [`Select`](crate::Select):
+    /// a message, a lag (lossy) or the bus gone.
+    pub fn readable(&self) -> crate::Ready<'_> {
+        crate::Ready(Box::new(Readable(self)))
+    }
+
+    /// The next message, awaiting one (`tokio` feature): [`recv`](Self::recv)
+    /// for async code. Cancellation safe: a dropped future took no message.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv), but never `Empty`.
+    #[cfg(feature = "tokio")]
+    /// Takes `&mut self` (unlike [`recv`](Self::recv)) so that the
+    /// future is `Send`: a subscriber is `Send` but not `Sync`.
+    pub async fn recv_async(&mut self) -> Result<Vec<u8>> {
+        crate::select::aio::drive(
+            self,
+            0,
+            |s, _| s.readable(),
+            |s| crate::select::aio::pending(s.try_recv()),
+        )
+        .await
+    }
+
     /// The state word of the publish claim this subscriber waits behind, if
     /// its owner tag is no connected peer's (only a scribbled slot: the
     /// daemon tombstones a dead peer's claims before it frees its slot).
@@ -262,5 +286,22 @@ impl Subscriber {
         let tag = shmbus::queue::state::owner(w);
         let bus = &self.topic.bus;
         (tag != bus.owner() && !bus.peer_connected(tag)).then_some(w)
+    }
+}
+
+/// [`Subscriber::readable`].
+struct Readable<'a>(&'a Subscriber);
+
+impl crate::select::Source for Readable<'_> {
+    fn is_ready(&self) -> bool {
+        self.0.s.is_readable() || self.0.topic.bus.daemon_gone()
+    }
+
+    fn doorbell(&self) -> &shmbus::futex::Doorbell {
+        &self.0.s.control().not_empty.bell
+    }
+
+    fn bus(&self) -> &std::sync::Arc<crate::bus::Inner> {
+        &self.0.topic.bus
     }
 }
