@@ -294,7 +294,7 @@ impl Bus {
                     let map = map.clone();
                     move || {
                         wake_own_sleepers(&map, w.slot);
-                        crate::select::fd::kick_driver();
+                        crate::wait::run_hang_up_hook();
                     }
                 };
                 let liveness =

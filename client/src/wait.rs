@@ -3,6 +3,7 @@
 //! and the wake-up of this process's own sleepers when the daemon hangs up
 //! ([`wake_own_sleepers`]).
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use shmbus::futex::{WaitRecords, Waiter, INTERRUPT_SLICE};
@@ -156,5 +157,23 @@ impl PhantomWatch {
             Err(Error::BusClosed) if self.hit.get() => Err(Error::Corrupt(what)),
             r => r,
         }
+    }
+}
+
+/// What else the liveness watcher runs after it woke this process's recorded
+/// sleepers: set once, by the select driver when it starts (its armed fds are
+/// not in the wait records). Here, not in the driver's file, so that the bus
+/// need not import the select module that imports the bus.
+static HANG_UP_HOOK: OnceLock<fn()> = OnceLock::new();
+
+/// Registers `f` to run on every hang-up the liveness watcher sees.
+pub(crate) fn on_hang_up(f: fn()) {
+    let _ = HANG_UP_HOOK.set(f);
+}
+
+/// Runs the registered hang-up action, if any.
+pub(crate) fn run_hang_up_hook() {
+    if let Some(f) = HANG_UP_HOOK.get() {
+        f();
     }
 }

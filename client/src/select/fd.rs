@@ -115,6 +115,7 @@ static DRIVER: OnceLock<&'static Driver<Armed>> = OnceLock::new();
 
 fn driver() -> &'static Driver<Armed> {
     DRIVER.get_or_init(|| {
+        crate::wait::on_hang_up(kick_driver);
         let d: &'static Driver<Armed> = Box::leak(Box::new(Driver::new()));
         std::thread::Builder::new()
             .name("shmbus-select".into())
@@ -128,7 +129,7 @@ fn driver() -> &'static Driver<Armed> {
 /// Makes the driver, if started, sweep its requests again: the liveness
 /// watcher's hang-up action, after it set the flag that
 /// [`Request::interrupted`] reads, so that armed fds turn readable.
-pub(crate) fn kick_driver() {
+fn kick_driver() {
     if let Some(d) = DRIVER.get() {
         d.kick();
     }
