@@ -80,6 +80,11 @@ fn late_sender(bus: &str) {
 /// Selects on two pipes and a queue that stay empty, and reports how the
 /// select ended (only when it ends without a signal killing us).
 fn selector(bus: &str) {
+    // A job started in the background by a non-interactive shell (as CI may
+    // be) begins with SIGINT ignored, and children inherit that; the test is
+    // about SIGINT's default action, so restore it.
+    // SAFETY: SIG_DFL is a valid disposition, set before any thread starts here.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     let b = Bus::connect_to(bus).unwrap();
     let rx = b.pipe("a").unwrap().receiver().unwrap();
     let rx2 = b.pipe("b").unwrap().receiver().unwrap();
