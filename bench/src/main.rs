@@ -12,6 +12,8 @@
 //! Children are this executable, re-run with `SHMBUS_SUITE_ROLE` set.
 
 mod floor;
+#[cfg(feature = "iceoryx2")]
+mod iceoryx2;
 mod icount;
 mod measure;
 mod peers;
@@ -305,27 +307,65 @@ fn compare(specs: &[&Spec], records: &mut [Record]) {
                     .and_then(|x| x.headline())
                     .map(|h| mine / h)
             };
-            let (text, met) = match g {
-                Goal::MaxVsFloor(x) => (format!("p50 ≤ {x}× floor"), out.vs_floor.map(|v| v <= *x)),
-                Goal::MinRate(rate, rel) => {
-                    let mut text = format!("≥ {:.0} M msgs/s", rate / 1e6);
-                    let mut met = mine >= *rate;
-                    if let Some((name, k)) = rel {
-                        text += &format!(" and ≥ {k}× {name}");
-                        match vs(name) {
-                            Some(v) => met &= v >= *k,
-                            None => text += " (not measured)",
-                        }
-                    }
-                    (text, Some(met))
-                }
-                Goal::MinVs(name, k) => (format!("≥ {k}× {name}"), vs(name).map(|v| v >= *k)),
-                Goal::MaxVs(name, k) => (format!("p50 ≤ {k}× {name}"), vs(name).map(|v| v <= *k)),
-            };
+            let (text, met) = check(g, mine, out.vs_floor, &vs);
             out.goal = Some(text);
             out.goal_met = met;
         }
         records[i] = out;
+    }
+}
+
+/// A goal's text and whether it is met (`None`: a row it needs did not run).
+/// `mine` is the row's headline figure, `vs_floor` its ratio to the floor,
+/// `vs(name)` its ratio to the named row's headline figure.
+fn check(
+    g: &Goal,
+    mine: f64,
+    vs_floor: Option<f64>,
+    vs: &dyn Fn(&str) -> Option<f64>,
+) -> (String, Option<bool>) {
+    match g {
+        Goal::MaxVsFloor(x) => (format!("p50 ≤ {x}× floor"), vs_floor.map(|v| v <= *x)),
+        Goal::MinRate(rate, rel) => {
+            let mut text = format!("≥ {:.0} M msgs/s", rate / 1e6);
+            let mut met = mine >= *rate;
+            if let Some((name, k)) = rel {
+                text += &format!(" and ≥ {k}× {name}");
+                match vs(name) {
+                    Some(v) => met &= v >= *k,
+                    None => text += " (not measured)",
+                }
+            }
+            (text, Some(met))
+        }
+        Goal::MinVs(name, k) => (format!("≥ {k}× {name}"), vs(name).map(|v| v >= *k)),
+        Goal::MaxVs(name, k) => (format!("p50 ≤ {k}× {name}"), vs(name).map(|v| v <= *k)),
+        Goal::All(goals) => {
+            let parts: Vec<_> = goals.iter().map(|g| check(g, mine, vs_floor, vs)).collect();
+            // Each part says its own verdict: the row's one verdict is
+            // the conjunction.
+            let text = parts
+                .iter()
+                .map(|(t, m)| {
+                    let v = match m {
+                        Some(true) => "met",
+                        Some(false) => "short",
+                        None => "unchecked",
+                    };
+                    format!("{t} ({v})")
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            // Unmet if any is unmet; unknown if any is unknown; met otherwise.
+            let met = if parts.iter().any(|p| p.1 == Some(false)) {
+                Some(false)
+            } else if parts.iter().any(|p| p.1.is_none()) {
+                None
+            } else {
+                Some(true)
+            };
+            (text, met)
+        }
     }
 }
 
@@ -366,6 +406,10 @@ fn child(role: &str) {
         "topic-echo" => topic::echo(&a[0], &a[1], n(2), a[3] == "true"),
         "topic-publisher" => topic::publisher(&a[0], &a[1], n(2)),
         "topic-subscriber" => topic::subscriber(&a[0], &a[1], n(2)),
+        #[cfg(feature = "iceoryx2")]
+        "iceoryx2-echo" => iceoryx2::echo(&a[0], n(1)),
+        #[cfg(feature = "iceoryx2")]
+        "iceoryx2-subscriber" => iceoryx2::subscriber_role(&a[0], n(1)),
         "table-writer" => shared::table_writer(&a[0], &a[1], &a[2], a[3] == "true", n(4)),
         "table-reader" => shared::table_reader(&a[0], &a[1], &a[2], a[3] == "true"),
         "icount" => icount::run(&a[0], &a[1], n(2)),

@@ -170,6 +170,8 @@ pub(crate) enum Goal {
     MinVs(&'static str, f64),
     /// p50 (latency) at most this multiple of the named row's p50.
     MaxVs(&'static str, f64),
+    /// Every one of these (a row with several goals).
+    All(Vec<Goal>),
 }
 
 /// One entry of the registry.

@@ -221,7 +221,7 @@ pub(crate) fn registry() -> Vec<Spec> {
             })),
         ));
     }
-    add(
+    let topic_rt = add(
         s("shmbus/topic-rt-busy/64"),
         RoundTrip,
         64,
@@ -229,7 +229,7 @@ pub(crate) fn registry() -> Vec<Spec> {
         "topic round trip (ping and pong topics of 64 slots, one subscriber each), both sides busy-polling try_publish/try_recv_with",
         Some(Box::new(|c: &Ctx| Ok(topic::round_trip(c, false)))),
     );
-    add(
+    let topic_rtb = add(
         s("shmbus/topic-rt-publish-recv/64"),
         RoundTrip,
         64,
@@ -237,8 +237,9 @@ pub(crate) fn registry() -> Vec<Spec> {
         "topic round trip with publish/recv_with back to back (their spin phase usually catches the answer)",
         Some(Box::new(|c: &Ctx| Ok(topic::round_trip(c, true)))),
     );
+    let mut topic_tput1 = 0;
     for subs in [1u64, 2, 4] {
-        add(
+        let idx = add(
             format!("shmbus/topic-tput-{subs}sub/64"),
             Throughput,
             64,
@@ -249,6 +250,9 @@ pub(crate) fn registry() -> Vec<Spec> {
             ),
             Some(Box::new(move |c: &Ctx| Ok(topic::throughput(c, subs)))),
         );
+        if subs == 1 {
+            topic_tput1 = idx;
+        }
     }
     let value_read = add(
         s("shmbus/value-read/8"),
@@ -369,6 +373,39 @@ pub(crate) fn registry() -> Vec<Spec> {
             );
         }
     }
+    // The topic's peer: iceoryx2 publish–subscribe (optional feature).
+    add(
+        s("peer/iceoryx2-rt/64"),
+        RoundTrip,
+        64,
+        Alternative,
+        "iceoryx2 publish-subscribe round trip (ping and pong services, 1 subscriber each, lossless: no safe overflow, RetryUntilDelivered, buffer 256), both sides busy-polling send_copy/receive (needs --features iceoryx2)",
+        Some(Box::new(|c: &Ctx| {
+            #[cfg(feature = "iceoryx2")]
+            return Ok(crate::iceoryx2::round_trip(c));
+            #[cfg(not(feature = "iceoryx2"))]
+            {
+                let _ = c;
+                Err("built without --features iceoryx2".into())
+            }
+        })),
+    );
+    add(
+        s("peer/iceoryx2-tput/64"),
+        Throughput,
+        64,
+        Alternative,
+        "iceoryx2 publish-subscribe one-way throughput to 1 subscriber process (lossless as peer/iceoryx2-rt), send_copy here, busy-polling receive in the subscriber (needs --features iceoryx2)",
+        Some(Box::new(|c: &Ctx| {
+            #[cfg(feature = "iceoryx2")]
+            return Ok(crate::iceoryx2::throughput(c));
+            #[cfg(not(feature = "iceoryx2"))]
+            {
+                let _ = c;
+                Err("built without --features iceoryx2".into())
+            }
+        })),
+    );
     add(
         s("ref/crossbeam-rt/64"),
         RoundTrip,
@@ -562,6 +599,25 @@ pub(crate) fn registry() -> Vec<Spec> {
     v[select16].goal = Some(Goal::MaxVs("shmbus/pipe-rt-blocking/64", 1.2));
     v[select_tokio].alts = vec![s("alt/tokio-uds-rt/64")];
     v[select_tokio].goal = Some(Goal::MaxVs("alt/tokio-uds-rt/64", 1.0));
+    v[topic_rt].floor = Some(s("probe"));
+    v[topic_rt].alts = vec![
+        s("peer/iceoryx2-rt/64"),
+        s("alt/uds-rt/64"),
+        s("alt/pipe2-rt/64"),
+    ];
+    v[topic_rt].goal = Some(Goal::All(vec![
+        Goal::MaxVs("peer/iceoryx2-rt/64", 0.5),
+        Goal::MaxVs("shmbus/pipe-rt-busy/64", 1.2),
+    ]));
+    v[topic_rtb].floor = Some(s("probe"));
+    v[topic_rtb].alts = vec![
+        s("peer/iceoryx2-rt/64"),
+        s("alt/uds-rt/64"),
+        s("alt/pipe2-rt/64"),
+    ];
+    v[topic_rtb].goal = Some(Goal::MaxVs("shmbus/pipe-rt-send-recv/64", 1.2));
+    v[topic_tput1].alts = vec![s("peer/iceoryx2-tput/64")];
+    v[topic_tput1].goal = Some(Goal::MinVs("peer/iceoryx2-tput/64", 10.0));
     for (size, idx) in tput {
         v[idx].alts = vec![
             format!("alt/uds-tput/{size}"),
@@ -662,12 +718,13 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "topic",
-        "topic round trips (busy, back to back) and one-way throughput to 1, 2 and 4 subscribers, beside the floors and the pipe",
+        "topic round trips (busy, back to back) and one-way throughput to 1, 2 and 4 subscribers, beside the floors, the pipe and iceoryx2 (--features iceoryx2)",
         &[
             "floor/cacheline-rt/",
             "shmbus/pipe-rt-busy/",
             "shmbus/pipe-rt-send-recv/",
             "shmbus/topic-",
+            "peer/iceoryx2-",
             "floor/ring-tput/",
             "shmbus/pipe-tput/64",
         ],

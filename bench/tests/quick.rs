@@ -76,6 +76,8 @@ fn presets_select_rows_and_unknown_ones_are_refused() {
     let topic = String::from_utf8_lossy(&list("topic").stdout).into_owned();
     assert!(topic.contains("shmbus/topic-rt-busy/64"), "{topic}");
     assert!(topic.contains("shmbus/topic-tput-4sub/64"), "{topic}");
+    assert!(topic.contains("peer/iceoryx2-rt/64"), "{topic}");
+    assert!(topic.contains("peer/iceoryx2-tput/64"), "{topic}");
     let bad = list("nonesuch");
     assert_eq!(bad.status.code(), Some(2));
     assert!(
@@ -148,6 +150,29 @@ fn quick_run_writes_json_and_table() {
             .as_f64()
             .unwrap()
             > 0.0
+    );
+    // The iceoryx2 peer runs with its feature and says why not without it.
+    for n in ["peer/iceoryx2-rt/64", "peer/iceoryx2-tput/64"] {
+        let r = by_name(n);
+        if cfg!(feature = "iceoryx2") {
+            assert_eq!(r["status"], "ok", "{n}: {r}");
+        } else {
+            assert_eq!(r["status"], "skipped", "{n}: {r}");
+            assert!(
+                r["note"].as_str().unwrap().contains("--features iceoryx2"),
+                "{r}"
+            );
+        }
+    }
+    // The topic round trip carries both of its goals, each with a verdict.
+    let goal = by_name("shmbus/topic-rt-busy/64")["goal"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        goal.contains("0.5× peer/iceoryx2-rt/64 (")
+            && goal.contains("1.2× shmbus/pipe-rt-busy/64 ("),
+        "{goal}"
     );
     // Python rows are run or said to be skipped, never silently missing.
     let py = by_name("python/mp-pipe-rt/64");
