@@ -229,6 +229,22 @@ shmbus_status shmbus_connect(const char *name,
 // use by another thread.
 void shmbus_bus_free(shmbus_bus *bus);
 
+// Removes the channel named `channel` from the bus: its name is free at once; handles
+// that have it open, in any process, keep working, and its space is reused
+// once the last of them is gone. Stores in `*holders` (if not NULL) how many
+// connections still have it open (0: its space was freed at once; this
+// process's own handles count).
+//
+// Errors: `SHMBUS_NOT_FOUND` (no channel of that name), `SHMBUS_BAD_NAME`,
+// `SHMBUS_BUS_CLOSED`, `SHMBUS_PROTOCOL`, `SHMBUS_IO`.
+//
+// # Safety
+// `bus` is NULL or a live bus handle; `name` NULL or a NUL-terminated
+// string; `holders` NULL or writable.
+shmbus_status shmbus_remove(const shmbus_bus *bus,
+                            const char *channel,
+                            uint64_t *holders);
+
 // Opens pipe `name` (creating it with `capacity` bytes, a power of two, or
 // the daemon's default for 0) and claims its sending end into `*out`.
 //
