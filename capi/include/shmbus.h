@@ -68,7 +68,8 @@ enum shmbus_status
   SHMBUS_UNSAFE_MODE = 20,
   // The daemon refused to register this client.
   SHMBUS_REFUSED = 21,
-  // No channel of that name exists.
+  // No channel of that name exists (`shmbus_remove`; the openers create
+  // a missing channel).
   SHMBUS_NOT_FOUND = 30,
   // A channel of that name exists with another kind.
   SHMBUS_KIND_MISMATCH = 31,
@@ -85,7 +86,10 @@ enum shmbus_status
   SHMBUS_LENGTH_MISMATCH = 36,
   // The bus's directory has no free entry for another channel.
   SHMBUS_DIRECTORY_FULL = 37,
-  // This client may not open the channel.
+  // shmbusd answered a channel request with "denied". Today's shmbusd
+  // never does: it checks who may use the bus when a client connects
+  // (`SHMBUS_REFUSED`), not per channel; the code is kept for a daemon
+  // that does, so the tests cannot provoke it.
   SHMBUS_DENIED = 38,
   // Another handle already holds this end of the pipe.
   SHMBUS_BUSY = 39,
@@ -107,10 +111,15 @@ enum shmbus_status
   // claim is open, a commit without one.
   SHMBUS_BAD_STATE = 54,
   // The library panicked; the panic was caught at the boundary. A bug:
-  // please report it with `shmbus_last_error()`.
+  // please report it with `shmbus_last_error()`. No call can be made to
+  // panic on purpose, so only a unit test of the boundary provokes it.
   SHMBUS_PANIC = 55,
-  // An error this build of the library has no code for (a newer client
-  // library); `shmbus_last_error()` has its message.
+  // An error this build of the library has no code for;
+  // `shmbus_last_error()` has its message. Never returned by this build:
+  // every error of its client library has a code, but the client's
+  // "interrupted" (a wait stopped by an interrupt check, which this
+  // library never installs). Kept for a build whose client library has
+  // errors newer than its codes.
   SHMBUS_UNKNOWN = 56,
   // A lossy topic's subscriber fell a ring behind: the number of messages
   // it missed is stored in `*missed`; the next receive continues with the

@@ -260,12 +260,7 @@ fn statuses(valgrind: bool) {
     let not_shmbus = ShmFile::new("capi-notshm", &[0x5a; 8192]);
     let truncated = ShmFile::new("capi-trunc", b"short");
     let no_daemon = support::unique_bus("capi-nodaemon");
-    let mut args = vec![
-        d.bus.as_str(),
-        &not_shmbus.bus,
-        &truncated.bus,
-        &no_daemon,
-    ];
+    let mut args = vec![d.bus.as_str(), &not_shmbus.bus, &truncated.bus, &no_daemon];
     args.extend(broken.iter().map(|b| b.arg.as_str()));
     let mut p = Proc::spawn(program(&exe, &args, valgrind), "statuses");
     p.expect_line("stop the daemon");
@@ -329,14 +324,21 @@ fn statuses(valgrind: bool) {
     assert!(out.ends_with("done\n"), "{out}");
     // Together with the codes provoked elsewhere or that no caller can
     // cause, they are all the header has.
-    let mut all: Vec<&str> = want.iter().chain(NOT_PROVOKED_BY_STATUSES).copied().collect();
+    let mut all: Vec<&str> = want
+        .iter()
+        .chain(NOT_PROVOKED_BY_STATUSES)
+        .copied()
+        .collect();
     if !root {
         all.extend(need_root);
     }
     all.sort_unstable();
     let mut header = header_codes();
     header.sort_unstable();
-    assert_eq!(all, header, "a status code is neither provoked nor explained");
+    assert_eq!(
+        all, header,
+        "a status code is neither provoked nor explained"
+    );
 }
 
 /// Every status code a C program can cause, each provoked once, around

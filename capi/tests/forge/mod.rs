@@ -93,13 +93,16 @@ pub fn broken_buses(live: &Path, root: bool) -> Vec<Broken> {
             set_u32(b, state, layout::state::INITIALIZING)
         }),
         // A state no daemon writes.
-        header_copy(live, "SHMBUS_CORRUPT_SEGMENT", |b| set_u32(b, state, u32::MAX)),
+        header_copy(live, "SHMBUS_CORRUPT_SEGMENT", |b| {
+            set_u32(b, state, u32::MAX)
+        }),
     ];
     // A Unix socket where the segment should be: opening it fails with ENXIO,
     // which no other code describes.
     let io_bus = support::unique_bus("capi-io");
     let path = BusPaths::new(&io_bus).segment;
-    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind a socket in /dev/shm");
+    let listener =
+        std::os::unix::net::UnixListener::bind(&path).expect("bind a socket in /dev/shm");
     drop(listener);
     v.push(Broken {
         _file: Some(ShmFile {
@@ -111,11 +114,13 @@ pub fn broken_buses(live: &Path, root: bool) -> Vec<Broken> {
     // The daemon's peer table (one slot) is full: it turns the client away.
     let d = Daemon::start("capi-refuse", &["--max-peers", "1"]);
     let held = d.connect();
-    v.push(Broken {
-        _held: Some(held),
-        ..Broken::new("SHMBUS_REFUSED", &d.bus)
-    }
-    .daemon(d));
+    v.push(
+        Broken {
+            _held: Some(held),
+            ..Broken::new("SHMBUS_REFUSED", &d.bus)
+        }
+        .daemon(d),
+    );
     // A segment with more permission bits than the daemon's mode (0600).
     let d = Daemon::start("capi-mode", &[]);
     fs::set_permissions(&d.paths.segment, fs::Permissions::from_mode(0o640)).expect("chmod");
@@ -152,7 +157,11 @@ impl Broken {
 /// the magic number in its control block, so that opening it fails with
 /// `Corrupt`.
 pub fn scribble_pipe(d: &Daemon, name: &str, capacity: u64) {
-    drop(d.connect().pipe_with_capacity(name, capacity).expect("create the pipe"));
+    drop(
+        d.connect()
+            .pipe_with_capacity(name, capacity)
+            .expect("create the pipe"),
+    );
     let f = fs::OpenOptions::new()
         .read(true)
         .write(true)
