@@ -177,6 +177,16 @@ int main(int argc, char **argv) {
     if (len != 1 || buf[0] != 'a') return 1;
     CHECK(shmbus_queue_get(q, buf, 32, &len, 0));
     EXPECT(SHMBUS_EMPTY, shmbus_queue_get(q, buf, 32, &len, 0));
+    void *slot;
+    EXPECT(SHMBUS_BAD_STATE, shmbus_queue_commit(q));
+    EXPECT(SHMBUS_TOO_LARGE, shmbus_queue_claim(q, 33, &slot, 0));
+    CHECK(shmbus_queue_claim(q, 3, &slot, 0));
+    EXPECT(SHMBUS_BAD_STATE, shmbus_queue_claim(q, 3, &slot, 0));
+    memcpy(slot, "xyz", 3);
+    CHECK(shmbus_queue_commit(q));
+    CHECK(shmbus_queue_get(q, buf, 32, &len, 0));
+    if (len != 3 || memcmp(buf, "xyz", 3) != 0) return 1;
+    CHECK(shmbus_queue_task_done(q));
     CHECK(shmbus_queue_task_done(q));
     CHECK(shmbus_queue_task_done(q));
     CHECK(shmbus_queue_join(q, 0));
