@@ -129,7 +129,7 @@ pub(crate) fn registry() -> Vec<Spec> {
         })),
     );
     add(
-        s("alt/tokio-uds-rt/64"),
+        s("alt/tokio-unixstream-rt/64"),
         RoundTrip,
         64,
         Alternative,
@@ -560,8 +560,8 @@ pub(crate) fn registry() -> Vec<Spec> {
     v[ib].goal = Some(Goal::MaxVsFloor(1.1));
     v[select16].alts = vec![s("shmbus/pipe-rt-blocking/64")];
     v[select16].goal = Some(Goal::MaxVs("shmbus/pipe-rt-blocking/64", 1.2));
-    v[select_tokio].alts = vec![s("alt/tokio-uds-rt/64")];
-    v[select_tokio].goal = Some(Goal::MaxVs("alt/tokio-uds-rt/64", 1.0));
+    v[select_tokio].alts = vec![s("alt/tokio-unixstream-rt/64")];
+    v[select_tokio].goal = Some(Goal::MaxVs("alt/tokio-unixstream-rt/64", 1.0));
     for (size, idx) in tput {
         v[idx].alts = vec![
             format!("alt/uds-tput/{size}"),
@@ -646,7 +646,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "shmbus/pipe-rt-blocking/",
             "shmbus/select-rt-blocking/",
             "shmbus/select-fd-rt-",
-            "alt/tokio-uds-rt/",
+            "alt/tokio-unixstream-rt/",
         ],
     ),
     (
