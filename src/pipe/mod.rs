@@ -267,6 +267,13 @@ pub fn check_capacity(capacity: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Bytes the record of a `len`-byte frame takes in the ring: the header and
+/// the payload, padded to a multiple of 8.
+#[inline(always)]
+pub const fn record_len(len: u64) -> u64 {
+    HEADER + crate::util::round8(len)
+}
+
 /// Bytes a pipe of `capacity` takes in the arena (control block + ring).
 pub const fn body_len(capacity: u64) -> u64 {
     CTL_SIZE + capacity
