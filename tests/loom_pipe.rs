@@ -1,6 +1,6 @@
 //! loom models of the SPSC pipe: non-blocking and blocking transfer with
 //! wrap-around (one frame at a time and in batches), zero-copy claims, disconnection and the FIFO end-of-file rule
-//! (a consumer attached after a producer left waits for the next one), and
+//! (a consumer attached after a producer left waits for the next one; one attached with an earlier mark ends after it), and
 //! the daemon's recovery of a crashed endpoint.
 //!
 //! One loom thread models one process; a crash is a thread that returns with its
@@ -398,6 +398,56 @@ fn late_consumer_waits_for_the_next_producer() {
         });
     }
     LATE_SLEPT.assert_readable();
+}
+
+static PAIRED_SLEPT: SleepSeen = SleepSeen::new();
+
+/// Model 3c (a pair made together, as `multiprocessing.Pipe()`): the
+/// producers' mark is taken before either end attaches; the producer then
+/// sends one frame and leaves (or crashes, released by the daemon) while the
+/// consumer attaches with the mark, before, during or after that. Always:
+/// the frame, then `Disconnected` — never a wait for a producer that will not
+/// come (without the mark, a consumer attaching after the producer left
+/// would wait for the next one: model 3b).
+#[test]
+fn paired_consumer_sees_eof_of_an_early_producer() {
+    for crash in [false, true] {
+        let name = format!("paired_consumer_sees_eof_of_an_early_producer (crash: {crash})");
+        model(&name, move || {
+            let pipe = Arc::new(HeapPipe::new(CAP));
+            let mark = pipe.ctl().producers_mark();
+            let p = {
+                let pipe = pipe.clone();
+                thread::spawn(move || {
+                    let mut tx = producer(&pipe, PRODUCER);
+                    send(&mut tx, &frame(0, 5)).unwrap();
+                    if crash {
+                        tx.crash();
+                    }
+                })
+            };
+            let c = {
+                let pipe = pipe.clone();
+                thread::spawn(move || {
+                    // SAFETY: as in `consumer`.
+                    let end = unsafe { pipe.consumer_since(CONSUMER, mark) }.expect("attach");
+                    let mut rx = Held {
+                        end,
+                        pipe: pipe.clone(),
+                    };
+                    assert_eq!(recv(&mut rx).unwrap(), frame(0, 5));
+                    assert_eq!(recv(&mut rx), Err(RecvError::Disconnected));
+                })
+            };
+            p.join().unwrap();
+            if crash {
+                assert_eq!(pipe.ctl().release_owner(PRODUCER), 1);
+            }
+            c.join().unwrap();
+            PAIRED_SLEPT.record(&pipe);
+        });
+    }
+    PAIRED_SLEPT.assert_readable();
 }
 
 /// Model 4b: the consumer reads one frame and drops while the producer keeps

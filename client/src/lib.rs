@@ -156,7 +156,7 @@ pub use channels::{
 };
 pub use error::{End, Error, Result};
 pub use interrupt::set_interrupt_check;
-pub use pipe::receiver::PipeReceiver;
+pub use pipe::receiver::{PipeMark, PipeReceiver};
 pub use pipe::sender::{PipeClaim, PipeSender};
 pub use pipe::Pipe;
 pub use queue::open::QueueBuilder;

@@ -35,6 +35,7 @@ fn child_role() {
         "wait_one" => wait_one(&args[0], &args[1]),
         "send_then_hang" => send_then_hang(&args[0], &args[1], args[2].parse().unwrap()),
         "attach_receiver_then_hang" => attach_receiver_then_hang(&args[0], &args[1]),
+        "send_and_exit" => send_and_exit(&args[0], &args[1], args[2].parse().unwrap()),
         other => panic!("unknown role {other}"),
     }
 }
@@ -259,6 +260,61 @@ fn receiver_sees_end_of_file_when_the_sender_is_killed() {
     let mut tx2 = b.pipe("p").unwrap().sender().unwrap();
     tx2.send(b"again").unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), b"again");
+}
+
+fn send_and_exit(bus: &str, pipe: &str, n: u64) {
+    let b = Bus::connect_to(bus).unwrap();
+    let mut tx = b.pipe(pipe).unwrap().sender().unwrap();
+    for i in 0..n {
+        tx.send(&i.to_le_bytes()).unwrap();
+    }
+}
+
+/// A pair made together (`multiprocessing.Pipe()`): the mark is taken
+/// first, a sender process sends and leaves — cleanly, or killed — before
+/// the receiver is claimed, and the receiver still gets every frame and
+/// then end of file. A receiver claimed without the mark would wait for the
+/// next sender instead (checked too, with a deadline).
+#[test]
+fn a_receiver_claimed_since_a_mark_ends_after_a_sender_that_came_and_went() {
+    let d = Daemon::start_role(DISPATCH, "mark", &[]);
+    let b = Bus::connect_to(&d.bus).unwrap();
+    for (name, kill) in [("clean", false), ("killed", true)] {
+        let pipe = b.pipe(name).unwrap();
+        let mark = pipe.mark().unwrap();
+        let _killed = if kill {
+            let mut tx = Proc::spawn_role(DISPATCH, "send_then_hang", &[&d.bus, name, "1000"]);
+            tx.expect_line("sent");
+            tx.signal(Signal::KILL);
+            Some(tx)
+        } else {
+            Proc::spawn_role(DISPATCH, "send_and_exit", &[&d.bus, name, "1000"]).expect_success();
+            None
+        };
+        // Without the mark: the frames, then a wait for the next sender.
+        {
+            let mut plain = pipe.receiver().unwrap();
+            assert_eq!(plain.recv().unwrap(), 0u64.to_le_bytes());
+            drop(plain);
+        }
+        // With it: the rest, then end of file (for the killed sender, once
+        // the daemon has released its end).
+        let mut rx = pipe.receiver_since(mark).unwrap();
+        for i in 1u64..1000 {
+            let f = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+            assert_eq!(f, i.to_le_bytes(), "{name}");
+        }
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Err(Error::Disconnected) => {}
+            other => panic!("{name}: expected end of file, got {other:?}"),
+        }
+        drop(rx);
+        let mut plain = pipe.receiver().unwrap();
+        match plain.recv_timeout(Duration::from_millis(200)) {
+            Err(Error::Timeout) => {}
+            other => panic!("{name}: a receiver without the mark should wait, got {other:?}"),
+        }
+    }
 }
 
 fn attach_receiver_then_hang(bus: &str, pipe: &str) {

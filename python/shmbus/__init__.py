@@ -168,8 +168,8 @@ class PipeReader(_shmbus.RawReader):
     readable = True
     writable = False
 
-    def __new__(cls, name, *, bus=None, capacity=None, _create=False):
-        return super().__new__(cls, bus, name, capacity, _create)
+    def __new__(cls, name, *, bus=None, capacity=None, _create=False, _mark=None):
+        return super().__new__(cls, bus, name, capacity, _create, _mark)
 
     def recv(self):
         """Receives one object (unpickled); ``EOFError`` at end of pipe."""
@@ -182,7 +182,7 @@ class PipeReader(_shmbus.RawReader):
         self.close()
 
     def __reduce__(self):
-        return (_reopen_end, (type(self), self.bus, self.name))
+        return (_reopen_reader, (type(self), self.bus, self.name, self.mark))
 
     def __repr__(self):
         return f"<shmbus.PipeReader {self.name!r} on bus {self.bus!r}>"
@@ -219,13 +219,19 @@ def _reopen_end(cls, bus, name):
     return cls(name, bus=bus)
 
 
+def _reopen_reader(cls, bus, name, mark):
+    return cls(name, bus=bus, _mark=mark)
+
+
 def Pipe(name, duplex=False, *, bus=None, capacity=None):
     """Opens (creating if missing) pipe ``name`` and returns its two ends,
     ``(reader, writer)``, as ``multiprocessing.Pipe(duplex=False)``.
 
     Each end is claimed when first used, so that both can be made here and
-    one handed to another process. ``capacity`` (bytes) applies when the pipe
-    is created."""
+    one handed to another process. As with ``multiprocessing``, the reader
+    sees ``EOFError`` once the writer has closed (or died) and everything
+    is read, even if the writer sent and closed before the reader was first
+    used. ``capacity`` (bytes) applies when the pipe is created."""
     if duplex:
         raise ValueError("shmbus pipes are one-way: use Pipe(name, duplex=False)")
     r = PipeReader(name, bus=bus, capacity=capacity, _create=True)

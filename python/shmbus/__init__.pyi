@@ -118,6 +118,8 @@ class PipeReader:
 
     bus: str
     name: str
+    mark: Optional[int]
+    """The writers' mark when made by Pipe() (end of file counts from it)."""
     readable: bool
     writable: bool
     closed: bool

@@ -1,14 +1,16 @@
 //! `shmbus._shmbus.RawReader` / `RawWriter`: the two ends of a bus pipe
 //! (the bases of `shmbus.PipeReader` / `PipeWriter`, which add pickling).
 //! Each end is claimed on the bus when first used, not when made, so that
-//! a parent can make both and hand one to a child.
+//! a parent can make both and hand one to a child. A reader made as one of
+//! a pair (`Pipe()`) keeps the writers' mark of that moment, so it ends
+//! after a writer that sent and closed before the reader was first used.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmbus_client::{Error, PipeReceiver, PipeSender};
+use shmbus_client::{Error, PipeMark, PipeReceiver, PipeSender};
 
 use crate::bus::{bus, resolve};
 use crate::errors::{to_py, to_py_as};
@@ -48,13 +50,14 @@ fn closed() -> PyErr {
 }
 
 /// Creates pipe `name` on `bus` if it does not exist (with `capacity` bytes,
-/// or the bus default).
-fn create(bus_name: &str, name: &str, capacity: Option<u64>) -> shmbus_client::Result<()> {
+/// or the bus default); returns the writers' mark now.
+fn create(bus_name: &str, name: &str, capacity: Option<u64>) -> shmbus_client::Result<u64> {
     let b = bus(bus_name)?;
-    match capacity {
-        Some(c) => b.pipe_with_capacity(name, c).map(drop),
-        None => b.pipe(name).map(drop),
-    }
+    let pipe = match capacity {
+        Some(c) => b.pipe_with_capacity(name, c)?,
+        None => b.pipe(name)?,
+    };
+    Ok(pipe.mark()?.to_raw())
 }
 
 struct ReaderState {
@@ -72,6 +75,10 @@ pub(crate) struct RawReader {
     bus: String,
     #[pyo3(get)]
     name: String,
+    /// The writers' mark when the pair was made (`None`: end of file
+    /// counts from the claim, as a lone reader's does).
+    #[pyo3(get)]
+    mark: Option<u64>,
 }
 
 impl RawReader {
@@ -82,9 +89,15 @@ impl RawReader {
         }
         if !st.rx.as_ref().is_some_and(Owned::current) {
             // A parent's end (after fork) is leaked by `Owned`'s drop.
-            let (b, n) = (&self.bus, &self.name);
+            let (b, n, mark) = (&self.bus, &self.name, self.mark);
             let rx = py
-                .allow_threads(|| bus(b)?.pipe(n)?.receiver())
+                .allow_threads(|| {
+                    let pipe = bus(b)?.pipe(n)?;
+                    match mark {
+                        Some(m) => pipe.receiver_since(PipeMark::from_raw(m)),
+                        None => pipe.receiver(),
+                    }
+                })
                 .map_err(to_py)?;
             st.rx = Some(Owned::new(rx));
             st.pending = None;
@@ -96,21 +109,27 @@ impl RawReader {
 #[pymethods]
 impl RawReader {
     /// The reading end of pipe `name` on bus `bus` (default bus if `None`);
-    /// with `create`, the pipe is made now if missing (`capacity` bytes).
+    /// with `create`, the pipe is made now if missing (`capacity` bytes)
+    /// and the reader is one of a pair: it keeps the writers' mark of now
+    /// (or `mark`, when given: a pair's reader sent to another process).
     /// The end itself is claimed when first used.
     #[new]
-    #[pyo3(signature = (bus, name, capacity=None, create=false))]
+    #[pyo3(signature = (bus, name, capacity=None, create=false, mark=None))]
     fn new(
         py: Python<'_>,
         bus: Option<&str>,
         name: String,
         capacity: Option<u64>,
         create: bool,
+        mark: Option<u64>,
     ) -> PyResult<Self> {
         let bus = resolve(bus);
+        let mut mark = mark;
         if create {
-            py.allow_threads(|| self::create(&bus, &name, capacity))
+            let now = py
+                .allow_threads(|| self::create(&bus, &name, capacity))
                 .map_err(to_py)?;
+            mark = mark.or(Some(now));
         }
         Ok(Self {
             state: Mutex::new(ReaderState {
@@ -120,6 +139,7 @@ impl RawReader {
             }),
             bus,
             name,
+            mark,
         })
     }
 

@@ -61,6 +61,44 @@ def test_eof_when_writer_process_dies(bus, method, how):
     p.join(WATCHDOG)
 
 
+def drain_and_report(r, out):
+    got = []
+    while True:
+        try:
+            got.append(r.recv_bytes(timeout=WATCHDOG))
+        except EOFError:
+            break
+    out.send_bytes(b",".join(got))
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_eof_when_the_writer_left_before_the_reader_was_used(bus, method, how):
+    """As with multiprocessing.Pipe(): the writer sends and is gone before the
+    reader's first use, and the reader still gets everything, then EOFError
+    (here and in a child the reader is handed to afterwards)."""
+    ctx = mp.get_context(method)
+    r, w = bus.Pipe(f"early-{method}-{how}")
+    p = ctx.Process(target=send_some_then_die, args=(w, 3, how))
+    p.start()
+    p.join(WATCHDOG)
+    assert p.exitcode is not None
+    assert [r.recv_bytes(timeout=WATCHDOG) for _ in range(3)] == [b"m0", b"m1", b"m2"]
+    with pytest.raises(EOFError):
+        r.recv_bytes(timeout=WATCHDOG)
+
+    r2, w2 = bus.Pipe(f"early2-{method}-{how}")
+    res_r, res_w = bus.Pipe(f"early2-result-{method}-{how}")
+    p = ctx.Process(target=send_some_then_die, args=(w2, 2, how))
+    p.start()
+    p.join(WATCHDOG)
+    q = ctx.Process(target=drain_and_report, args=(r2, res_w))
+    q.start()
+    assert res_r.recv_bytes(timeout=WATCHDOG) == b"m0,m1"
+    q.join(WATCHDOG)
+    assert q.exitcode == 0
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_round_trip_through_a_child(bus, method):
     ctx = mp.get_context(method)

@@ -64,6 +64,31 @@ impl Consumer {
     /// [`AttachError::Busy`] if another peer is the consumer;
     /// [`AttachError::Corrupt`] if the positions are inconsistent.
     pub unsafe fn attach(ctl: NonNull<PipeCtl>, ring: Ring, me: u16) -> Result<Self, AttachError> {
+        // SAFETY: as the caller guarantees.
+        unsafe { Self::attach_since(ctl, ring, me, None) }
+    }
+
+    /// As [`attach`](Self::attach), but with `mark` (from
+    /// [`PipeCtl::producers_mark`], read earlier) every producer that attached
+    /// since the mark is one this consumer reads from: its departure is end of
+    /// file (once the ring is drained) even if it left before this attach.
+    /// This is what a pair of ends made together wants (`multiprocessing`'s
+    /// `Pipe()`): the writer may come and go before the reader is first used.
+    ///
+    /// A `mark` from later than now (it is only compared, never trusted for
+    /// memory) makes end of file come as soon as no producer is attached.
+    ///
+    /// # Safety
+    /// As [`attach`](Self::attach).
+    ///
+    /// # Errors
+    /// As [`attach`](Self::attach).
+    pub unsafe fn attach_since(
+        ctl: NonNull<PipeCtl>,
+        ring: Ring,
+        me: u16,
+        mark: Option<u64>,
+    ) -> Result<Self, AttachError> {
         // SAFETY: the caller guarantees `ctl` is valid while we use it.
         let c = unsafe { ctl.as_ref() };
         attach(&c.ends.consumer, me)?;
@@ -72,8 +97,12 @@ impl Consumer {
         // we read from). A producer attaching concurrently gives the same
         // epoch whether this load sees it or not; one detaching concurrently
         // is either seen attached (its departure is our end of file) or seen
-        // gone (we wait for the next): either order is a real one.
-        let epoch = end::epoch_at_attach(c.ends.producer.load(Ordering::Acquire));
+        // gone (we wait for the next): either order is a real one. A `mark`
+        // was such a load, made earlier.
+        let epoch = match mark {
+            Some(m) => m,
+            None => end::epoch_at_attach(c.ends.producer.load(Ordering::Acquire)),
+        };
         // Relaxed: the attach CAS's Acquire made the previous consumer's last
         // head store visible, and only consumers write `head`.
         let head = c.head.load(Ordering::Relaxed);

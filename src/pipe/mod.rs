@@ -314,6 +314,14 @@ impl PipeCtl {
         Ok(cap)
     }
 
+    /// The producers' mark now: a consumer attached later with
+    /// [`Consumer::attach_since`] and this mark reads from every producer
+    /// that attaches from now on (and from the one attached now, if any).
+    pub fn producers_mark(&self) -> u64 {
+        // Acquire: as the load in `Consumer::attach_since`.
+        end::epoch_at_attach(self.ends.producer.load(Ordering::Acquire))
+    }
+
     /// A snapshot for listings.
     pub fn stats(&self) -> PipeStats {
         // Relaxed everywhere: a listing is a snapshot, not a synchronisation.
@@ -525,6 +533,19 @@ impl HeapPipe {
     pub unsafe fn consumer(&self, me: u16) -> Result<Consumer, AttachError> {
         // SAFETY: as in `producer`.
         unsafe { Consumer::attach(self.ctl_ptr(), self.ring(), me) }
+    }
+
+    /// Attaches a consumer with owner tag `me` and producers' `mark`
+    /// ([`Consumer::attach_since`]).
+    ///
+    /// # Safety
+    /// As [`HeapPipe::producer`].
+    ///
+    /// # Errors
+    /// As [`Consumer::attach`].
+    pub unsafe fn consumer_since(&self, me: u16, mark: u64) -> Result<Consumer, AttachError> {
+        // SAFETY: as in `producer`.
+        unsafe { Consumer::attach_since(self.ctl_ptr(), self.ring(), me, Some(mark)) }
     }
 }
 

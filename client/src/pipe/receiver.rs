@@ -33,10 +33,50 @@ impl Pipe {
     /// # Ok::<(), shmbus_client::Error>(())
     /// ```
     pub fn receiver(&self) -> Result<PipeReceiver> {
+        self.receiver_impl(None)
+    }
+
+    /// The senders' mark now, for [`receiver_since`](Self::receiver_since):
+    /// taken when a pair of ends is made together, before either is used.
+    ///
+    /// # Errors
+    /// `Corrupt` if the pipe's control block is inconsistent.
+    pub fn mark(&self) -> Result<PipeMark> {
+        let (ctl, _) = self.body()?;
+        // SAFETY: `ctl` is a checked control block inside the mapping that
+        // `self.bus` keeps alive for this call.
+        Ok(PipeMark(unsafe { ctl.as_ref() }.producers_mark()))
+    }
+
+    /// Claims the receiving end as [`receiver`](Self::receiver) does, but
+    /// with end of file counted from `mark` instead of from now: every sender
+    /// attached since `mark` was taken is one this receiver reads from, so
+    /// once such a sender has gone (and its frames are read) the receiver
+    /// sees end of file — even if that sender came and went before this
+    /// call. This is `multiprocessing.Pipe()`'s pair: the writer may send and
+    /// close before the reader is first used, and the reader still ends.
+    ///
+    /// # Errors
+    /// As [`receiver`](Self::receiver).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let pipe = shmbus_client::Bus::connect()?.pipe("ticks")?;
+    /// let mark = pipe.mark()?;
+    /// // ... a sender (perhaps another process) sends and drops ...
+    /// let mut rx = pipe.receiver_since(mark)?;
+    /// while let Ok(frame) = rx.recv() { /* every frame it sent */ }
+    /// # Ok::<(), shmbus_client::Error>(())
+    /// ```
+    pub fn receiver_since(&self, mark: PipeMark) -> Result<PipeReceiver> {
+        self.receiver_impl(Some(mark.0))
+    }
+
+    fn receiver_impl(&self, mark: Option<u64>) -> Result<PipeReceiver> {
         let (ctl, ring) = self.body()?;
         // SAFETY: as in `sender`: `ctl` and `ring` are a checked pipe, kept
         // mapped by the `Arc<Inner>` that `PipeReceiver` drops after `consumer`.
-        let consumer = unsafe { Consumer::attach(ctl, ring, self.bus.owner()) }
+        let consumer = unsafe { Consumer::attach_since(ctl, ring, self.bus.owner(), mark) }
             .map_err(|e| self.attach_error(e, End::Receiver))?;
         Ok(PipeReceiver {
             consumer,
@@ -44,6 +84,25 @@ impl Pipe {
             name: Arc::clone(&self.name),
             _hold: Arc::clone(&self.hold),
         })
+    }
+}
+
+/// A point in a pipe's history of senders ([`Pipe::mark`]), for
+/// [`Pipe::receiver_since`]. Its raw form ([`to_raw`](Self::to_raw) /
+/// [`from_raw`](Self::from_raw)) lets it travel to another process with the
+/// pipe's name; a made-up one cannot harm the bus, only end a receive early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipeMark(u64);
+
+impl PipeMark {
+    /// The mark as a number.
+    pub fn to_raw(self) -> u64 {
+        self.0
+    }
+
+    /// A mark from [`to_raw`](Self::to_raw).
+    pub fn from_raw(raw: u64) -> Self {
+        Self(raw)
     }
 }
 
@@ -59,7 +118,8 @@ impl Pipe {
 /// 1. everything in the pipe has been read, and
 /// 2. no sender is attached now, and
 /// 3. a sender was attached at some moment since this receiver was claimed
-///    (at that moment or later) and has gone since, by dropping its
+///    (at that moment or later) — or since its [`PipeMark`], when claimed
+///    with [`Pipe::receiver_since`] — and has gone since, by dropping its
 ///    [`PipeSender`](crate::PipeSender) or by dying (the daemon then releases its end).
 ///
 /// So:
