@@ -320,6 +320,7 @@ fn compare(specs: &[&Spec], records: &mut [Record]) {
                     (text, Some(met))
                 }
                 Goal::MinVs(name, k) => (format!("≥ {k}× {name}"), vs(name).map(|v| v >= *k)),
+                Goal::MaxVs(name, k) => (format!("p50 ≤ {k}× {name}"), vs(name).map(|v| v <= *k)),
             };
             out.goal = Some(text);
             out.goal_met = met;

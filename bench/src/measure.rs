@@ -168,6 +168,8 @@ pub(crate) enum Goal {
     MinRate(f64, Option<(&'static str, f64)>),
     /// At least this multiple of the named reference row's rate.
     MinVs(&'static str, f64),
+    /// p50 (latency) at most this multiple of the named row's p50.
+    MaxVs(&'static str, f64),
 }
 
 /// One entry of the registry.

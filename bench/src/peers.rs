@@ -104,6 +104,46 @@ pub(crate) fn round_trip(ctx: &Ctx, t: Transport, size: usize) -> Measured {
     Measured::latency(h)
 }
 
+/// Round trip of 64-byte messages over a `socketpair` whose parent end is a
+/// tokio `UnixStream` on a current-thread runtime: the async peer of
+/// `shmbus/select-fd-rt-tokio/1`, with the same idle gap before each
+/// message. The child is the `kernel-echo` role, blocking in `read`, as that
+/// row's echo blocks in `recv`.
+#[cfg(feature = "tokio")]
+pub(crate) fn tokio_uds_round_trip(ctx: &Ctx) -> Measured {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let n = ctx.counts.sleeping_round_trips;
+    let (mine, theirs) = UnixStream::pair().expect("socketpair");
+    let theirs2 = theirs.try_clone().expect("dup");
+    let kid = spawn_with(
+        "kernel-echo",
+        &[n.to_string(), "64".into()],
+        ctx.placement.child,
+        Stdio::from(OwnedFd::from(theirs)),
+        Stdio::from(OwnedFd::from(theirs2)),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("tokio runtime");
+    let mut h = Histogram::<u64>::new(3).expect("histogram");
+    rt.block_on(async {
+        // Only this end: the child's is another open file description.
+        mine.set_nonblocking(true).expect("O_NONBLOCK");
+        let mut s = tokio::net::UnixStream::from_std(mine).expect("tokio UnixStream");
+        let mut msg = [7u8; 64];
+        for _ in 0..n {
+            crate::floor::idle_gap();
+            let t0 = Instant::now();
+            s.write_all(&msg).await.expect("write");
+            s.read_exact(&mut msg).await.expect("read");
+            h.record(t0.elapsed().as_nanos() as u64).expect("record");
+        }
+    });
+    kid.wait();
+    Measured::latency(h)
+}
+
 /// The `kernel-echo` role: stdin → stdout, one message at a time.
 pub(crate) fn echo(n: u64, size: usize) {
     let (mut i, mut o) = child_ends();

@@ -93,8 +93,9 @@ pub(crate) fn registry() -> Vec<Spec> {
             Ok(pipe::round_trip(c, 64, pipe::Wait::Sleeping))
         })),
     );
+    let mut select16 = 0;
     for k in [1, 16] {
-        add(
+        select16 = add(
             s(&format!("shmbus/select-rt-blocking/{k}")),
             RoundTrip,
             64,
@@ -111,7 +112,7 @@ pub(crate) fn registry() -> Vec<Spec> {
         "as select-rt-blocking/1, the answer awaited through a SelectFd and poll(2) (driver thread + eventfd)",
         Some(Box::new(|c: &Ctx| Ok(crate::select::fd_round_trip(c)))),
     );
-    add(
+    let select_tokio = add(
         s("shmbus/select-fd-rt-tokio/1"),
         RoundTrip,
         64,
@@ -120,6 +121,22 @@ pub(crate) fn registry() -> Vec<Spec> {
         Some(Box::new(|c: &Ctx| {
             #[cfg(feature = "tokio")]
             return Ok(crate::select::tokio_round_trip(c));
+            #[cfg(not(feature = "tokio"))]
+            {
+                let _ = c;
+                Err("built without --features tokio".into())
+            }
+        })),
+    );
+    add(
+        s("alt/tokio-uds-rt/64"),
+        RoundTrip,
+        64,
+        Alternative,
+        "the async peer of select-fd-rt-tokio/1: a tokio UnixStream (socketpair) on a current-thread runtime, same idle gap, echoed by a blocking read/write child (needs --features tokio)",
+        Some(Box::new(|c: &Ctx| {
+            #[cfg(feature = "tokio")]
+            return Ok(peers::tokio_uds_round_trip(c));
             #[cfg(not(feature = "tokio"))]
             {
                 let _ = c;
@@ -549,6 +566,10 @@ pub(crate) fn registry() -> Vec<Spec> {
     v[ibb].floor = Some(s("probe"));
     v[ibb].alts = rt_alts;
     v[ib].goal = Some(Goal::MaxVsFloor(1.1));
+    v[select16].alts = vec![s("shmbus/pipe-rt-blocking/64")];
+    v[select16].goal = Some(Goal::MaxVs("shmbus/pipe-rt-blocking/64", 1.2));
+    v[select_tokio].alts = vec![s("alt/tokio-uds-rt/64")];
+    v[select_tokio].goal = Some(Goal::MaxVs("alt/tokio-uds-rt/64", 1.0));
     for (size, idx) in tput {
         v[idx].alts = vec![
             format!("alt/uds-tput/{size}"),
@@ -628,12 +649,13 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "select",
-        "sleeping round trip awaited by a Select over 1 and 16 pipes, beside the single-pipe recv and the futex floor",
+        "sleeping round trip awaited by a Select over 1 and 16 pipes, a SelectFd and tokio, beside the single-pipe recv, tokio's UnixStream and the futex floor",
         &[
             "floor/futex-rt/",
             "shmbus/pipe-rt-blocking/",
             "shmbus/select-rt-blocking/",
             "shmbus/select-fd-rt-",
+            "alt/tokio-uds-rt/",
         ],
     ),
     (

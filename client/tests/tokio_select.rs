@@ -15,12 +15,12 @@ use support::{Daemon, Proc};
 const DISPATCH: &str = "child_role";
 
 /// Pipes fed by the child, one task each.
-const PIPES: usize = 24;
+const PIPES: usize = 80;
 /// Frames per pipe.
 const FRAMES: usize = 40;
 /// Items put in the queue, and the tasks taking them.
 const ITEMS: usize = 200;
-const GETTERS: usize = 8;
+const GETTERS: usize = 20;
 /// The value's last store.
 const LAST: u64 = 50;
 
@@ -158,6 +158,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// 101 tasks on 4 workers — one per pipe (80), 20 queue getters and a
+/// value watcher — fed by another process: every frame once and in order,
+/// every item exactly once, the value's last store seen.
 #[test]
 fn many_tasks_await_many_channels_fed_by_another_process() {
     let d = Daemon::start_role(DISPATCH, "tokmany", &[]);
