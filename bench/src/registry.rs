@@ -182,6 +182,14 @@ pub(crate) fn registry() -> Vec<Spec> {
         "as pipe-tput/64 through the batch forms: try_send_batch of 32 frames, try_recv_batch_with of up to 64 (one publish and one release per batch)",
         Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 64, Len::Batch)))),
     );
+    add(
+        s("shmbus/pipe-tput-oneline/56"),
+        Throughput,
+        56,
+        Shmbus,
+        "as pipe-tput/64 with 56-byte frames, whose records (8-byte header + payload) fill exactly one 64-byte line: beside pipe-tput/64 (72-byte records, every other line shared by two records), the cost of records straddling lines",
+        Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 56, Len::Fixed)))),
+    );
     let queue_rt = add(
         s("shmbus/queue-rt-busy/64"),
         RoundTrip,
@@ -621,6 +629,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "shmbus/pipe-tput/64",
             "shmbus/pipe-tput-runtime-len/",
             "shmbus/pipe-tput-batch/",
+            "shmbus/pipe-tput-oneline/",
         ],
     ),
     (
