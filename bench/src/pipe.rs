@@ -120,11 +120,12 @@ pub(crate) fn echo(bus: &str, tag: &str, n: u64, size: usize, blocking: bool) {
 }
 
 /// Calls `$f::<N>($args)` for the `N` equal to `$size`, one of the sizes of
-/// [`crate::SIZES`] (a panic otherwise).
+/// [`crate::SIZES`] or 56 (the one-line record row; a panic otherwise).
 macro_rules! by_size {
     ($size:expr, $f:ident, ($($arg:expr),*)) => {
         match $size {
             8 => $f::<8>($($arg),*),
+            56 => $f::<56>($($arg),*),
             64 => $f::<64>($($arg),*),
             256 => $f::<256>($($arg),*),
             1024 => $f::<1024>($($arg),*),

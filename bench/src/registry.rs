@@ -129,7 +129,7 @@ pub(crate) fn registry() -> Vec<Spec> {
         })),
     );
     add(
-        s("alt/tokio-uds-rt/64"),
+        s("alt/tokio-unixstream-rt/64"),
         RoundTrip,
         64,
         Alternative,
@@ -181,6 +181,14 @@ pub(crate) fn registry() -> Vec<Spec> {
         Shmbus,
         "as pipe-tput/64 through the batch forms: try_send_batch of 32 frames, try_recv_batch_with of up to 64 (one publish and one release per batch)",
         Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 64, Len::Batch)))),
+    );
+    add(
+        s("shmbus/pipe-tput-oneline/56"),
+        Throughput,
+        56,
+        Shmbus,
+        "as pipe-tput/64 with 56-byte frames, whose records (8-byte header + payload) fill exactly one 64-byte line: beside pipe-tput/64 (72-byte records, every other line shared by two records), the cost of records straddling lines",
+        Some(Box::new(|c: &Ctx| Ok(pipe::throughput(c, 56, Len::Fixed)))),
     );
     let queue_rt = add(
         s("shmbus/queue-rt-busy/64"),
@@ -597,8 +605,8 @@ pub(crate) fn registry() -> Vec<Spec> {
     v[ib].goal = Some(Goal::MaxVsFloor(1.1));
     v[select16].alts = vec![s("shmbus/pipe-rt-blocking/64")];
     v[select16].goal = Some(Goal::MaxVs("shmbus/pipe-rt-blocking/64", 1.2));
-    v[select_tokio].alts = vec![s("alt/tokio-uds-rt/64")];
-    v[select_tokio].goal = Some(Goal::MaxVs("alt/tokio-uds-rt/64", 1.0));
+    v[select_tokio].alts = vec![s("alt/tokio-unixstream-rt/64")];
+    v[select_tokio].goal = Some(Goal::MaxVs("alt/tokio-unixstream-rt/64", 1.0));
     v[topic_rt].floor = Some(s("probe"));
     v[topic_rt].alts = vec![
         s("peer/iceoryx2-rt/64"),
@@ -677,6 +685,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "shmbus/pipe-tput/64",
             "shmbus/pipe-tput-runtime-len/",
             "shmbus/pipe-tput-batch/",
+            "shmbus/pipe-tput-oneline/",
         ],
     ),
     (
@@ -702,7 +711,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "shmbus/pipe-rt-blocking/",
             "shmbus/select-rt-blocking/",
             "shmbus/select-fd-rt-",
-            "alt/tokio-uds-rt/",
+            "alt/tokio-unixstream-rt/",
         ],
     ),
     (

@@ -68,7 +68,8 @@ enum shmbus_status
   SHMBUS_UNSAFE_MODE = 20,
   // The daemon refused to register this client.
   SHMBUS_REFUSED = 21,
-  // No channel of that name exists.
+  // No channel of that name exists (`shmbus_remove`; the openers create
+  // a missing channel).
   SHMBUS_NOT_FOUND = 30,
   // A channel of that name exists with another kind.
   SHMBUS_KIND_MISMATCH = 31,
@@ -85,7 +86,10 @@ enum shmbus_status
   SHMBUS_LENGTH_MISMATCH = 36,
   // The bus's directory has no free entry for another channel.
   SHMBUS_DIRECTORY_FULL = 37,
-  // This client may not open the channel.
+  // shmbusd answered a channel request with "denied". Today's shmbusd
+  // never does: it checks who may use the bus when a client connects
+  // (`SHMBUS_REFUSED`), not per channel; the code is kept for a daemon
+  // that does, so the tests cannot provoke it.
   SHMBUS_DENIED = 38,
   // Another handle already holds this end of the pipe.
   SHMBUS_BUSY = 39,
@@ -107,10 +111,15 @@ enum shmbus_status
   // claim is open, a commit without one.
   SHMBUS_BAD_STATE = 54,
   // The library panicked; the panic was caught at the boundary. A bug:
-  // please report it with `shmbus_last_error()`.
+  // please report it with `shmbus_last_error()`. No call can be made to
+  // panic on purpose, so only a unit test of the boundary provokes it.
   SHMBUS_PANIC = 55,
-  // An error this build of the library has no code for (a newer client
-  // library); `shmbus_last_error()` has its message.
+  // An error this build of the library has no code for;
+  // `shmbus_last_error()` has its message. Never returned by this build:
+  // every error of its client library has a code, but the client's
+  // "interrupted" (a wait stopped by an interrupt check, which this
+  // library never installs). Kept for a build whose client library has
+  // errors newer than its codes.
   SHMBUS_UNKNOWN = 56,
   // A lossy topic's subscriber fell a ring behind: the number of messages
   // it missed is stored in `*missed`; the next receive continues with the
@@ -156,7 +165,9 @@ typedef struct shmbus_pipe_sender shmbus_pipe_sender;
 // by one getter.
 //
 // Thread safety: any number of threads may use one handle at once; free it
-// once, when no other thread uses it.
+// once, when no other thread uses it. A handle has at most one claimed item
+// open (`shmbus_queue_claim`): threads that claim at the same time use
+// handles of their own (`shmbus_queue_open` again).
 typedef struct shmbus_queue shmbus_queue;
 
 // An opened topic: makes publishers and subscribers.
@@ -228,6 +239,22 @@ shmbus_status shmbus_connect(const char *name,
 // `bus` is NULL or a handle from `shmbus_connect`, not yet freed and not in
 // use by another thread.
 void shmbus_bus_free(shmbus_bus *bus);
+
+// Removes the channel named `channel` from the bus: its name is free at once; handles
+// that have it open, in any process, keep working, and its space is reused
+// once the last of them is gone. Stores in `*holders` (if not NULL) how many
+// connections still have it open (0: its space was freed at once; this
+// process's own handles count).
+//
+// Errors: `SHMBUS_NOT_FOUND` (no channel of that name), `SHMBUS_BAD_NAME`,
+// `SHMBUS_BUS_CLOSED`, `SHMBUS_PROTOCOL`, `SHMBUS_IO`.
+//
+// # Safety
+// `bus` is NULL or a live bus handle; `name` NULL or a NUL-terminated
+// string; `holders` NULL or writable.
+shmbus_status shmbus_remove(const shmbus_bus *bus,
+                            const char *channel,
+                            uint64_t *holders);
 
 // Opens pipe `name` (creating it with `capacity` bytes, a power of two, or
 // the daemon's default for 0) and claims its sending end into `*out`.
@@ -405,6 +432,40 @@ shmbus_status shmbus_queue_put(const shmbus_queue *q,
                                const void *data,
                                size_t len,
                                int64_t timeout_ns);
+
+// Claims a slot for an item of `len` bytes (zero-copy put), waiting at most
+// `timeout_ns` (0: try once, -1: forever) while the queue is full, and
+// stores its address in `*data` (contents unspecified). Write the item
+// there, then put it with `shmbus_queue_commit`, or drop it with
+// `shmbus_queue_cancel` (getters skip it).
+//
+// Errors: as `shmbus_queue_put`; `SHMBUS_BAD_STATE` if the handle already
+// has a claim open (from this thread or another).
+//
+// # Safety
+// `q` is NULL or a live queue handle; `data` NULL or writable. The claimed
+// bytes are valid until commit, cancel or free.
+shmbus_status shmbus_queue_claim(const shmbus_queue *q,
+                                 size_t len,
+                                 void **data,
+                                 int64_t timeout_ns);
+
+// Puts the item claimed by `shmbus_queue_claim`.
+//
+// Errors: `SHMBUS_BAD_STATE` (no claim is open).
+//
+// # Safety
+// `q` is NULL or a live queue handle.
+shmbus_status shmbus_queue_commit(const shmbus_queue *q);
+
+// Drops the item claimed by `shmbus_queue_claim` unput: getters skip its
+// slot.
+//
+// Errors: `SHMBUS_BAD_STATE` (no claim is open).
+//
+// # Safety
+// `q` is NULL or a live queue handle.
+shmbus_status shmbus_queue_cancel(const shmbus_queue *q);
 
 // Takes the next item into the `cap` bytes at `buf`, waiting at most
 // `timeout_ns` (0: try once, -1: forever), and stores its length in
@@ -1365,34 +1426,6 @@ void shmbus_topic_free(shmbus_topic *topic);
 shmbus_status shmbus_topic_slot_size(const shmbus_topic *topic,
                                      size_t *out);
 
-// Makes a publisher on `topic` into `*out`.
-//
-// # Safety
-// `topic` is NULL or a live topic handle; `out` NULL or writable.
-shmbus_status shmbus_topic_publisher_open(const shmbus_topic *topic,
-                                          shmbus_topic_publisher **out);
-
-// Frees a publisher (NULL: nothing).
-//
-// # Safety
-// `publisher` is NULL or a live publisher handle, freed once, by one thread.
-void shmbus_topic_publisher_free(shmbus_topic_publisher *publisher);
-
-// Publishes the `len` bytes at `data` as one message, waiting at most
-// `timeout_ns` (0: try once, -1: forever) while the slowest subscriber of a
-// lossless topic is a ring behind (a lossy topic never waits).
-//
-// Errors: `SHMBUS_FULL` (timeout 0), `SHMBUS_TIMEOUT`, `SHMBUS_TOO_LARGE`
-// (longer than the slot size), `SHMBUS_BUS_CLOSED`, `SHMBUS_CORRUPT`.
-//
-// # Safety
-// `publisher` is NULL or a live publisher handle used by this thread only;
-// `data` NULL or readable for `len` bytes.
-shmbus_status shmbus_topic_publish(shmbus_topic_publisher *publisher,
-                                   const void *data,
-                                   size_t len,
-                                   int64_t timeout_ns);
-
 // Joins `topic` into `*out`: the subscriber receives every message
 // published from now on, and first up to the last `history` messages still
 // in the ring (0: none).
@@ -1456,6 +1489,88 @@ shmbus_status shmbus_topic_recv_with(shmbus_topic_subscriber *subscriber,
                                      void *ctx,
                                      uint64_t *missed,
                                      int64_t timeout_ns);
+
+// Makes a publisher on `topic` into `*out`.
+//
+// # Safety
+// `topic` is NULL or a live topic handle; `out` NULL or writable.
+shmbus_status shmbus_topic_publisher_open(const shmbus_topic *topic,
+                                          shmbus_topic_publisher **out);
+
+// Frees a publisher (NULL: nothing). An open claim is dropped unpublished.
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle, freed once, by one thread.
+void shmbus_topic_publisher_free(shmbus_topic_publisher *publisher);
+
+// Publishes the `len` bytes at `data` as one message, waiting at most
+// `timeout_ns` (0: try once, -1: forever) while the slowest subscriber of a
+// lossless topic is a ring behind (a lossy topic never waits).
+//
+// Errors: `SHMBUS_FULL` (timeout 0), `SHMBUS_TIMEOUT`, `SHMBUS_TOO_LARGE`
+// (longer than the slot size), `SHMBUS_BUS_CLOSED`, `SHMBUS_CORRUPT`,
+// `SHMBUS_BAD_STATE` (a claim is open).
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle used by this thread only;
+// `data` NULL or readable for `len` bytes.
+shmbus_status shmbus_topic_publish(shmbus_topic_publisher *publisher,
+                                   const void *data,
+                                   size_t len,
+                                   int64_t timeout_ns);
+
+// Claims a slot for a message of `len` bytes (zero-copy publish), waiting
+// at most `timeout_ns` (0: try once, -1: forever) as `shmbus_topic_publish`
+// does. Write the message into it with `shmbus_topic_claim_write`, then
+// publish it with `shmbus_topic_commit`, or drop it with
+// `shmbus_topic_cancel` (subscribers skip it). Until then the publisher
+// takes no other publish or claim.
+//
+// The slot is not handed out as a pointer: a lossy topic's subscribers may
+// still be reading the slot's previous message (they notice and discard
+// it), so the message goes in through the library's atomic word writes.
+// Bytes not written read as zero up to the next multiple of 8, and are
+// unspecified beyond.
+//
+// Errors: as `shmbus_topic_publish`.
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle used by this thread only.
+shmbus_status shmbus_topic_claim(shmbus_topic_publisher *publisher,
+                                 size_t len,
+                                 int64_t timeout_ns);
+
+// Copies the `len` bytes at `data` into the claimed message at byte `at`,
+// which must be a multiple of 8, with `at + len` at most the claimed
+// length.
+//
+// Errors: `SHMBUS_INVALID_ARGUMENT` (`at` not a multiple of 8, or the
+// bytes would leave the claim), `SHMBUS_BAD_STATE` (no claim is open).
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle used by this thread only;
+// `data` NULL or readable for `len` bytes.
+shmbus_status shmbus_topic_claim_write(shmbus_topic_publisher *publisher,
+                                       size_t at,
+                                       const void *data,
+                                       size_t len);
+
+// Publishes the message claimed by `shmbus_topic_claim`.
+//
+// Errors: `SHMBUS_BAD_STATE` (no claim is open).
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle used by this thread only.
+shmbus_status shmbus_topic_commit(shmbus_topic_publisher *publisher);
+
+// Drops the message claimed by `shmbus_topic_claim` unpublished:
+// subscribers skip its slot.
+//
+// Errors: `SHMBUS_BAD_STATE` (no claim is open).
+//
+// # Safety
+// `publisher` is NULL or a live publisher handle used by this thread only.
+shmbus_status shmbus_topic_cancel(shmbus_topic_publisher *publisher);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -58,6 +58,36 @@ pub unsafe extern "C" fn shmbus_bus_free(bus: *mut shmbus_bus) {
     unsafe { free_box(bus) }
 }
 
+/// Removes the channel named `channel` from the bus: its name is free at once; handles
+/// that have it open, in any process, keep working, and its space is reused
+/// once the last of them is gone. Stores in `*holders` (if not NULL) how many
+/// connections still have it open (0: its space was freed at once; this
+/// process's own handles count).
+///
+/// Errors: `SHMBUS_NOT_FOUND` (no channel of that name), `SHMBUS_BAD_NAME`,
+/// `SHMBUS_BUS_CLOSED`, `SHMBUS_PROTOCOL`, `SHMBUS_IO`.
+///
+/// # Safety
+/// `bus` is NULL or a live bus handle; `name` NULL or a NUL-terminated
+/// string; `holders` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmbus_remove(
+    bus: *const shmbus_bus,
+    channel: *const c_char,
+    holders: *mut u64,
+) -> shmbus_status {
+    guard(|| {
+        crate::ffi::check_ptr_opt(holders, "holders")?;
+        // SAFETY: delegated to the caller.
+        let b = unsafe { handle(bus, "bus") }?;
+        // SAFETY: delegated to the caller.
+        let n = unsafe { name(channel, "channel name") }?;
+        let left = ok(b.bus.remove(n))?;
+        // SAFETY: `holders` checked above; NULL or writable by the contract.
+        unsafe { crate::ffi::put_opt(holders, left, "holders") }
+    })
+}
+
 /// The bus, the channel name, and the out-pointer every opener checks.
 ///
 /// # Safety

@@ -332,11 +332,27 @@ pub(crate) fn wait(timeout_ns: i64) -> Result<Wait, shmbus_status> {
         0 => Ok(Wait::Try),
         -1 => Ok(Wait::Forever),
         n if n > 0 => Ok(Wait::For(Duration::from_nanos(n.unsigned_abs()))),
-        n => Err(fail(
-            shmbus_status::SHMBUS_INVALID_ARGUMENT,
-            format!("timeout {n} ns: use 0 (try), -1 (forever) or a positive number"),
-        )),
+        n => Err(bad_timeout(n)),
     }
+}
+
+/// Checks `timeout_ns` as [`wait`] does, without decoding it: for calls that
+/// try first and decode it (with `wait`) only when they must wait.
+#[inline(always)]
+pub(crate) fn check_timeout(timeout_ns: i64) -> Result<(), shmbus_status> {
+    if timeout_ns < -1 {
+        return Err(bad_timeout(timeout_ns));
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn bad_timeout(n: i64) -> shmbus_status {
+    fail(
+        shmbus_status::SHMBUS_INVALID_ARGUMENT,
+        format!("timeout {n} ns: use 0 (try), -1 (forever) or a positive number"),
+    )
 }
 
 /// Maps a client result to the boundary's.
@@ -380,6 +396,15 @@ mod tests {
             wait(i64::MIN).unwrap_err(),
             shmbus_status::SHMBUS_INVALID_ARGUMENT
         );
+        for ok in [-1, 0, 5, i64::MAX] {
+            assert!(check_timeout(ok).is_ok(), "{ok}");
+        }
+        for bad in [-2, i64::MIN] {
+            assert_eq!(
+                check_timeout(bad).unwrap_err(),
+                shmbus_status::SHMBUS_INVALID_ARGUMENT
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ use shmbus_client::{Bus, Error, PipeClaim, PipeReceiver, PipeSender};
 
 use crate::bus::{opener, shmbus_bus};
 use crate::ffi::{
-    check_ptr, fail, free_box, guard, handle_mut, new_box, ok, put, slice, slice_mut, wait, Wait,
+    check_ptr, check_timeout, fail, free_box, guard, handle_mut, new_box, ok, put, slice,
+    slice_mut, wait, Wait,
 };
 use crate::status::shmbus_status;
 
@@ -161,19 +162,17 @@ pub unsafe extern "C" fn shmbus_pipe_send(
     timeout_ns: i64,
 ) -> shmbus_status {
     guard(|| {
-        let until = wait(timeout_ns)?;
+        check_timeout(timeout_ns)?;
         // SAFETY: delegated to the caller.
         let h = unsafe { handle_mut(tx, "tx") }?;
         // SAFETY: delegated to the caller.
         let frame = unsafe { slice(data.cast::<u8>(), len, "data") }?;
         let tx = h.sender()?;
-        // Every form tries first, inline; only a wait goes out of line.
-        match until {
-            Wait::Try => ok(tx.try_send(frame)),
-            _ => match tx.try_send(frame) {
-                Err(Error::Full) => ok(send_waiting(tx, frame, until)),
-                r => ok(r),
-            },
+        // Every form tries first, inline; only a wait goes out of line, and
+        // only it decodes the timeout.
+        match tx.try_send(frame) {
+            Err(Error::Full) if timeout_ns != 0 => ok(send_waiting(tx, frame, wait(timeout_ns)?)),
+            r => ok(r),
         }
     })
 }
@@ -373,46 +372,34 @@ pub unsafe extern "C" fn shmbus_pipe_recv(
     timeout_ns: i64,
 ) -> shmbus_status {
     guard(|| {
-        let until = wait(timeout_ns)?;
+        check_timeout(timeout_ns)?;
         check_ptr(len, "len")?;
         // SAFETY: delegated to the caller.
         let h = unsafe { handle_mut(rx, "rx") }?;
         // SAFETY: delegated to the caller.
         let buf = unsafe { slice_mut(buf.cast::<u8>(), cap, "buf") }?;
-        if let Some(frame) = h.pending.take() {
-            let n = frame.len();
+        if h.pending.is_some() {
             // SAFETY: `len` checked above; writable by the contract.
-            unsafe { put(len, n, "len") }?;
-            return match buf.get_mut(..n) {
-                Some(dst) => {
-                    dst.copy_from_slice(&frame);
-                    Ok(())
-                }
-                None => {
-                    h.pending = Some(frame);
-                    Err(too_small(n, cap))
-                }
-            };
+            return unsafe { recv_pending(h, buf, len) };
         }
         // A frame that does not fit is kept in `pending` (and its length
         // returned all the same), so that the closure's result stays a
         // `usize`, as in the Rust library's own `recv_with` copies.
         let pending = &mut h.pending;
-        let copy = |b: &[u8]| {
+        let mut copy = |b: &[u8]| {
             match buf.get_mut(..b.len()) {
                 Some(dst) => dst.copy_from_slice(b),
                 None => *pending = Some(b.to_vec()),
             }
             b.len()
         };
-        // Every form tries first, inline; only a wait goes out of line.
-        let mut copy = copy;
-        let n = match until {
-            Wait::Try => ok(h.rx.try_recv_with(copy))?,
-            _ => match h.rx.try_recv_with(&mut copy) {
-                Err(Error::Empty) => ok(recv_waiting(&mut h.rx, until, copy))?,
-                r => ok(r)?,
-            },
+        // Every form tries first, inline; only a wait goes out of line, and
+        // only it decodes the timeout.
+        let n = match h.rx.try_recv_with(&mut copy) {
+            Err(Error::Empty) if timeout_ns != 0 => {
+                ok(recv_waiting(&mut h.rx, wait(timeout_ns)?, copy))?
+            }
+            r => ok(r)?,
         };
         // SAFETY: `len` checked above; writable by the contract.
         unsafe { put(len, n, "len") }?;
@@ -421,6 +408,37 @@ pub unsafe extern "C" fn shmbus_pipe_recv(
         }
         Ok(())
     })
+}
+
+/// `shmbus_pipe_recv` when a frame too large for an earlier buffer is
+/// pending: returns it if `buf` takes it now, else its size again.
+///
+/// # Safety
+/// `len` is writable (checked by the caller).
+#[cold]
+#[inline(never)]
+unsafe fn recv_pending(
+    h: &mut shmbus_pipe_receiver,
+    buf: &mut [u8],
+    len: *mut usize,
+) -> Result<(), shmbus_status> {
+    let Some(frame) = h.pending.take() else {
+        return Ok(());
+    };
+    let n = frame.len();
+    // SAFETY: delegated to the caller.
+    unsafe { put(len, n, "len") }?;
+    match buf.get_mut(..n) {
+        Some(dst) => {
+            dst.copy_from_slice(&frame);
+            Ok(())
+        }
+        None => {
+            let cap = buf.len();
+            h.pending = Some(frame);
+            Err(too_small(n, cap))
+        }
+    }
 }
 
 /// The waiting forms of the receives, out of line (as `send_waiting`).

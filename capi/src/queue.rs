@@ -1,13 +1,14 @@
-//! Queue handles: `shmbus_queue` (put, get into a buffer or through a
-//! callback, task_done, join).
+//! Queue handles: `shmbus_queue` (put, zero-copy claim/commit, get into a
+//! buffer or through a callback, task_done, join).
 
 use std::ffi::{c_char, c_void};
+use std::sync::{Mutex, TryLockError};
 
-use shmbus_client::Queue;
+use shmbus_client::{Queue, QueueClaim};
 
 use crate::bus::{opener, shmbus_bus};
 use crate::ffi::{
-    check_ptr, free_box, guard, handle, new_box, ok, put, slice, slice_mut, wait, Wait,
+    check_ptr, fail, free_box, guard, handle, new_box, ok, put, slice, slice_mut, wait, Wait,
 };
 use crate::pipe::{shmbus_frame_fn, too_small};
 use crate::status::shmbus_status;
@@ -16,11 +17,26 @@ use crate::status::shmbus_status;
 /// by one getter.
 ///
 /// Thread safety: any number of threads may use one handle at once; free it
-/// once, when no other thread uses it.
+/// once, when no other thread uses it. A handle has at most one claimed item
+/// open (`shmbus_queue_claim`): threads that claim at the same time use
+/// handles of their own (`shmbus_queue_open` again).
 #[derive(Debug)]
 pub struct shmbus_queue {
+    /// The item claimed by `shmbus_queue_claim`, until commit or cancel. It
+    /// borrows `q` (only shared borrows of `q` are ever made); declared
+    /// first, so dropped before `q`.
+    claim: Mutex<Option<Claimed>>,
     q: Queue,
 }
+
+/// A claim on a handle's own queue.
+#[derive(Debug)]
+struct Claimed(QueueClaim<'static>);
+
+// SAFETY: a `QueueClaim` is a slot of the shared queue, which any thread may
+// fill and commit (the handle's mutex keeps it to one thread at a time); it
+// holds no thread-local state.
+unsafe impl Send for Claimed {}
 
 /// Opens queue `name` into `*out`, creating it with `slots` cells (a power
 /// of two) of `slot_size` bytes each if absent; 0 for either takes the
@@ -51,8 +67,12 @@ pub unsafe extern "C" fn shmbus_queue_open(
             b = b.slot_size(slot_size);
         }
         let q = ok(b.open())?;
+        let h = new_box(shmbus_queue {
+            claim: Mutex::new(None),
+            q,
+        });
         // SAFETY: `out` checked by `opener`, writable by the contract.
-        unsafe { put(out, new_box(shmbus_queue { q }), "out") }
+        unsafe { put(out, h, "out") }
     })
 }
 
@@ -94,6 +114,121 @@ pub unsafe extern "C" fn shmbus_queue_put(
             Wait::For(d) => q.put_timeout(item, d),
         })
     })
+}
+
+/// Claims a slot for an item of `len` bytes (zero-copy put), waiting at most
+/// `timeout_ns` (0: try once, -1: forever) while the queue is full, and
+/// stores its address in `*data` (contents unspecified). Write the item
+/// there, then put it with `shmbus_queue_commit`, or drop it with
+/// `shmbus_queue_cancel` (getters skip it).
+///
+/// Errors: as `shmbus_queue_put`; `SHMBUS_BAD_STATE` if the handle already
+/// has a claim open (from this thread or another).
+///
+/// # Safety
+/// `q` is NULL or a live queue handle; `data` NULL or writable. The claimed
+/// bytes are valid until commit, cancel or free.
+#[no_mangle]
+pub unsafe extern "C" fn shmbus_queue_claim(
+    q: *const shmbus_queue,
+    len: usize,
+    data: *mut *mut c_void,
+    timeout_ns: i64,
+) -> shmbus_status {
+    guard(|| {
+        let until = wait(timeout_ns)?;
+        check_ptr(data, "data")?;
+        // SAFETY: delegated to the caller.
+        let h = unsafe { handle(q, "q") }?;
+        let mut slot = match h.claim.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(claim_open()),
+        };
+        if slot.is_some() {
+            return Err(claim_open());
+        }
+        // SAFETY: `h.q` lives as long as the handle, and the handle's `Drop`
+        // drops `claim` (declared first) before `q`; only shared borrows of
+        // `q` are ever made, so this one is never invalidated.
+        let q: &'static Queue = unsafe { &*std::ptr::from_ref(&h.q) };
+        let mut claim = ok(match until {
+            Wait::Try => q.try_claim(len),
+            Wait::Forever => q.claim(len),
+            Wait::For(d) => q.claim_timeout(len, d),
+        })?;
+        let at = claim.as_mut_ptr().cast::<c_void>();
+        *slot = Some(Claimed(claim));
+        // SAFETY: `data` checked above; writable by the contract.
+        unsafe { put(data, at, "data") }
+    })
+}
+
+/// Puts the item claimed by `shmbus_queue_claim`.
+///
+/// Errors: `SHMBUS_BAD_STATE` (no claim is open).
+///
+/// # Safety
+/// `q` is NULL or a live queue handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmbus_queue_commit(q: *const shmbus_queue) -> shmbus_status {
+    guard(|| {
+        // SAFETY: delegated to the caller.
+        let h = unsafe { handle(q, "q") }?;
+        match take_claim(h) {
+            Some(c) => ok(c.0.commit()),
+            None => Err(no_claim()),
+        }
+    })
+}
+
+/// Drops the item claimed by `shmbus_queue_claim` unput: getters skip its
+/// slot.
+///
+/// Errors: `SHMBUS_BAD_STATE` (no claim is open).
+///
+/// # Safety
+/// `q` is NULL or a live queue handle.
+#[no_mangle]
+pub unsafe extern "C" fn shmbus_queue_cancel(q: *const shmbus_queue) -> shmbus_status {
+    guard(|| {
+        // SAFETY: delegated to the caller.
+        let h = unsafe { handle(q, "q") }?;
+        match take_claim(h) {
+            Some(c) => {
+                drop(c);
+                Ok(())
+            }
+            None => Err(no_claim()),
+        }
+    })
+}
+
+/// The handle's open claim, taken out of it.
+fn take_claim(h: &shmbus_queue) -> Option<Claimed> {
+    h.claim
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+}
+
+#[cold]
+#[inline(never)]
+fn claim_open() -> shmbus_status {
+    fail(
+        shmbus_status::SHMBUS_BAD_STATE,
+        "a claimed item is open on this queue handle: shmbus_queue_commit or \
+         shmbus_queue_cancel it first, or give each claiming thread a handle of its own",
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn no_claim() -> shmbus_status {
+    fail(
+        shmbus_status::SHMBUS_BAD_STATE,
+        "no claimed item is open on this queue handle: call shmbus_queue_claim first",
+    )
 }
 
 /// Takes the next item into the `cap` bytes at `buf`, waiting at most

@@ -1,18 +1,21 @@
 //! Topics: `shmbus_topic` (the opened topic), `shmbus_topic_publisher`
-//! (publish) and `shmbus_topic_subscriber` (receive into a buffer, or in
-//! place through a callback).
+//! (publish, or claim, write in place and commit: in `topic/publisher.rs`)
+//! and `shmbus_topic_subscriber` (receive into a buffer, or in place through
+//! a callback).
 
 use std::ffi::{c_char, c_void};
 
-use shmbus_client::{Error, Publisher, Subscriber, Topic};
+use shmbus_client::{Error, Subscriber, Topic};
 
 use crate::bus::{opener, shmbus_bus};
 use crate::ffi::{
     check_ptr, check_ptr_opt, client, free_box, guard, handle, handle_mut, new_box, ok, put,
-    put_opt, slice, slice_mut, wait, Wait,
+    put_opt, slice_mut, wait, Wait,
 };
 use crate::pipe::{shmbus_frame_fn, too_small};
 use crate::status::shmbus_status;
+
+pub mod publisher;
 
 /// An opened topic: makes publishers and subscribers.
 ///
@@ -21,15 +24,6 @@ use crate::status::shmbus_status;
 #[derive(Debug)]
 pub struct shmbus_topic {
     topic: Topic,
-}
-
-/// A handle to publish on a topic. A topic takes any number of publishers.
-///
-/// Thread safety: one thread at a time (it may move between threads); give
-/// each publishing thread its own publisher.
-#[derive(Debug)]
-pub struct shmbus_topic_publisher {
-    p: Publisher,
 }
 
 /// A place among a topic's subscribers: it receives every message published
@@ -128,68 +122,6 @@ pub unsafe extern "C" fn shmbus_topic_slot_size(
         let t = unsafe { handle(topic, "topic") }?;
         // SAFETY: delegated to the caller.
         unsafe { put(out, t.topic.slot_size(), "out") }
-    })
-}
-
-/// Makes a publisher on `topic` into `*out`.
-///
-/// # Safety
-/// `topic` is NULL or a live topic handle; `out` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn shmbus_topic_publisher_open(
-    topic: *const shmbus_topic,
-    out: *mut *mut shmbus_topic_publisher,
-) -> shmbus_status {
-    guard(|| {
-        check_ptr(out, "out")?;
-        // SAFETY: delegated to the caller.
-        let t = unsafe { handle(topic, "topic") }?;
-        let h = new_box(shmbus_topic_publisher {
-            p: t.topic.publisher(),
-        });
-        // SAFETY: `out` checked above; writable by the contract.
-        unsafe { put(out, h, "out") }
-    })
-}
-
-/// Frees a publisher (NULL: nothing).
-///
-/// # Safety
-/// `publisher` is NULL or a live publisher handle, freed once, by one thread.
-#[no_mangle]
-pub unsafe extern "C" fn shmbus_topic_publisher_free(publisher: *mut shmbus_topic_publisher) {
-    // SAFETY: delegated to the caller.
-    unsafe { free_box(publisher) }
-}
-
-/// Publishes the `len` bytes at `data` as one message, waiting at most
-/// `timeout_ns` (0: try once, -1: forever) while the slowest subscriber of a
-/// lossless topic is a ring behind (a lossy topic never waits).
-///
-/// Errors: `SHMBUS_FULL` (timeout 0), `SHMBUS_TIMEOUT`, `SHMBUS_TOO_LARGE`
-/// (longer than the slot size), `SHMBUS_BUS_CLOSED`, `SHMBUS_CORRUPT`.
-///
-/// # Safety
-/// `publisher` is NULL or a live publisher handle used by this thread only;
-/// `data` NULL or readable for `len` bytes.
-#[no_mangle]
-pub unsafe extern "C" fn shmbus_topic_publish(
-    publisher: *mut shmbus_topic_publisher,
-    data: *const c_void,
-    len: usize,
-    timeout_ns: i64,
-) -> shmbus_status {
-    guard(|| {
-        let until = wait(timeout_ns)?;
-        // SAFETY: delegated to the caller.
-        let h = unsafe { handle_mut(publisher, "publisher") }?;
-        // SAFETY: delegated to the caller.
-        let msg = unsafe { slice(data.cast::<u8>(), len, "data") }?;
-        ok(match until {
-            Wait::Try => h.p.try_publish(msg),
-            Wait::Forever => h.p.publish(msg),
-            Wait::For(d) => h.p.publish_timeout(msg, d),
-        })
     })
 }
 

@@ -9,6 +9,8 @@ use std::process::Command;
 
 use shmbus_test_support::{self as support, Daemon, Proc, ShmFile, WATCHDOG};
 
+mod forge;
+
 const DISPATCH: &str = "child_role";
 
 /// Frames (and items) the producer sends in the plain run.
@@ -221,20 +223,46 @@ fn a_value_incremented_from_four_processes() {
     four_counters(ADDS, false);
 }
 
+/// The codes no C program provokes here, with the header's reason:
+/// `SHMBUS_LAGGED` and `SHMBUS_TOO_MANY_SUBSCRIBERS` are provoked by
+/// `topic.c` (see [`topic_fan_out`]); the others cannot be caused by a caller
+/// (`SHMBUS_DENIED`: no shmbusd sends it for a channel; `SHMBUS_PANIC`: a bug;
+/// `SHMBUS_UNKNOWN`: for errors newer than the library).
+const NOT_PROVOKED_BY_STATUSES: &[&str] = &[
+    "SHMBUS_LAGGED",
+    "SHMBUS_TOO_MANY_SUBSCRIBERS",
+    "SHMBUS_DENIED",
+    "SHMBUS_PANIC",
+    "SHMBUS_UNKNOWN",
+];
+
+/// Every `SHMBUS_*` code of the checked-in header's `shmbus_status`.
+fn header_codes() -> Vec<String> {
+    let h = std::fs::read_to_string(crate_dir().join("include/shmbus.h")).expect("shmbus.h");
+    let body = h
+        .split("\nenum shmbus_status\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n};").next())
+        .expect("shmbus.h defines enum shmbus_status");
+    body.lines()
+        .filter_map(|l| l.trim().split_once(" = "))
+        .filter(|(name, _)| name.starts_with("SHMBUS_"))
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
 fn statuses(valgrind: bool) {
     let exe = compile_c("statuses");
+    let root = rustix::process::geteuid().is_root();
     let mut d = Daemon::start_role(DISPATCH, "capi-codes", &["--max-channels", "32"]);
+    forge::scribble_pipe(&d, "scribbled", 4096);
+    let broken = forge::broken_buses(&d.paths.segment, root);
     let not_shmbus = ShmFile::new("capi-notshm", &[0x5a; 8192]);
     let truncated = ShmFile::new("capi-trunc", b"short");
     let no_daemon = support::unique_bus("capi-nodaemon");
-    let mut p = Proc::spawn(
-        program(
-            &exe,
-            &[&d.bus, &not_shmbus.bus, &truncated.bus, &no_daemon],
-            valgrind,
-        ),
-        "statuses",
-    );
+    let mut args = vec![d.bus.as_str(), &not_shmbus.bus, &truncated.bus, &no_daemon];
+    args.extend(broken.iter().map(|b| b.arg.as_str()));
+    let mut p = Proc::spawn(program(&exe, &args, valgrind), "statuses");
     p.expect_line("stop the daemon");
     d.signal(rustix::process::Signal::TERM);
     d.wait();
@@ -253,6 +281,16 @@ fn statuses(valgrind: bool) {
         "SHMBUS_NOT_SHMBUS",
         "SHMBUS_TRUNCATED",
         "SHMBUS_DAEMON_NOT_RUNNING",
+        "SHMBUS_ABI_MISMATCH",
+        "SHMBUS_SIZE_MISMATCH",
+        "SHMBUS_NOT_READY",
+        "SHMBUS_CORRUPT_SEGMENT",
+        "SHMBUS_IO",
+        "SHMBUS_REFUSED",
+        "SHMBUS_UNSAFE_MODE",
+        "SHMBUS_PROTOCOL",
+        "SHMBUS_NOT_FOUND",
+        "SHMBUS_CORRUPT",
         "SHMBUS_BUSY",
         "SHMBUS_PARAM_MISMATCH",
         "SHMBUS_BAD_PARAMS",
@@ -273,9 +311,34 @@ fn statuses(valgrind: bool) {
         "SHMBUS_DIRECTORY_FULL",
         "SHMBUS_BUS_CLOSED",
     ];
+    // Only root can run the program's child as another uid and chown a
+    // segment to another user.
+    let need_root = ["SHMBUS_PERMISSION_DENIED", "SHMBUS_WRONG_OWNER"];
+    if root {
+        want.extend(need_root);
+    } else {
+        eprintln!("not root: {need_root:?} not provoked");
+    }
     want.sort_unstable();
     assert_eq!(provoked, want, "output:\n{out}");
     assert!(out.ends_with("done\n"), "{out}");
+    // Together with the codes provoked elsewhere or that no caller can
+    // cause, they are all the header has.
+    let mut all: Vec<&str> = want
+        .iter()
+        .chain(NOT_PROVOKED_BY_STATUSES)
+        .copied()
+        .collect();
+    if !root {
+        all.extend(need_root);
+    }
+    all.sort_unstable();
+    let mut header = header_codes();
+    header.sort_unstable();
+    assert_eq!(
+        all, header,
+        "a status code is neither provoked nor explained"
+    );
 }
 
 /// Every status code a C program can cause, each provoked once, around

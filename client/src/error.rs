@@ -387,54 +387,13 @@ impl Error {
             Self::BusClosed
         }
     }
-
-    /// The variant's name, as `Debug` prints it after the message.
-    fn variant_name(&self) -> &'static str {
-        match self {
-            Self::BadName { .. } => "BadName",
-            Self::DaemonNotRunning { .. } => "DaemonNotRunning",
-            Self::PermissionDenied { .. } => "PermissionDenied",
-            Self::NotShmbus { .. } => "NotShmbus",
-            Self::Truncated { .. } => "Truncated",
-            Self::SizeMismatch { .. } => "SizeMismatch",
-            Self::AbiMismatch { .. } => "AbiMismatch",
-            Self::NotReady { .. } => "NotReady",
-            Self::CorruptSegment { .. } => "CorruptSegment",
-            Self::WrongOwner { .. } => "WrongOwner",
-            Self::UnsafeMode { .. } => "UnsafeMode",
-            Self::Refused { .. } => "Refused",
-            Self::NotFound { .. } => "NotFound",
-            Self::KindMismatch { .. } => "KindMismatch",
-            Self::ParamMismatch { .. } => "ParamMismatch",
-            Self::BadParams { .. } => "BadParams",
-            Self::NoSpace { .. } => "NoSpace",
-            Self::TypeMismatch { .. } => "TypeMismatch",
-            Self::LengthMismatch { .. } => "LengthMismatch",
-            Self::DirectoryFull { .. } => "DirectoryFull",
-            Self::Denied { .. } => "Denied",
-            Self::Busy { .. } => "Busy",
-            Self::Full => "Full",
-            Self::Empty => "Empty",
-            Self::Disconnected => "Disconnected",
-            Self::TooLarge { .. } => "TooLarge",
-            Self::Timeout => "Timeout",
-            Self::TaskDone => "TaskDone",
-            Self::Lagged(_) => "Lagged",
-            Self::TooManySubscribers { .. } => "TooManySubscribers",
-            Self::BusClosed => "BusClosed",
-            Self::Interrupted => "Interrupted",
-            Self::Corrupt(_) => "Corrupt",
-            Self::Protocol(_) => "Protocol",
-            Self::Io { .. } => "Io",
-        }
-    }
 }
 
 /// The `Display` message and the variant's name (see [`Error`]): what `main`
 /// prints when it returns an `Err`, and what `unwrap()` panics with.
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self} ({})", self.variant_name())
+        write!(f, "{self} ({})", self.kind().name())
     }
 }
 
@@ -675,6 +634,9 @@ impl std::error::Error for Error {
 }
 
 mod convert;
+mod kind;
+
+pub use kind::ErrorKind;
 
 #[cfg(test)]
 mod tests {

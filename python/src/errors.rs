@@ -3,32 +3,32 @@
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::PyModule;
-use shmbus_client::Error;
+use shmbus_client::{Error, ErrorKind};
 
-/// The Python class for `e`, by name in `shmbus._errors`. `eof` names the
-/// class for `Disconnected`, which depends on the end: `EndOfPipe` (an
-/// `EOFError`) for a reader, `BrokenPipe` (a `BrokenPipeError`) for a writer.
-fn class_name(e: &Error, eof: &'static str) -> &'static str {
-    match e {
-        Error::Full => "Full",
-        Error::Empty => "Empty",
-        Error::Timeout => "Timeout",
-        Error::Disconnected => eof,
-        Error::BusClosed => "BusClosed",
-        Error::TaskDone => "TaskDoneError",
-        Error::TooLarge { .. } => "TooLarge",
-        Error::Busy { .. } => "Busy",
-        Error::NotFound { .. } => "NotFound",
-        Error::DaemonNotRunning { .. } => "DaemonNotRunning",
-        Error::PermissionDenied { .. } | Error::Denied { .. } => "PermissionDenied",
-        Error::BadName { .. } | Error::BadParams { .. } => "InvalidArgument",
-        Error::KindMismatch { .. }
-        | Error::TypeMismatch { .. }
-        | Error::LengthMismatch { .. }
-        | Error::ParamMismatch { .. } => "Mismatch",
-        Error::Corrupt(_) | Error::CorruptSegment { .. } => "Corrupt",
-        Error::Lagged(_) => "Lagged",
-        Error::TooManySubscribers { .. } => "TooManySubscribers",
+/// The Python class for an error of kind `k`, by name in `shmbus._errors`
+/// (the client's `ErrorKind`, the classification the C library's status
+/// codes map from too). `eof` names the class for `Disconnected`, which
+/// depends on the end: `EndOfPipe` (an `EOFError`) for a reader,
+/// `BrokenPipe` (a `BrokenPipeError`) for a writer.
+fn class_name(k: ErrorKind, eof: &'static str) -> &'static str {
+    use ErrorKind as K;
+    match k {
+        K::Full => "Full",
+        K::Empty => "Empty",
+        K::Timeout => "Timeout",
+        K::Disconnected => eof,
+        K::BusClosed => "BusClosed",
+        K::TaskDone => "TaskDoneError",
+        K::TooLarge => "TooLarge",
+        K::Busy => "Busy",
+        K::NotFound => "NotFound",
+        K::DaemonNotRunning => "DaemonNotRunning",
+        K::PermissionDenied | K::Denied => "PermissionDenied",
+        K::BadName | K::BadParams => "InvalidArgument",
+        K::KindMismatch | K::TypeMismatch | K::LengthMismatch | K::ParamMismatch => "Mismatch",
+        K::Corrupt | K::CorruptSegment => "Corrupt",
+        K::Lagged => "Lagged",
+        K::TooManySubscribers => "TooManySubscribers",
         _ => "Error",
     }
 }
@@ -47,7 +47,7 @@ pub(crate) fn to_py_as(e: Error, eof: &'static str) -> PyErr {
     Python::with_gil(|py| {
         let msg = e.to_string();
         let made = errors_module(py)
-            .and_then(|m| m.getattr(class_name(&e, eof)))
+            .and_then(|m| m.getattr(class_name(e.kind(), eof)))
             .and_then(|cls| match e {
                 Error::Lagged(n) => cls.call1((msg, n)),
                 _ => cls.call1((msg,)),

@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use super::error::{AttachError, RecvError, TryRecvError};
 use super::{
-    attach, end, max_frame, positions_ok, release, PipeCtl, Ring, BAD_POSITIONS, HEADER, KIND_DATA,
-    KIND_PAD,
+    attach, end, max_frame, positions_ok, record_len, release, PipeCtl, Ring, BAD_POSITIONS,
+    HEADER, KIND_DATA, KIND_PAD,
 };
 use crate::futex::WaitError;
 use crate::sync::{crash, CrashPoint, Ordering};
-use crate::util::round8;
 
 /// The consumer end of a pipe: the only writer of `head`.
 ///
@@ -183,7 +182,7 @@ impl Consumer {
             let avail = self.cached_tail - pos;
             match kind {
                 KIND_DATA => {
-                    let rec = HEADER + round8(u64::from(len));
+                    let rec = record_len(u64::from(len));
                     if u64::from(len) > self.max_frame || rec > avail || off + rec > self.capacity {
                         return Err(
                             self.corrupt("frame length runs past the published data or the ring")

@@ -267,6 +267,13 @@ pub fn check_capacity(capacity: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Bytes the record of a `len`-byte frame takes in the ring: the header and
+/// the payload, padded to a multiple of 8.
+#[inline(always)]
+pub const fn record_len(len: u64) -> u64 {
+    HEADER + crate::util::round8(len)
+}
+
 /// Bytes a pipe of `capacity` takes in the arena (control block + ring).
 pub const fn body_len(capacity: u64) -> u64 {
     CTL_SIZE + capacity
@@ -579,13 +586,22 @@ impl Ring {
         unsafe { self.words.as_ptr().cast::<u8>().add(off as usize) }
     }
 
+    /// Index of the ring word holding byte `off`, masked into the ring: an
+    /// `and` in place of a checked bound (the headers' offsets come from
+    /// positions masked the same way, so the mask changes nothing for them).
+    #[inline(always)]
+    fn word_index(&self, off: u64) -> usize {
+        ((off / 8) & (self.capacity / 8 - 1)) as usize
+    }
+
     /// Reads the record header at `off` (8-aligned, `off + 8 <= capacity`).
     #[inline(always)]
     fn read_header(&self, off: u64) -> (u32, u32) {
-        assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
-        // SAFETY: `off / 8` is a word index below `capacity / 8` (checked just
-        // above), inside the ring named in `new`.
-        let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
+        debug_assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
+        // SAFETY: the mask keeps the word index below `capacity / 8`, inside
+        // the ring named in `new` (for the 8-aligned `off < capacity` the
+        // protocol keeps, it is `off / 8` itself).
+        let cell = unsafe { &*self.words.as_ptr().add(self.word_index(off)) };
         // SAFETY: the pipe protocol gives the consumer this word (between head
         // and tail) until it publishes a new head, so no write races the read.
         let w = cell.with(|p| unsafe { p.read() });
@@ -596,10 +612,10 @@ impl Ring {
     /// Writes a record header at `off` (8-aligned, `off + 8 <= capacity`).
     #[inline(always)]
     fn write_header(&self, off: u64, len: u32, kind: u32) {
-        assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
+        debug_assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
         let w = (u64::from(len) | (u64::from(kind) << 32)).to_le();
-        // SAFETY: in bounds, checked above.
-        let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize) };
+        // SAFETY: in bounds by the mask, as in `read_header`.
+        let cell = unsafe { &*self.words.as_ptr().add(self.word_index(off)) };
         // SAFETY: the protocol gives the producer this word (between tail and
         // head + capacity) until it publishes a new tail.
         cell.with_mut(|p| unsafe { p.write(w) });

@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use super::error::{AttachError, SendError, TrySendError};
 use super::{
-    attach, end, max_frame, positions_ok, release, PipeCtl, Ring, BAD_POSITIONS, HEADER, KIND_DATA,
-    KIND_PAD,
+    attach, end, max_frame, positions_ok, record_len, release, PipeCtl, Ring, BAD_POSITIONS,
+    HEADER, KIND_DATA, KIND_PAD,
 };
 use crate::futex::WaitError;
 use crate::sync::{crash, CrashPoint, Ordering, CRASHED};
-use crate::util::round8;
 
 /// The producer end of a pipe: the only writer of `tail`.
 ///
@@ -121,7 +120,7 @@ impl Producer {
                 max: self.max_frame as usize,
             });
         }
-        let rec = HEADER + round8(len64);
+        let rec = record_len(len64);
         let off = tail & (self.capacity - 1);
         let to_end = self.capacity - off;
         let need = if rec > to_end { to_end + rec } else { rec };
@@ -143,7 +142,7 @@ impl Producer {
         if self.poisoned.is_some() || len64 > self.max_frame {
             return true;
         }
-        let rec = HEADER + round8(len64);
+        let rec = record_len(len64);
         let off = self.tail & (self.capacity - 1);
         let to_end = self.capacity - off;
         let need = if rec > to_end { to_end + rec } else { rec };
@@ -193,7 +192,7 @@ impl Producer {
     /// payload offset.
     #[inline(always)]
     fn lay_out(&self, off: u64, need: u64, len: usize) -> u64 {
-        let rec = HEADER + round8(len as u64);
+        let rec = record_len(len as u64);
         let off = if need > rec {
             // Pad the rest of the ring; `need - rec` is the distance to the end.
             self.ring
@@ -425,7 +424,7 @@ impl Claim<'_> {
     }
 
     fn payload_offset(&self) -> u64 {
-        let rec = HEADER + round8(self.len as u64);
+        let rec = record_len(self.len as u64);
         if self.need > rec {
             HEADER
         } else {

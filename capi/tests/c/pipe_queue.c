@@ -1,6 +1,7 @@
 /* pipe_queue producer|consumer BUS N: the producer sends N checksummed
    frames through pipe "frames" (alternating copy and zero-copy claim/commit),
-   frees its end, then puts N items into queue "items" and joins it; the
+   frees its end, then puts N items into queue "items" (the same way, with
+   some claims cancelled, which the consumer must not see) and joins it; the
    consumer receives them (alternating a buffer and a callback), checks every
    byte, sees end of file, takes every item and marks it done. Each prints
    the checksum of everything it sent or received. */
@@ -54,7 +55,20 @@ static int producer(shmbus_bus *bus, uint64_t n) {
     for (uint64_t i = 0; i < n; i++) {
         frame_fill(i, f);
         sum = fnv(sum, f, frame_len(i));
-        CHECK(shmbus_queue_put(q, f, frame_len(i), 10 * 1000 * 1000 * 1000LL));
+        if (i % 2 == 0) {
+            CHECK(shmbus_queue_put(q, f, frame_len(i), 10 * 1000 * 1000 * 1000LL));
+        } else {
+            void *room;
+            if (i % 7 == 1) {
+                /* A claim dropped unput: the consumer never sees it. */
+                CHECK(shmbus_queue_claim(q, 8, &room, -1));
+                memset(room, 0xee, 8);
+                CHECK(shmbus_queue_cancel(q));
+            }
+            CHECK(shmbus_queue_claim(q, frame_len(i), &room, -1));
+            memcpy(room, f, frame_len(i));
+            CHECK(shmbus_queue_commit(q));
+        }
     }
     CHECK(shmbus_queue_join(q, -1));
     shmbus_queue_free(q);

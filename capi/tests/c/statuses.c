@@ -1,11 +1,20 @@
-/* statuses BUS NOT_SHMBUS_BUS TRUNCATED_BUS NO_DAEMON_BUS: provokes every
-   status code a C program can cause on a bus whose daemon runs with
-   --max-channels 32, printing "provoked NAME" for each, and checks the calls
-   around them (values of several types, arrays, a frame kept when the buffer
-   was too small). Last, it asks for the daemon to be stopped (a line on
-   stdin) and sees SHMBUS_BUS_CLOSED. */
+/* statuses BUS NOT_SHMBUS_BUS TRUNCATED_BUS NO_DAEMON_BUS [CODE=BUS...]:
+   provokes every status code a C program can cause on a bus whose daemon runs
+   with --max-channels 32, printing "provoked NAME" for each, and checks the
+   calls around them (values of several types, arrays, a frame kept when the
+   buffer was too small). Each CODE=BUS argument names a broken bus that
+   shmbus_connect must refuse with that code (SHMBUS_ABI_MISMATCH=b1 ...).
+   Run as root, it first forks a child that drops to uid and gid 65534 and is
+   refused the bus's segment (SHMBUS_PERMISSION_DENIED). It also expects the
+   pipe "scribbled" on BUS to have a corrupt control block (SHMBUS_CORRUPT).
+   Last, it asks for the daemon to be stopped (a line on stdin) and sees
+   SHMBUS_BUS_CLOSED. */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -15,11 +24,78 @@
         printf("provoked %s\n", #code); \
     } while (0)
 
+/* The codes a CODE=BUS argument may name. */
+static const struct {
+    const char *name;
+    shmbus_status code;
+} CONNECT_CODES[] = {
+    {"SHMBUS_SIZE_MISMATCH", SHMBUS_SIZE_MISMATCH},
+    {"SHMBUS_ABI_MISMATCH", SHMBUS_ABI_MISMATCH},
+    {"SHMBUS_NOT_READY", SHMBUS_NOT_READY},
+    {"SHMBUS_CORRUPT_SEGMENT", SHMBUS_CORRUPT_SEGMENT},
+    {"SHMBUS_WRONG_OWNER", SHMBUS_WRONG_OWNER},
+    {"SHMBUS_UNSAFE_MODE", SHMBUS_UNSAFE_MODE},
+    {"SHMBUS_REFUSED", SHMBUS_REFUSED},
+    {"SHMBUS_PROTOCOL", SHMBUS_PROTOCOL},
+    {"SHMBUS_IO", SHMBUS_IO},
+};
+
+/* Connects to the bus of a CODE=BUS argument and expects CODE. */
+static void connect_refused(const char *arg) {
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL) {
+        fprintf(stderr, "argument %s is not CODE=BUS\n", arg);
+        exit(2);
+    }
+    size_t n = (size_t)(eq - arg);
+    for (size_t i = 0; i < sizeof CONNECT_CODES / sizeof CONNECT_CODES[0]; i++) {
+        if (strlen(CONNECT_CODES[i].name) == n && strncmp(arg, CONNECT_CODES[i].name, n) == 0) {
+            shmbus_bus *b = NULL;
+            shmbus_status s = shmbus_connect(eq + 1, &b);
+            if (s != CONNECT_CODES[i].code) {
+                fprintf(stderr, "connect %s returned %d (%s), expected %s: %s\n", eq + 1, (int)s,
+                        shmbus_strerror(s), CONNECT_CODES[i].name, shmbus_last_error());
+                exit(1);
+            }
+            printf("provoked %s\n", CONNECT_CODES[i].name);
+            return;
+        }
+    }
+    fprintf(stderr, "argument %s names no connecting code\n", arg);
+    exit(2);
+}
+
+/* As uid and gid 65534, in a child forked before this process has any
+   thread: the bus's segment (mode 0600, owned by root) may not be opened. */
+static void permission_denied(const char *bus_name) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0) {
+            perror("dropping to uid 65534");
+            exit(1);
+        }
+        shmbus_bus *b = NULL;
+        PROVOKE(SHMBUS_PERMISSION_DENIED, shmbus_connect(bus_name, &b));
+        exit(0);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "the uid 65534 child failed\n");
+        exit(1);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: statuses BUS NOT_SHMBUS_BUS TRUNCATED_BUS NO_DAEMON_BUS\n");
+    if (argc < 5) {
+        fprintf(stderr, "usage: statuses BUS NOT_SHMBUS_BUS TRUNCATED_BUS NO_DAEMON_BUS [CODE=BUS...]\n");
         return 2;
     }
+    if (geteuid() == 0) permission_denied(argv[1]);
     shmbus_bus *bus, *other = NULL;
     PROVOKE(SHMBUS_OK, shmbus_connect(argv[1], &bus));
     PROVOKE(SHMBUS_NULL_POINTER, shmbus_connect(argv[1], NULL));
@@ -31,12 +107,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "last error lacks the advice: %s\n", shmbus_last_error());
         return 1;
     }
+    for (int i = 5; i < argc; i++) connect_refused(argv[i]);
+
+    /* Removing. */
+    uint64_t holders = 99;
+    PROVOKE(SHMBUS_NOT_FOUND, shmbus_remove(bus, "never-made", &holders));
+    if (holders != 99) return 1;
 
     /* Pipes. */
     shmbus_pipe_sender *tx, *tx2;
     shmbus_pipe_receiver *rx;
     size_t len, max;
     unsigned char buf[512];
+    PROVOKE(SHMBUS_CORRUPT, shmbus_pipe_receiver_open(bus, "scribbled", 4096, &rx));
     CHECK(shmbus_pipe_receiver_open(bus, "p", 4096, &rx));
     CHECK(shmbus_pipe_sender_open(bus, "p", 4096, &tx));
     PROVOKE(SHMBUS_BUSY, shmbus_pipe_sender_open(bus, "p", 4096, &tx2));
@@ -94,10 +177,23 @@ int main(int argc, char **argv) {
     if (len != 1 || buf[0] != 'a') return 1;
     CHECK(shmbus_queue_get(q, buf, 32, &len, 0));
     EXPECT(SHMBUS_EMPTY, shmbus_queue_get(q, buf, 32, &len, 0));
+    void *slot;
+    EXPECT(SHMBUS_BAD_STATE, shmbus_queue_commit(q));
+    EXPECT(SHMBUS_TOO_LARGE, shmbus_queue_claim(q, 33, &slot, 0));
+    CHECK(shmbus_queue_claim(q, 3, &slot, 0));
+    EXPECT(SHMBUS_BAD_STATE, shmbus_queue_claim(q, 3, &slot, 0));
+    memcpy(slot, "xyz", 3);
+    CHECK(shmbus_queue_commit(q));
+    CHECK(shmbus_queue_get(q, buf, 32, &len, 0));
+    if (len != 3 || memcmp(buf, "xyz", 3) != 0) return 1;
+    CHECK(shmbus_queue_task_done(q));
     CHECK(shmbus_queue_task_done(q));
     CHECK(shmbus_queue_task_done(q));
     CHECK(shmbus_queue_join(q, 0));
     shmbus_queue_free(q);
+    CHECK(shmbus_remove(bus, "q", &holders));
+    if (holders != 0) return 1;
+    CHECK(shmbus_remove(bus, "q", NULL) == SHMBUS_NOT_FOUND ? SHMBUS_OK : SHMBUS_UNKNOWN);
 
     /* Values and arrays. */
     shmbus_value *vd, *vi, *vu;

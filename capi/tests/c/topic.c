@@ -2,8 +2,10 @@
    subscriber: joins lossless topic "ticks", prints "ready", receives N
    checksummed messages in order (alternating a buffer and a callback; once
    asking for the size with a NULL buffer first), then prints the checksum.
-   publisher: publishes the N messages (alternating try-and-retry, a timeout
-   and waiting forever) and prints the checksum.
+   publisher: publishes the N messages (in turn: try-and-retry, a timeout,
+   waiting forever, and a zero-copy claim written in place and committed,
+   with some claims cancelled, which subscribers must not see) and prints
+   the checksum.
    lossy: one process on a lossy topic: too many subscribers, history, and a
    subscriber overrun twice (SHMBUS_LAGGED with its missed count, through
    the buffer and the callback receive). */
@@ -88,7 +90,7 @@ static int publisher(shmbus_bus *bus, uint64_t n) {
         size_t len = frame_len(i);
         frame_fill(i, f);
         sum = fnv(sum, f, len);
-        switch (i % 3) {
+        switch (i % 4) {
         case 0: {
             shmbus_status st;
             while ((st = shmbus_topic_publish(p, f, len, 0)) == SHMBUS_FULL) full++;
@@ -98,12 +100,35 @@ static int publisher(shmbus_bus *bus, uint64_t n) {
         case 1:
             CHECK(shmbus_topic_publish(p, f, len, 10 * SECOND));
             break;
-        default:
+        case 2:
             CHECK(shmbus_topic_publish(p, f, len, -1));
+            break;
+        default:
+            if (i % 11 == 3) {
+                /* A claim dropped unpublished: subscribers never see it. */
+                CHECK(shmbus_topic_claim(p, 8, -1));
+                CHECK(shmbus_topic_claim_write(p, 0, "dropped!", 8));
+                CHECK(shmbus_topic_cancel(p));
+            }
+            /* Zero-copy: the first word, then the rest in place. */
+            CHECK(shmbus_topic_claim(p, len, -1));
+            if (i == 3) {
+                EXPECT(SHMBUS_BAD_STATE, shmbus_topic_publish(p, f, len, 0));
+                EXPECT(SHMBUS_BAD_STATE, shmbus_topic_claim(p, len, 0));
+                EXPECT(SHMBUS_INVALID_ARGUMENT, shmbus_topic_claim_write(p, 3, f, 1));
+                EXPECT(SHMBUS_INVALID_ARGUMENT, shmbus_topic_claim_write(p, 8, f, len));
+            }
+            CHECK(shmbus_topic_claim_write(p, 0, f, 8));
+            CHECK(shmbus_topic_claim_write(p, 8, f + 8, len - 8));
+            CHECK(shmbus_topic_commit(p));
         }
     }
     unsigned char big[SLOT_SIZE + 1] = {0};
     EXPECT(SHMBUS_TOO_LARGE, shmbus_topic_publish(p, big, sizeof big, 0));
+    EXPECT(SHMBUS_TOO_LARGE, shmbus_topic_claim(p, sizeof big, 0));
+    EXPECT(SHMBUS_BAD_STATE, shmbus_topic_commit(p));
+    EXPECT(SHMBUS_BAD_STATE, shmbus_topic_cancel(p));
+    EXPECT(SHMBUS_BAD_STATE, shmbus_topic_claim_write(p, 0, f, 1));
     shmbus_topic_publisher_free(p);
     printf("full %llu\nsum %016llx\n", (unsigned long long)full, (unsigned long long)sum);
     return 0;
