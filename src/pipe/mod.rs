@@ -40,6 +40,22 @@
 //! one; the `memcpy` left in the receiving loop is the caller's own copy
 //! out of the borrowed slice.
 //!
+//! NB: also tried, not kept (2026-12-03, `/tmp/floor-ab.sh`-style alternating
+//! runs of `shmbus-bench` binaries, two rounds, load < 2): (a) every record
+//! rounded up to 64 bytes, so a 64-byte frame's record owns its two lines
+//! (an ABI change; same instruction count): with the vCPUs close, one-way
+//! 64 B 18.2 M/s against 43.3 M/s for 8-byte-aligned records in the same
+//! round (0.26× against 0.72× the ring floor) — twice the lines to move
+//! costs more than the sharing saves. The cost of straddling is visible in
+//! `shmbus/pipe-tput-oneline/56` (a 56-byte frame fills one line exactly):
+//! 64.6 M/s against 50.7 M/s for 64 bytes in one close-placement run.
+//! (b) the consumer pausing (8 × `spin_loop`) after finding the ring empty
+//! before re-reading `tail`: one-way 64 B 62.1 M/s (0.81× the ring floor)
+//! against 43–51 M/s, but the busy round trip went from 1.38–1.42× to 4.4×
+//! the cache-line floor (531 ns against 121 ns) — it buys throughput with
+//! the latency the round-trip goal is about. The batch forms below get the
+//! throughput without it.
+//!
 //! Batches ([`Producer::try_send_batch`], [`Consumer::try_recv_batch_with`])
 //! publish `tail` and release `head` once per batch, with one check for a
 //! sleeper each: 119 instead of 129 instructions per 64-byte frame (send +
