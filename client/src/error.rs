@@ -634,9 +634,7 @@ impl std::error::Error for Error {
 }
 
 mod convert;
-mod kind;
-
-pub use kind::ErrorKind;
+pub(crate) mod kind;
 
 #[cfg(test)]
 mod tests {

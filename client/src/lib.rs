@@ -154,7 +154,8 @@ pub use bus::{default_bus_name, Bus, BUS_ENV, DEFAULT_BUS};
 pub use channels::{
     ChannelDetails, ChannelInfo, Holder, PipeInfo, QueueInfo, TableInfo, TopicInfo,
 };
-pub use error::{End, Error, ErrorKind, Result};
+pub use error::kind::ErrorKind;
+pub use error::{End, Error, Result};
 pub use interrupt::set_interrupt_check;
 pub use pipe::receiver::{PipeMark, PipeReceiver};
 pub use pipe::sender::{PipeClaim, PipeSender};
