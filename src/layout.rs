@@ -40,7 +40,9 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 /// [`entry_state::REMOVED`] and a holder count (`DirEntry::holders`); the
 /// protocol has `REMOVE` and `CLOSE`.
 /// 4: topics ([`Kind::Topic`], [`crate::topic`]).
-pub const ABI_VERSION: u32 = 4;
+/// 5: values and arrays keep 2 to 8 copies ([`crate::seqlock::copies`],
+/// recorded in `seqlock::Meta::copies`) instead of two.
+pub const ABI_VERSION: u32 = 5;
 /// Alignment of every region and of every word written by a different party.
 pub const LINE: u64 = 128;
 /// Page size used to align the peer table and the arena.

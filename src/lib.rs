@@ -15,7 +15,7 @@
 //! | [`pipe`] | single-producer single-consumer ring of byte frames |
 //! | [`queue`] | bounded multi-producer multi-consumer queue of byte frames (Vyukov, owner-tagged cells) |
 //! | [`topic`] | publish–subscribe ring: every subscriber receives every message (lossless or lossy) |
-//! | [`seqlock`] | typed values and arrays: double-buffered seqlock |
+//! | [`seqlock`] | typed values and arrays: seqlock over 2 to 8 copies |
 //! | [`futex`] | shared futex and the [`futex::Doorbell`] sleep/wake handshake |
 //! | [`protocol`] | control-plane messages between clients and the daemon |
 //! | [`params`] | channel parameters (per kind) and their protocol words |

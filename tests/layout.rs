@@ -22,7 +22,7 @@ use shmbus::util::Line;
 fn constants() {
     assert_eq!(MAGIC, 0x0100_5355_424D_4853);
     assert_eq!(MAGIC.to_le_bytes(), *b"SHMBUS\0\x01");
-    assert_eq!(ABI_VERSION, 4);
+    assert_eq!(ABI_VERSION, 5);
     assert_eq!(layout::WAIT_RECORDS, 12);
     assert_eq!((LINE, PAGE), (128, 4096));
     assert_eq!((MAX_PEERS, MAX_CHANNELS), (4096, 65_536));
@@ -195,6 +195,42 @@ fn pipe_ctl() {
     );
     assert_eq!(pipe::body_len(4096), 768 + 4096);
     assert_eq!(pipe::max_frame(4096), 512);
+}
+
+#[test]
+fn seqlock_ctl() {
+    use shmbus::seqlock::{self, ElemType, SeqlockCtl};
+    assert_eq!(
+        (size_of::<SeqlockCtl>(), align_of::<SeqlockCtl>()),
+        (512, 128)
+    );
+    assert_eq!(size_of::<SeqlockCtl>() as u64, seqlock::CTL_SIZE);
+    assert_eq!(
+        [
+            offset_of!(SeqlockCtl, meta),
+            offset_of!(SeqlockCtl, state),
+            offset_of!(SeqlockCtl, changed),
+            offset_of!(SeqlockCtl, unlocked),
+        ],
+        [0, 128, 256, 384]
+    );
+    type M = seqlock::Meta;
+    assert_eq!((size_of::<M>(), align_of::<M>()), (32, 8));
+    assert_eq!(
+        [
+            offset_of!(M, magic),
+            offset_of!(M, elem),
+            offset_of!(M, len),
+            offset_of!(M, stride),
+            offset_of!(M, copies)
+        ],
+        [0, 4, 8, 16, 24]
+    );
+    // Copies: as many 128-byte-aligned copies as fit in 4 KiB, 2 to 8.
+    assert_eq!(seqlock::copies(ElemType::U64, 1), 8);
+    assert_eq!(seqlock::body_len(ElemType::U64, 16), 512 + 8 * 128);
+    assert_eq!(seqlock::body_len(ElemType::U64, 100), 512 + 4 * 896);
+    assert_eq!(seqlock::body_len(ElemType::U8, 3000), 512 + 2 * 3072);
 }
 
 #[test]
@@ -727,17 +763,17 @@ fn view_seqlock_bodies() {
         let b = v.seqlock(g.arena_off, len, code, n).unwrap();
         assert_eq!(off_of(v, b.ctl), g.arena_off);
         assert_eq!(b.elem, t);
-        for (i, c) in b.copies.iter().enumerate() {
-            let want = g.arena_off + seqlock::CTL_SIZE + i as u64 * stride;
-            assert_eq!(off_of(v, c.as_ptr()), want, "copy {i}");
-        }
+        assert_eq!(off_of(v, b.first.as_ptr()), g.arena_off + seqlock::CTL_SIZE);
+        assert_eq!(b.stride as u64 * 8, stride);
+        assert_eq!(b.copies, seqlock::copies(t, n));
+        assert_eq!(len, seqlock::CTL_SIZE + b.copies * stride);
         assert!(v.seqlock(end - len, len, code, n).is_ok());
         let bad: [(&str, u64, u64, u64, u64); 7] = [
             ("over the peer table", g.peers_off, len, code, n),
             ("misaligned", g.arena_off + 64, len, code, n),
             ("past the end", end - len + LINE, len, code, n),
             ("offset overflows", u64::MAX - LINE + 1, len, code, n),
-            ("second copy past the body", g.arena_off, len - 8, code, n),
+            ("last copy past the body", g.arena_off, len - 8, code, n),
             ("unknown type", g.arena_off, len, 0, n),
             ("length 0", g.arena_off, len, code, 0),
         ];

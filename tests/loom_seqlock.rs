@@ -1,6 +1,7 @@
-//! loom models of the double-buffered seqlock behind values and arrays: torn
+//! loom models of the multi-buffered seqlock behind values and arrays: torn
 //! reads, competing writers, a writer that dies inside its write and the
-//! daemon's clearing of its lock, and `wait_changed` wake-ups.
+//! daemon's clearing of its lock, `wait_changed` wake-ups, and reads that
+//! outlive publishes when there are four copies.
 //!
 //! One loom thread models one process; a crash is a thread that returns with
 //! its write guard forgotten (busy stays set with its owner tag), and the
@@ -10,7 +11,9 @@
 //! lost wake-up fails the model as a deadlock.
 //!
 //! Arrays have two `u64` words; every write stores two equal words, so a torn
-//! read shows as two different words.
+//! read shows as two different words. Models 1–4 use two copies (the fewest
+//! [`seqlock::copies`](shmbus::seqlock::copies) gives, for copies over
+//! 2 KiB), so that a copy is rewritten within two writes; model 6 uses four.
 //!
 //! NB, checked by mutation (2026-11-25): skipping the reader's generation
 //! re-check fails models 1 and 3 (torn reads), and dropping the `changed`
@@ -44,7 +47,7 @@ const READER: u16 = 3;
 #[test]
 fn one_writer_one_reader_never_torn() {
     model("one_writer_one_reader_never_torn", || {
-        let h = Arc::new(HeapSeqlock::new::<u64>(2));
+        let h = Arc::new(HeapSeqlock::with_copies::<u64>(2, 2));
         let hw = h.clone();
         let t = thread::spawn(move || {
             // SAFETY: `hw` keeps the array alive while this thread uses `s`.
@@ -73,7 +76,7 @@ fn one_writer_one_reader_never_torn() {
 #[test]
 fn two_writers_and_a_reader() {
     model("two_writers_and_a_reader", || {
-        let h = Arc::new(HeapSeqlock::new::<u64>(2));
+        let h = Arc::new(HeapSeqlock::with_copies::<u64>(2, 2));
         let spawn = |me: u16| {
             let hw = h.clone();
             thread::spawn(move || {
@@ -119,7 +122,7 @@ static SLEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 #[test]
 fn dead_writer_is_recovered_without_publishing() {
     model("dead_writer_is_recovered_without_publishing", || {
-        let h = Arc::new(HeapSeqlock::new::<u64>(2));
+        let h = Arc::new(HeapSeqlock::with_copies::<u64>(2, 2));
         let hw = h.clone();
         let t = thread::spawn(move || {
             // SAFETY: `hw` keeps the array alive while this thread uses `s`.
@@ -153,7 +156,7 @@ fn dead_writer_is_recovered_without_publishing() {
 #[test]
 fn recovery_wakes_a_blocked_writer() {
     model("recovery_wakes_a_blocked_writer", || {
-        let h = Arc::new(HeapSeqlock::new::<u64>(2));
+        let h = Arc::new(HeapSeqlock::with_copies::<u64>(2, 2));
         // SAFETY: `h` outlives `s` (both live to the end of the model).
         let s = unsafe { h.handle() };
         let dead = s.try_lock(WRITER).unwrap();
@@ -193,5 +196,42 @@ fn wait_changed_never_misses_a_change() {
         assert_eq!(g, 1);
         assert_eq!(s.load::<u64>(), (7, 1));
         t.join().unwrap();
+    });
+}
+
+/// Model 6: four copies. A writer publishes [1, 1], [2, 2], [3, 3] (copies
+/// 1, 2, 3), then locks at generation 3, scribbles on copy 0 (the copy of
+/// generation 0) and gives up (a dropped guard: the generation stays 3), then
+/// writes [4, 4] into copy 0 and publishes 4. A reader reading meanwhile may
+/// keep a read of generation 0 through the publishes of 1 and 2 (what the
+/// extra copies are for), but must retry once a writer locked at 3 = 0 + 4 - 1,
+/// published or not. NB, checked by mutation (2026-12-04): accepting a read
+/// up to `gen(s2) - g <= N - 1` (one more) fails this model (torn [0, 4])
+/// and models 1 and 3; accepting `N - 1` only when `s2` is not busy fails it
+/// through the aborted writer (torn [99, 0]).
+#[test]
+fn four_copies_read_survives_two_publishes_not_three() {
+    model("four_copies_read_survives_two_publishes_not_three", || {
+        let h = Arc::new(HeapSeqlock::with_copies::<u64>(2, 4));
+        let hw = h.clone();
+        let t = thread::spawn(move || {
+            // SAFETY: `hw` keeps the array alive while this thread uses `s`.
+            let s = unsafe { hw.handle() };
+            for v in 1..=3u64 {
+                let mut w = s.lock(WRITER, None, None).unwrap();
+                w.write(&[v, v]);
+                assert_eq!(w.publish(), v);
+            }
+            let mut w = s.lock(WRITER, None, None).unwrap();
+            w.write_word(0, 99);
+            drop(w);
+            let mut w = s.lock(WRITER, None, None).unwrap();
+            w.write(&[4u64, 4]);
+            assert_eq!(w.publish(), 4);
+        });
+        let (v, g) = read_pair(&h);
+        assert_eq!(v, g, "value {v} does not match generation {g}");
+        t.join().unwrap();
+        assert_eq!(read_pair(&h), (4, 4));
     });
 }

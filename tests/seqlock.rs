@@ -15,10 +15,10 @@ const READS: u64 = if cfg!(miri) { 200 } else { 200_000 };
 /// Increments per writer thread.
 const INCS: u64 = if cfg!(miri) { 100 } else { 20_000 };
 
-/// One writer stores arrays of 13 equal elements (`k` as `T`), two readers
-/// check every read is untorn.
-fn never_torn<T: Element + From<u8>>() {
-    let h = Arc::new(HeapSeqlock::new::<T>(13));
+/// One writer stores arrays of 13 equal elements (`k` as `T`) into `copies`
+/// copies, two readers check every read is untorn.
+fn never_torn<T: Element + From<u8>>(copies: u64) {
+    let h = Arc::new(HeapSeqlock::with_copies::<T>(13, copies));
     let stop = Arc::new(AtomicU32::new(0));
     let writer = {
         let (h, stop) = (h.clone(), stop.clone());
@@ -62,13 +62,16 @@ fn never_torn<T: Element + From<u8>>() {
 }
 
 #[test]
-fn never_torn_every_width() {
-    never_torn::<u8>();
-    never_torn::<i16>();
-    never_torn::<u32>();
-    never_torn::<f32>();
-    never_torn::<i64>();
-    never_torn::<f64>();
+fn never_torn_every_width_and_copy_count() {
+    // 8 is what `copies` gives 13 elements; 2 rewrites a copy soonest.
+    for copies in [2, 4, 8] {
+        never_torn::<u8>(copies);
+        never_torn::<i16>(copies);
+        never_torn::<u32>(copies);
+        never_torn::<f32>(copies);
+        never_torn::<i64>(copies);
+        never_torn::<f64>(copies);
+    }
 }
 
 fn exact_total<T: Integer + From<u8> + Into<i128>>() {

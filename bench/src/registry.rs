@@ -642,7 +642,7 @@ pub(crate) fn registry() -> Vec<Spec> {
         v[idx].floor = Some(s("probe"));
         v[idx].alts = vec![s("alt/uds-rt/64"), s("alt/pipe2-rt/64")];
     }
-    for idx in queues {
+    for &idx in &queues {
         v[idx].floor = Some(s("floor/ring-tput/64"));
         v[idx].alts = vec![
             s("alt/uds-tput/64"),
@@ -650,6 +650,9 @@ pub(crate) fn registry() -> Vec<Spec> {
             s("python/mp-queue-tput/64"),
         ];
     }
+    // Issue #17: 1P/1C at least half the pipe's one-way rate, both
+    // busy-polling the non-blocking calls.
+    v[queues[0]].goal = Some(Goal::MinVs("shmbus/pipe-tput/64", 0.5));
     for (idx, py) in [
         (value_read, "python/mp-value-read/8"),
         (value_write, "python/mp-value-write/8"),

@@ -5,10 +5,11 @@
 //! [`Value<T>`] holds one element, [`Array<T>`] a fixed number; `T` is one of
 //! `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64` ([`Element`]). [`Table`] is the
 //! untyped form, for tools that learn the type from the bus (the `shmbus`
-//! command). The algorithm is the core's [`shmbus::seqlock`], a
-//! double-buffered seqlock: a read copies the last published copy with atomic
-//! loads and retries only if a second write started on that same copy
-//! meanwhile; it never waits for a writer. Writers serialize on a lock word in
+//! command). The algorithm is the core's [`shmbus::seqlock`], a seqlock over
+//! 2 to 8 copies of the data ([`shmbus::seqlock::copies`]: as many as fit in
+//! 4 KiB): a read copies the last published copy with atomic loads and
+//! retries only if a writer started on that same copy meanwhile (with `N`
+//! copies, after `N - 2` publishes); it never waits for a writer. Writers serialize on a lock word in
 //! the segment that records the owner, so the daemon clears it if the holder
 //! dies (the half-written copy is never published).
 //!
@@ -591,12 +592,22 @@ impl Bus {
         }
         // SAFETY:
         // - `body.ctl` passed `SeqlockCtl::check` for this type and length, and
-        //   `body.copies` are its two copies, each `words(len)` atomic words,
-        //   8-aligned, inside the arena (`Mapping::seqlock` checked all this);
+        //   `body.first` starts its `body.copies` copies (the number the
+        //   control block holds, checked by `check`), `body.stride` words
+        //   apart, each `words(len)` atomic words, 8-aligned, inside the arena
+        //   (`Mapping::seqlock` checked all this);
         // - the mapping stays alive as long as the handle: it is stored in a
         //   `Table` together with the `Arc<Inner>` that owns the mapping.
-        let lock =
-            unsafe { Seqlock::new(std::ptr::NonNull::from(body.ctl), body.copies, body.elem, n) };
+        let lock = unsafe {
+            Seqlock::new(
+                std::ptr::NonNull::from(body.ctl),
+                body.first,
+                body.stride,
+                body.copies,
+                body.elem,
+                n,
+            )
+        };
         Ok(Table::new(
             Arc::clone(&self.inner),
             name.into(),

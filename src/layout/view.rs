@@ -204,16 +204,20 @@ impl TopicBody<'_> {
     }
 }
 
-/// A value's or array's control block and two copies, located inside the
+/// A value's or array's control block and copies, located inside the
 /// arena. What the control block holds is not checked here
 /// ([`SeqlockCtl::check`]).
 #[derive(Clone, Copy, Debug)]
 pub struct SeqlockBody<'a> {
     /// The control block.
     pub ctl: &'a SeqlockCtl,
-    /// The first word of each copy (`elem.words(len)` words each,
-    /// 8-aligned), inside the body.
-    pub copies: [NonNull<AtomicU64>; 2],
+    /// The first word of copy 0 (8-aligned): copy `i` starts `i * stride`
+    /// words after it, and all `copies` copies lie inside the body.
+    pub first: NonNull<AtomicU64>,
+    /// Words from one copy to the next ([`seqlock::stride`](crate::seqlock::stride) / 8).
+    pub stride: usize,
+    /// Number of copies ([`seqlock::copies`](crate::seqlock::copies)).
+    pub copies: u64,
     /// The element type.
     pub elem: ElemType,
 }
@@ -556,7 +560,7 @@ impl SegmentView {
     /// # Errors
     /// A message naming the first check that failed: the body must lie in
     /// the arena (checked arithmetic) with its control block 128-aligned,
-    /// the type and length be valid, and both copies fit in the body after
+    /// the type and length be valid, and every copy fit in the body after
     /// the control block.
     pub fn seqlock(
         &self,
@@ -568,22 +572,24 @@ impl SegmentView {
         let (ctl, end) = self.body::<SeqlockCtl>(offset, length)?;
         let t =
             crate::seqlock::check_params(elem, len).map_err(|_| "bad element type or length")?;
-        // Cannot overflow: `check_params` bounds `len`.
-        let stride = crate::seqlock::stride(t, len);
-        let mut copies = [NonNull::dangling(); 2];
-        for (i, c) in copies.iter_mut().enumerate() {
-            // `i * stride` cannot overflow (above); the sum is checked by
-            // `ptr`'s bounds only after it is formed, so form it checked.
-            let off = (offset + crate::seqlock::CTL_SIZE)
-                .checked_add(i as u64 * stride)
-                .ok_or("value body bounds overflow")?;
-            let p = self
-                .ptr(off, stride, 8, offset, end)
-                .map_err(|_| "copies extend past the channel's allocation")?;
-            *c = p.cast();
-        }
+        // Cannot overflow: `check_params` bounds `len`, and so the copies'
+        // bytes (at most 4 KiB, or two copies of at most 8 MiB).
+        let (stride, copies) = (
+            crate::seqlock::stride(t, len),
+            crate::seqlock::copies(t, len),
+        );
+        // The sum is checked by `ptr`'s bounds only after it is formed, so
+        // form it checked.
+        let off = offset
+            .checked_add(crate::seqlock::CTL_SIZE)
+            .ok_or("value body bounds overflow")?;
+        let first = self
+            .ptr(off, copies * stride, 8, offset, end)
+            .map_err(|_| "copies extend past the channel's allocation")?;
         Ok(SeqlockBody {
             ctl,
+            first: first.cast(),
+            stride: (stride / 8) as usize,
             copies,
             elem: t,
         })

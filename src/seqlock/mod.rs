@@ -1,9 +1,10 @@
-//! Typed values and arrays: a double-buffered seqlock (DESIGN.md §3.3).
+//! Typed values and arrays: a multi-buffered seqlock (DESIGN.md §3.3).
 //!
 //! A channel of kind `value` (one element) or `array` (fixed length) holds a
-//! control word and **two copies** of the data, each a run of `AtomicU64`
-//! words into which the elements are packed (see [`Element`]). Readers never
-//! wait for a writer and never see a half-written copy; writers serialize on a
+//! control word and **`N` copies** of the data (`N` = [`copies`]: 2 to 8, a
+//! power of two, as many as fit in 4 KiB), each a run of `AtomicU64` words
+//! into which the elements are packed (see [`Element`]). Readers never wait
+//! for a writer and never see a half-written copy; writers serialize on a
 //! `busy` bit that records the owner, so the daemon can clear it if the writer
 //! dies.
 //!
@@ -11,25 +12,38 @@
 //! | writer | reader |
 //! |---|---|
 //! | CAS `(g, 0, 0)` → `(g, 1, me)` (Acquire), then `fence(Release)` | `s1 = state` (Acquire), `g = gen(s1)` |
-//! | fill copy `(g + 1) & 1` with Relaxed atomic stores | copy `copy[g & 1]` with Relaxed atomic loads |
-//! | store `(g + 1, 0, 0)` (Release); ring `changed` and `unlocked` | `fence(Acquire)`; `s2 = state` (Relaxed); retry if `gen(s2) != g` |
+//! | fill copy `(g + 1) % N` with Relaxed atomic stores | copy `copy[g % N]` with Relaxed atomic loads |
+//! | store `(g + 1, 0, 0)` (Release); ring `changed` and `unlocked` | `fence(Acquire)`; `s2 = state` (Relaxed); retry unless `gen(s2) - g <= N - 2` |
 //!
-//! Why a reader never returns a torn copy. The reader copies `copy[g & 1]`,
+//! Why a reader never returns a torn copy. The reader copies `copy[g % N]`,
 //! the copy that generation `g` published. Its last writer (the one that
 //! published `g`) finished before its Release store of `g`, which the reader's
-//! Acquire load of `s1` read, so the reader sees those stores. The only writers
-//! that ever touch `copy[g & 1]` *again* hold the lock at an odd distance from
-//! `g`, i.e. at a generation `G >= g + 1`: the writer at `g` itself fills the
-//! *other* copy, which is why a reader need not wait for it, and why `busy`
-//! in `s2` does not make a reader retry. A writer at `G >= g + 1` took the lock
-//! with a CAS that came after the publication of `G` in the state word's
+//! Acquire load of `s1` read, so the reader sees those stores. A writer
+//! holding the lock at generation `G` fills `copy[(G + 1) % N]`, so the only
+//! writers that ever touch `copy[g % N]` *again* hold the lock at a
+//! generation `G >= g + N - 1` (the writers from `g` to `g + N - 2` fill the
+//! other copies, which is why a reader need not wait for them, and why `busy`
+//! in `s2` does not make a reader retry). A writer at `G` took the lock with a
+//! CAS that came after the publication of `G` in the state word's
 //! modification order; if any load of the reader saw one of that writer's
 //! stores, that store is after the writer's `fence(Release)` and the load is
 //! before the reader's `fence(Acquire)`, so the fences synchronize and the
 //! writer's CAS happens-before the reader's load of `s2`, which therefore
-//! reads a generation `>= G > g` and the reader retries. If no load saw such a
-//! store, every load returned the value published at `g`. Generations are 47
-//! bits: repeating `g` would need 2^47 writes during one read.
+//! reads a generation `>= G >= g + N - 1` and the reader retries. If no load
+//! saw such a store, every load returned the value published at `g`. (An
+//! aborted writer leaves the generation where it was, so `s2` may show
+//! `(g + N - 1, 0, 0)` after a writer at `g + N - 1` scribbled on
+//! `copy[g % N]` and gave up: that is why the bound is `N - 2`, with or
+//! without `busy`.) Generations are 47 bits: repeating `g` would need 2^47
+//! writes during one read.
+//!
+//! Why `N` copies and not two. With two, every publish makes a concurrent
+//! read retry, and a writer storing flat out (a 16-word array every ~70 ns)
+//! publishes before a reader on another core has fetched the lines it needs
+//! (two or three cache-line transfers of 100–400 ns): the reader retries
+//! several times per read, and each attempt steals the writer's lines. With
+//! `N`, a read survives `N - 2` publishes.
+//! NB (measured, issue #17): see the module's figures in `copies`.
 //!
 //! Plain or volatile reads that race a write would be undefined behaviour in
 //! Rust whatever is done with the result afterwards (Boehm 2012, "Can seqlocks
@@ -54,26 +68,43 @@
 //! (no system call when nobody sleeps).
 //!
 //! Everything read from the segment is untrusted: [`SeqlockCtl::check`]
-//! validates the type code, length and sizes against the directory before a
-//! handle is made, and the state word only ever selects copy 0 or 1.
+//! validates the type code, length, copy count and sizes against the
+//! directory before a handle is made, and the state word only ever selects a
+//! copy modulo `N`.
 
+//! # Files
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | parameters and copy counts, the [`state`] word, [`Seqlock`] (reads) and [`WriteGuard`] (writes) |
+//! | `ctl.rs` | the control block [`SeqlockCtl`]: parameters, state, doorbells, the daemon's recovery |
+//! | `element.rs` | element types and their packing into words |
+//! | `heap.rs` | [`HeapSeqlock`], for tests, benchmarks and loom models |
+
+mod ctl;
 mod element;
+mod heap;
 
+pub use ctl::{Meta, SeqlockCtl};
 pub use element::{ElemType, Element, Integer, ALL_TYPES};
+pub use heap::HeapSeqlock;
 
 use core::ptr::NonNull;
 use std::time::Instant;
 
-use crate::futex::{Doorbell, WaitError};
-use crate::sync::{crash, fence, AtomicU32, AtomicU64, Backoff, CrashPoint, Ordering};
-use crate::util::Line;
+use crate::futex::WaitError;
+use crate::sync::{crash, fence, AtomicU64, Backoff, CrashPoint, Ordering};
 
 /// `b"SEQL"` as a little-endian `u32`.
 pub const SEQLOCK_MAGIC: u32 = u32::from_le_bytes(*b"SEQL");
-/// Size of the control block that precedes the two copies.
+/// Size of the control block that precedes the copies.
 pub const CTL_SIZE: u64 = 4 * 128;
 /// Most elements in an array.
 pub const MAX_LEN: u64 = 1 << 20;
+/// Most copies of a value's or array's data (see [`copies`]).
+pub const MAX_COPIES: u64 = 8;
+/// The copies of a small value or array fill up to this many bytes (see
+/// [`copies`]).
+pub const COPIES_BYTES: u64 = 4096;
 
 /// The state word [`SeqlockCtl::state`].
 ///
@@ -86,8 +117,8 @@ pub const MAX_LEN: u64 = 1 << 20;
 /// ```
 /// | gen | busy | owner | meaning |
 /// |---|---|---|---|
-/// | g | 0 | 0 | stable: `copy[g & 1]` holds the value; no writer |
-/// | g | 1 | k > 0 | peer slot `k - 1` is writing `copy[(g + 1) & 1]`; readers still use `copy[g & 1]` |
+/// | g | 0 | 0 | stable: `copy[g % N]` holds the value; no writer |
+/// | g | 1 | k > 0 | peer slot `k - 1` is writing `copy[(g + 1) % N]`; readers still use `copy[g % N]` |
 /// | g | 0 | k > 0 | never stored |
 ///
 /// Lock: CAS `(g, 0, 0)` → `(g, 1, me)`. Publish: store `(g + 1, 0, 0)`.
@@ -107,6 +138,15 @@ pub mod state {
     #[inline(always)]
     pub const fn gen(s: u64) -> u64 {
         s >> GEN_SHIFT
+    }
+
+    /// How many generations the state word `later` is past the state word
+    /// `earlier`, modulo 2^47 (the generation's width). Subtracting the whole
+    /// words with `earlier`'s low bits cleared leaves `later`'s busy and owner
+    /// bits below the generation, where the shift drops them.
+    #[inline(always)]
+    pub const fn gens_between(earlier: u64, later: u64) -> u64 {
+        later.wrapping_sub(unlocked(earlier)) >> GEN_SHIFT
     }
 
     /// The owner tag (peer slot + 1, or 0).
@@ -134,54 +174,6 @@ pub mod state {
     }
 }
 
-/// Immutable parameters, written by the daemon at creation.
-#[derive(Debug, Default)]
-#[repr(C)]
-pub struct Meta {
-    /// [`SEQLOCK_MAGIC`].
-    pub magic: AtomicU32,
-    /// The [`ElemType`] code.
-    pub elem: AtomicU32,
-    /// Number of elements (1 for a value).
-    pub len: AtomicU64,
-    /// Distance in bytes from the start of copy 0 to copy 1 (a multiple of 128).
-    pub stride: AtomicU64,
-}
-
-/// A value's or array's control block; copy 0 follows at [`CTL_SIZE`] and
-/// copy 1 at `CTL_SIZE + stride`.
-///
-/// # Layout
-/// | line | contents | written by |
-/// |---|---|---|
-/// | 0 | [`Meta`] | the daemon, at creation |
-/// | 1 | `state` (see [`state`]) | writers, the daemon's recovery |
-/// | 2 | `changed`: [`Doorbell`] that `wait_changed` sleeps on | waiters, writers |
-/// | 3 | `unlocked`: [`Doorbell`] that writers wait for the lock on | writers |
-#[derive(Debug, Default)]
-#[repr(C)]
-pub struct SeqlockCtl {
-    /// Immutable parameters.
-    pub meta: Line<Meta>,
-    /// `gen | busy | owner`.
-    pub state: Line<AtomicU64>,
-    /// Rung after every publish.
-    pub changed: Line<Doorbell>,
-    /// Rung when the writer lock is released.
-    pub unlocked: Line<Doorbell>,
-}
-
-#[cfg(not(loom))]
-const _: () = {
-    use core::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<SeqlockCtl>() as u64 == CTL_SIZE);
-    assert!(align_of::<SeqlockCtl>() == 128);
-    assert!(size_of::<Meta>() == 24);
-    assert!(offset_of!(SeqlockCtl, state) == 128);
-    assert!(offset_of!(SeqlockCtl, changed) == 256);
-    assert!(offset_of!(SeqlockCtl, unlocked) == 384);
-};
-
 /// Checks the parameters of a new value or array.
 ///
 /// # Errors
@@ -197,110 +189,34 @@ pub fn check_params(elem: u64, len: u64) -> Result<ElemType, String> {
     Ok(t)
 }
 
-/// Bytes between the starts of the two copies for `len` elements of `t`.
+/// Bytes between the starts of two neighbouring copies for `len` elements
+/// of `t`.
 pub const fn stride(t: ElemType, len: u64) -> u64 {
     (t.words(len) * 8 + 127) & !127
 }
 
-/// Bytes a value or array takes in the arena (control block + two copies).
+/// Number of copies of `len` elements of `t`: as many as fit in
+/// [`COPIES_BYTES`], rounded down to a power of two, from 2 to
+/// [`MAX_COPIES`]. A 16-element `u64` array (128 bytes a copy) has 8; a
+/// copy over 2 KiB has 2. A read survives `copies - 2` publishes made while
+/// it copies (see the module docs).
+pub const fn copies(t: ElemType, len: u64) -> u64 {
+    let fit = COPIES_BYTES / stride(t, len);
+    if fit >= MAX_COPIES {
+        MAX_COPIES
+    } else if fit >= 4 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Bytes a value or array takes in the arena (control block + copies).
 pub const fn body_len(t: ElemType, len: u64) -> u64 {
-    CTL_SIZE + 2 * stride(t, len)
+    CTL_SIZE + copies(t, len) * stride(t, len)
 }
 
-impl SeqlockCtl {
-    /// Initialises a zeroed control block (daemon only, before the directory
-    /// entry is published). Generation 0, copy 0 all zero: the value is 0.
-    pub fn init(&self, t: ElemType, len: u64) {
-        // Relaxed: published by the Release store of the directory entry.
-        self.meta.elem.store(t.code(), Ordering::Relaxed);
-        self.meta.len.store(len, Ordering::Relaxed);
-        self.meta.stride.store(stride(t, len), Ordering::Relaxed);
-        self.meta.magic.store(SEQLOCK_MAGIC, Ordering::Relaxed);
-    }
-
-    /// Checks the immutable parameters against the directory's (`elem`,
-    /// `len`) and the body's length.
-    ///
-    /// # Errors
-    /// The first inconsistency.
-    pub fn check(&self, elem: u64, len: u64, body: u64) -> Result<ElemType, &'static str> {
-        // Relaxed: immutable since the Release publication of the entry.
-        if self.meta.magic.load(Ordering::Relaxed) != SEQLOCK_MAGIC {
-            return Err("bad magic in the value's control block");
-        }
-        let t = check_params(elem, len).map_err(|_| "bad element type or length in directory")?;
-        if u64::from(self.meta.elem.load(Ordering::Relaxed)) != elem
-            || self.meta.len.load(Ordering::Relaxed) != len
-        {
-            return Err("element type or length in the control block disagrees with the directory");
-        }
-        if self.meta.stride.load(Ordering::Relaxed) != stride(t, len) {
-            return Err("copy stride in the control block is wrong");
-        }
-        if body < body_len(t, len) {
-            return Err("copies extend past the channel's allocation");
-        }
-        Ok(t)
-    }
-
-    /// The current generation (Relaxed; for listings).
-    pub fn generation(&self) -> u64 {
-        // Relaxed: a snapshot.
-        state::gen(self.state.load(Ordering::Relaxed))
-    }
-
-    /// The owner tag of the writer holding the lock, 0 if none (for listings).
-    pub fn writer(&self) -> u16 {
-        // Relaxed: a snapshot.
-        let s = self.state.load(Ordering::Relaxed);
-        if state::busy(s) {
-            state::owner(s)
-        } else {
-            0
-        }
-    }
-
-    /// Daemon recovery after the death of peer `owner` is confirmed: if it
-    /// holds the writer lock, clears `busy` **without** bumping the
-    /// generation (its half-written copy is never published). Then notifies
-    /// both doorbells whatever it found: the peer may have died between its
-    /// publish and its notifies, with a writer waiting for the lock or a
-    /// `wait_changed` caller asleep (a notify costs no system call when
-    /// nobody sleeps). Returns whether it cleared a lock.
-    pub fn recover_owner(&self, owner: u16) -> bool {
-        debug_assert!(owner != 0);
-        // Relaxed: only a starting guess for the CAS.
-        let mut s = self.state.load(Ordering::Relaxed);
-        let cleared = loop {
-            if !state::busy(s) || state::owner(s) != owner {
-                break false;
-            }
-            // Release: not needed by readers (they never read the dead
-            // writer's copy), but keeps the daemon's clearing after anything it
-            // did before; the next writer's Acquire CAS pairs with it.
-            match self.state.compare_exchange_weak(
-                s,
-                state::unlocked(s),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break true,
-                Err(now) => s = now,
-            }
-        };
-        self.changed.notify();
-        self.unlocked.notify();
-        cleared
-    }
-
-    /// Wakes every sleeper (daemon shutdown).
-    pub fn wake_all(&self) {
-        self.changed.ring();
-        self.unlocked.ring();
-    }
-}
-
-/// A handle to one value or array: its control block and two copies.
+/// A handle to one value or array: its control block and its copies.
 ///
 /// Untyped: the element type is checked once, when the handle is made, and the
 /// typed methods take `T: Element` and check `T::TYPE` with a `debug_assert`.
@@ -308,7 +224,12 @@ impl SeqlockCtl {
 #[derive(Debug, Clone, Copy)]
 pub struct Seqlock {
     ctl: NonNull<SeqlockCtl>,
-    copies: [NonNull<AtomicU64>; 2],
+    /// The first word of copy 0.
+    first: NonNull<AtomicU64>,
+    /// Words from one copy to the next.
+    stride: usize,
+    /// Number of copies minus one (the count is a power of two).
+    mask: u64,
     elem: ElemType,
     len: usize,
     words: usize,
@@ -333,22 +254,39 @@ pub struct WriteGuard<'a> {
 
 impl Seqlock {
     /// A handle over the control block `ctl` (which passed
-    /// [`SeqlockCtl::check`]) and its two copies.
+    /// [`SeqlockCtl::check`]) and its `copies` copies, copy `i` starting
+    /// `i * stride` words after `first`.
     ///
     /// # Safety
-    /// - `ctl` and both copies (each `elem.words(len)` words, 8-aligned) stay
+    /// - `ctl` and the copies (each `elem.words(len)` words, 8-aligned) stay
     ///   valid for as long as the handle and its copies are used;
-    /// - `elem` and `len` are what `check` returned / validated.
+    /// - `elem` and `len` are what `check` returned / validated;
+    /// - `copies` is a power of two from 2 to [`MAX_COPIES`], the same
+    ///   number every other process uses for this value (the control
+    ///   block's, which `check` compared with [`copies`]), and `stride >=
+    ///   elem.words(len)`.
+    ///
+    /// # Panics
+    /// If `copies` is not a power of two from 2 to [`MAX_COPIES`].
     pub unsafe fn new(
         ctl: NonNull<SeqlockCtl>,
-        copies: [NonNull<AtomicU64>; 2],
+        first: NonNull<AtomicU64>,
+        stride: usize,
+        copies: u64,
         elem: ElemType,
         len: u64,
     ) -> Self {
+        assert!(
+            copies.is_power_of_two() && (2..=MAX_COPIES).contains(&copies),
+            "{copies} copies"
+        );
         debug_assert!((1..=MAX_LEN).contains(&len));
+        debug_assert!(stride >= elem.words(len) as usize);
         Self {
             ctl,
-            copies,
+            first,
+            stride,
+            mask: copies - 1,
             elem,
             len: len as usize,
             words: elem.words(len) as usize,
@@ -362,12 +300,20 @@ impl Seqlock {
         unsafe { self.ctl.as_ref() }
     }
 
+    /// The copy generation `g` publishes: `copy[g % N]`.
     #[inline(always)]
-    fn copy(&self, i: u64) -> &[AtomicU64] {
-        let p = self.copies[(i & 1) as usize];
-        // SAFETY: `new`'s caller guarantees `words` atomic words at `p`, valid
-        // as long as `self` is used.
-        unsafe { core::slice::from_raw_parts(p.as_ptr(), self.words) }
+    fn copy(&self, g: u64) -> &[AtomicU64] {
+        let k = (g & self.mask) as usize;
+        // SAFETY: `k < copies` and `new`'s caller guarantees `copies` copies
+        // of `words` atomic words, `stride` words apart from `first`, valid
+        // as long as `self` is used; `k * stride` stays inside them.
+        unsafe { core::slice::from_raw_parts(self.first.as_ptr().add(k * self.stride), self.words) }
+    }
+
+    /// Number of copies.
+    #[inline]
+    pub fn copies(&self) -> u64 {
+        self.mask + 1
     }
 
     /// Element type.
@@ -405,7 +351,7 @@ impl Seqlock {
         let ctl = self.ctl();
         loop {
             // Acquire: pairs with the Release publish of the writer that filled
-            // `copy[g & 1]`.
+            // `copy[g % N]`.
             let s1 = ctl.state.load(Ordering::Acquire);
             let g = state::gen(s1);
             let r = f(self.copy(g));
@@ -414,7 +360,9 @@ impl Seqlock {
             fence(Ordering::Acquire);
             // Relaxed: ordered by the fence above.
             let s2 = ctl.state.load(Ordering::Relaxed);
-            if state::gen(s2) == g {
+            // The first writer that may have touched `copy[g % N]` since `g`
+            // locks at `g + N - 1` (see the module docs).
+            if state::gens_between(s1, s2) < self.mask {
                 return (r, g);
             }
             self.read_retry();
@@ -678,76 +626,11 @@ impl Drop for WriteGuard<'_> {
     }
 }
 
-/// A value or array on the heap instead of in a segment: for tests, benchmarks
-/// and loom models. Works under `--cfg loom` (construct it inside
-/// `loom::model`).
-///
-/// # Examples
-/// ```
-/// use shmbus::seqlock::HeapSeqlock;
-///
-/// let a = HeapSeqlock::new::<i32>(3);
-/// // SAFETY: `a` outlives `s`.
-/// let s = unsafe { a.handle() };
-/// let mut w = s.try_lock(1).unwrap();
-/// w.write(&[1, 2, 3]);
-/// assert_eq!(w.publish(), 1);
-/// let mut out = [0; 3];
-/// assert_eq!(s.read_into(&mut out), 1);
-/// assert_eq!(out, [1, 2, 3]);
-/// ```
-#[derive(Debug)]
-pub struct HeapSeqlock {
-    ctl: Box<SeqlockCtl>,
-    copies: [Box<[AtomicU64]>; 2],
-    elem: ElemType,
-    len: u64,
-}
-
-impl HeapSeqlock {
-    /// A fresh array of `len` elements of `T`, all zero.
-    ///
-    /// # Panics
-    /// If `len` is 0 or over [`MAX_LEN`].
-    pub fn new<T: Element>(len: u64) -> Self {
-        if let Err(e) = check_params(u64::from(T::TYPE.code()), len) {
-            panic!("{e}");
-        }
-        let ctl = Box::<SeqlockCtl>::default();
-        ctl.init(T::TYPE, len);
-        let words = T::TYPE.words(len);
-        let copy = || (0..words).map(|_| AtomicU64::new(0)).collect();
-        Self {
-            ctl,
-            copies: [copy(), copy()],
-            elem: T::TYPE,
-            len,
-        }
-    }
-
-    /// The control block.
-    pub fn ctl(&self) -> &SeqlockCtl {
-        &self.ctl
-    }
-
-    /// A handle to this array.
-    ///
-    /// # Safety
-    /// The handle borrows nothing: `self` must outlive every use of it (and of
-    /// its copies), e.g. by keeping `self` in an `Arc` next to the handle.
-    pub unsafe fn handle(&self) -> Seqlock {
-        let c0 = NonNull::from(&*self.copies[0]).cast::<AtomicU64>();
-        let c1 = NonNull::from(&*self.copies[1]).cast::<AtomicU64>();
-        // SAFETY: the control block and the copies (each `words` atomics) are
-        // boxed in `self`, which the caller keeps alive while the handle is
-        // used; the parameters are the ones `init` stored.
-        unsafe { Seqlock::new(NonNull::from(&*self.ctl), [c0, c1], self.elem, self.len) }
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    const GEN_ONE_AND_BUSY: u64 = state::GEN_ONE | state::BUSY | 0xFFFF;
 
     #[test]
     fn state_word() {
@@ -758,8 +641,17 @@ mod tests {
         assert_eq!(state::owner(locked), 7);
         assert_eq!(state::next(locked), 6 * state::GEN_ONE);
         assert_eq!(state::unlocked(locked), s);
-        // The generation wraps at 2^47 without touching busy or owner.
+        assert_eq!(state::gens_between(locked, s), 0);
+        assert_eq!(
+            state::gens_between(s, (8 * state::GEN_ONE) | state::BUSY | 9),
+            3
+        );
         let top = !(state::BUSY | state::OWNER_MASK);
+        assert_eq!(
+            state::gens_between(top | state::BUSY | 3, GEN_ONE_AND_BUSY),
+            2
+        );
+        // The generation wraps at 2^47 without touching busy or owner.
         assert_eq!(state::next(top | state::BUSY | 3), 0);
     }
 
@@ -769,7 +661,13 @@ mod tests {
         assert_eq!(stride(ElemType::F64, 16), 128);
         assert_eq!(stride(ElemType::F64, 17), 256);
         assert_eq!(stride(ElemType::I8, 1024), 1024);
-        assert_eq!(body_len(ElemType::F64, 16), CTL_SIZE + 256);
+        assert_eq!(copies(ElemType::F64, 16), 8);
+        assert_eq!(body_len(ElemType::F64, 16), CTL_SIZE + 8 * 128);
+        assert_eq!(copies(ElemType::F64, 128), 4);
+        assert_eq!(copies(ElemType::F64, 129), 2);
+        assert_eq!(copies(ElemType::F64, 256), 2);
+        assert_eq!(copies(ElemType::U8, MAX_LEN), 2);
+        assert_eq!(body_len(ElemType::U8, MAX_LEN), CTL_SIZE + 2 * MAX_LEN);
         assert!(check_params(0, 1).is_err());
         assert!(check_params(10, 0).is_err());
         assert!(check_params(10, MAX_LEN + 1).is_err());
