@@ -35,11 +35,21 @@ use loom_common::{model, read_pair};
 use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
 use loom::thread;
-use shmbus::seqlock::HeapSeqlock;
+use shmbus::seqlock::{HeapSeqlock, Seqlock};
 
 const WRITER: u16 = 1;
 const WRITER2: u16 = 2;
 const READER: u16 = 3;
+
+/// As `WRITER`, publishes `[v, v]` for each `v` of `vs`, in order; generation
+/// `v` must be what each publish makes (the models start from generation 0).
+fn publish_pairs(s: &Seqlock, vs: core::ops::RangeInclusive<u64>) {
+    for v in vs {
+        let mut w = s.lock(WRITER, None, None).unwrap();
+        w.write(&[v, v]);
+        assert_eq!(w.publish(), v);
+    }
+}
 
 /// Model 1: one writer stores [1, 1], [2, 2], [3, 3] (so each copy is
 /// rewritten while the reader may be reading it); a reader reads twice. Each
@@ -52,11 +62,7 @@ fn one_writer_one_reader_never_torn() {
         let t = thread::spawn(move || {
             // SAFETY: `hw` keeps the array alive while this thread uses `s`.
             let s = unsafe { hw.handle() };
-            for v in 1..=3u64 {
-                let mut w = s.lock(WRITER, None, None).unwrap();
-                w.write(&[v, v]);
-                assert_eq!(w.publish(), v);
-            }
+            publish_pairs(&s, 1..=3);
         });
         let (v1, g1) = read_pair(&h);
         let (v2, g2) = read_pair(&h);
@@ -217,17 +223,11 @@ fn four_copies_read_survives_two_publishes_not_three() {
         let t = thread::spawn(move || {
             // SAFETY: `hw` keeps the array alive while this thread uses `s`.
             let s = unsafe { hw.handle() };
-            for v in 1..=3u64 {
-                let mut w = s.lock(WRITER, None, None).unwrap();
-                w.write(&[v, v]);
-                assert_eq!(w.publish(), v);
-            }
+            publish_pairs(&s, 1..=3);
             let mut w = s.lock(WRITER, None, None).unwrap();
             w.write_word(0, 99);
             drop(w);
-            let mut w = s.lock(WRITER, None, None).unwrap();
-            w.write(&[4u64, 4]);
-            assert_eq!(w.publish(), 4);
+            publish_pairs(&s, 4..=4);
         });
         let (v, g) = read_pair(&h);
         assert_eq!(v, g, "value {v} does not match generation {g}");

@@ -43,7 +43,15 @@
 //! (two or three cache-line transfers of 100–400 ns): the reader retries
 //! several times per read, and each attempt steals the writer's lines. With
 //! `N`, a read survives `N - 2` publishes.
-//! NB (measured, issue #17): see the module's figures in `copies`.
+//! NB (measured, issue #17, 2026-12-04, `shmbus-bench --filter
+//! shmbus/array16-read/,shmbus/value-read/`, three alternating runs of each
+//! build): reads of a 16-word array under a flat-out writer went from
+//! 13.2 M/s with two copies to 16.5–20.3 M/s with eight (floor probe
+//! ≈ 200 ns), and from 3.7–5.2 M/s to 6.9 M/s (probe 700–1,200 ns); value
+//! reads from 13–26 M/s to 31–93 M/s. The price: 23 instructions per
+//! uncontended value load instead of 18, 94 per array read instead of 80
+//! (callgrind, `bench/icount`): the copy index is `g & mask` times a stride
+//! instead of `g & 1`.
 //!
 //! Plain or volatile reads that race a write would be undefined behaviour in
 //! Rust whatever is done with the result afterwards (Boehm 2012, "Can seqlocks
