@@ -229,6 +229,28 @@ impl Queue {
                             // each, 2026-12-04, floor probe 190–230 ns),
                             // likely because the line it takes for writing is
                             // the one the consumer polls next.
+                            // NB (issue #17, tried and not kept): answering
+                            // Full from `pos - dequeue_pos == slots` and Empty
+                            // from `enqueue_pos == pos` before touching a
+                            // cell, each side reading the other's position
+                            // only when a process-local cached copy said the
+                            // ring might be full or empty (as rtrb does), so
+                            // that a polling side polls a position instead of
+                            // the cell the other side works on. Loom
+                            // (`queue_consumer_crash_points`) found a put
+                            // waiting forever behind the position of a
+                            // consumer that died between its two CAS, so the
+                            // daemon's recovery had to help `dequeue_pos` on;
+                            // with that, every model passed. Timed against
+                            // this code, alternating (`shmbus-bench --filter
+                            // queue-tput-1p1c,shmbus/pipe-tput/64`,
+                            // 2026-12-04): vCPUs far (probe 700–770 ns) 1P/1C
+                            // busy 2.8–3.1 M items/s against 3.4, blocking
+                            // 2.5 M against 3.4 M; probe ≈ 200 ns busy 8.5–9.8 M
+                            // against 9.5–12.3 M earlier that day; +17.6
+                            // instructions a put (callgrind 91.4 vs 73.8). A
+                            // get that finds the ring empty by the positions
+                            // then misses on both the position and the cell.
                             return Ok((i, pos));
                         }
                         // Lost the race: look again at the same position.
