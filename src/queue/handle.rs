@@ -222,13 +222,14 @@ impl Queue {
                             // `prefetchw` of the next cell's two lines here,
                             // so that the next claim finds them in this
                             // core's cache, cost 15 instructions a put
-                            // (callgrind: 88.8 instead of 73.8) and cut 1P/1C
-                            // busy throughput to 3.2–3.4 M items/s against
-                            // 9.5–12.3 M without it (`shmbus-bench --filter
-                            // queue-tput-1p1c-busy`, four alternating runs
-                            // each, 2026-12-04, floor probe 190–230 ns),
-                            // likely because the line it takes for writing is
-                            // the one the consumer polls next.
+                            // (callgrind: 88.8 instead of 73.8) and bought
+                            // nothing measurable: 1P/1C busy 10.2–11.1 M
+                            // items/s with it against 9.7–11.8 M without
+                            // (probe ≈ 200 ns), 3.45 M against 3.34 M with
+                            // the vCPUs far apart (`shmbus-bench --filter
+                            // queue-tput-1p1c-busy`, alternating builds,
+                            // 2026-12-04; an earlier reading of "3.2 M
+                            // against 10 M" compared far with near rows).
                             // NB (issue #17, tried and not kept): answering
                             // Full from `pos - dequeue_pos == slots` and Empty
                             // from `enqueue_pos == pos` before touching a
@@ -247,7 +248,7 @@ impl Queue {
                             // 2026-12-04): vCPUs far (probe 700–770 ns) 1P/1C
                             // busy 2.8–3.1 M items/s against 3.4, blocking
                             // 2.5 M against 3.4 M; probe ≈ 200 ns busy 8.5–9.8 M
-                            // against 9.5–12.3 M earlier that day; +17.6
+                            // against 9.7–11.8 M in the same hour; +17.6
                             // instructions a put (callgrind 91.4 vs 73.8). A
                             // get that finds the ring empty by the positions
                             // then misses on both the position and the cell.
