@@ -2,7 +2,7 @@
 
 use core::ptr::NonNull;
 
-use super::{check_params, copies, ElemType, Element, Seqlock, SeqlockCtl, MAX_COPIES};
+use super::{check_params, copies, copy_count_ok, ElemType, Element, Seqlock, SeqlockCtl};
 use crate::sync::AtomicU64;
 
 /// A value or array on the heap instead of in a segment: for tests, benchmarks
@@ -48,15 +48,12 @@ impl HeapSeqlock {
     ///
     /// # Panics
     /// If `len` is 0 or over [`MAX_LEN`](super::MAX_LEN), or `n` is not a power of two from 2
-    /// to [`MAX_COPIES`].
+    /// to [`MAX_COPIES`](super::MAX_COPIES).
     pub fn with_copies<T: Element>(len: u64, n: u64) -> Self {
         if let Err(e) = check_params(u64::from(T::TYPE.code()), len) {
             panic!("{e}");
         }
-        assert!(
-            n.is_power_of_two() && (2..=MAX_COPIES).contains(&n),
-            "{n} copies"
-        );
+        assert!(copy_count_ok(n), "{n} copies");
         let ctl = Box::<SeqlockCtl>::default();
         ctl.init(T::TYPE, len);
         let words = T::TYPE.words(len);

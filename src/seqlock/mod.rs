@@ -219,6 +219,12 @@ pub const fn copies(t: ElemType, len: u64) -> u64 {
     }
 }
 
+/// True for a count of copies a handle can work with: a power of two from 2
+/// to [`MAX_COPIES`] (every count [`copies`] gives is one).
+pub const fn copy_count_ok(n: u64) -> bool {
+    n.is_power_of_two() && n >= 2 && n <= MAX_COPIES
+}
+
 /// Bytes a value or array takes in the arena (control block + copies).
 pub const fn body_len(t: ElemType, len: u64) -> u64 {
     CTL_SIZE + copies(t, len) * stride(t, len)
@@ -284,10 +290,7 @@ impl Seqlock {
         elem: ElemType,
         len: u64,
     ) -> Self {
-        assert!(
-            copies.is_power_of_two() && (2..=MAX_COPIES).contains(&copies),
-            "{copies} copies"
-        );
+        assert!(copy_count_ok(copies), "{copies} copies");
         debug_assert!((1..=MAX_LEN).contains(&len));
         debug_assert!(stride >= elem.words(len) as usize);
         Self {
@@ -670,6 +673,8 @@ mod tests {
         assert_eq!(stride(ElemType::F64, 17), 256);
         assert_eq!(stride(ElemType::I8, 1024), 1024);
         assert_eq!(copies(ElemType::F64, 16), 8);
+        assert!([2, 4, 8].into_iter().all(copy_count_ok));
+        assert!(![0, 1, 3, 6, 16].into_iter().any(copy_count_ok));
         assert_eq!(body_len(ElemType::F64, 16), CTL_SIZE + 8 * 128);
         assert_eq!(copies(ElemType::F64, 128), 4);
         assert_eq!(copies(ElemType::F64, 129), 2);
