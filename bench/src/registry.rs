@@ -207,16 +207,20 @@ pub(crate) fn registry() -> Vec<Spec> {
         Some(Box::new(|c: &Ctx| Ok(queue::round_trip(c, true)))),
     );
     let mut queues = Vec::new();
-    for (p, name, busy) in [
-        (1u64, "1p1c-busy", true),
-        (1, "1p1c", false),
-        (2, "2p2c", false),
-        (4, "4p4c", false),
+    for (p, name, wait) in [
+        (1u64, "1p1c-busy", queue::Wait::Busy),
+        (1, "1p1c-busy-backoff", queue::Wait::Backoff),
+        (1, "1p1c", queue::Wait::Blocking),
+        (2, "2p2c", queue::Wait::Blocking),
+        (4, "4p4c", queue::Wait::Blocking),
     ] {
-        let how = if busy {
-            "busy-polling try_put/try_get_with"
-        } else {
-            "put/get_with"
+        let how = match wait {
+            queue::Wait::Busy => "busy-polling try_put/try_get_with".to_owned(),
+            queue::Wait::Backoff => format!(
+                "busy-polling try_put/try_get_with, the consumer spinning {} times after an empty try",
+                queue::BACKOFF_SPINS
+            ),
+            queue::Wait::Blocking => "put/get_with".to_owned(),
         };
         queues.push(add(
             format!("shmbus/queue-tput-{name}/64"),
@@ -225,7 +229,7 @@ pub(crate) fn registry() -> Vec<Spec> {
             Shmbus,
             &format!("MPMC queue, {p} producer and {p} consumer processes, 64-byte items, {how}"),
             Some(Box::new(move |c: &Ctx| {
-                Ok(queue::throughput(c, p, p, busy))
+                Ok(queue::throughput(c, p, p, wait))
             })),
         ));
     }

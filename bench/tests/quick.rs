@@ -134,6 +134,7 @@ fn quick_run_writes_json_and_table() {
         "shmbus/pipe-tput-runtime-len/64",
         "shmbus/queue-rt-busy/64",
         "shmbus/queue-tput-1p1c-busy/64",
+        "shmbus/queue-tput-1p1c-busy-backoff/64",
         "shmbus/array16-read-paced/128",
         "shmbus/value-update-alone/8",
         "alt/uds-rt/64",
