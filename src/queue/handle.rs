@@ -182,17 +182,17 @@ impl Queue {
         for _ in 0..MAX_STEPS {
             let i = pos & self.mask;
             let cell = self.cells.state(i);
-            // Acquire: a claim seen here is passed on by our Release CAS of
-            // the position in `help`.
             // NB (issue #17, tried and not kept): a first look that guesses
-            // the free word `(pos, 0)` and claims with one CAS, as gets do
-            // (see `claim_get`). Measured as in "Throughput" in the module
-            // docs, puts guessing and gets not: 17.9, 13.3 and 13.0 M items/s
+            // the free word `(pos, 0)` and claims with one CAS (see the NB
+            // in `claim_get`). Measured as in "Throughput" in the module
+            // docs (16 rounds of 2 M items), puts guessing and gets not: 17.9, 13.3 and 13.0 M items/s
             // against 15.3, 11.4 and 16.3 M (vCPUs close), 5.1 and 5.0 M
             // against 5.0 and 5.6 M (far); with gets guessing too, 20.4,
             // 12.8 and 13.4 M against 20.1, 12.5 and 14.0 M for gets alone.
             // A producer's line comes from a consumer that released the cell
             // a lap ago, not from one polling it.
+            // Acquire: a claim seen here is passed on by our Release CAS of
+            // the position in `help`.
             let w = cell.load(Ordering::Acquire);
             let d = diff(seq(w), pos);
             if d == 0 {
@@ -418,29 +418,25 @@ impl Queue {
         let ctl = self.ctl();
         // Acquire: as in `claim_put`.
         let mut pos = ctl.dequeue_pos.load(Ordering::Acquire);
-        // The first look is a claim that guesses the cell holds the frame
-        // of `pos`: the line comes over once, for writing, where a load and
-        // then a CAS fetch it to read and then again to write while the
-        // producer keeps it busy (see "Throughput" in the module docs). When
-        // the guess is wrong, the loop below looks at the cell as before.
-        // Acquire: as the claim in the loop.
-        if self
-            .cells
-            .state(pos & self.mask)
-            .compare_exchange(
-                pack(pos.wrapping_add(1), 0),
-                pack(pos.wrapping_add(1), self.me),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-        {
-            return self.got(pos & self.mask, pos);
-        }
         for _ in 0..MAX_STEPS {
             let i = pos & self.mask;
             let cell = self.cells.state(i);
             let full = pos.wrapping_add(1);
+            // NB (issue #17, tried and not kept): a first look that claims
+            // with one CAS guessing the full word `(pos + 1, 0)`, so that the
+            // line comes over once, for writing, instead of to read and then
+            // to write. Measured as in "Throughput" in the module docs (16 to
+            // 40 rounds of 2 M items, only rounds whose probe before and after
+            // agree) it was never slower and 0–48 % faster (14 pairs of
+            // medians: with the vCPUs close 12.8 against 12.0, 17.6 against
+            // 14.3, 18.2 against 12.3 M items/s; far 5.8 against 4.9 M);
+            // guessing only after a get that found an item gained as much.
+            // Between processes it bought nothing: `shmbus-bench --filter
+            // queue-tput-1p1c-busy/64`, the two builds alternating eight
+            // times, medians 10.0 M against 10.3 M at probe 190–260 ns. It
+            // cost 4 instructions a get (callgrind 100.7 against 96.7), and
+            // consumers polling an empty queue would each take the line for
+            // writing (test-and-set instead of test-and-test-and-set).
             // Acquire: a claim seen here is passed on by our Release CAS of
             // the position in `help`.
             let w = cell.load(Ordering::Acquire);
@@ -459,7 +455,17 @@ impl Queue {
                             )
                             .is_ok()
                         {
-                            return self.got(i, pos);
+                            if crash::hit(CrashPoint::QueueGetClaimed) {
+                                return Err(TryGetError::Corrupt(CRASHED));
+                            }
+                            // AcqRel: as in `claim_put`.
+                            let _ = ctl.dequeue_pos.compare_exchange(
+                                pos,
+                                full,
+                                Ordering::AcqRel,
+                                Ordering::Relaxed,
+                            );
+                            return Ok((i, pos));
                         }
                         continue;
                     }
@@ -511,23 +517,6 @@ impl Queue {
             }
         }
         Err(TryGetError::Corrupt(NO_PROGRESS))
-    }
-
-    /// The rest of a get that claimed the cell `i` of `pos`: advances
-    /// `dequeue_pos` past it.
-    #[inline(always)]
-    fn got(&self, i: u64, pos: u64) -> Result<(u64, u64), TryGetError> {
-        if crash::hit(CrashPoint::QueueGetClaimed) {
-            return Err(TryGetError::Corrupt(CRASHED));
-        }
-        // AcqRel: as in `claim_put`.
-        let _ = self.ctl().dequeue_pos.compare_exchange(
-            pos,
-            pos.wrapping_add(1),
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
-        Ok((i, pos))
     }
 
     /// Releases a read cell and wakes a sleeping producer.

@@ -57,33 +57,31 @@
 //! took meanwhile. A profile (`perf record -e cpu-clock`, 1P/1C busy) puts
 //! 56 % of the producer's samples on its cell CAS. The pipe does not pay
 //! this: its producer makes no locked instruction, so its stores drain in
-//! the background. A get's first look at its cell is therefore a claim that
-//! guesses the cell is full (`Queue::claim_get`): the line comes over once,
-//! for writing, instead of once to read and again to write.
+//! the background.
 //!
 //! Measured in one process, the producer and consumer threads pinned to the
-//! two cpus and the variants alternating in slices of 2 M items, 24 rounds
-//! in two orders, only rounds whose cache-line probe before and after agree
-//! (medians, items/s, 2026-12-04; the host moved the vCPUs between close,
-//! about 230 ns a round trip, and far, 700–1,000 ns):
+//! two cpus and the variants alternating in slices of 4 M items, eight
+//! rounds, medians (items/s, 2026-12-04; in runs 1 and 2 the cache-line
+//! probe read 220–330 ns in all rounds but one or two, in run 3 about
+//! 770 ns):
 //!
-//! | variant | close | far |
-//! |---|---:|---:|
-//! | a get looking at its cell with a load first (before) | 11.9 M, 12.3 M | 5.6 M |
-//! | a get whose first look is the guessing claim (this code) | 12.3 M, 18.2 M | 6.0 M |
-//! | the same, the consumer spinning 64 times (1.8 µs) after an empty try | 22.9 M, 22.9 M | 6.9 M |
-//! | the same, a producer that never touches `enqueue_pos` (one producer only; not a correct change) | 26.3 M, 14.8 M (against 16.6 M, 10.9 M) | 6.6 M (against 6.4 M) |
+//! | variant | run 1 | run 2 | run 3 |
+//! |---|---:|---:|---:|
+//! | this code, the consumer spinning once between tries | 11.7 M | 11.8 M | 5.9 M |
+//! | the consumer spinning 64 times (1.8 µs) after an empty try | 22.7 M | 22.7 M | 6.9 M |
+//! | a producer that never touches `enqueue_pos` (one producer only; not a correct change) | 16.4 M | | |
 //!
-//! The rate swings between runs because the two sides settle either in
-//! lockstep at the head or with items piled up between them; the guess never
-//! measured slower. `shmbus-bench`'s `shmbus/queue-tput-1p1c-busy-backoff/64`
-//! row shows the third line in the benchmark: a consumer that lets items
-//! pile up and takes them in a run gets about twice the rate. The last line
-//! is what a producer with one locked instruction per put instead of two
-//! would gain; it needs `enqueue_pos` to lag behind the claims, and then the
-//! unfinished count, `task_done`'s check and the put readiness, which read
-//! `enqueue_pos`, would have to help it up to the last claim first (not
-//! done; see the NBs in `handle.rs` for what else was tried and not kept).
+//! The rate swings between runs and rounds, because the two sides settle
+//! either in lockstep at the head or with items piled up between them.
+//! `shmbus-bench`'s `shmbus/queue-tput-1p1c-busy-backoff/64` row shows the
+//! second line between processes: a consumer that lets items pile up and
+//! takes them in a run gets about twice the rate. The third is what a
+//! producer with one locked instruction per put instead of two would gain
+//! (36–59 % in two more runs with the vCPUs close); it needs `enqueue_pos`
+//! to lag behind the claims, and then the unfinished count, `task_done`'s
+//! check and the put readiness, which read `enqueue_pos`, would have to help
+//! it up to the last claim first (not done). What else was tried and not
+//! kept is in NBs in `handle.rs`.
 //!
 //! # Files
 //! | file | what |
