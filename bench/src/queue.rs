@@ -124,21 +124,12 @@ pub(crate) enum Wait {
 pub(crate) const BACKOFF_SPINS: u32 = 64;
 
 impl Wait {
-    /// The form passed to the child roles.
-    fn arg(self) -> &'static str {
-        match self {
-            Self::Blocking => "blocking",
-            Self::Busy => "busy",
-            Self::Backoff => "backoff",
-        }
-    }
-
-    /// Parses [`Wait::arg`]'s form.
+    /// Parses the `Debug` form the child roles are given.
     pub(crate) fn parse(s: &str) -> Self {
         match s {
-            "blocking" => Self::Blocking,
-            "busy" => Self::Busy,
-            "backoff" => Self::Backoff,
+            "Blocking" => Self::Blocking,
+            "Busy" => Self::Busy,
+            "Backoff" => Self::Backoff,
             other => panic!("unknown queue wait form {other}"),
         }
     }
@@ -167,7 +158,7 @@ pub(crate) fn throughput(ctx: &Ctx, p: u64, c: u64, wait: Wait) -> Measured {
                 ctx.bus().to_owned(),
                 name.clone(),
                 (n / k).to_string(),
-                wait.arg().to_owned(),
+                format!("{wait:?}"),
             ]
         };
         let consumers: Vec<_> = (0..c)
