@@ -42,7 +42,10 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 /// 4: topics ([`Kind::Topic`], [`crate::topic`]).
 /// 5: values and arrays keep 2 to 8 copies ([`crate::seqlock::copies`],
 /// recorded in `seqlock::Meta::copies`) instead of two.
-pub const ABI_VERSION: u32 = 5;
+/// 6: a queue's `enqueue_pos` may lag up to [`crate::queue::put_lag`]
+/// positions behind the last write claim; readers of the put side walk up
+/// the cells to the last claim ([`crate::queue::QueueCtl::put_frontier`]).
+pub const ABI_VERSION: u32 = 6;
 /// Alignment of every region and of every word written by a different party.
 pub const LINE: u64 = 128;
 /// Page size used to align the peer table and the arena.

@@ -1,7 +1,9 @@
 //! loom models of the MPMC queue: several producers or consumers on a queue of
 //! two slots (so positions lap the ring), blocking puts and gets with the
 //! doorbell handshake, a producer and a consumer that die holding a cell and
-//! the daemon's repair, and `join` with `task_done`.
+//! the daemon's repair, and `join` with `task_done`; and on four slots, where
+//! `enqueue_pos` lags up to two claims behind (`put_lag`), the same with the
+//! position moved up by a put from its handle's own cursor.
 //!
 //! One loom thread models one process; a crash is a claim that is forgotten
 //! (its owner tag stays in the cell), and the daemon's recovery runs after the
@@ -117,7 +119,7 @@ fn dead_producer_is_repaired() {
         assert_eq!(r.tombstoned, 1);
         tl.join().unwrap();
         assert_eq!(tc.join().unwrap(), 7);
-        assert_eq!(heap.ctl().unfinished(), 1);
+        assert_eq!(heap.ctl().unfinished(&heap.cells()), 1);
         // The ring still works across the lap.
         let h = handle(&heap, 4);
         for v in 0..3 {
@@ -187,5 +189,100 @@ fn join_waits_for_task_done() {
         p.join_until(None, None).unwrap();
         assert_eq!(work.load(Ordering::Relaxed), 2, "join returned early");
         tc.join().unwrap();
+    });
+}
+
+/// Slots of the models of the lagging put position: `put_lag(4) == 2`, so a
+/// producer's second put claims from its own cursor without moving
+/// `enqueue_pos`, and its third moves the position up first.
+const LAG_SLOTS: u64 = 4;
+
+/// Two producers on four slots (items 1, 2, 3 from one, 11 from the other)
+/// and one consumer: every item arrives exactly once, each producer's in
+/// order, whether a put starts from its cursor or walks up from the lagging
+/// position; then the count of unfinished items is exact.
+#[test]
+fn lagging_position_two_producers() {
+    model("lagging_position_two_producers", || {
+        let heap = Arc::new(HeapQueue::new(LAG_SLOTS, SLOT));
+        assert_eq!(shmbus::queue::put_lag(LAG_SLOTS), 2);
+        let a = handle(&heap, 1);
+        let b = handle(&heap, 2);
+        let c = handle(&heap, 3);
+        let ta = thread::spawn(move || {
+            for v in 1..=3 {
+                a.try_put(&[v]).unwrap();
+            }
+        });
+        let tb = thread::spawn(move || b.try_put(&[11]).unwrap());
+        let mut got: Vec<u8> = (0..4).map(|_| get(&c)).collect();
+        ta.join().unwrap();
+        tb.join().unwrap();
+        let a_order: Vec<u8> = got.iter().copied().filter(|v| *v < 10).collect();
+        assert_eq!(a_order, [1, 2, 3], "per-producer order");
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 11]);
+        assert_eq!(c.unfinished(), 4);
+        assert_eq!(c.try_get_claim().unwrap_err(), TryGetError::Empty);
+    });
+}
+
+/// On four slots, a producer puts three items (the third moves the lagging
+/// position up) and joins while a consumer takes each and marks it done:
+/// `task_done` is never refused for an item taken (the count walks up from
+/// the lagging position to the last claim), `join` never returns before the
+/// last one, and one `task_done` too many is refused.
+#[test]
+fn lagging_position_join() {
+    model("lagging_position_join", || {
+        let heap = Arc::new(HeapQueue::new(LAG_SLOTS, SLOT));
+        let p = handle(&heap, 1);
+        let c = handle(&heap, 2);
+        let work = Arc::new(AtomicU32::new(0));
+        let w = work.clone();
+        let tc = thread::spawn(move || {
+            for _ in 0..3 {
+                get(&c);
+                // Relaxed: published to `join` by task_done's Release.
+                w.fetch_add(1, Ordering::Relaxed);
+                c.task_done().unwrap();
+            }
+            assert!(c.task_done().is_err(), "one task_done too many");
+        });
+        for v in 1..=3 {
+            p.try_put(&[v]).unwrap();
+        }
+        p.join_until(None, None).unwrap();
+        assert_eq!(work.load(Ordering::Relaxed), 3, "join returned early");
+        tc.join().unwrap();
+    });
+}
+
+/// Two threads put through one handle (one cursor) on four slots, two items
+/// each, while a consumer takes them: every item arrives exactly once and
+/// each thread's in order, whichever thread's claim the cursor names when
+/// the other moves the lagging position up to it.
+#[test]
+fn lagging_position_shared_handle() {
+    model("lagging_position_shared_handle", || {
+        let heap = Arc::new(HeapQueue::new(LAG_SLOTS, SLOT));
+        let p = Arc::new(handle(&heap, 1));
+        let c = handle(&heap, 2);
+        let p2 = p.clone();
+        let t = thread::spawn(move || {
+            p2.try_put(&[11]).unwrap();
+            p2.try_put(&[12]).unwrap();
+        });
+        p.try_put(&[1]).unwrap();
+        p.try_put(&[2]).unwrap();
+        let mut got: Vec<u8> = (0..4).map(|_| get(&c)).collect();
+        t.join().unwrap();
+        for own in [[1, 2], [11, 12]] {
+            let order: Vec<u8> = got.iter().copied().filter(|v| own.contains(v)).collect();
+            assert_eq!(order, own, "per-thread order");
+        }
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 11, 12]);
+        assert_eq!(c.unfinished(), 4);
     });
 }

@@ -300,6 +300,43 @@ fn queue_producer_crash_points() {
     }
 }
 
+/// As [`queue_producer_crash_points`] on four slots, where `enqueue_pos`
+/// lags (`put_lag(4) == 2`): the victim has put item 3 already, so it dies
+/// in a put that claims from its own cursor with the position one behind.
+/// The survivor's put walks up from the lagging position past the victim's
+/// claims; the count of unfinished items stays exact.
+#[test]
+fn queue_producer_crash_points_lagging() {
+    for point in QUEUE_PRODUCER_POINTS {
+        model(
+            &format!("queue producer dies at {point:?}, lagging"),
+            move || {
+                let heap = Arc::new(HeapQueue::new(4, SLOT));
+                let victim = handle(&heap, Q_VICTIM);
+                let survivor = handle(&heap, Q_SURVIVOR);
+                victim.try_put(&[3]).unwrap();
+                let v = thread::spawn(move || victim_put(&victim, point));
+                let s = thread::spawn(move || {
+                    put(&survivor, 2);
+                    get(&survivor)
+                });
+                let committed = v.join().unwrap();
+                let r = heap.recover_owner(Q_VICTIM);
+                let held = !matches!(point, CrashPoint::QueuePublished);
+                assert_eq!((r.tombstoned, r.released), (u32::from(held), 0));
+                let mut got = vec![s.join().unwrap()];
+                let c = handle(&heap, Q_NEWCOMER);
+                got.extend(drain(&c));
+                got.sort_unstable();
+                let want: &[u8] = if committed { &[1, 2, 3] } else { &[2, 3] };
+                assert_eq!(got, want);
+                finish(&c, want.len() as u64);
+                still_works(&c);
+            },
+        );
+    }
+}
+
 /// The victim dies while putting item 1 as a consumer sleeps waiting for
 /// it. When the put was published (`QueuePublished`, dead before its notify)
 /// the recovery must wake the consumer; otherwise nothing is waiting, and a

@@ -70,7 +70,7 @@ fn read_entry(m: &Mapping, index: u32) -> Option<ChannelInfo> {
         Ok(ChannelParams::Queue { slots, slot_size }) => {
             match m.queue(offset, length, slots, slot_size) {
                 Ok(body) => {
-                    let s = body.ctl.stats();
+                    let s = body.stats();
                     ChannelDetails::Queue(QueueInfo {
                         slots: s.slots,
                         slot_size: s.slot_size,

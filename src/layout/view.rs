@@ -29,7 +29,7 @@ use core::ptr::NonNull;
 use super::{check_regions, DirEntry, Geometry, Header, LayoutError, PeerSlot, LINE};
 use crate::futex::{Doorbell, WaitRecords};
 use crate::pipe::PipeCtl;
-use crate::queue::{Cells, QueueCtl};
+use crate::queue::{Cells, QueueCtl, QueueStats};
 use crate::seqlock::{ElemType, SeqlockCtl};
 use crate::sync::cell::UnsafeCell;
 use crate::sync::{AtomicU32, AtomicU64};
@@ -171,6 +171,14 @@ impl QueueBody<'_> {
     /// Number of cells.
     pub fn slots(&self) -> u64 {
         self.slots
+    }
+
+    /// A snapshot of the queue for listings ([`QueueCtl::stats`]).
+    pub fn stats(&self) -> QueueStats {
+        // SAFETY: the cells are used only during this call, while `self`
+        // borrows the mapping.
+        let cells = unsafe { self.cells() };
+        self.ctl.stats(&cells)
     }
 }
 

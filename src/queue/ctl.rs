@@ -2,7 +2,7 @@
 //! and the daemon's recovery of a dead peer's cells.
 
 use super::state::{diff, owner, pack, seq, TOMB};
-use super::{body_len, check_params, Cells, TaskDoneError, QUEUE_MAGIC};
+use super::{body_len, check_params, put_lag, Cells, TaskDoneError, QUEUE_MAGIC};
 use crate::futex::Doorbell;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::util::Line;
@@ -39,7 +39,8 @@ pub struct QueueMeta {
 pub struct QueueCtl {
     /// Immutable parameters.
     pub meta: Line<QueueMeta>,
-    /// Next position to put at (a hint; the cells are the truth).
+    /// A position below which every position is claimed for a put, at most
+    /// [`put_lag`] behind the last claim (a hint; the cells are the truth).
     pub enqueue_pos: Line<AtomicU64>,
     /// Next position to get from (a hint).
     pub dequeue_pos: Line<AtomicU64>,
@@ -51,17 +52,18 @@ pub struct QueueCtl {
     /// write claims turned into tombstones (by the daemon's recovery or an
     /// abandoned [`PutClaim`](super::PutClaim)). Wraps like the positions.
     ///
-    /// The unfinished count (`JoinableQueue`) is `enqueue_pos - finished`
-    /// ([`QueueCtl::unfinished`]): every position is claimed for writing
-    /// exactly once, and `enqueue_pos` passes it exactly once (by the claimer
-    /// or a helper), so a put is counted by its claim itself. The state table
-    /// of a put, for a producer that dies after each step:
+    /// The unfinished count (`JoinableQueue`) is the put frontier less
+    /// `finished` ([`QueueCtl::unfinished`]): every position is claimed for
+    /// writing exactly once, in order, and the frontier
+    /// ([`QueueCtl::put_frontier`]) is read from the cells themselves, so a
+    /// put is counted by its claim itself. The state table of a put, for a
+    /// producer that dies after each step:
     ///
-    /// | step done | cell | counted in `enqueue_pos` | recovery | count after |
+    /// | step done | cell | counted in the frontier | recovery | count after |
     /// |---|---|---|---|---|
     /// | none | `(pos, 0)` | no | nothing | exact |
-    /// | cell CAS | `(pos, k)` | after a helper's or the daemon's advance | tombstone, advance `enqueue_pos`, `finished += 1` | exact |
-    /// | position CAS, write | `(pos, k)` | yes | tombstone, `finished += 1` | exact |
+    /// | cell CAS | `(pos, k)` | yes | tombstone, `finished += 1` | exact |
+    /// | write | `(pos, k)` | yes | tombstone, `finished += 1` | exact |
     /// | publish | `(pos+1, 0)` | yes | nothing (the item is live) | exact |
     ///
     /// (With a separate `unfinished += 1` after the claim, as before, a death
@@ -100,8 +102,9 @@ pub struct QueueStats {
     pub depth: u64,
     /// Items put and not yet marked done.
     pub unfinished: u64,
-    /// `enqueue_pos`: positions ever claimed for a put (tombstones
-    /// included); monitors derive put rates from it.
+    /// Positions ever claimed for a put (tombstones included): the put
+    /// frontier ([`QueueCtl::put_frontier`]); monitors derive put rates from
+    /// it.
     pub enqueue_pos: u64,
     /// `dequeue_pos`: positions ever claimed for a get.
     pub dequeue_pos: u64,
@@ -150,14 +153,15 @@ impl QueueCtl {
         Ok(())
     }
 
-    /// Approximate number of items waiting: `enqueue_pos - dequeue_pos`,
-    /// clamped to `0..=slots`.
+    /// Approximate number of items waiting: the put frontier
+    /// ([`QueueCtl::put_frontier`]) less `dequeue_pos`, clamped to
+    /// `0..=slots`.
     #[inline]
-    pub fn depth(&self) -> u64 {
+    pub fn depth(&self, cells: &Cells) -> u64 {
         // Relaxed: an approximation, as Python's `qsize()`. Load dequeue first
         // so that a racing get makes the result smaller, not negative.
         let d = self.dequeue_pos.load(Ordering::Relaxed);
-        let e = self.enqueue_pos.load(Ordering::Relaxed);
+        let e = self.put_frontier(cells);
         let n = e.wrapping_sub(d);
         if (n as i64) < 0 {
             0
@@ -167,18 +171,51 @@ impl QueueCtl {
     }
 
     /// A snapshot for listings.
-    pub fn stats(&self) -> QueueStats {
+    pub fn stats(&self, cells: &Cells) -> QueueStats {
         QueueStats {
             // Relaxed: a snapshot.
             slots: self.meta.slots.load(Ordering::Relaxed),
             slot_size: self.meta.slot_size.load(Ordering::Relaxed),
-            depth: self.depth(),
-            unfinished: self.unfinished(),
+            depth: self.depth(cells),
+            unfinished: self.unfinished(cells),
+            enqueue_pos: self.put_frontier(cells),
             // Relaxed: a snapshot; rates computed from two of them need no
             // order with anything else.
-            enqueue_pos: self.enqueue_pos.load(Ordering::Relaxed),
             dequeue_pos: self.dequeue_pos.load(Ordering::Relaxed),
         }
+    }
+
+    /// One past the last position claimed for a put: `enqueue_pos`, which
+    /// producers let lag up to [`put_lag`] positions behind their claims
+    /// (see "The lagging put position" in the module docs), walked up over
+    /// the cells that show a claim at their position. Reads only; at most
+    /// `put_lag` cells.
+    ///
+    /// Whatever claims a caller has seen before it calls (through an item's
+    /// `task_done`, say) are below the result: if the walk stops at a cell
+    /// that shows no claim, that position is the frontier at that moment;
+    /// if it runs out of steps, the result is `put_lag` above a position that
+    /// was at most `put_lag` behind the frontier when it was loaded.
+    pub fn put_frontier(&self, cells: &Cells) -> u64 {
+        // Acquire: as the first load of the position in a put, so that the
+        // cells below it show their claims.
+        let mut e = self.enqueue_pos.load(Ordering::Acquire);
+        let mask = cells.slots - 1;
+        for _ in 0..put_lag(cells.slots) {
+            // Acquire: a claim seen here happened before what we count from
+            // it (pairs with the claim CAS, the publish, the release and the
+            // tombstone CAS, each of which leaves a later state).
+            let w = cells.state(e & mask).load(Ordering::Acquire);
+            let d = diff(seq(w), e);
+            // Free for the put of `e` (`(e, 0)`), or still holding an item of
+            // the last lap (`d < 0`): not claimed. Anything later: claimed
+            // at `e` (or the cell is corrupt, which the bound contains).
+            if d < 0 || (d == 0 && owner(w) == 0) {
+                break;
+            }
+            e = e.wrapping_add(1);
+        }
+        e
     }
 
     /// Wakes every sleeper (daemon shutdown, recovery).
@@ -189,17 +226,17 @@ impl QueueCtl {
     }
 
     /// Items put (write claims made, tombstones included) and not yet marked
-    /// done: `enqueue_pos - finished`, or 0 if that is negative (corrupt
-    /// positions). Includes puts in progress.
-    pub fn unfinished(&self) -> u64 {
+    /// done: the put frontier ([`QueueCtl::put_frontier`]) less `finished`,
+    /// or 0 if that is negative (corrupt positions). Includes puts in
+    /// progress.
+    pub fn unfinished(&self, cells: &Cells) -> u64 {
         // Acquire, `finished` first: every `+1` we see came after its
-        // position's claim was counted in `enqueue_pos` (the claim happens
-        // before the item can be taken, and the daemon advances the position
-        // before it counts a tombstone), so the second load sees those claims
-        // too and the difference is not negative. Pairs with the AcqRel
-        // increments in `finish_one` and the position CASes.
+        // position's claim (the claim happens before the item can be taken,
+        // and a tombstone is made before it is counted), so the walk sees
+        // those claims too and the difference is not negative. Pairs with the
+        // AcqRel increments in `finish_one`.
         let f = self.finished.load(Ordering::Acquire);
-        let e = self.enqueue_pos.load(Ordering::Acquire);
+        let e = self.put_frontier(cells);
         let n = e.wrapping_sub(f);
         if (n as i64) < 0 {
             0
@@ -212,14 +249,13 @@ impl QueueCtl {
     /// nothing is unfinished (a `task_done` too many); tombstones are always
     /// counted, since their position was. Returns whether the unfinished
     /// count reached zero.
-    pub(super) fn finish_one(&self, checked: bool) -> Result<bool, TaskDoneError> {
-        // Acquire (here and on CAS failure), as in `unfinished`: the load of
-        // `enqueue_pos` below then sees every claim counted in `f`, so a
+    pub(super) fn finish_one(&self, checked: bool, cells: &Cells) -> Result<bool, TaskDoneError> {
+        // Acquire (here and on CAS failure), as in `unfinished`: the walk to
+        // the put frontier below then sees every claim counted in `f`, so a
         // stale `e` cannot refuse a legitimate `task_done`.
         let mut f = self.finished.load(Ordering::Acquire);
         loop {
-            // Acquire: as in `unfinished`.
-            let e = self.enqueue_pos.load(Ordering::Acquire);
+            let e = self.put_frontier(cells);
             if checked && (e.wrapping_sub(f) as i64) <= 0 {
                 return Err(TaskDoneError);
             }
@@ -232,7 +268,7 @@ impl QueueCtl {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                // If `enqueue_pos` moved on since we loaded it, the count is
+                // If the frontier moved on since we walked to it, the count is
                 // not zero and a wake is merely spurious; if it did not, `e`
                 // is exact.
                 Ok(_) => return Ok(f.wrapping_add(1) == e),
@@ -242,23 +278,17 @@ impl QueueCtl {
     }
 
     /// Marks one item done; at zero, wakes `join`ers.
-    pub(super) fn task_done(&self) -> Result<(), TaskDoneError> {
-        if self.finish_one(true)? {
+    pub(super) fn task_done(&self, cells: &Cells) -> Result<(), TaskDoneError> {
+        if self.finish_one(true, cells)? {
             self.all_done.notify();
         }
         Ok(())
     }
 
-    /// Counts a tombstone made at `pos` as done, after making sure that
-    /// `enqueue_pos` has passed `pos` (its claimer may have died before
-    /// advancing it), and wakes `join`ers at zero.
-    fn finish_tombstone(&self, pos: u64) {
-        // Acquire: as in `help`.
-        let e = self.enqueue_pos.load(Ordering::Acquire);
-        if diff(e, pos) == 0 {
-            help(&self.enqueue_pos, e);
-        }
-        if let Ok(true) = self.finish_one(false) {
+    /// Counts a tombstone as done (its claim was counted by the claim
+    /// itself), and wakes `join`ers at zero.
+    pub(super) fn finish_tombstone(&self, cells: &Cells) {
+        if let Ok(true) = self.finish_one(false, cells) {
             self.all_done.notify();
         }
     }
@@ -269,8 +299,7 @@ impl QueueCtl {
     /// hand a frame out twice or lose one, though never cause undefined
     /// behaviour):
     /// - a write claim `(pos, owner)` becomes the tombstone `(pos+1, TOMB)`,
-    ///   which consumers skip, and its position counts as finished (after
-    ///   `enqueue_pos` is advanced past it, if its claimer died first);
+    ///   which consumers skip, and its position counts as finished;
     /// - a read claim `(pos+1, owner)` is released to `(pos+slots, 0)`; the
     ///   frame it held is lost with the process that took it.
     ///
@@ -309,7 +338,7 @@ impl QueueCtl {
             {
                 if owner(new) == TOMB {
                     r.tombstoned += 1;
-                    self.finish_tombstone(s);
+                    self.finish_tombstone(cells);
                 } else {
                     r.released += 1;
                 }

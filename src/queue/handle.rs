@@ -33,7 +33,7 @@ pub(super) const BAD_POSITION: &str = "a queue position disagrees with the state
 /// `Send` and `Sync`: every operation is a protocol on atomics, and a claimed
 /// cell is owned by the claim object that holds it. A clone is another handle
 /// with the same owner tag, under the same contract as the original.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Queue {
     ctl: NonNull<QueueCtl>,
     pub(super) cells: Cells,
@@ -41,6 +41,29 @@ pub struct Queue {
     mask: u64,
     slots: u64,
     pub(super) slot_size: u64,
+    /// [`put_lag`](super::put_lag) of this queue.
+    lag: u64,
+    /// One past the last position this handle claimed for a put (0 before
+    /// the first): where its next put looks first, without reading the
+    /// lagging `enqueue_pos` walk up to it (see `claim_put`).
+    next_put: AtomicU64,
+}
+
+impl Clone for Queue {
+    fn clone(&self) -> Self {
+        // Relaxed: only a hint, checked against the cells by the clone's put.
+        let next = self.next_put.load(Ordering::Relaxed);
+        Self {
+            ctl: self.ctl,
+            cells: self.cells,
+            me: self.me,
+            mask: self.mask,
+            slots: self.slots,
+            slot_size: self.slot_size,
+            lag: self.lag,
+            next_put: AtomicU64::new(next),
+        }
+    }
 }
 
 // SAFETY: the pointers refer to shared memory that `attach`'s caller keeps
@@ -70,6 +93,8 @@ impl Queue {
             mask: cells.slots - 1,
             slots: cells.slots,
             slot_size: cells.slot_size,
+            lag: super::put_lag(cells.slots),
+            next_put: AtomicU64::new(0),
         }
     }
 
@@ -99,7 +124,7 @@ impl Queue {
     /// Approximate number of items waiting (Python's `qsize()`).
     #[inline]
     pub fn len(&self) -> usize {
-        self.ctl().depth() as usize
+        self.ctl().depth(&self.cells) as usize
     }
 
     /// Approximately true if nothing is waiting.
@@ -121,11 +146,12 @@ impl Queue {
     /// a select's readiness check.
     pub fn is_ready(&self, getters: bool) -> bool {
         let ctl = self.ctl();
-        // Acquire: as in `claim_put` / `claim_get`.
+        // Acquire: as in `claim_get`; the put frontier, not the lagging
+        // position, is where the next put claims.
         let pos = if getters {
             ctl.dequeue_pos.load(Ordering::Acquire)
         } else {
-            ctl.enqueue_pos.load(Ordering::Acquire)
+            ctl.put_frontier(&self.cells)
         };
         // Acquire: as in `claim_put` / `claim_get`.
         let w = self.cells.state(pos & self.mask).load(Ordering::Acquire);
@@ -152,11 +178,12 @@ impl Queue {
     /// cell can name one that does not, and nobody would ever repair it).
     pub fn stalling_claim(&self, getters: bool) -> Option<u64> {
         let ctl = self.ctl();
-        // Acquire: as in `claim_put` / `claim_get`.
+        // Acquire: as in `claim_get`; the put frontier, not the lagging
+        // position, is where the next put claims.
         let pos = if getters {
             ctl.dequeue_pos.load(Ordering::Acquire)
         } else {
-            ctl.enqueue_pos.load(Ordering::Acquire)
+            ctl.put_frontier(&self.cells)
         };
         // Acquire: as in `claim_put` / `claim_get`.
         let w = self.cells.state(pos & self.mask).load(Ordering::Acquire);
@@ -179,6 +206,38 @@ impl Queue {
         // claims of all earlier positions are visible (see "Ordering of
         // positions and cells" in the module docs).
         let mut pos = ctl.enqueue_pos.load(Ordering::Acquire);
+        // Acquire: pairs with the Release store after a claim by another
+        // thread with this handle, so that a CAS of the position up to `next`
+        // passes on that thread's claim of `next - 1`, as every store to a
+        // position passes on the claims below it. (The loom model of a shared
+        // handle passes with Relaxed here as well: nobody reads a cell below
+        // the position. The rule is kept because it costs nothing on x86.)
+        let next = self.next_put.load(Ordering::Acquire);
+        let ahead = next.wrapping_sub(pos);
+        if ahead != 0 && ahead <= self.lag {
+            // Every position below `next` is claimed (this handle claimed
+            // `next - 1`), and claiming `next` keeps the position at most
+            // `lag` behind the last claim, unless it is that far behind
+            // already: then move it up to `next` first. A failed CAS (another
+            // producer moved it) leaves us at the position it returns, from
+            // which the steps below walk up as always.
+            pos = if ahead < self.lag {
+                next
+            } else {
+                // AcqRel: passes on the claims below `next` (ours, or those
+                // of the thread whose `next_put` we read) as `help` does;
+                // Acquire on failure, as the first load.
+                match ctl.enqueue_pos.compare_exchange(
+                    pos,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => next,
+                    Err(now) => now,
+                }
+            };
+        }
         for _ in 0..MAX_STEPS {
             let i = pos & self.mask;
             let cell = self.cells.state(i);
@@ -213,17 +272,13 @@ impl Queue {
                             if crash::hit(CrashPoint::QueueClaimed) {
                                 return Err(TryPutError::Corrupt(CRASHED));
                             }
-                            // AcqRel: publishes our claim with the position
-                            // (see "Ordering of positions and cells" in the
-                            // module docs). Fails if a helper advanced it.
-                            let _ = ctl.enqueue_pos.compare_exchange(
-                                pos,
-                                pos.wrapping_add(1),
-                                Ordering::AcqRel,
-                                Ordering::Relaxed,
-                            );
-                            // No count to increment: the claim is counted by
-                            // the position (see `QueueCtl::finished`).
+                            // The position is not advanced past our claim:
+                            // the next put with this handle (or anybody's
+                            // walk up from the position) does that, at most
+                            // `lag` claims later. No count to increment: the
+                            // claim itself counts (see `QueueCtl::finished`).
+                            // Release: see the load above.
+                            self.next_put.store(pos.wrapping_add(1), Ordering::Release);
                             if crash::hit(CrashPoint::QueueReserved) {
                                 return Err(TryPutError::Corrupt(CRASHED));
                             }
@@ -313,15 +368,16 @@ impl Queue {
     ///
     /// Normally `d > 0` only means that our `pos` is stale, and the CAS fails
     /// (returning the current position). When it succeeds, the position was
-    /// still `pos`, so no claim of a position above `pos` exists yet, and the
-    /// cell can be ahead only because the claim at `pos` was repaired before
-    /// anybody advanced the position past it (the daemon's tombstone of a
-    /// producer that died between its two CAS, `d = 1`, and a consumer's skip
-    /// of it, `d = slots`; or the release of a consumer's read claim in the
-    /// same window, `d = slots - 1` or `slots` once the next lap's producer
-    /// used it). A cell further ahead than `slots` means a corrupt position
-    /// or cell: helping the position past it one step at a time could take up
-    /// to 2^47 steps (a position scribbled far behind its cells).
+    /// still `pos`, so every claim lies less than a lap above `pos` (for
+    /// `enqueue_pos`, which lags up to `put_lag` claims behind, see "The
+    /// lagging put position" in the module docs; `dequeue_pos` lags only
+    /// behind a consumer that died between its two CAS), and the cell can be
+    /// ahead only because the claim at `pos` has gone on since: published or
+    /// tombstoned (`d = 1` for a put), taken and released, or skipped
+    /// (`d = slots`, or `slots - 1` for a get). A cell further ahead than
+    /// `slots` means a corrupt position or cell: helping the position past it
+    /// one step at a time could take up to 2^47 steps (a position scribbled
+    /// far behind its cells).
     #[inline(always)]
     fn help_past(&self, p: &AtomicU64, pos: u64, d: i64) -> Result<u64, &'static str> {
         match try_help(p, pos) {
@@ -554,12 +610,12 @@ impl Queue {
     /// # Errors
     /// [`TaskDoneError`] if called more times than items were put.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        self.ctl().task_done()
+        self.ctl().task_done(&self.cells)
     }
 
     /// Number of items put and not yet marked done.
     pub fn unfinished(&self) -> u64 {
-        self.ctl().unfinished()
+        self.ctl().unfinished(&self.cells)
     }
 
     /// Waits until every item put has been marked done, or until `deadline`.

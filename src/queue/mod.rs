@@ -10,7 +10,7 @@
 //! been claimed, so a process that dies between the two steps stalls no one.
 //!
 //! ```text
-//! put at pos:  cell[pos % slots]: CAS (pos, 0) -> (pos, me); enqueue_pos: CAS pos -> pos+1
+//! put at pos:  cell[pos % slots]: CAS (pos, 0) -> (pos, me); [enqueue_pos: lags, see below]
 //!              write len + payload; store (pos+1, 0)  [Release] ; ring not_empty
 //! get at pos:  cell[pos % slots]: CAS (pos+1, 0) -> (pos+1, me); dequeue_pos: CAS pos -> pos+1
 //!              read len + payload; store (pos+slots, 0)  [Release] ; ring not_full
@@ -33,10 +33,34 @@
 //! [`Doorbell`](crate::futex::Doorbell)s, `not_empty` and `not_full`, which make no system call when
 //! nobody sleeps. [`Queue::task_done`] and [`Queue::join_until`] count
 //! unfinished items as Python's `JoinableQueue` does, but the count is not one
-//! word that producers increment: it is `enqueue_pos - finished` (see
+//! word that producers increment: it is the put frontier less `finished` (see
 //! [`QueueCtl::finished`]), so that claiming a cell and counting its item are
 //! one atomic step, and a producer that dies between two steps of a put
 //! leaves nothing for the daemon to guess.
+//!
+//! # The lagging put position
+//! A put makes one locked instruction, its claim of the cell: it does not
+//! advance `enqueue_pos` past its claim. `enqueue_pos` may lag up to
+//! [`put_lag`] positions (16, or half the slots if fewer) behind the last
+//! claim, and every position below it is claimed. Each handle keeps a
+//! cursor, one past its last claim; a put that finds the cursor ahead of the
+//! position by less than `put_lag` claims there, and one that finds it
+//! `put_lag` ahead first moves the position up to the cursor (a CAS, once
+//! every `put_lag` puts of one producer). Anything else (no cursor yet,
+//! another producer's claim at the cursor, a position that moved past it)
+//! walks up from the position as before: each claimed cell it meets is
+//! helped past with a CAS of the position. So a claim at `pos` is made only
+//! by one who saw the position at `pos + 1 - put_lag` or higher, and every
+//! claimed position lies less than a lap above `enqueue_pos`: the bounds
+//! that tell a stale position from a corrupt one (`help_past`) still hold.
+//!
+//! Whatever reads the put side walks up from the position over the cells
+//! that show a claim, at most `put_lag` of them
+//! ([`QueueCtl::put_frontier`]): the unfinished count and `task_done`'s
+//! check, the length, the listing, the put readiness of a select. Loom
+//! models with four slots (`put_lag` 2) cover puts from the cursor and from
+//! the position, a handle shared by two threads, `join` with `task_done`,
+//! and a producer that dies at each crash point of a put from its cursor.
 //!
 //! # Ordering of positions and cells
 //! Every store to a position is a Release CAS made after its maker saw (with
@@ -67,21 +91,18 @@
 //!
 //! | variant | run 1 | run 2 | run 3 |
 //! |---|---:|---:|---:|
-//! | this code, the consumer spinning once between tries | 11.7 M | 11.8 M | 5.9 M |
+//! | the code then (each put also advanced `enqueue_pos`), the consumer spinning once between tries | 11.7 M | 11.8 M | 5.9 M |
 //! | the consumer spinning 64 times (1.8 µs) after an empty try | 22.7 M | 22.7 M | 6.9 M |
-//! | a producer that never touches `enqueue_pos` (one producer only; not a correct change) | 16.4 M | | |
+//! | the first, the producer never touching `enqueue_pos` (one producer only; not a correct change) | 16.4 M | | |
 //!
 //! The rate swings between runs and rounds, because the two sides settle
 //! either in lockstep at the head or with items piled up between them.
 //! `shmbus-bench`'s `shmbus/queue-tput-1p1c-busy-backoff/64` row shows the
 //! second line between processes: a consumer that lets items pile up and
 //! takes them in a run gets about twice the rate. The third is what a
-//! producer with one locked instruction per put instead of two would gain
-//! (36–59 % in two more runs with the vCPUs close); it needs `enqueue_pos`
-//! to lag behind the claims, and then the unfinished count, `task_done`'s
-//! check and the put readiness, which read `enqueue_pos`, would have to help
-//! it up to the last claim first (not done). What else was tried and not
-//! kept is in NBs in `handle.rs`.
+//! producer with one locked instruction per put instead of two gains, which
+//! is what [the lagging put position](#the-lagging-put-position) now
+//! gives. What else was tried and not kept is in NBs in `handle.rs`.
 //!
 //! # Files
 //! | file | what |
@@ -126,6 +147,25 @@ pub const MAX_SLOT_SIZE: u64 = 1 << 20;
 pub const DEFAULT_SLOTS: u64 = 1024;
 /// Default slot payload size in bytes.
 pub const DEFAULT_SLOT_SIZE: u64 = 256;
+/// Most positions by which `enqueue_pos` may lag behind the last write claim
+/// (see [`put_lag`]).
+pub const MAX_PUT_LAG: u64 = 16;
+
+/// How far `enqueue_pos` may lag behind the last write claim of a queue of
+/// `slots` cells: [`MAX_PUT_LAG`], or half the slots if that is less (at
+/// least 1). A producer claims position `pos` only when the position it has
+/// seen is at least `pos + 1 - put_lag`, so that every claimed position lies
+/// less than a lap ahead of `enqueue_pos` (see "The lagging put position" in
+/// the module docs). Every process that puts must use the same value.
+pub const fn put_lag(slots: u64) -> u64 {
+    let half = slots / 2;
+    if half < MAX_PUT_LAG {
+        half
+    } else {
+        MAX_PUT_LAG
+    }
+}
+
 /// Bytes of a cell before its payload: the state word and the length word.
 pub const CELL_HEADER: u64 = 16;
 /// Cells start on boundaries of this many bytes, so that neighbouring cells,
@@ -361,6 +401,49 @@ mod tests {
             h.try_put(&[0; 9]),
             Err(TryPutError::TooLarge { len: 9, max: 8 })
         );
+    }
+
+    /// `enqueue_pos` lags behind a producer's claims (up to `put_lag`), and
+    /// whatever reads the put side walks up to the last claim: the length,
+    /// the unfinished count, the listing, the put readiness and the claim
+    /// that stalls puts; a second producer walks up to it too.
+    #[test]
+    fn lagging_put_position_is_walked_up() {
+        let q = HeapQueue::new(8, 8);
+        assert_eq!(put_lag(8), 4);
+        // SAFETY: `q` outlives the handles.
+        let (h, other) = unsafe { (q.handle(1), q.handle(2)) };
+        for k in 0..3u8 {
+            h.try_put(&[k]).unwrap();
+        }
+        let e = q
+            .ctl()
+            .enqueue_pos
+            .load(core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(e, 0, "the position lags behind three claims");
+        assert_eq!((h.len(), h.unfinished()), (3, 3));
+        assert_eq!(q.ctl().stats(&q.cells()).enqueue_pos, 3);
+        assert!(h.is_ready(false));
+        other.try_put(&[3]).unwrap();
+        assert_eq!(h.len(), 4);
+        for k in 4..8u8 {
+            h.try_put(&[k]).unwrap();
+        }
+        assert_eq!(h.try_put(b"x"), Err(TryPutError::Full));
+        assert_eq!(other.try_put(b"x"), Err(TryPutError::Full));
+        assert!(h.is_full() && !h.is_ready(false));
+        let first = h.try_get_claim().unwrap();
+        assert_eq!(first.to_vec(), [0]);
+        assert_eq!(h.stalling_claim(false), Some(state::pack(1, 1)));
+        drop(first);
+        assert!(h.is_ready(false));
+        for k in 1..8u8 {
+            assert_eq!(other.try_get_claim().unwrap().to_vec(), [k]);
+        }
+        other.try_put(b"y").unwrap();
+        assert_eq!(h.try_get_claim().unwrap().to_vec(), b"y");
+        assert_eq!(h.try_get_claim().unwrap_err(), TryGetError::Empty);
+        assert_eq!(h.unfinished(), 9);
     }
 
     #[test]

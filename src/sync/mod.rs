@@ -73,9 +73,10 @@ pub enum CrashPoint {
     PipeRead,
     /// Pipe consumer: `head` advanced, producer not yet notified.
     PipeReleased,
-    /// Queue producer: cell CAS won, position not yet advanced.
+    /// Queue producer: cell CAS won, the handle's cursor not yet moved past it.
     QueueClaimed,
-    /// Queue producer: claim complete (position advanced), cell not written.
+    /// Queue producer: claim complete (the cursor moved past it; the
+    /// position is left lagging), cell not written.
     QueueReserved,
     /// Queue producer: cell written, not yet published.
     QueueWritten,
