@@ -102,7 +102,19 @@
 //! takes them in a run gets about twice the rate. The third is what a
 //! producer with one locked instruction per put instead of two gains, which
 //! is what [the lagging put position](#the-lagging-put-position) now
-//! gives. What else was tried and not kept is in NBs in `handle.rs`.
+//! gives. Measured as above, the two protocols in one build switched at run
+//! time between slices (five runs of 12 to 20 rounds, 2026-12-04, medians in
+//! M items/s, the lagging position first):
+//!
+//! | consumer | vCPUs close | far |
+//! |---|---|---|
+//! | busy | 15.8 / 12.9, 16.0 / 12.8, 17.0 / 12.2, 14.8 / 13.4, 14.0 / 12.3 | 6.0 / 5.0, 6.4 / 6.1, 5.5 / 5.4 |
+//! | 64 spins after an empty try | 30.8 / 23.6, 29.1 / 23.1, 27.0 / 22.1, 30.7 / 26.8, 26.0 / 21.4 | 7.1 / 6.5, 7.8 / 7.2, 6.7 / 6.3 |
+//!
+//! Instructions per put (callgrind, `bench/icount ... queue64`): 81.1
+//! against 73.8 with the position advanced by every put; the locked
+//! instruction saved costs far more than the seven. What else was tried and
+//! not kept is in NBs in `handle.rs`.
 //!
 //! # Files
 //! | file | what |
