@@ -170,26 +170,39 @@ fn dead_consumer_is_repaired() {
 #[test]
 fn join_waits_for_task_done() {
     model("join_waits_for_task_done", || {
-        let heap = Arc::new(HeapQueue::new(SLOTS, SLOT));
-        let p = handle(&heap, 1);
-        let c = handle(&heap, 2);
-        let work = Arc::new(AtomicU32::new(0));
-        let w = work.clone();
-        let tc = thread::spawn(move || {
-            for _ in 0..2 {
-                get(&c);
-                // Relaxed: published to `join` by task_done's Release.
-                w.fetch_add(1, Ordering::Relaxed);
-                c.task_done().unwrap();
-            }
-            assert!(c.task_done().is_err(), "one task_done too many");
-        });
-        put(&p, 1);
-        put(&p, 2);
-        p.join_until(None, None).unwrap();
-        assert_eq!(work.load(Ordering::Relaxed), 2, "join returned early");
-        tc.join().unwrap();
+        join_after_task_done(SLOTS, 2)
     });
+}
+
+/// A producer puts `items` items on a queue of `slots` and joins while a
+/// consumer takes each and marks it done: `join` returns only after the last
+/// `task_done` and sees the work done on every item, no `task_done` is
+/// refused, and one too many is.
+fn join_after_task_done(slots: u64, items: u8) {
+    let heap = Arc::new(HeapQueue::new(slots, SLOT));
+    let p = handle(&heap, 1);
+    let c = handle(&heap, 2);
+    let work = Arc::new(AtomicU32::new(0));
+    let w = work.clone();
+    let tc = thread::spawn(move || {
+        for _ in 0..items {
+            get(&c);
+            // Relaxed: published to `join` by task_done's Release.
+            w.fetch_add(1, Ordering::Relaxed);
+            c.task_done().unwrap();
+        }
+        assert!(c.task_done().is_err(), "one task_done too many");
+    });
+    for v in 1..=items {
+        put(&p, v);
+    }
+    p.join_until(None, None).unwrap();
+    assert_eq!(
+        work.load(Ordering::Relaxed),
+        u32::from(items),
+        "join returned early"
+    );
+    tc.join().unwrap();
 }
 
 /// Slots of the models of the lagging put position: `put_lag(4) == 2`, so a
@@ -235,26 +248,7 @@ fn lagging_position_two_producers() {
 #[test]
 fn lagging_position_join() {
     model("lagging_position_join", || {
-        let heap = Arc::new(HeapQueue::new(LAG_SLOTS, SLOT));
-        let p = handle(&heap, 1);
-        let c = handle(&heap, 2);
-        let work = Arc::new(AtomicU32::new(0));
-        let w = work.clone();
-        let tc = thread::spawn(move || {
-            for _ in 0..3 {
-                get(&c);
-                // Relaxed: published to `join` by task_done's Release.
-                w.fetch_add(1, Ordering::Relaxed);
-                c.task_done().unwrap();
-            }
-            assert!(c.task_done().is_err(), "one task_done too many");
-        });
-        for v in 1..=3 {
-            p.try_put(&[v]).unwrap();
-        }
-        p.join_until(None, None).unwrap();
-        assert_eq!(work.load(Ordering::Relaxed), 3, "join returned early");
-        tc.join().unwrap();
+        join_after_task_done(LAG_SLOTS, 3)
     });
 }
 

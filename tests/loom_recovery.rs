@@ -274,28 +274,7 @@ fn victim_put(q: &Queue, point: CrashPoint) -> bool {
 fn queue_producer_crash_points() {
     for point in QUEUE_PRODUCER_POINTS {
         model(&format!("queue producer dies at {point:?}"), move || {
-            let heap = Arc::new(HeapQueue::new(SLOTS, SLOT));
-            let victim = handle(&heap, Q_VICTIM);
-            let survivor = handle(&heap, Q_SURVIVOR);
-            let v = thread::spawn(move || victim_put(&victim, point));
-            let s = thread::spawn(move || {
-                put(&survivor, 2);
-                get(&survivor)
-            });
-            let committed = v.join().unwrap();
-            // The daemon, once the death is confirmed.
-            let r = heap.recover_owner(Q_VICTIM);
-            let held = !matches!(point, CrashPoint::QueuePublished);
-            assert_eq!((r.tombstoned, r.released), (u32::from(held), 0));
-            assert_eq!(heap.recover_owner(Q_VICTIM).tombstoned, 0, "idempotent");
-            let mut got = vec![s.join().unwrap()];
-            let c = handle(&heap, Q_NEWCOMER);
-            got.extend(drain(&c));
-            got.sort_unstable();
-            let want: &[u8] = if committed { &[1, 2] } else { &[2] };
-            assert_eq!(got, want);
-            finish(&c, want.len() as u64);
-            still_works(&c);
+            producer_crash(point, SLOTS, &[]);
         });
     }
 }
@@ -310,31 +289,44 @@ fn queue_producer_crash_points_lagging() {
     for point in QUEUE_PRODUCER_POINTS {
         model(
             &format!("queue producer dies at {point:?}, lagging"),
-            move || {
-                let heap = Arc::new(HeapQueue::new(4, SLOT));
-                let victim = handle(&heap, Q_VICTIM);
-                let survivor = handle(&heap, Q_SURVIVOR);
-                victim.try_put(&[3]).unwrap();
-                let v = thread::spawn(move || victim_put(&victim, point));
-                let s = thread::spawn(move || {
-                    put(&survivor, 2);
-                    get(&survivor)
-                });
-                let committed = v.join().unwrap();
-                let r = heap.recover_owner(Q_VICTIM);
-                let held = !matches!(point, CrashPoint::QueuePublished);
-                assert_eq!((r.tombstoned, r.released), (u32::from(held), 0));
-                let mut got = vec![s.join().unwrap()];
-                let c = handle(&heap, Q_NEWCOMER);
-                got.extend(drain(&c));
-                got.sort_unstable();
-                let want: &[u8] = if committed { &[1, 2, 3] } else { &[2, 3] };
-                assert_eq!(got, want);
-                finish(&c, want.len() as u64);
-                still_works(&c);
-            },
+            move || producer_crash(point, 4, &[3]),
         );
     }
+}
+
+/// One model of [`queue_producer_crash_points`]: on a queue of `slots`, the
+/// victim puts `before` and then dies at `point` while putting item 1.
+fn producer_crash(point: CrashPoint, slots: u64, before: &[u8]) {
+    let heap = Arc::new(HeapQueue::new(slots, SLOT));
+    let victim = handle(&heap, Q_VICTIM);
+    let survivor = handle(&heap, Q_SURVIVOR);
+    for &v in before {
+        victim.try_put(&[v]).unwrap();
+    }
+    let v = thread::spawn(move || victim_put(&victim, point));
+    let s = thread::spawn(move || {
+        put(&survivor, 2);
+        get(&survivor)
+    });
+    let committed = v.join().unwrap();
+    // The daemon, once the death is confirmed.
+    let r = heap.recover_owner(Q_VICTIM);
+    let held = !matches!(point, CrashPoint::QueuePublished);
+    assert_eq!((r.tombstoned, r.released), (u32::from(held), 0));
+    assert_eq!(heap.recover_owner(Q_VICTIM).tombstoned, 0, "idempotent");
+    let mut got = vec![s.join().unwrap()];
+    let c = handle(&heap, Q_NEWCOMER);
+    got.extend(drain(&c));
+    got.sort_unstable();
+    let mut want = before.to_vec();
+    want.push(2);
+    if committed {
+        want.push(1);
+    }
+    want.sort_unstable();
+    assert_eq!(got, want);
+    finish(&c, want.len() as u64);
+    still_works(&c);
 }
 
 /// The victim dies while putting item 1 as a consumer sleeps waiting for

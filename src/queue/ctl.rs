@@ -197,11 +197,21 @@ impl QueueCtl {
     /// if it runs out of steps, the result is `put_lag` above a position that
     /// was at most `put_lag` behind the frontier when it was loaded.
     pub fn put_frontier(&self, cells: &Cells) -> u64 {
+        self.walk_put(cells, None)
+    }
+
+    /// [`QueueCtl::put_frontier`], but stops early once the walk has passed
+    /// `past` (returning a position above `past` that is at most the
+    /// frontier), when the caller needs to know no more.
+    fn walk_put(&self, cells: &Cells, past: Option<u64>) -> u64 {
         // Acquire: as the first load of the position in a put, so that the
         // cells below it show their claims.
         let mut e = self.enqueue_pos.load(Ordering::Acquire);
         let mask = cells.slots - 1;
         for _ in 0..put_lag(cells.slots) {
+            if past.is_some_and(|p| (e.wrapping_sub(p) as i64) > 0) {
+                break;
+            }
             // Acquire: a claim seen here happened before what we count from
             // it (pairs with the claim CAS, the publish, the release and the
             // tombstone CAS, each of which leaves a later state).
@@ -255,7 +265,10 @@ impl QueueCtl {
         // stale `e` cannot refuse a legitimate `task_done`.
         let mut f = self.finished.load(Ordering::Acquire);
         loop {
-            let e = self.put_frontier(cells);
+            // Whether the count reaches zero needs the frontier only up to
+            // `f + 1`: a walk that passes it (usually at once, while items
+            // are in flight) reads no cell.
+            let e = self.walk_put(cells, Some(f.wrapping_add(1)));
             if checked && (e.wrapping_sub(f) as i64) <= 0 {
                 return Err(TaskDoneError);
             }
