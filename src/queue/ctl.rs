@@ -212,9 +212,12 @@ impl QueueCtl {
             if past.is_some_and(|p| (e.wrapping_sub(p) as i64) > 0) {
                 break;
             }
-            // Acquire: a claim seen here happened before what we count from
-            // it (pairs with the claim CAS, the publish, the release and the
-            // tombstone CAS, each of which leaves a later state).
+            // Acquire: pairs with the Release stores and CASes that take a
+            // cell past its claim (publish, release, tombstone), as the
+            // loads of a put do. The claims a caller must count are visible
+            // here through whatever showed them to the caller (the get of
+            // an item, before its `task_done`): the claim CAS itself is
+            // Acquire only.
             let w = cells.state(e & mask).load(Ordering::Acquire);
             let d = diff(seq(w), e);
             // Free for the put of `e` (`(e, 0)`), or still holding an item of
