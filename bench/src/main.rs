@@ -24,6 +24,7 @@ mod python_shmbus;
 mod queue;
 mod registry;
 mod report;
+mod rounds;
 mod select;
 mod shared;
 mod topic;
@@ -61,6 +62,12 @@ struct Args {
     /// Folder for results.json, results.md and chart.svg.
     #[arg(long, default_value = default_out())]
     out: PathBuf,
+    /// Run the selection this many times in rotation and report, for each
+    /// row, the round with the median ratio among the rounds in which the
+    /// floor probes its ratios rest on agreed (the host moves the vCPUs);
+    /// every round's ratio is listed in the row's note.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// List the measurements and exit.
     #[arg(long)]
     list: bool,
@@ -120,6 +127,7 @@ fn main() {
 
     let started = Instant::now();
     let mut meta = report::Meta::collect(if args.quick { "quick" } else { "full" });
+    meta.rounds = args.rounds;
     let placement = proc::Placement::choose();
     proc::pin(placement.parent);
     meta.placement = placement.text.clone();
@@ -149,36 +157,43 @@ fn main() {
         python,
     };
 
-    let mut records = Vec::new();
     // Progress is rewritten in place (carriage return, erase-line escape) only
     // on a terminal; into a file or pipe each measurement gets one plain line.
     let tty = std::io::stderr().is_terminal();
     let (rewind, erase) = if tty { ("\r", "\x1b[K") } else { ("", "") };
-    for (i, spec) in selected.iter().enumerate() {
-        if tty {
-            eprint!(
-                "{rewind}{erase}[{}/{}] {:>4.0}s  {} ...",
-                i + 1,
-                selected.len(),
+    let total = selected.len() * args.rounds as usize;
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds as usize {
+        let mut records = Vec::new();
+        for (i, spec) in selected.iter().enumerate() {
+            let at = round * selected.len() + i + 1;
+            if tty {
+                eprint!(
+                    "{rewind}{erase}[{at}/{total}] {:>4.0}s  {} ...",
+                    started.elapsed().as_secs_f64(),
+                    spec.name
+                );
+                let _ = std::io::stderr().flush();
+            }
+            let rec = run_one(&ctx, spec);
+            eprintln!(
+                "{rewind}{erase}[{at}/{total}] {:>4.0}s  {}: {}",
                 started.elapsed().as_secs_f64(),
-                spec.name
+                spec.name,
+                report::summary(&rec)
             );
-            let _ = std::io::stderr().flush();
+            records.push(rec);
         }
-        let rec = run_one(&ctx, spec);
-        eprintln!(
-            "{rewind}{erase}[{}/{}] {:>4.0}s  {}: {}",
-            i + 1,
-            selected.len(),
-            started.elapsed().as_secs_f64(),
-            spec.name,
-            report::summary(&rec)
-        );
-        records.push(rec);
+        compare(&selected, &mut records);
+        rounds.push(records);
     }
     drop(daemon);
 
-    compare(&selected, &mut records);
+    let records = if rounds.len() == 1 {
+        rounds.pop().expect("one round")
+    } else {
+        rounds::combine(&selected, &rounds)
+    };
     meta.finish(started.elapsed().as_secs_f64());
     let md = report::markdown(&meta, &records);
     print!("{md}");
@@ -375,7 +390,7 @@ fn check(
 fn drift(now: Option<u64>, then: Option<u64>, other: &str) -> Option<String> {
     let (now, then) = (now?, then?);
     let (a, b) = (now.max(1) as f64, then.max(1) as f64);
-    (a / b > 1.5 || b / a > 1.5)
+    (a / b > rounds::SETTLED || b / a > rounds::SETTLED)
         .then(|| format!("placement changed: probe {now} ns here, {then} ns before {other}"))
 }
 

@@ -250,6 +250,25 @@ pub(crate) struct Record {
     pub(crate) torn_pct: Option<f64>,
     pub(crate) placement: String,
     pub(crate) note: String,
+    /// With `--rounds N` (N > 1): every round's figures for this row; the
+    /// record itself is the median settled round's (see `rounds.rs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) rounds: Vec<RoundFig>,
+}
+
+/// One round's figures for a row (`--rounds`).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct RoundFig {
+    /// 1-based.
+    pub(crate) round: usize,
+    /// The row's headline figure in that round.
+    pub(crate) headline: Option<f64>,
+    /// The ratio the round is ranked by (see `rounds.rs`).
+    pub(crate) key: Option<f64>,
+    /// The floor probe just before the row.
+    pub(crate) probe_ns: Option<u64>,
+    /// Whether every probe the row's ratios rest on agreed within 1.5×.
+    pub(crate) settled: bool,
 }
 
 impl Record {
@@ -282,6 +301,7 @@ impl Record {
             torn_pct: None,
             placement: placement.to_owned(),
             note,
+            rounds: Vec::new(),
         }
     }
 

@@ -639,7 +639,12 @@ pub(crate) fn registry() -> Vec<Spec> {
             v[idx].floor = Some(s("floor/ring-tput/64"));
             v[idx].alts.push(s("python/mp-pipe-tput/64"));
             v[idx].alts.push(s("python/mp-queue-tput/64"));
-            v[idx].goal = Some(Goal::MinRate(35e6, Some(("python/mp-pipe-tput/64", 100.0))));
+            // Issue #17 added the ring floor and the 256-byte rate.
+            v[idx].goal = Some(Goal::All(vec![
+                Goal::MinVs("floor/ring-tput/64", 0.5),
+                Goal::MinVs("shmbus/pipe-tput/256", 1.0),
+                Goal::MinRate(35e6, Some(("python/mp-pipe-tput/64", 100.0))),
+            ]));
         }
     }
     for idx in [queue_rt, queue_rtb] {

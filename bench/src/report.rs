@@ -12,6 +12,8 @@ use crate::measure::{Group, Kind, Record, Status};
 pub(crate) struct Meta {
     pub(crate) date_utc: String,
     pub(crate) mode: String,
+    /// Passes over the selection (`--rounds`); 1 is a single pass.
+    pub(crate) rounds: u32,
     pub(crate) kernel: String,
     pub(crate) cpu_model: String,
     pub(crate) cpus_online: usize,
@@ -76,6 +78,7 @@ impl Meta {
         Self {
             date_utc: utc_now(),
             mode: mode.to_owned(),
+            rounds: 1,
             kernel: read_trim("/proc/sys/kernel/osrelease"),
             cpu_model,
             cpus_online: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -200,6 +203,15 @@ fn vs_alt(r: &Record) -> String {
 pub(crate) fn markdown(meta: &Meta, records: &[Record]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\n## shmbus-bench results ({} mode)\n", meta.mode);
+    if meta.rounds > 1 {
+        let _ = writeln!(
+            o,
+            "{} rounds in rotation: each row is its round with the median ratio among the \
+             rounds in which the floor probes it rests on agreed within {}× (see its note).\n",
+            meta.rounds,
+            crate::rounds::SETTLED
+        );
+    }
     let _ = writeln!(
         o,
         "{}; kernel {}; {} ({} cpus online); {}; load average {} before, {} after; {}; {:.0} s.\n",

@@ -181,3 +181,52 @@ fn quick_run_writes_json_and_table() {
     assert!(out.join("chart.svg").exists());
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn rounds_report_each_row_once_with_every_rounds_figures() {
+    let (run, out) = run(
+        "rounds",
+        &[
+            "--rounds",
+            "3",
+            "--filter",
+            "cacheline-rt,ring-tput/64,shmbus/pipe-tput/64",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "shmbus-bench failed: {stderr}");
+    // Three passes over the three rows, counted as one run of nine.
+    assert!(stderr.lines().any(|l| l.starts_with("[9/9] ")), "{stderr}");
+    let json = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(v["meta"]["rounds"], 3, "{json}");
+    let records = v["records"].as_array().expect("records");
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "floor/cacheline-rt/64",
+            "floor/ring-tput/64",
+            "shmbus/pipe-tput/64"
+        ]
+    );
+    let pipe = &records[2];
+    let rounds = pipe["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 3, "{pipe}");
+    let note = pipe["note"].as_str().unwrap();
+    assert!(
+        note.contains("settled by × floor") || note.contains("no round of 3 settled"),
+        "{note}"
+    );
+    // The record is one of its rounds: the one whose ratio to the ring is
+    // the median of those the note ranks.
+    let key = pipe["vs_floor"].as_f64().expect("vs_floor");
+    assert!(
+        rounds.iter().any(|r| r["key"].as_f64() == Some(key)),
+        "{pipe}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
