@@ -56,6 +56,20 @@
 //! the latency the round-trip goal is about. The batch forms below get the
 //! throughput without it.
 //!
+//! NB: also tried, not kept (2026-12-05): the consumer prefetching (for
+//! reading) the line where the next record will start each time it finds
+//! the ring empty, so that while it polls `tail` a fresh copy of the record
+//! would be on its way and the frame would cost one line transfer after
+//! `tail` instead of two. `shmbus-bench --filter
+//! floor/cacheline-rt,shmbus/pipe-rt-busy/64,shmbus/pipe-tput/64`, the two
+//! builds alternating eight times: busy round trip p50 with the vCPUs close
+//! 200 ns against 191–200 ns (1.65× against 1.67–1.74× the probe), far
+//! 721–801 ns against 771–872 ns (medians 761 against 781 ns, within the
+//! spread); one-way 64 B 18.2–18.3 M/s close and 4.0–4.2 M/s far either
+//! way. Presumably the copy it fetches is invalidated again by the
+//! producer's write, which lands before the `tail` store the consumer
+//! waits for, so the frame still costs a transfer after `tail`.
+//!
 //! Batches ([`Producer::try_send_batch`], [`Consumer::try_recv_batch_with`])
 //! publish `tail` and release `head` once per batch, with one check for a
 //! sleeper each: 119 instead of 129 instructions per 64-byte frame (send +
