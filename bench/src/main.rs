@@ -144,16 +144,13 @@ fn main() {
         meta.python
     );
 
-    let daemon = selected
-        .iter()
-        .any(|s| s.needs_bus && s.run.is_some())
-        .then(proc::Daemon::start);
+    let needs_bus = selected.iter().any(|s| s.needs_bus && s.run.is_some());
     let counts = if args.quick { QUICK } else { FULL };
     meta.counts = format!("{counts:?}");
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         counts,
         placement,
-        bus: daemon.as_ref().map(|d| d.bus.clone()),
+        bus: None,
         python,
     };
 
@@ -164,6 +161,11 @@ fn main() {
     let total = selected.len() * args.rounds as usize;
     let mut rounds = Vec::new();
     for round in 0..args.rounds as usize {
+        // A daemon of its own for each round: every round starts from an
+        // empty bus (a pass leaves its channels behind, and a few passes
+        // would fill the directory).
+        let daemon = needs_bus.then(proc::Daemon::start);
+        ctx.bus = daemon.as_ref().map(|d| d.bus.clone());
         let mut records = Vec::new();
         for (i, spec) in selected.iter().enumerate() {
             let at = round * selected.len() + i + 1;
@@ -184,10 +186,10 @@ fn main() {
             );
             records.push(rec);
         }
+        drop(daemon);
         compare(&selected, &mut records);
         rounds.push(records);
     }
-    drop(daemon);
 
     let records = if rounds.len() == 1 {
         rounds.pop().expect("one round")
