@@ -70,6 +70,19 @@
 //! producer's write, which lands before the `tail` store the consumer
 //! waits for, so the frame still costs a transfer after `tail`.
 //!
+//! NB: also tried, not kept (2026-12-05, a scratch build): the consumer
+//! releasing `head` lazily, once it had read 2 KiB since the last release
+//! or when it found the ring empty. Alternating with this design four
+//! times (`shmbus-bench --filter shmbus/pipe-tput/64,floor/ring-tput/64,...`),
+//! vCPUs close: one-way 64 B 18.0–18.7 M/s against 17.9–18.3 M/s, round
+//! trip unchanged. A consumer that keeps up finds the ring empty after
+//! almost every frame, so it still released per frame. What the per-frame
+//! rate lacks is on the sending side: a batching sender with a per-frame
+//! receiver made 58–60 M/s, a per-frame sender with a batching receiver
+//! 41 M/s, both per frame 18 M/s (same session, scratch bench build): the
+//! `tail` store of every frame goes to a line the caught-up consumer is
+//! polling.
+//!
 //! Batches ([`Producer::try_send_batch`], [`Consumer::try_recv_batch_with`])
 //! publish `tail` and release `head` once per batch, with one check for a
 //! sleeper each: 119 instead of 129 instructions per 64-byte frame (send +
