@@ -233,9 +233,10 @@ impl Producer {
     // form runs faster (27 against 18 M frames/s). Forcing the inlining
     // made both forms run at the slower rate. Alternating four times
     // (`shmbus-bench --filter shmbus/pipe-tput/64,
-    // shmbus/pipe-tput-runtime-len/64,...`), vCPUs close: fixed length
-    // 18.2–18.5 M against 18.1 M; runtime length 17.8–18.1 M against
-    // 25.9–27.8 M. A faster loop does not give a faster pipe: the rate
+    // shmbus/pipe-tput-runtime-len/64,...`), rows whose probe stayed
+    // close: fixed length 18.2 M against 18.1 M; runtime length 17.8 M
+    // against 25.9 and 27.8 M (the vCPUs moved during the other pairs).
+    // A faster loop does not give a faster pipe: the rate
     // depends on where the two sides settle (see the module docs).
     #[inline]
     pub fn try_send(&mut self, frame: &[u8]) -> Result<(), TrySendError> {
