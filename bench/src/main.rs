@@ -392,7 +392,7 @@ fn check(
 fn drift(now: Option<u64>, then: Option<u64>, other: &str) -> Option<String> {
     let (now, then) = (now?, then?);
     let (a, b) = (now.max(1) as f64, then.max(1) as f64);
-    (a / b > rounds::SETTLED || b / a > rounds::SETTLED)
+    (a / b > measure::SETTLED || b / a > measure::SETTLED)
         .then(|| format!("placement changed: probe {now} ns here, {then} ns before {other}"))
 }
 

@@ -6,6 +6,11 @@ use serde::Serialize;
 
 use crate::proc::Placement;
 
+/// Floor probes that disagree by more than this factor mean the cores
+/// moved: ratios across them are flagged, and `--rounds` leaves such a
+/// round out (`rounds.rs`).
+pub(crate) const SETTLED: f64 = 1.5;
+
 /// Iteration counts of one mode (`--quick` or full).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Counts {

@@ -100,7 +100,7 @@ impl Meta {
 }
 
 /// Messages per second as `12.3 M` / `456 k`.
-fn rate(v: f64) -> String {
+pub(crate) fn rate(v: f64) -> String {
     if v >= 1e9 {
         format!("{:.2} G", v / 1e9)
     } else if v >= 1e6 {
@@ -209,7 +209,7 @@ pub(crate) fn markdown(meta: &Meta, records: &[Record]) -> String {
             "{} rounds in rotation: each row is its round with the median ratio among the \
              rounds in which the floor probes it rests on agreed within {}× (see its note).\n",
             meta.rounds,
-            crate::rounds::SETTLED
+            crate::measure::SETTLED
         );
     }
     let _ = writeln!(

@@ -14,10 +14,8 @@
 //! neither); its note and its `rounds` list give every round's key ratio and
 //! probe, so a reader sees both placements when the host offered both.
 
-use crate::measure::{Goal, Record, RoundFig, Spec, Status};
-
-/// Probes that disagree by more than this factor mean the cores moved.
-pub(crate) const SETTLED: f64 = 1.5;
+use crate::measure::{Goal, Record, RoundFig, Spec, Status, SETTLED};
+use crate::report::rate;
 
 /// One record per spec: for each, the median settled round's record with
 /// every round's figures attached. `rounds[r][i]` is spec `i` in round `r`,
@@ -184,8 +182,7 @@ fn median<'a>(pool: &[&'a RoundFig]) -> Option<&'a RoundFig> {
 
 fn fmt_key(k: Option<f64>) -> String {
     match k {
-        Some(k) if k >= 1e6 => format!("{:.2} M", k / 1e6),
-        Some(k) if k >= 1e4 => format!("{:.1} k", k / 1e3),
+        Some(k) if k >= 1e4 => rate(k),
         Some(k) if k >= 100.0 => format!("{k:.0}"),
         Some(k) => format!("{k:.2}"),
         None => "–".into(),
