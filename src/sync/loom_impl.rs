@@ -9,6 +9,10 @@ pub use loom::sync::Mutex;
 pub mod hint {
     pub use loom::hint::spin_loop;
     pub use loom::thread::yield_now;
+
+    /// No-op: a prefetch has no effect on the memory model.
+    #[inline(always)]
+    pub fn prefetch_read<T>(_: *const T) {}
 }
 
 /// loom's `UnsafeCell`, which checks every access for data races.

@@ -84,10 +84,29 @@ macro_rules! atomic {
 atomic!(AtomicU32, core::sync::atomic::AtomicU32, u32);
 atomic!(AtomicU64, core::sync::atomic::AtomicU64, u64);
 
-/// Spin and scheduling hints.
+/// Spin, scheduling and cache hints.
 pub mod hint {
     pub use core::hint::spin_loop;
     pub use std::thread::yield_now;
+
+    /// Asks the CPU to start fetching the cache line that holds `p`, for
+    /// reading, without waiting for it. A hint: it reads no value, cannot
+    /// fault, and has no effect on the memory model (loom builds make it a
+    /// no-op). Useful where the address of a line that a later load will
+    /// need is known before the load can be issued.
+    #[inline(always)]
+    pub fn prefetch_read<T>(p: *const T) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it is
+        // in the target's baseline). PREFETCHT0 neither reads a value nor
+        // faults, whatever `p` is (an unmapped address is simply not
+        // fetched), so no pointer validity is required.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
 }
 
 /// `UnsafeCell` with loom's closure API, so algorithm code builds both ways.
