@@ -54,7 +54,19 @@
 //! against 43–51 M/s, but the busy round trip went from 1.38–1.42× to 4.4×
 //! the cache-line floor (531 ns against 121 ns) — it buys throughput with
 //! the latency the round-trip goal is about. The batch forms below get the
-//! throughput without it.
+//! throughput without it. Pausing only at the first empty poll after a
+//! frame (2026-12-05, three alternations, vCPUs close): 2, 8, 16 pauses
+//! gave 18.7–24.4, 23.7–24.2, 25.5–28.3 M/s and round trips of 181–220,
+//! 250, 441 ns, against 18.1–18.8 M/s and 170–210 ns: the same trade.
+//!
+//! What sets the per-frame rate (counted in a scratch bench, 2026-12-05,
+//! vCPUs close): the receiver of fixed 64-byte frames finds the ring empty
+//! 0.93 times a frame, so every `tail` store costs the sender a transfer
+//! (18 M/s); with a runtime length 0.27–0.33 times (27 M/s), with one-line
+//! records 0.03 (26 M/s); the ring floor's consumer 0.05–0.10 (70 M/s).
+//! No sender found the ring full. A faster receiver only catches up
+//! sooner: prefetching the published lines (up to 1 KiB) after each load
+//! of `tail` gave 17.9 against 18.6 M/s (fixed), 17.8 against 26.9 (runtime).
 //!
 //! NB: also tried, not kept (2026-12-05): the consumer prefetching (for
 //! reading) the line where the next record will start each time it finds
@@ -69,6 +81,11 @@
 //! way. Presumably the copy it fetches is invalidated again by the
 //! producer's write, which lands before the `tail` store the consumer
 //! waits for, so the frame still costs a transfer after `tail`.
+//! Prefetching it in the same poll as the load of `tail` (before the
+//! branch, so the two transfers could overlap, as the seqlock's readers
+//! overlap the state word and the next copy) did no better: eight
+//! alternations, vCPUs close, round trip 190–200 ns against 170–200 ns,
+//! one-way unchanged; a plain load there, 180–200 against 200 ns.
 //!
 //! NB: also tried, not kept (2026-12-05, a scratch build): the consumer
 //! releasing `head` lazily, once it had read 2 KiB since the last release
