@@ -77,10 +77,13 @@
 //! against 15.0–15.4 M/s); an uncontended read runs more instructions
 //! (callgrind, `bench/icount`: value load 22 → 34; 16-word array read
 //! 94 → 120, `read_into` no longer being inlined into the caller), which
-//! shows only where nothing else costs anything: 475–498 M value reads/s alone against
-//! 908–935 M, 155–160 M array reads/s against 175–189 M. Reads of an array
-//! written a million times a second are unchanged (99–101 against
-//! 97–108 M/s).
+//! shows only where nothing else costs anything: 475–498 M value reads/s
+//! alone against 908–935 M, 155–160 M array reads/s against 175–189 M.
+//! Reads of an array written a million times a second are unchanged
+//! (99–101 against 97–108 M/s). The full suite in rotation
+//! (`--rounds 3`, 04:25 the same day) settled array reads at 52.4 M/s,
+//! 125× Python's locked `Array`, where the run before this change had
+//! 15.5 M/s, 30.8×.
 //!
 //! Plain or volatile reads that race a write would be undefined behaviour in
 //! Rust whatever is done with the result afterwards (Boehm 2012, "Can seqlocks
@@ -394,6 +397,9 @@ impl Seqlock {
     /// not overwritten meanwhile (see the module docs). `f` may see values a
     /// writer is storing in a retried attempt; it must not act on them beyond
     /// copying. Returns `f`'s last result and the generation it read.
+    //
+    // Always inlined: with the prefetch it grew past the inliner's
+    // threshold, and out of line a value load ran 38 instructions, not 34.
     #[inline(always)]
     pub fn read_with<R>(&self, mut f: impl FnMut(&[AtomicU64]) -> R) -> (R, u64) {
         let ctl = self.ctl();
