@@ -262,7 +262,6 @@ pub const fn body_len(t: ElemType, len: u64) -> u64 {
     CTL_SIZE + copies(t, len) * stride(t, len)
 }
 
-#[cfg(not(loom))]
 std::thread_local! {
     /// This thread's last successful read: the address of the seqlock's
     /// control block (its identity in this process) and the generation read.
@@ -432,26 +431,20 @@ impl Seqlock {
     /// takes the rest of a longer one.
     #[inline(always)]
     fn prefetch_next(&self) {
-        #[cfg(not(loom))]
-        {
-            let (at, g) = LAST_READ.get();
-            if at == self.ctl.as_ptr() as usize {
-                let next = self.copy(g.wrapping_add(1)).as_ptr();
-                // Both lines lie in the copy's stride (a multiple of 128
-                // bytes), whatever the copy's length.
-                crate::sync::hint::prefetch_read(next);
-                crate::sync::hint::prefetch_read(next.wrapping_add(8));
-            }
+        let (at, g) = LAST_READ.get();
+        if at == self.ctl.as_ptr() as usize {
+            let next = self.copy(g.wrapping_add(1)).as_ptr();
+            // Both lines lie in the copy's stride (a multiple of 128 bytes),
+            // whatever the copy's length. Under loom a prefetch is a no-op.
+            crate::sync::hint::prefetch_read(next);
+            crate::sync::hint::prefetch_read(next.wrapping_add(8));
         }
     }
 
     /// Records that this thread last read generation `g` of this seqlock.
     #[inline(always)]
     fn remember(&self, g: u64) {
-        #[cfg(not(loom))]
         LAST_READ.set((self.ctl.as_ptr() as usize, g));
-        #[cfg(loom)]
-        let _ = g;
     }
 
     #[cold]
