@@ -1,6 +1,8 @@
 //! The physical floors, over a plain `/dev/shm` file with no shmbus code:
-//! a cache-line ping-pong (round trip), a ring of 64-byte slots (one-way
-//! throughput), and a shared-futex ping-pong (the blocking floor).
+//! a cache-line ping-pong (round trip), the ping-pong of a raw ring of
+//! pipe-sized records (the round trip a ring protocol allows), a ring of
+//! 64-byte slots (one-way throughput), and a shared-futex ping-pong (the
+//! blocking floor).
 
 use std::time::Instant;
 
@@ -65,6 +67,116 @@ pub(crate) fn floor_echo(path: &str, n: u64) {
         }
         // Release: pairs with the parent's Acquire load of `pong`.
         pong.store(i, Ordering::Release);
+    }
+}
+
+/// How a raw ring round trip's message is committed (see [`ring_round_trip`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// By a position word on a line of its own, as the pipe's `tail`.
+    Position,
+    /// By the record's header word, written last (Aeron's frame length).
+    Header,
+}
+
+impl Commit {
+    fn arg(self) -> &'static str {
+        match self {
+            Commit::Position => "position",
+            Commit::Header => "header",
+        }
+    }
+
+    fn parse(a: &str) -> Self {
+        match a {
+            "position" => Commit::Position,
+            "header" => Commit::Header,
+            other => panic!("unknown commit {other}"),
+        }
+    }
+}
+
+/// One direction of a raw ring round trip: reader position, writer
+/// position (each on a 128-byte line), then [`RT_RECORDS`] records.
+const RT_RING: usize = SLOTS + RT_RECORDS * RT_STRIDE;
+/// Records per direction (a ping-pong has one in flight at a time).
+const RT_RECORDS: usize = 512;
+/// A pipe record of a 64-byte frame: an 8-byte header, then the payload.
+const RT_STRIDE: usize = 72;
+
+/// Writes message `i` (payload words `v`) into ring `r` and commits it.
+fn rt_send(file: &ShmFile, r: usize, i: u64, v: u64, commit: Commit) {
+    let at = r + SLOTS + (i as usize % RT_RECORDS) * RT_STRIDE;
+    for w in 1..RT_STRIDE / 8 {
+        // Relaxed: committed by the Release store below.
+        file.word(at + 8 * w).store(v, Ordering::Relaxed);
+    }
+    match commit {
+        // Release: publishes the payload; pairs with the reader's Acquire.
+        Commit::Header => file.word(at).store(i, Ordering::Release),
+        Commit::Position => {
+            // Relaxed: published with the payload by the position store.
+            file.word(at).store(64, Ordering::Relaxed);
+            // Release: as above.
+            file.word(r + TAIL).store(i, Ordering::Release);
+        }
+    }
+}
+
+/// Waits for message `i` in ring `r`, reads it and releases it.
+fn rt_recv(file: &ShmFile, r: usize, i: u64, commit: Commit) -> u64 {
+    let at = r + SLOTS + (i as usize % RT_RECORDS) * RT_STRIDE;
+    let word = match commit {
+        Commit::Header => file.word(at),
+        Commit::Position => file.word(r + TAIL),
+    };
+    // Acquire: pairs with the writer's Release commit.
+    while word.load(Ordering::Acquire) != i {
+        core::hint::spin_loop();
+    }
+    let mut sum = 0u64;
+    for w in 0..RT_STRIDE / 8 {
+        // Relaxed: ordered by the Acquire above.
+        sum = sum.wrapping_add(file.word(at + 8 * w).load(Ordering::Relaxed));
+    }
+    // Release: hands the record back, as the pipe's `head` store does (a
+    // ping-pong never fills the ring, so the writer never reads it).
+    file.word(r + HEAD).store(i, Ordering::Release);
+    sum
+}
+
+/// Raw ring round trip: the memory traffic of a pipe round trip with no
+/// shmbus code. Each direction is a ring of 72-byte records (the record of
+/// a 64-byte frame); the parent writes message `i`, commits it, and waits
+/// for the child to read it and answer in the other ring. With
+/// [`Commit::Position`] the reader polls a position word and then reads
+/// the record (two lines in turn, as the pipe's consumer does); with
+/// [`Commit::Header`] it polls the record's own first word.
+pub(crate) fn ring_round_trip(ctx: &Ctx, n: u64, commit: Commit) -> Histogram<u64> {
+    let file = ShmFile::create(2 * RT_RING);
+    let kid = spawn(
+        "ring-echo",
+        &[file.arg(), n.to_string(), commit.arg().to_owned()],
+        ctx.placement.child,
+    );
+    let mut h = Histogram::<u64>::new(3).expect("histogram");
+    for i in 1..=n {
+        let t = Instant::now();
+        rt_send(&file, 0, i, i, commit);
+        std::hint::black_box(rt_recv(&file, RT_RING, i, commit));
+        h.record(t.elapsed().as_nanos() as u64).expect("record");
+    }
+    kid.wait();
+    h
+}
+
+/// The `ring-echo` role.
+pub(crate) fn ring_echo(path: &str, n: u64, commit: &str) {
+    let file = ShmFile::open(path);
+    let commit = Commit::parse(commit);
+    for i in 1..=n {
+        let v = rt_recv(&file, 0, i, commit);
+        rt_send(&file, RT_RING, i, v, commit);
     }
 }
 

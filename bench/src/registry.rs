@@ -48,6 +48,33 @@ pub(crate) fn registry() -> Vec<Spec> {
             Ok(Measured::latency(floor::cacheline_round_trip(c, c.counts.busy_round_trips)))
         })),
     );
+    for (name, commit, about) in [
+        (
+            "floor/ring-rt/64",
+            floor::Commit::Position,
+            "raw ring ping-pong of pipe records (8-byte header + 64 bytes) published by a position word, as the pipe's tail: the pipe's memory traffic with no shmbus code",
+        ),
+        (
+            "floor/ring-rt-header/64",
+            floor::Commit::Header,
+            "as ring-rt/64, each record committed by its header word (written last, polled by the reader) instead of a position word",
+        ),
+    ] {
+        add(
+            s(name),
+            RoundTrip,
+            64,
+            Floor,
+            about,
+            Some(Box::new(move |c: &Ctx| {
+                Ok(Measured::latency(floor::ring_round_trip(
+                    c,
+                    c.counts.busy_round_trips,
+                    commit,
+                )))
+            })),
+        );
+    }
     // ---- shmbus
     let rt_alts = vec![
         s("alt/uds-rt/64"),
@@ -601,6 +628,8 @@ pub(crate) fn registry() -> Vec<Spec> {
     }
     v[i].floor = Some(s("probe"));
     v[i].alts = rt_alts.clone();
+    v[i].alts
+        .splice(0..0, [s("floor/ring-rt/64"), s("floor/ring-rt-header/64")]);
     v[i].goal = Some(Goal::MaxVsFloor(1.5));
     v[ib].floor = Some(s("floor/futex-rt/4"));
     v[ib].alts = rt_alts.clone();
@@ -691,6 +720,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
         "pipe round trips (busy, back to back, sleeping) and 64-byte one-way throughput, beside their floors",
         &[
             "floor/cacheline-rt/",
+            "floor/ring-rt",
             "shmbus/pipe-rt-",
             "floor/futex-rt/",
             "floor/ring-tput/",

@@ -31,14 +31,18 @@
 //! p50 210-211 ns either way; one-way throughput 30.7-33.7 M/s against
 //! 36.8-39.5 M/s without it.
 //!
-//! NB: also tried, not kept: copying frames of up to 64 bytes with two
-//! overlapping unaligned loads and stores instead of `copy_nonoverlapping`
-//! (no `memcpy` call for a length known only at run time). Instructions per
-//! 64-byte frame (callgrind, `shmbus-bench`'s `icount` role): send 62.5
-//! either way with a runtime length (the client loop inlines `try_send` and
-//! no `memcpy` call is left on the sending side), 57.5 -> 59.5 with a fixed
-//! one; the `memcpy` left in the receiving loop is the caller's own copy
-//! out of the borrowed slice.
+//! Payloads go into the ring as aligned 8-byte stores
+//! ([`crate::util::copy_to_shared`]), not through `memcpy`: a payload
+//! starts 8 bytes into its record, so `memcpy`'s 16- and 32-byte stores
+//! straddle lines the receiver is reading, and that is what set the
+//! per-frame rate. With word stores (2026-12-05, vCPUs close) one-way
+//! 64-byte frames went from 18.3 to 25.9–31.3 M/s, the batch forms from 56
+//! to 106–111 M/s and the busy round trip from 190–200 to 170–181 ns; far
+//! apart 4.3–4.5 to 5.9–7.1 M/s, the round trip unchanged (figures at
+//! `copy_to_shared`). An earlier NB measured only instruction counts for a
+//! copy without `memcpy` (two overlapping unaligned words, 57.5 → 59.5 a
+//! fixed-length send) and so missed this; the word stores cost 4 more
+//! instructions a 64-byte send (58.5 → 62.5, callgrind).
 //!
 //! NB: also tried, not kept (2026-12-03, `/tmp/floor-ab.sh`-style alternating
 //! runs of `shmbus-bench` binaries, two rounds, load < 2): (a) every record
@@ -59,8 +63,8 @@
 //! gave 18.7–24.4, 23.7–24.2, 25.5–28.3 M/s and round trips of 181–220,
 //! 250, 441 ns, against 18.1–18.8 M/s and 170–210 ns: the same trade.
 //!
-//! What sets the per-frame rate (counted in a scratch bench, 2026-12-05,
-//! vCPUs close): the receiver of fixed 64-byte frames finds the ring empty
+//! What set the per-frame rate before the word stores (counted in a
+//! scratch bench, 2026-12-05, vCPUs close): the receiver of fixed 64-byte frames finds the ring empty
 //! 0.93 times a frame, so every `tail` store costs the sender a transfer
 //! (18 M/s); with a runtime length 0.27–0.33 times (27 M/s), with one-line
 //! records 0.03 (26 M/s); the ring floor's consumer 0.05–0.10 (70 M/s).
@@ -100,6 +104,27 @@
 //! `tail` store of every frame goes to a line the caught-up consumer is
 //! polling.
 //!
+//! NB: also tried, not kept (2026-12-05, before the word stores, scratch
+//! builds alternating with this design, vCPUs close unless said):
+//! (c) a receiver that has found a frame at nearly every poll for 8 frames
+//! (a stream) pausing before it re-reads `tail` the first time it finds
+//! the ring empty, so that it falls behind and takes several frames a
+//! load of `tail`, where a receiver waiting for an answer never pauses.
+//! Pauses of 4, 16, 64, 256 `spin_loop`s (25 ns each on this machine):
+//! one-way 64 B 23.5, 24.1–24.4, 26.9–27.2, 44.0 M/s against 17.9–18.4 M/s,
+//! the round trip unchanged; far apart 256 gave 6.7 against 4.4 M/s. Only
+//! pauses of microseconds pay, and a frame that ends a stream waits that
+//! long. (d) each small frame also copied into the spare bytes of `tail`'s
+//! 128-byte line (a position word, the length, then up to 104 bytes,
+//! checked seqlock-style), the receiver reading it from there when it is
+//! the only new frame and loading both lines of `tail`'s pair in each
+//! poll: busy round trip far apart 681 against 771 ns, close 200–210
+//! against 201–210 ns; one-way 64 B halved (10.5 against 18.1 M/s close).
+//! `floor/ring-rt/64` and `floor/ring-rt-header/64` (shmbus-bench) measure
+//! what any ring carrying a 64-byte frame can reach: a position-published
+//! ring of pipe records made 180 ns against the floor's 120 ns, committed
+//! by the header word also 180 ns, the pipe 191 ns before the word stores.
+//!
 //! Batches ([`Producer::try_send_batch`], [`Consumer::try_recv_batch_with`])
 //! publish `tail` and release `head` once per batch, with one check for a
 //! sleeper each: 119 instead of 129 instructions per 64-byte frame (send +
@@ -120,10 +145,12 @@
 mod consumer;
 mod error;
 mod producer;
+mod ring;
 
 pub use consumer::Consumer;
 pub use error::{AttachError, RecvError, SendError, TryRecvError, TrySendError};
 pub use producer::{Claim, Producer};
+pub use ring::Ring;
 
 use core::ptr::NonNull;
 
@@ -606,123 +633,6 @@ impl HeapPipe {
     pub unsafe fn consumer_since(&self, me: u16, mark: u64) -> Result<Consumer, AttachError> {
         // SAFETY: as in `producer`.
         unsafe { Consumer::attach_since(self.ctl_ptr(), self.ring(), me, Some(mark)) }
-    }
-}
-
-/// The ring bytes, as 8-byte words.
-///
-/// Under `--cfg loom` each word is a loom `UnsafeCell`, so loom checks that the
-/// producer never writes a word the consumer may still read, and vice versa.
-/// In real builds the words are plain shared memory and copies are `memcpy`.
-#[derive(Debug, Clone, Copy)]
-pub struct Ring {
-    words: NonNull<UnsafeCell<u64>>,
-    capacity: u64,
-}
-
-impl Ring {
-    /// A ring of `capacity` bytes at `words`.
-    ///
-    /// # Safety
-    /// - `words` points to `capacity` bytes, 8-byte aligned, that stay mapped
-    ///   and valid for as long as the ring (or anything built on it) is used;
-    /// - those bytes are accessed only through the pipe protocol.
-    pub unsafe fn new(words: NonNull<UnsafeCell<u64>>, capacity: u64) -> Self {
-        debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
-        debug_assert!((words.as_ptr() as usize).is_multiple_of(8));
-        Self { words, capacity }
-    }
-
-    /// Pointer to the byte at `off`.
-    ///
-    /// # Safety
-    /// `off <= capacity`.
-    #[cfg(not(loom))]
-    #[inline(always)]
-    unsafe fn byte_ptr(&self, off: u64) -> *mut u8 {
-        debug_assert!(off <= self.capacity);
-        // SAFETY: the caller keeps `off` within the ring's `capacity` bytes, so
-        // the result is within (or one past) the allocation named in `new`.
-        unsafe { self.words.as_ptr().cast::<u8>().add(off as usize) }
-    }
-
-    /// Index of the ring word holding byte `off`, masked into the ring: an
-    /// `and` in place of a checked bound (the headers' offsets come from
-    /// positions masked the same way, so the mask changes nothing for them).
-    #[inline(always)]
-    fn word_index(&self, off: u64) -> usize {
-        ((off / 8) & (self.capacity / 8 - 1)) as usize
-    }
-
-    /// Reads the record header at `off` (8-aligned, `off + 8 <= capacity`).
-    #[inline(always)]
-    fn read_header(&self, off: u64) -> (u32, u32) {
-        debug_assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
-        // SAFETY: the mask keeps the word index below `capacity / 8`, inside
-        // the ring named in `new` (for the 8-aligned `off < capacity` the
-        // protocol keeps, it is `off / 8` itself).
-        let cell = unsafe { &*self.words.as_ptr().add(self.word_index(off)) };
-        // SAFETY: the pipe protocol gives the consumer this word (between head
-        // and tail) until it publishes a new head, so no write races the read.
-        let w = cell.with(|p| unsafe { p.read() });
-        let w = u64::from_le(w);
-        (w as u32, (w >> 32) as u32)
-    }
-
-    /// Writes a record header at `off` (8-aligned, `off + 8 <= capacity`).
-    #[inline(always)]
-    fn write_header(&self, off: u64, len: u32, kind: u32) {
-        debug_assert!(off.is_multiple_of(8) && off + HEADER <= self.capacity);
-        let w = (u64::from(len) | (u64::from(kind) << 32)).to_le();
-        // SAFETY: in bounds by the mask, as in `read_header`.
-        let cell = unsafe { &*self.words.as_ptr().add(self.word_index(off)) };
-        // SAFETY: the protocol gives the producer this word (between tail and
-        // head + capacity) until it publishes a new tail.
-        cell.with_mut(|p| unsafe { p.write(w) });
-    }
-
-    /// Copies `src` into the ring at `off` (8-aligned, in bounds).
-    #[inline(always)]
-    fn write_bytes(&self, off: u64, src: &[u8]) {
-        assert!(off.is_multiple_of(8) && off + src.len() as u64 <= self.capacity);
-        #[cfg(not(loom))]
-        // SAFETY: the destination is `src.len()` bytes inside the ring (checked
-        // above) that the protocol reserves to the producer; `src` is a Rust
-        // slice in private memory, so the two cannot overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.byte_ptr(off), src.len())
-        };
-        #[cfg(loom)]
-        for (i, chunk) in src.chunks(8).enumerate() {
-            // SAFETY: word index within the checked range.
-            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
-            cell.with_mut(|p| {
-                let mut b = [0u8; 8];
-                b[..chunk.len()].copy_from_slice(chunk);
-                // SAFETY: this word is reserved to the producer by the protocol.
-                unsafe { p.write(u64::from_ne_bytes(b)) }
-            });
-        }
-    }
-
-    /// Copies `dst.len()` bytes out of the ring at `off` (8-aligned, in bounds).
-    #[inline(always)]
-    fn read_bytes(&self, off: u64, dst: &mut [u8]) {
-        assert!(off.is_multiple_of(8) && off + dst.len() as u64 <= self.capacity);
-        #[cfg(not(loom))]
-        // SAFETY: the source is in bounds (checked above) and reserved to the
-        // consumer by the protocol; `dst` is private memory, so no overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.byte_ptr(off), dst.as_mut_ptr(), dst.len())
-        };
-        #[cfg(loom)]
-        for (i, chunk) in dst.chunks_mut(8).enumerate() {
-            // SAFETY: word index within the checked range.
-            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
-            // SAFETY: this word is reserved to the consumer by the protocol.
-            let w = cell.with(|p| unsafe { p.read() });
-            chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
-        }
     }
 }
 

@@ -137,10 +137,11 @@ impl Cells {
         );
         #[cfg(not(loom))]
         // SAFETY: the destination is inside cell `i`'s payload (checked above),
-        // which the caller's write claim reserves to it; `src` is private
+        // 8-aligned (the payload starts at a word and `at` is a multiple of
+        // 8), and the caller's write claim reserves it to it; `src` is private
         // memory, so they cannot overlap.
         unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.payload_ptr(i).add(at), src.len())
+            crate::util::copy_to_shared(self.payload_ptr(i).add(at), src)
         };
         #[cfg(loom)]
         for (k, chunk) in src.chunks(8).enumerate() {
