@@ -42,9 +42,9 @@ pub const WORD_COPY_MAX: usize = 1024;
 /// 2-vCPU development machine (AMD EPYC), the two builds alternating
 /// (`shmbus-bench --filter shmbus/pipe-tput/64,shmbus/pipe-rt-busy/64,...`),
 /// vCPUs close: one-way 64-byte frames 25.9–31.3 M/s against 18.3–18.8 M/s,
-/// through the batch forms 106–111 M/s against 56–57 M/s, busy round trip
-/// 170–181 ns against 190–200 ns; far apart 5.9–7.1 M/s against 4.3–4.5 M/s
-/// (the round trip the same). 56-byte frames, whose payload fills the rest
+/// through the batch forms 106–111 M/s against 56–57 M/s; far apart 5.9–7.1
+/// M/s against 4.3–4.5 M/s. (The busy round trip made 170–181 against
+/// 190–201 ns in the same runs, 170–211 ns in a six-round run afterwards.) 56-byte frames, whose payload fills the rest
 /// of one line, gain less (6.7 → 7.3 M/s far apart). The queue's cells get
 /// the same copy.
 ///

@@ -36,10 +36,11 @@
 //! starts 8 bytes into its record, so `memcpy`'s 16- and 32-byte stores
 //! straddle lines the receiver is reading, and that is what set the
 //! per-frame rate. With word stores (2026-12-05, vCPUs close) one-way
-//! 64-byte frames went from 18.3 to 25.9–31.3 M/s, the batch forms from 56
-//! to 106–111 M/s and the busy round trip from 190–200 to 170–181 ns; far
-//! apart 4.3–4.5 to 5.9–7.1 M/s, the round trip unchanged (figures at
-//! `copy_to_shared`). An earlier NB measured only instruction counts for a
+//! 64-byte frames went from 18.3 to 25.9–31.3 M/s and the batch forms from
+//! 56 to 106–111 M/s; far apart 4.3–4.5 to 5.9–7.1 M/s (figures at
+//! `copy_to_shared`). The busy round trip made 170–181 against 190–201 ns
+//! in those alternating runs, but 170–211 ns (median 200) in the six-round
+//! run that followed: not a gain we can claim. An earlier NB measured only instruction counts for a
 //! copy without `memcpy` (two overlapping unaligned words, 57.5 → 59.5 a
 //! fixed-length send) and so missed this; the word stores cost 4 more
 //! instructions a 64-byte send (58.5 → 62.5, callgrind).
@@ -64,8 +65,8 @@
 //! 250, 441 ns, against 18.1–18.8 M/s and 170–210 ns: the same trade.
 //!
 //! What set the per-frame rate before the word stores (counted in a
-//! scratch bench, 2026-12-05, vCPUs close): the receiver of fixed 64-byte frames finds the ring empty
-//! 0.93 times a frame, so every `tail` store costs the sender a transfer
+//! scratch bench, 2026-12-05, vCPUs close): the receiver of fixed 64-byte
+//! frames finds the ring empty 0.93 times a frame, so every `tail` store costs the sender a transfer
 //! (18 M/s); with a runtime length 0.27–0.33 times (27 M/s), with one-line
 //! records 0.03 (26 M/s); the ring floor's consumer 0.05–0.10 (70 M/s).
 //! No sender found the ring full. A faster receiver only catches up

@@ -9,7 +9,8 @@ use crate::sync::cell::UnsafeCell;
 ///
 /// Under `--cfg loom` each word is a loom `UnsafeCell`, so loom checks that the
 /// producer never writes a word the consumer may still read, and vice versa.
-/// In real builds the words are plain shared memory and copies are `memcpy`.
+/// In real builds the words are plain shared memory; payloads are written
+/// with [`crate::util::copy_to_shared`] (word stores) and read with `memcpy`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ring {
     words: NonNull<UnsafeCell<u64>>,
