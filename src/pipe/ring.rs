@@ -4,6 +4,7 @@ use core::ptr::NonNull;
 
 use super::{HEADER, MIN_CAPACITY};
 use crate::sync::cell::UnsafeCell;
+use crate::util::{copy_from_shared, copy_to_shared};
 
 /// The ring bytes, as 8-byte words.
 ///
@@ -82,44 +83,20 @@ impl Ring {
     #[inline(always)]
     pub(super) fn write_bytes(&self, off: u64, src: &[u8]) {
         assert!(off.is_multiple_of(8) && off + src.len() as u64 <= self.capacity);
-        #[cfg(not(loom))]
-        // SAFETY: the destination is `src.len()` bytes inside the ring (checked
-        // above), 8-aligned (`off` is, and so is the ring), that the protocol
-        // reserves to the producer; `src` is a Rust slice in private memory,
-        // so the two cannot overlap.
-        unsafe {
-            crate::util::copy_to_shared(self.byte_ptr(off), src)
-        };
-        #[cfg(loom)]
-        for (i, chunk) in src.chunks(8).enumerate() {
-            // SAFETY: word index within the checked range.
-            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
-            cell.with_mut(|p| {
-                let mut b = [0u8; 8];
-                b[..chunk.len()].copy_from_slice(chunk);
-                // SAFETY: this word is reserved to the producer by the protocol.
-                unsafe { p.write(u64::from_ne_bytes(b)) }
-            });
-        }
+        // SAFETY: the destination is the `src.len()` bytes at `off`, inside
+        // the ring (checked above; `off` is 8-aligned, so they are whole
+        // words from word `off / 8`), that the protocol reserves to the
+        // producer; `src` is a Rust slice in private memory.
+        unsafe { copy_to_shared(self.words.as_ptr().add((off / 8) as usize), src) };
     }
 
     /// Copies `dst.len()` bytes out of the ring at `off` (8-aligned, in bounds).
     #[inline(always)]
     pub(super) fn read_bytes(&self, off: u64, dst: &mut [u8]) {
         assert!(off.is_multiple_of(8) && off + dst.len() as u64 <= self.capacity);
-        #[cfg(not(loom))]
-        // SAFETY: the source is in bounds (checked above) and reserved to the
-        // consumer by the protocol; `dst` is private memory, so no overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.byte_ptr(off), dst.as_mut_ptr(), dst.len())
-        };
-        #[cfg(loom)]
-        for (i, chunk) in dst.chunks_mut(8).enumerate() {
-            // SAFETY: word index within the checked range.
-            let cell = unsafe { &*self.words.as_ptr().add((off / 8) as usize + i) };
-            // SAFETY: this word is reserved to the consumer by the protocol.
-            let w = cell.with(|p| unsafe { p.read() });
-            chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
-        }
+        // SAFETY: the source is the `dst.len()` bytes at `off`, inside the
+        // ring (checked above), from word `off / 8`, reserved to the consumer
+        // by the protocol; `dst` is private memory.
+        unsafe { copy_from_shared(self.words.as_ptr().add((off / 8) as usize), dst) };
     }
 }

@@ -6,6 +6,7 @@ use super::state::pack;
 use super::{cell_stride, check_params};
 use crate::sync::cell::UnsafeCell;
 use crate::sync::{AtomicU64, Ordering};
+use crate::util::{copy_from_shared, copy_to_shared};
 
 /// Where a queue's cells are: the state words and the word areas (length word
 /// then payload) of every cell, as two strided arrays.
@@ -135,44 +136,20 @@ impl Cells {
         assert!(
             i < self.slots && at.is_multiple_of(8) && (at + src.len()) as u64 <= self.slot_size
         );
-        #[cfg(not(loom))]
-        // SAFETY: the destination is inside cell `i`'s payload (checked above),
-        // 8-aligned (the payload starts at a word and `at` is a multiple of
-        // 8), and the caller's write claim reserves it to it; `src` is private
-        // memory, so they cannot overlap.
-        unsafe {
-            crate::util::copy_to_shared(self.payload_ptr(i).add(at), src)
-        };
-        #[cfg(loom)]
-        for (k, chunk) in src.chunks(8).enumerate() {
-            // SAFETY: word index within the checked range; claimed cell.
-            let cell = unsafe { &*self.word(i, 1 + at / 8 + k) };
-            cell.with_mut(|p| {
-                let mut b = [0u8; 8];
-                b[..chunk.len()].copy_from_slice(chunk);
-                // SAFETY: this word is reserved to the claimer.
-                unsafe { p.write(u64::from_ne_bytes(b)) }
-            });
-        }
+        // SAFETY: the destination is `src.len()` bytes of cell `i`'s payload
+        // from byte `at` (checked above; `at` is a multiple of 8, so they are
+        // whole words from word `1 + at / 8`), which the caller's write claim
+        // reserves to it; `src` is private memory.
+        unsafe { copy_to_shared(self.word(i, 1 + at / 8), src) };
     }
 
     /// Copies `dst.len()` payload bytes of cell `i` (held by the caller).
     #[inline(always)]
     pub(super) fn read_bytes(&self, i: u64, dst: &mut [u8]) {
         assert!(i < self.slots && dst.len() as u64 <= self.slot_size);
-        #[cfg(not(loom))]
-        // SAFETY: the source is inside cell `i`'s payload (checked above) and
-        // reserved to the caller's read claim; `dst` is private memory.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.payload_ptr(i), dst.as_mut_ptr(), dst.len())
-        };
-        #[cfg(loom)]
-        for (k, chunk) in dst.chunks_mut(8).enumerate() {
-            // SAFETY: word index within the checked range; claimed cell.
-            let cell = unsafe { &*self.word(i, 1 + k) };
-            // SAFETY: this word is reserved to the claimer.
-            let w = cell.with(|p| unsafe { p.read() });
-            chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
-        }
+        // SAFETY: the source is the first `dst.len()` bytes of cell `i`'s
+        // payload (checked above), from word 1, reserved to the caller's read
+        // claim; `dst` is private memory.
+        unsafe { copy_from_shared(self.word(i, 1), dst) };
     }
 }
