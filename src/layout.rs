@@ -42,10 +42,12 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0\x01");
 /// 4: topics ([`Kind::Topic`], [`crate::topic`]).
 /// 5: values and arrays keep 2 to 8 copies ([`crate::seqlock::copies`],
 /// recorded in `seqlock::Meta::copies`) instead of two.
-/// 6: a queue's `enqueue_pos` may lag up to [`crate::queue::put_lag`]
-/// positions behind the last write claim; readers of the put side walk up
-/// the cells to the last claim ([`crate::queue::QueueCtl::put_frontier`]).
-pub const ABI_VERSION: u32 = 6;
+/// 6: a queue's `enqueue_pos` could lag behind the last write claim.
+/// 7: a queue's `enqueue_pos` is the exact put frontier and its last
+/// claimer, packed as a cell state word; a put claims by CAS of it, then
+/// tags its cell ([`crate::queue::QueueCtl::enqueue_pos`]); a queue cell has
+/// a claim note after its state word (`CELL_HEADER` 24).
+pub const ABI_VERSION: u32 = 7;
 /// Alignment of every region and of every word written by a different party.
 pub const LINE: u64 = 128;
 /// Page size used to align the peer table and the arena.

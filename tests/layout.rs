@@ -22,18 +22,8 @@ use shmbus::util::Line;
 fn constants() {
     assert_eq!(MAGIC, 0x0100_5355_424D_4853);
     assert_eq!(MAGIC.to_le_bytes(), *b"SHMBUS\0\x01");
-    assert_eq!(ABI_VERSION, 6);
+    assert_eq!(ABI_VERSION, 7);
     assert_eq!(layout::WAIT_RECORDS, 12);
-    // How far a queue's `enqueue_pos` may lag: every producer must agree.
-    assert_eq!(
-        (
-            shmbus::queue::MAX_PUT_LAG,
-            shmbus::queue::put_lag(2),
-            shmbus::queue::put_lag(8),
-            shmbus::queue::put_lag(1024)
-        ),
-        (16, 1, 4, 16)
-    );
     assert_eq!((LINE, PAGE), (128, 4096));
     assert_eq!((MAX_PEERS, MAX_CHANNELS), (4096, 65_536));
     assert_eq!(

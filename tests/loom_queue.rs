@@ -2,8 +2,9 @@
 //! two slots (so positions lap the ring), blocking puts and gets with the
 //! doorbell handshake, a producer and a consumer that die holding a cell and
 //! the daemon's repair, and `join` with `task_done`; and on four slots, where
-//! `enqueue_pos` lags up to two claims behind (`put_lag`), the same with the
-//! position moved up by a put from its handle's own cursor.
+//! a producer's puts do not lap the ring, two producers (each put tagging or
+//! not the cell its predecessor claimed), `join`, and one handle shared by
+//! two threads.
 //!
 //! One loom thread models one process; a crash is a claim that is forgotten
 //! (its owner tag stays in the cell), and the daemon's recovery runs after the
@@ -119,7 +120,7 @@ fn dead_producer_is_repaired() {
         assert_eq!(r.tombstoned, 1);
         tl.join().unwrap();
         assert_eq!(tc.join().unwrap(), 7);
-        assert_eq!(heap.ctl().unfinished(&heap.cells()), 1);
+        assert_eq!(heap.ctl().unfinished(), 1);
         // The ring still works across the lap.
         let h = handle(&heap, 4);
         for v in 0..3 {
@@ -205,20 +206,18 @@ fn join_after_task_done(slots: u64, items: u8) {
     tc.join().unwrap();
 }
 
-/// Slots of the models of the lagging put position: `put_lag(4) == 2`, so a
-/// producer's second put claims from its own cursor without moving
-/// `enqueue_pos`, and its third moves the position up first.
-const LAG_SLOTS: u64 = 4;
+/// Slots of the models in which no producer laps the ring.
+const WIDE_SLOTS: u64 = 4;
 
 /// Two producers on four slots (items 1, 2, 3 from one, 11 from the other)
 /// and one consumer: every item arrives exactly once, each producer's in
-/// order, whether a put starts from its cursor or walks up from the lagging
-/// position; then the count of unfinished items is exact.
+/// order, whether a put follows its own handle's claim (and skips the tag
+/// check) or another producer's (and checks, perhaps tags, its cell); then
+/// the count of unfinished items is exact.
 #[test]
-fn lagging_position_two_producers() {
-    model("lagging_position_two_producers", || {
-        let heap = Arc::new(HeapQueue::new(LAG_SLOTS, SLOT));
-        assert_eq!(shmbus::queue::put_lag(LAG_SLOTS), 2);
+fn wide_two_producers() {
+    model("wide_two_producers", || {
+        let heap = Arc::new(HeapQueue::new(WIDE_SLOTS, SLOT));
         let a = handle(&heap, 1);
         let b = handle(&heap, 2);
         let c = handle(&heap, 3);
@@ -240,26 +239,24 @@ fn lagging_position_two_producers() {
     });
 }
 
-/// On four slots, a producer puts three items (the third moves the lagging
-/// position up) and joins while a consumer takes each and marks it done:
-/// `task_done` is never refused for an item taken (the count walks up from
-/// the lagging position to the last claim), `join` never returns before the
-/// last one, and one `task_done` too many is refused.
+/// On four slots, a producer puts three items and joins while a consumer
+/// takes each and marks it done: `task_done` is never refused for an item
+/// taken, `join` never returns before the last one, and one `task_done` too
+/// many is refused.
 #[test]
-fn lagging_position_join() {
-    model("lagging_position_join", || {
-        join_after_task_done(LAG_SLOTS, 3)
-    });
+fn wide_join() {
+    model("wide_join", || join_after_task_done(WIDE_SLOTS, 3));
 }
 
-/// Two threads put through one handle (one cursor) on four slots, two items
-/// each, while a consumer takes them: every item arrives exactly once and
-/// each thread's in order, whichever thread's claim the cursor names when
-/// the other moves the lagging position up to it.
+/// Two threads put through one handle (one owner tag, one record of the
+/// handle's last tagged claim) on four slots, two items each, while a
+/// consumer takes them: every item arrives exactly once and each thread's
+/// in order, whichever thread's claim the record names when the other
+/// puts.
 #[test]
-fn lagging_position_shared_handle() {
-    model("lagging_position_shared_handle", || {
-        let heap = Arc::new(HeapQueue::new(LAG_SLOTS, SLOT));
+fn wide_shared_handle() {
+    model("wide_shared_handle", || {
+        let heap = Arc::new(HeapQueue::new(WIDE_SLOTS, SLOT));
         let p = Arc::new(handle(&heap, 1));
         let c = handle(&heap, 2);
         let p2 = p.clone();

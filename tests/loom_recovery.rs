@@ -279,16 +279,16 @@ fn queue_producer_crash_points() {
     }
 }
 
-/// As [`queue_producer_crash_points`] on four slots, where `enqueue_pos`
-/// lags (`put_lag(4) == 2`): the victim has put item 3 already, so it dies
-/// in a put that claims from its own cursor with the position one behind.
-/// The survivor's put walks up from the lagging position past the victim's
-/// claims; the count of unfinished items stays exact.
+/// As [`queue_producer_crash_points`] on four slots, the victim having put
+/// item 3 already: it dies in a put that follows its own claim (so it does
+/// not check that claim's tag), and the survivor's put may come between its
+/// two claims, after them, or before. The count of unfinished items stays
+/// exact.
 #[test]
-fn queue_producer_crash_points_lagging() {
+fn queue_producer_crash_points_second_put() {
     for point in QUEUE_PRODUCER_POINTS {
         model(
-            &format!("queue producer dies at {point:?}, lagging"),
+            &format!("queue producer dies at {point:?}, second put"),
             move || producer_crash(point, 4, &[3]),
         );
     }

@@ -263,6 +263,138 @@ pub(crate) fn ring_producer(path: &str, n: u64) {
     }
 }
 
+/// MPMC cell-ring layout: the two positions on lines of their own, then the
+/// cells, each a sequence word and a 64-byte payload on a 128-byte boundary,
+/// as the queue lays out a cell of 64-byte items (its length word aside).
+const MPMC_ENQ: usize = 0;
+const MPMC_DEQ: usize = 128;
+const MPMC_CELLS: usize = 256;
+const MPMC_STRIDE: usize = 128;
+/// As many cells as the queue rows use.
+const MPMC_SLOTS: u64 = 4096;
+
+/// The sequence word and the eight payload words of the cell of `pos`.
+fn mpmc_cell(file: &ShmFile, pos: u64) -> (&AtomicU64, impl Iterator<Item = &AtomicU64>) {
+    let base = MPMC_CELLS + (pos % MPMC_SLOTS) as usize * MPMC_STRIDE;
+    (
+        file.word(base),
+        (1..=SLOT / 8).map(move |w| file.word(base + w * 8)),
+    )
+}
+
+/// `seq - pos` as a signed number.
+fn mpmc_diff(seq: u64, pos: u64) -> i64 {
+    seq.wrapping_sub(pos) as i64
+}
+
+/// Raw MPMC queue of 64-byte items in `/dev/shm`: Dmitry Vyukov's bounded
+/// queue (each cell's sequence word says whose turn it is; a side claims a
+/// position with one CAS on its shared position word), one producer process
+/// and this one consuming, both busy-polling. No owner tags, no lengths, no
+/// checks of what the other side wrote, no crash recovery: what the class of
+/// MPMC cell queues the shmbus queue belongs to costs with one producer and
+/// one consumer, beside which the queue's rows can be read. Items per second
+/// of each run.
+pub(crate) fn mpmc_throughput(ctx: &Ctx) -> Measured {
+    let n = ctx.counts.queue_messages;
+    let mut rates = Vec::new();
+    for _ in 0..ctx.counts.runs {
+        let file = ShmFile::create(MPMC_CELLS + MPMC_SLOTS as usize * MPMC_STRIDE);
+        for i in 0..MPMC_SLOTS {
+            // Relaxed: the child maps the file after this (spawn orders it).
+            mpmc_cell(&file, i).0.store(i, Ordering::Relaxed);
+        }
+        let kid = spawn(
+            "mpmc-producer",
+            &[file.arg(), n.to_string()],
+            ctx.placement.child,
+        );
+        let deq = file.word(MPMC_DEQ);
+        let mut sum = 0u64;
+        let mut start = None;
+        let mut got = 0;
+        // Relaxed: only this process consumes; the cells carry the order.
+        let mut pos = deq.load(Ordering::Relaxed);
+        while got < n {
+            let (seq, words) = mpmc_cell(&file, pos);
+            // Acquire: pairs with the producer's Release store of the
+            // sequence word, so the payload below is the one it wrote.
+            let d = mpmc_diff(seq.load(Ordering::Acquire), pos + 1);
+            if d < 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            if d > 0 {
+                pos = deq.load(Ordering::Relaxed);
+                continue;
+            }
+            // Relaxed: the cell's Acquire above ordered the payload; the
+            // position only picks the consumer.
+            if let Err(now) =
+                deq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                pos = now;
+                continue;
+            }
+            if start.is_none() {
+                start = Some(Instant::now());
+            }
+            // Relaxed: ordered by the Acquire of the sequence word.
+            for w in words {
+                sum = sum.wrapping_add(w.load(Ordering::Relaxed));
+            }
+            // Release: our reads are done before the next lap's producer
+            // writes; pairs with its Acquire load of the sequence word.
+            seq.store(pos + MPMC_SLOTS, Ordering::Release);
+            pos += 1;
+            got += 1;
+        }
+        let secs = start.expect("started").elapsed().as_secs_f64();
+        std::hint::black_box(sum);
+        kid.wait();
+        rates.push((n - 1) as f64 / secs);
+    }
+    Measured::rates(rates)
+}
+
+/// The `mpmc-producer` role.
+pub(crate) fn mpmc_producer(path: &str, n: u64) {
+    let file = ShmFile::open(path);
+    let enq = file.word(MPMC_ENQ);
+    // Relaxed: as the consumer's first load of its position.
+    let mut pos = enq.load(Ordering::Relaxed);
+    let mut put = 0;
+    while put < n {
+        let (seq, words) = mpmc_cell(&file, pos);
+        // Acquire: pairs with the consumer's Release store that freed the
+        // cell, so its reads are done before our writes.
+        let d = mpmc_diff(seq.load(Ordering::Acquire), pos);
+        if d < 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        if d > 0 {
+            pos = enq.load(Ordering::Relaxed);
+            continue;
+        }
+        // Relaxed: as the consumer's CAS.
+        if let Err(now) =
+            enq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            pos = now;
+            continue;
+        }
+        // Relaxed: published by the Release store of the sequence word.
+        for w in words {
+            w.store(pos, Ordering::Relaxed);
+        }
+        // Release: publishes the payload; pairs with the consumer's Acquire.
+        seq.store(pos + 1, Ordering::Release);
+        pos += 1;
+        put += 1;
+    }
+}
+
 /// Shared-futex ping-pong: each side publishes a counter, wakes the other
 /// with `FUTEX_WAKE`, and sleeps in `FUTEX_WAIT` until the other answers. No
 /// spinning at all: the cost of two cross-core wake-ups. Like the blocking

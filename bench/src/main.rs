@@ -414,6 +414,7 @@ fn child(role: &str) {
         "daemon" => proc::daemon_main(&a),
         "floor-echo" => floor::floor_echo(&a[0], n(1)),
         "ring-producer" => floor::ring_producer(&a[0], n(1)),
+        "mpmc-producer" => floor::mpmc_producer(&a[0], n(1)),
         "ring-echo" => floor::ring_echo(&a[0], n(1), &a[2]),
         "futex-echo" => floor::futex_echo(&a[0], n(1)),
         "pipe-echo" => pipe::echo(&a[0], &a[1], n(2), n(3) as usize, a[4] == "true"),

@@ -862,13 +862,13 @@ fn choose(rng: &mut Rng, seg: &Seg, l: &Layout, me: u16) -> Scribble {
             ];
             s(b + o, w, &near, rng, false)
         }
-        // Queue cells: state word, length word, payload.
+        // Queue cells: state word, claim note, length word, payload.
         9..=11 => {
             let b = l.body(QUEUE);
             let stride = shmbus::queue::cell_stride(Q_SLOT_SIZE);
             let i = rng.below_eq(Q_SLOTS - 1);
             let cell = b + shmbus::queue::CTL_SIZE + i * stride;
-            match rng.below_eq(3) {
+            match rng.below_eq(4) {
                 0 | 1 => {
                     let cur = seg.get(cell, true);
                     Scribble {
@@ -878,8 +878,19 @@ fn choose(rng: &mut Rng, seg: &Seg, l: &Layout, me: u16) -> Scribble {
                         meta: false,
                     }
                 }
-                2 => s(cell + 8, true, &[Q_SLOT_SIZE, Q_SLOT_SIZE + 1], rng, false),
-                _ => s(cell + 16, true, &[], rng, false),
+                2 => s(cell + 16, true, &[Q_SLOT_SIZE, Q_SLOT_SIZE + 1], rng, false),
+                3 => {
+                    let cur = seg.get(cell, true);
+                    let me = u64::from(me);
+                    s(
+                        cell + 8,
+                        true,
+                        &[cur, cur | me, cur + (1 << 16)],
+                        rng,
+                        false,
+                    )
+                }
+                _ => s(cell + 24, true, &[], rng, false),
             }
         }
         // Topic: control block, subscriber entries, slots.
@@ -1861,8 +1872,13 @@ fn phantom_holders_are_reported_not_waited_for() {
         .open()
         .unwrap();
     let (body, _) = find_channel(&seg, "pq").unwrap();
+    // The claim of position 0 as a put makes it: `enqueue_pos` names the
+    // claimer, then the cell is tagged.
+    let pack = shmbus::queue::state::pack;
+    seg.w64(body + 128)
+        .store(pack(1, free_tag), Ordering::SeqCst);
     let cell0 = seg.w64(body + shmbus::queue::CTL_SIZE);
-    cell0.store(u64::from(free_tag), Ordering::SeqCst); // (pos 0, free_tag)
+    cell0.store(pack(0, free_tag), Ordering::SeqCst);
     q.try_put(b"behind").unwrap();
     let q2 = q.clone();
     let r = within("Queue::get behind a phantom write claim", move || q2.get());

@@ -175,10 +175,7 @@ impl QueueBody<'_> {
 
     /// A snapshot of the queue for listings ([`QueueCtl::stats`]).
     pub fn stats(&self) -> QueueStats {
-        // SAFETY: the cells are used only during this call, while `self`
-        // borrows the mapping.
-        let cells = unsafe { self.cells() };
-        self.ctl.stats(&cells)
+        self.ctl.stats()
     }
 }
 

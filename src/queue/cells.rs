@@ -8,17 +8,22 @@ use crate::sync::cell::UnsafeCell;
 use crate::sync::{AtomicU64, Ordering};
 use crate::util::{copy_from_shared, copy_to_shared};
 
-/// Where a queue's cells are: the state words and the word areas (length word
-/// then payload) of every cell, as two strided arrays.
+/// Where a queue's cells are: the state words, the claim notes and the word
+/// areas (length word then payload) of every cell, as three strided arrays.
 ///
-/// In a segment both arrays interleave (a cell is state word, length word,
-/// payload); on the heap ([`HeapQueue`](super::HeapQueue)) they are separate, because under
+/// In a segment the arrays interleave (a cell is state word, claim note,
+/// length word, payload); on the heap ([`HeapQueue`](super::HeapQueue)) they are separate, because under
 /// loom the state atomics and the payload cells are loom objects, not plain
 /// words. Under `--cfg loom` every payload word is a loom `UnsafeCell`, so a
 /// write that races a read of the same cell fails the model.
 #[derive(Debug, Clone, Copy)]
 pub struct Cells {
     pub(super) states: NonNull<u8>,
+    /// Claim notes: where a put records, for the daemon, the claim of the
+    /// position before its own when the claimer had not tagged the cell
+    /// yet (see "Claiming a put" in the module docs). Same stride as
+    /// `states`.
+    pub(super) notes: NonNull<u8>,
     pub(super) words: NonNull<u8>,
     pub(super) state_stride: usize,
     pub(super) word_stride: usize,
@@ -41,11 +46,13 @@ impl Cells {
         debug_assert!(check_params(slots, slot_size).is_ok());
         debug_assert!((first.as_ptr() as usize).is_multiple_of(8));
         let stride = cell_stride(slot_size) as usize;
-        // SAFETY: the length word follows the state word inside the first
-        // cell, within the range the caller vouches for.
-        let words = unsafe { first.add(8) };
+        // SAFETY: the claim note and then the length word follow the state
+        // word inside the first cell (`CELL_HEADER` is 24), within the range
+        // the caller vouches for.
+        let (notes, words) = unsafe { (first.add(8), first.add(16)) };
         Self {
             states: first,
+            notes,
             words,
             state_stride: stride,
             word_stride: stride,
@@ -54,12 +61,13 @@ impl Cells {
         }
     }
 
-    /// Initialises the state words of fresh cells: cell `i` is `(i, 0)`
-    /// (daemon only, before the entry is published).
+    /// Initialises the state words of fresh cells: cell `i` is `(i, 0)`,
+    /// its claim note `(0, 0)` (daemon only, before the entry is published).
     pub fn init(&self) {
         for i in 0..self.slots {
             // Relaxed: published by the directory entry's Release store.
             self.state(i).store(pack(i, 0), Ordering::Relaxed);
+            self.note(i).store(0, Ordering::Relaxed);
         }
     }
 
@@ -90,6 +98,23 @@ impl Cells {
         unsafe {
             &*self
                 .states
+                .as_ptr()
+                .add(i as usize * self.state_stride)
+                .cast()
+        }
+    }
+
+    /// The claim note of cell `i`: `(pos, k)` once a put saw that peer `k -
+    /// 1` had claimed position `pos` of this cell and not yet tagged it
+    /// (see "Claiming a put" in the module docs).
+    #[inline(always)]
+    pub(super) fn note(&self, i: u64) -> &AtomicU64 {
+        assert!(i < self.slots);
+        // SAFETY: as in `state`: the notes array has the states' stride and
+        // `slots` entries, each aligned and only accessed atomically.
+        unsafe {
+            &*self
+                .notes
                 .as_ptr()
                 .add(i as usize * self.state_stride)
                 .cast()

@@ -188,7 +188,7 @@ impl Drop for PutClaim<'_> {
         );
         if r.is_ok() {
             // Counted as a claim already; now as done.
-            self.q.ctl().finish_tombstone(&self.q.cells);
+            self.q.ctl().finish_tombstone();
         }
         self.q.ctl().not_empty.notify();
     }

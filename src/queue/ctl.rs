@@ -2,7 +2,7 @@
 //! and the daemon's recovery of a dead peer's cells.
 
 use super::state::{diff, owner, pack, seq, TOMB};
-use super::{body_len, check_params, put_lag, Cells, TaskDoneError, QUEUE_MAGIC};
+use super::{body_len, check_params, Cells, TaskDoneError, QUEUE_MAGIC};
 use crate::futex::Doorbell;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::util::Line;
@@ -22,13 +22,13 @@ pub struct QueueMeta {
 }
 
 /// A queue's control block; the cells follow at [`CTL_SIZE`](super::CTL_SIZE), each
-/// [`cell_stride`](super::cell_stride) bytes: state word, length word, payload.
+/// [`cell_stride`](super::cell_stride) bytes: state word, claim note, length word, payload.
 ///
 /// # Layout
 /// | line | contents | written by |
 /// |---|---|---|
 /// | 0 | [`QueueMeta`] | the daemon, at creation |
-/// | 1 | `enqueue_pos` | producers (and helpers) |
+/// | 1 | `enqueue_pos` | producers |
 /// | 2 | `dequeue_pos` | consumers (and helpers) |
 /// | 3 | `not_empty`: [`Doorbell`] consumers sleep on | consumers (waiters), producers (bell) |
 /// | 4 | `not_full`: [`Doorbell`] producers sleep on | producers (waiters), consumers (bell) |
@@ -39,8 +39,11 @@ pub struct QueueMeta {
 pub struct QueueCtl {
     /// Immutable parameters.
     pub meta: Line<QueueMeta>,
-    /// A position below which every position is claimed for a put, at most
-    /// [`put_lag`] behind the last claim (a hint; the cells are the truth).
+    /// The put frontier and its last claimer, packed as a cell state word
+    /// ([`state::pack`](super::state::pack)`(pos, k)`): every position below
+    /// `pos` is claimed for a put, and peer `k - 1` claimed `pos - 1` (0
+    /// before the first put). A put claims its position by CAS of this word
+    /// (see "Claiming a put" in the module docs).
     pub enqueue_pos: Line<AtomicU64>,
     /// Next position to get from (a hint).
     pub dequeue_pos: Line<AtomicU64>,
@@ -54,15 +57,16 @@ pub struct QueueCtl {
     ///
     /// The unfinished count (`JoinableQueue`) is the put frontier less
     /// `finished` ([`QueueCtl::unfinished`]): every position is claimed for
-    /// writing exactly once, in order, and the frontier
-    /// ([`QueueCtl::put_frontier`]) is read from the cells themselves, so a
-    /// put is counted by its claim itself. The state table of a put, for a
-    /// producer that dies after each step:
+    /// writing exactly once, in order, by the CAS that moves the frontier
+    /// ([`QueueCtl::put_frontier`]), so a put is counted by its claim
+    /// itself. The state table of a put, for a producer that dies after each
+    /// step:
     ///
     /// | step done | cell | counted in the frontier | recovery | count after |
     /// |---|---|---|---|---|
     /// | none | `(pos, 0)` | no | nothing | exact |
-    /// | cell CAS | `(pos, k)` | yes | tombstone, `finished += 1` | exact |
+    /// | position CAS | `(pos, 0)`, `enqueue_pos` names it (or the next put tagged the cell) | yes | tombstone, `finished += 1` | exact |
+    /// | tag | `(pos, k)` | yes | tombstone, `finished += 1` | exact |
     /// | write | `(pos, k)` | yes | tombstone, `finished += 1` | exact |
     /// | publish | `(pos+1, 0)` | yes | nothing (the item is live) | exact |
     ///
@@ -157,11 +161,11 @@ impl QueueCtl {
     /// ([`QueueCtl::put_frontier`]) less `dequeue_pos`, clamped to
     /// `0..=slots`.
     #[inline]
-    pub fn depth(&self, cells: &Cells) -> u64 {
+    pub fn depth(&self) -> u64 {
         // Relaxed: an approximation, as Python's `qsize()`. Load dequeue first
         // so that a racing get makes the result smaller, not negative.
         let d = self.dequeue_pos.load(Ordering::Relaxed);
-        let e = self.put_frontier(cells);
+        let e = self.put_frontier();
         let n = e.wrapping_sub(d);
         if (n as i64) < 0 {
             0
@@ -171,64 +175,29 @@ impl QueueCtl {
     }
 
     /// A snapshot for listings.
-    pub fn stats(&self, cells: &Cells) -> QueueStats {
+    pub fn stats(&self) -> QueueStats {
         QueueStats {
             // Relaxed: a snapshot.
             slots: self.meta.slots.load(Ordering::Relaxed),
             slot_size: self.meta.slot_size.load(Ordering::Relaxed),
-            depth: self.depth(cells),
-            unfinished: self.unfinished(cells),
-            enqueue_pos: self.put_frontier(cells),
+            depth: self.depth(),
+            unfinished: self.unfinished(),
+            enqueue_pos: self.put_frontier(),
             // Relaxed: a snapshot; rates computed from two of them need no
             // order with anything else.
             dequeue_pos: self.dequeue_pos.load(Ordering::Relaxed),
         }
     }
 
-    /// One past the last position claimed for a put: `enqueue_pos`, which
-    /// producers let lag up to [`put_lag`] positions behind their claims
-    /// (see "The lagging put position" in the module docs), walked up over
-    /// the cells that show a claim at their position. Reads only; at most
-    /// `put_lag` cells.
+    /// One past the last position claimed for a put: the position of
+    /// `enqueue_pos`.
     ///
-    /// Whatever claims a caller has seen before it calls (through an item's
-    /// `task_done`, say) are below the result: if the walk stops at a cell
-    /// that shows no claim, that position is the frontier at that moment;
-    /// if it runs out of steps, the result is `put_lag` above a position that
-    /// was at most `put_lag` behind the frontier when it was loaded.
-    pub fn put_frontier(&self, cells: &Cells) -> u64 {
-        self.walk_put(cells, None)
-    }
-
-    /// [`QueueCtl::put_frontier`], but stops early once the walk has passed
-    /// `past` (returning a position above `past` that is at most the
-    /// frontier), when the caller needs to know no more.
-    fn walk_put(&self, cells: &Cells, past: Option<u64>) -> u64 {
-        // Acquire: as the first load of the position in a put, so that the
-        // cells below it show their claims.
-        let mut e = self.enqueue_pos.load(Ordering::Acquire);
-        let mask = cells.slots - 1;
-        for _ in 0..put_lag(cells.slots) {
-            if past.is_some_and(|p| (e.wrapping_sub(p) as i64) > 0) {
-                break;
-            }
-            // Acquire: pairs with the Release stores and CASes that take a
-            // cell past its claim (publish, release, tombstone), as the
-            // loads of a put do. The claims a caller must count are visible
-            // here through whatever showed them to the caller (the get of
-            // an item, before its `task_done`): the claim CAS itself is
-            // Acquire only.
-            let w = cells.state(e & mask).load(Ordering::Acquire);
-            let d = diff(seq(w), e);
-            // Free for the put of `e` (`(e, 0)`), or still holding an item of
-            // the last lap (`d < 0`): not claimed. Anything later: claimed
-            // at `e` (or the cell is corrupt, which the bound contains).
-            if d < 0 || (d == 0 && owner(w) == 0) {
-                break;
-            }
-            e = e.wrapping_add(1);
-        }
-        e
+    /// Acquire: pairs with the AcqRel CAS of the claim that set it, so a
+    /// caller that then reads the cells below sees each at least at the
+    /// state its claimer saw before claiming.
+    #[inline]
+    pub fn put_frontier(&self) -> u64 {
+        seq(self.enqueue_pos.load(Ordering::Acquire))
     }
 
     /// Wakes every sleeper (daemon shutdown, recovery).
@@ -242,14 +211,14 @@ impl QueueCtl {
     /// done: the put frontier ([`QueueCtl::put_frontier`]) less `finished`,
     /// or 0 if that is negative (corrupt positions). Includes puts in
     /// progress.
-    pub fn unfinished(&self, cells: &Cells) -> u64 {
+    pub fn unfinished(&self) -> u64 {
         // Acquire, `finished` first: every `+1` we see came after its
         // position's claim (the claim happens before the item can be taken,
-        // and a tombstone is made before it is counted), so the walk sees
-        // those claims too and the difference is not negative. Pairs with the
-        // AcqRel increments in `finish_one`.
+        // and a tombstone is made before it is counted), so the frontier
+        // loaded next is past those claims and the difference is not
+        // negative. Pairs with the AcqRel increments in `finish_one`.
         let f = self.finished.load(Ordering::Acquire);
-        let e = self.put_frontier(cells);
+        let e = self.put_frontier();
         let n = e.wrapping_sub(f);
         if (n as i64) < 0 {
             0
@@ -262,16 +231,13 @@ impl QueueCtl {
     /// nothing is unfinished (a `task_done` too many); tombstones are always
     /// counted, since their position was. Returns whether the unfinished
     /// count reached zero.
-    pub(super) fn finish_one(&self, checked: bool, cells: &Cells) -> Result<bool, TaskDoneError> {
-        // Acquire (here and on CAS failure), as in `unfinished`: the walk to
-        // the put frontier below then sees every claim counted in `f`, so a
-        // stale `e` cannot refuse a legitimate `task_done`.
+    pub(super) fn finish_one(&self, checked: bool) -> Result<bool, TaskDoneError> {
+        // Acquire (here and on CAS failure), as in `unfinished`: the put
+        // frontier loaded below is then past every claim counted in `f`, so
+        // a stale `e` cannot refuse a legitimate `task_done`.
         let mut f = self.finished.load(Ordering::Acquire);
         loop {
-            // Whether the count reaches zero needs the frontier only up to
-            // `f + 1`: a walk that passes it (usually at once, while items
-            // are in flight) reads no cell.
-            let e = self.walk_put(cells, Some(f.wrapping_add(1)));
+            let e = self.put_frontier();
             if checked && (e.wrapping_sub(f) as i64) <= 0 {
                 return Err(TaskDoneError);
             }
@@ -294,8 +260,8 @@ impl QueueCtl {
     }
 
     /// Marks one item done; at zero, wakes `join`ers.
-    pub(super) fn task_done(&self, cells: &Cells) -> Result<(), TaskDoneError> {
-        if self.finish_one(true, cells)? {
+    pub(super) fn task_done(&self) -> Result<(), TaskDoneError> {
+        if self.finish_one(true)? {
             self.all_done.notify();
         }
         Ok(())
@@ -303,8 +269,8 @@ impl QueueCtl {
 
     /// Counts a tombstone as done (its claim was counted by the claim
     /// itself), and wakes `join`ers at zero.
-    pub(super) fn finish_tombstone(&self, cells: &Cells) {
-        if let Ok(true) = self.finish_one(false, cells) {
+    pub(super) fn finish_tombstone(&self) {
+        if let Ok(true) = self.finish_one(false) {
             self.all_done.notify();
         }
     }
@@ -315,7 +281,11 @@ impl QueueCtl {
     /// hand a frame out twice or lose one, though never cause undefined
     /// behaviour):
     /// - a write claim `(pos, owner)` becomes the tombstone `(pos+1, TOMB)`,
-    ///   which consumers skip, and its position counts as finished;
+    ///   which consumers skip, and its position counts as finished; so does
+    ///   a claim of `pos` whose cell is still `(pos, 0)` below the put
+    ///   frontier (the peer died between its position CAS and its tag) when
+    ///   `enqueue_pos = (pos+1, owner)` names it or the cell's claim note,
+    ///   left by a later put, says `(pos, owner)`;
     /// - a read claim `(pos+1, owner)` is released to `(pos+slots, 0)`; the
     ///   frame it held is lost with the process that took it.
     ///
@@ -330,15 +300,57 @@ impl QueueCtl {
         }
         let slots = cells.slots;
         let mask = slots - 1;
+        // Acquire, before the cells: a put that moved the position past the
+        // dead peer's claim first saw its tag or noted the claim (see
+        // `note_claim` in `handle.rs`), so if the position no longer names
+        // the peer, the scan below sees the tag or the note.
+        let e = self.enqueue_pos.load(Ordering::Acquire);
+        let frontier = seq(e);
+        if owner(e) == owner_tag {
+            let pos = seq(e).wrapping_sub(1);
+            // AcqRel: as the CAS below. Fails if the claim was tagged (the
+            // scan then finds it) or if the cell moved on.
+            if cells
+                .state(pos & mask)
+                .compare_exchange(
+                    pack(pos, 0),
+                    pack(pos.wrapping_add(1), TOMB),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                r.tombstoned += 1;
+                self.finish_tombstone();
+            }
+        }
         for i in 0..slots {
             let cell = cells.state(i);
             // Acquire: the dead peer's last store to the cell; a CAS below
             // fails harmlessly if anything changed since.
             let w = cell.load(Ordering::Acquire);
+            let s = seq(w);
+            if owner(w) == 0 && s & mask == i && diff(frontier, s) > 0 {
+                // Free-looking below the frontier: claimed, untagged.
+                // Acquire: pairs with the Release CAS of the note.
+                if cells.note(i).load(Ordering::Acquire) == pack(s, owner_tag)
+                    && cell
+                        .compare_exchange(
+                            w,
+                            pack(s.wrapping_add(1), TOMB),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    r.tombstoned += 1;
+                    self.finish_tombstone();
+                }
+                continue;
+            }
             if owner(w) != owner_tag {
                 continue;
             }
-            let s = seq(w);
             let new = if s & mask == i {
                 pack(s + 1, TOMB)
             } else if (s.wrapping_sub(1)) & mask == i {
@@ -354,7 +366,7 @@ impl QueueCtl {
             {
                 if owner(new) == TOMB {
                     r.tombstoned += 1;
-                    self.finish_tombstone(cells);
+                    self.finish_tombstone();
                 } else {
                     r.released += 1;
                 }

@@ -41,21 +41,17 @@ pub struct Queue {
     mask: u64,
     slots: u64,
     pub(super) slot_size: u64,
-    /// [`put_lag`](super::put_lag) of this queue.
-    lag: u64,
-    /// One past the last position this handle claimed for a put (0 before
-    /// the first): where its next put looks first, without reading the
-    /// lagging `enqueue_pos` walk up to it (see `claim_put`). Boxed, so that
-    /// the handle itself holds nothing mutable: a caller's loop of puts then
-    /// keeps the handle's fields in registers (callgrind, 64 puts in one
-    /// loop: 94.5 instructions a put with the word in the handle).
-    next_put: Box<AtomicU64>,
+    /// One past the last position this handle claimed and tagged for a put
+    /// (0 before the first): a put at the position after it need not check
+    /// that its predecessor's cell is tagged (see `claim_put`). Boxed, so
+    /// that the handle itself holds nothing mutable: a caller's loop of puts
+    /// then keeps the handle's fields in registers (callgrind, 64 puts in one
+    /// loop: 94.5 instructions a put with such a word in the handle).
+    tagged: Box<AtomicU64>,
 }
 
 impl Clone for Queue {
     fn clone(&self) -> Self {
-        // Relaxed: only a hint, checked against the cells by the clone's put.
-        let next = self.next_put.load(Ordering::Relaxed);
         Self {
             ctl: self.ctl,
             cells: self.cells,
@@ -63,8 +59,8 @@ impl Clone for Queue {
             mask: self.mask,
             slots: self.slots,
             slot_size: self.slot_size,
-            lag: self.lag,
-            next_put: Box::new(AtomicU64::new(next)),
+            // The clone knows of no claim of its own yet.
+            tagged: Box::new(AtomicU64::new(0)),
         }
     }
 }
@@ -96,8 +92,7 @@ impl Queue {
             mask: cells.slots - 1,
             slots: cells.slots,
             slot_size: cells.slot_size,
-            lag: super::put_lag(cells.slots),
-            next_put: Box::new(AtomicU64::new(0)),
+            tagged: Box::new(AtomicU64::new(0)),
         }
     }
 
@@ -127,7 +122,7 @@ impl Queue {
     /// Approximate number of items waiting (Python's `qsize()`).
     #[inline]
     pub fn len(&self) -> usize {
-        self.ctl().depth(&self.cells) as usize
+        self.ctl().depth() as usize
     }
 
     /// Approximately true if nothing is waiting.
@@ -149,12 +144,11 @@ impl Queue {
     /// a select's readiness check.
     pub fn is_ready(&self, getters: bool) -> bool {
         let ctl = self.ctl();
-        // Acquire: as in `claim_get`; the put frontier, not the lagging
-        // position, is where the next put claims.
+        // Acquire: as in `claim_get` / `claim_put`.
         let pos = if getters {
             ctl.dequeue_pos.load(Ordering::Acquire)
         } else {
-            ctl.put_frontier(&self.cells)
+            ctl.put_frontier()
         };
         // Acquire: as in `claim_put` / `claim_get`.
         let w = self.cells.state(pos & self.mask).load(Ordering::Acquire);
@@ -181,18 +175,42 @@ impl Queue {
     /// cell can name one that does not, and nobody would ever repair it).
     pub fn stalling_claim(&self, getters: bool) -> Option<u64> {
         let ctl = self.ctl();
-        // Acquire: as in `claim_get`; the put frontier, not the lagging
-        // position, is where the next put claims.
+        // Acquire: as in `claim_get` / `claim_put`.
         let pos = if getters {
             ctl.dequeue_pos.load(Ordering::Acquire)
         } else {
-            ctl.put_frontier(&self.cells)
+            ctl.put_frontier()
         };
         // Acquire: as in `claim_put` / `claim_get`.
         let w = self.cells.state(pos & self.mask).load(Ordering::Acquire);
         let want = if getters { 0 } else { 1 - self.slots as i64 };
         let o = owner(w);
-        (diff(seq(w), pos) == want && o != 0 && o != TOMB).then_some(w)
+        if diff(seq(w), pos) != want || o == TOMB {
+            return None;
+        }
+        if o != 0 {
+            return Some(w);
+        }
+        if !getters {
+            return None;
+        }
+        // An untagged write claim: `(pos, 0)` at the dequeue position that
+        // `enqueue_pos` says its last claimer took, or that a later put noted
+        // (see "Claiming a put" in the module docs). Acquire: as in
+        // `claim_put`.
+        let e = ctl.enqueue_pos.load(Ordering::Acquire);
+        let named = if seq(e) == pos.wrapping_add(1) {
+            owner(e)
+        } else {
+            // Acquire: pairs with the Release of the note.
+            let n = self.cells.note(pos & self.mask).load(Ordering::Acquire);
+            if seq(n) == pos & super::state::SEQ_MASK {
+                owner(n)
+            } else {
+                0
+            }
+        };
+        (named != 0 && named != TOMB).then(|| pack(pos, named))
     }
 
     /// Claims the cell for the next put. Returns the cell index and position.
@@ -205,43 +223,14 @@ impl Queue {
             });
         }
         let ctl = self.ctl();
-        // Acquire: pairs with the Release CAS that set the position, so the
-        // claims of all earlier positions are visible (see "Ordering of
-        // positions and cells" in the module docs).
-        let mut pos = ctl.enqueue_pos.load(Ordering::Acquire);
-        // Acquire: pairs with the Release store after a claim by another
-        // thread with this handle, so that a CAS of the position up to `next`
-        // passes on that thread's claim of `next - 1`, as every store to a
-        // position passes on the claims below it. (The loom model of a shared
-        // handle passes with Relaxed here as well: nobody reads a cell below
-        // the position. The rule is kept because it costs nothing on x86.)
-        let next = self.next_put.load(Ordering::Acquire);
-        let ahead = next.wrapping_sub(pos);
-        // Every position below `next` is claimed (this handle claimed `next -
-        // 1`). If `next` is ahead of the position by less than `lag`,
-        // claiming it keeps the position at most `lag` behind the last claim
-        // (`ahead - 1 < lag - 1` is `0 < ahead < lag`, one comparison). If it
-        // is `lag` ahead, move the position up to `next` first; a failed CAS
-        // (another producer moved it) leaves us at the position it returns.
-        // Otherwise (no cursor yet, or a stale one) the steps below walk up
-        // from the position as always.
-        if ahead.wrapping_sub(1) < self.lag - 1 {
-            pos = next;
-        } else if ahead == self.lag {
-            // AcqRel: passes on the claims below `next` (ours, or those of
-            // the thread whose `next_put` we read) as `help` does; Acquire on
-            // failure, as the first load.
-            pos = match ctl.enqueue_pos.compare_exchange(
-                pos,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => next,
-                Err(now) => now,
-            };
-        }
+        // Acquire: pairs with the AcqRel CAS of the claim that set the
+        // position, and through the chain of CASes before it with every
+        // earlier claim, so the cell of `pos` is at least in the state the
+        // producer of `pos - slots` saw before it claimed (see "Claiming a
+        // put" in the module docs).
+        let mut e = ctl.enqueue_pos.load(Ordering::Acquire);
         for _ in 0..MAX_STEPS {
+            let pos = seq(e);
             let i = pos & self.mask;
             let cell = self.cells.state(i);
             // NB (issue #17, tried and not kept): a first look that guesses
@@ -253,109 +242,161 @@ impl Queue {
             // 12.8 and 13.4 M against 20.1, 12.5 and 14.0 M for gets alone.
             // A producer's line comes from a consumer that released the cell
             // a lap ago, not from one polling it.
-            // Acquire: a claim seen here is passed on by our Release CAS of
-            // the position in `help`.
+            // NB (issue #17): until 2026-12-05 a put claimed its cell with a
+            // CAS on the cell, `(pos, 0) -> (pos, me)`, and let the position
+            // lag as a hint, so that a producer dying between two steps
+            // stalled no one. That CAS is on the line a caught-up consumer
+            // polls, and it cost two thirds of the rate: a raw MPMC queue
+            // between two processes (`floor/mpmc-ring-tput/64`, vCPUs close)
+            // made 42.0 and 41.8 M items/s with Vyukov's claim by a CAS of
+            // the position, 12.0 and 12.3 M with the claim by a CAS of the
+            // cell, 42.2 and 42.0 M with the position CAS followed by a plain
+            // store of the owner tag into the cell (what this code does),
+            // and 40.2–40.9 M with the consumer claiming by a cell CAS, as
+            // `claim_get` does.
+            // Acquire: pairs with the Release that freed the cell (a
+            // consumer's release or skip of a tombstone, or the initial
+            // publication), so the last reader is done with the payload.
             let w = cell.load(Ordering::Acquire);
             let d = diff(seq(w), pos);
-            if d == 0 {
-                match owner(w) {
-                    0 => {
-                        // Acquire: pairs with the Release that freed the cell
-                        // (a consumer's release, or the initial publication),
-                        // so the last reader is done with the payload.
-                        if cell
-                            .compare_exchange(
-                                w,
-                                pack(pos, self.me),
-                                Ordering::Acquire,
-                                Ordering::Relaxed,
-                            )
-                            .is_ok()
-                        {
-                            if crash::hit(CrashPoint::QueueClaimed) {
-                                return Err(TryPutError::Corrupt(CRASHED));
-                            }
-                            // The position is not advanced past our claim:
-                            // the next put with this handle (or anybody's
-                            // walk up from the position) does that, at most
-                            // `lag` claims later. No count to increment: the
-                            // claim itself counts (see `QueueCtl::finished`).
-                            // Release: see the load above.
-                            self.next_put.store(pos.wrapping_add(1), Ordering::Release);
-                            if crash::hit(CrashPoint::QueueReserved) {
-                                return Err(TryPutError::Corrupt(CRASHED));
-                            }
-                            // NB (issue #17, tried and not kept): a
-                            // `prefetchw` of the next cell's two lines here,
-                            // so that the next claim finds them in this
-                            // core's cache, cost 15 instructions a put
-                            // (callgrind: 88.8 instead of 73.8) and bought
-                            // nothing measurable: 1P/1C busy 10.2–11.1 M
-                            // items/s with it against 9.7–11.8 M without
-                            // (probe ≈ 200 ns), 3.45 M against 3.34 M with
-                            // the vCPUs far apart (`shmbus-bench --filter
-                            // queue-tput-1p1c-busy`, alternating builds,
-                            // 2026-12-04; an earlier reading of "3.2 M
-                            // against 10 M" compared far with near rows).
-                            // Measured again in one process with the
-                            // variants alternating (see "Throughput" in the
-                            // module docs), prefetching 1, 2, 4, 8 or 16
-                            // cells ahead: 13.0, 13.0, 12.7, 12.0, 12.0 M
-                            // against 12.7 M without. The lines arrive in
-                            // time; the consumer takes them back.
-                            // NB (issue #17, tried and not kept): answering
-                            // Full from `pos - dequeue_pos == slots` and Empty
-                            // from `enqueue_pos == pos` before touching a
-                            // cell, each side reading the other's position
-                            // only when a process-local cached copy said the
-                            // ring might be full or empty (as rtrb does), so
-                            // that a polling side polls a position instead of
-                            // the cell the other side works on. Loom
-                            // (`queue_consumer_crash_points`) found a put
-                            // waiting forever behind the position of a
-                            // consumer that died between its two CAS, so the
-                            // daemon's recovery had to help `dequeue_pos` on;
-                            // with that, every model passed. Timed against
-                            // this code, alternating (`shmbus-bench --filter
-                            // queue-tput-1p1c,shmbus/pipe-tput/64`,
-                            // 2026-12-04): vCPUs far (probe 700–770 ns) 1P/1C
-                            // busy 2.8–3.1 M items/s against 3.4, blocking
-                            // 2.5 M against 3.4 M; probe ≈ 200 ns busy 8.5–9.8 M
-                            // against 9.7–11.8 M in the same hour; +17.6
-                            // instructions a put (callgrind 91.4 vs 73.8). A
-                            // get that finds the ring empty by the positions
-                            // then misses on both the position and the cell.
-                            return Ok((i, pos));
+            if d == 0 && owner(w) == 0 {
+                // Whoever claimed `pos - 1` is named by `e` only until we move
+                // the position on: if its cell is not tagged yet, note the
+                // claim beside the cell, so the daemon can find it should its
+                // claimer have died before tagging it. Not needed when this
+                // handle claimed `pos - 1` (it tagged the cell before it
+                // stored `tagged`).
+                let prev = owner(e);
+                // Acquire: pairs with the Release store of `tagged` by another
+                // thread with this handle, after its tag store.
+                if prev != 0 && prev != TOMB && self.tagged.load(Ordering::Acquire) != pos {
+                    self.note_claim(pos.wrapping_sub(1), prev);
+                }
+                // AcqRel: Release passes on to the next claimer what we saw of
+                // the cell and the tag above; Acquire (also on failure) as
+                // the first load of the position.
+                match ctl.enqueue_pos.compare_exchange(
+                    e,
+                    pack(pos.wrapping_add(1), self.me),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        if crash::hit(CrashPoint::QueueClaimed) {
+                            return Err(TryPutError::Corrupt(CRASHED));
                         }
-                        // Lost the race: look again at the same position.
+                        // Release: a producer whose view of the position is
+                        // stale and that sees this tag (Acquire) then sees
+                        // the position past it when it loads it again, so it
+                        // does not take the tag for a corrupt cell (loom
+                        // found that with Relaxed). Costs nothing on x86. A
+                        // plain store, not a CAS: only we write the cell now,
+                        // and a locked instruction on the line a waiting
+                        // consumer polls is what the claim by position
+                        // avoids (see the NB above).
+                        cell.store(pack(pos, self.me), Ordering::Release);
+                        // Release: see the load of `tagged` above.
+                        self.tagged.store(pos.wrapping_add(1), Ordering::Release);
+                        if crash::hit(CrashPoint::QueueReserved) {
+                            return Err(TryPutError::Corrupt(CRASHED));
+                        }
+                        // NB (issue #17, tried and not kept): a
+                        // `prefetchw` of the next cell's two lines here,
+                        // so that the next claim finds them in this
+                        // core's cache, cost 15 instructions a put
+                        // (callgrind: 88.8 instead of 73.8) and bought
+                        // nothing measurable: 1P/1C busy 10.2–11.1 M
+                        // items/s with it against 9.7–11.8 M without
+                        // (probe ≈ 200 ns), 3.45 M against 3.34 M with
+                        // the vCPUs far apart (`shmbus-bench --filter
+                        // queue-tput-1p1c-busy`, alternating builds,
+                        // 2026-12-04; an earlier reading of "3.2 M
+                        // against 10 M" compared far with near rows).
+                        // Measured again in one process with the
+                        // variants alternating (see "Throughput" in the
+                        // module docs), prefetching 1, 2, 4, 8 or 16
+                        // cells ahead: 13.0, 13.0, 12.7, 12.0, 12.0 M
+                        // against 12.7 M without. The lines arrive in
+                        // time; the consumer takes them back.
+                        // NB (issue #17, tried and not kept): answering
+                        // Full from `pos - dequeue_pos == slots` and Empty
+                        // from `enqueue_pos == pos` before touching a
+                        // cell, each side reading the other's position
+                        // only when a process-local cached copy said the
+                        // ring might be full or empty (as rtrb does), so
+                        // that a polling side polls a position instead of
+                        // the cell the other side works on. Loom
+                        // (`queue_consumer_crash_points`) found a put
+                        // waiting forever behind the position of a
+                        // consumer that died between its two CAS, so the
+                        // daemon's recovery had to help `dequeue_pos` on;
+                        // with that, every model passed. Timed against
+                        // this code, alternating (`shmbus-bench --filter
+                        // queue-tput-1p1c,shmbus/pipe-tput/64`,
+                        // 2026-12-04): vCPUs far (probe 700–770 ns) 1P/1C
+                        // busy 2.8–3.1 M items/s against 3.4, blocking
+                        // 2.5 M against 3.4 M; probe ≈ 200 ns busy 8.5–9.8 M
+                        // against 9.7–11.8 M in the same hour; +17.6
+                        // instructions a put (callgrind 91.4 vs 73.8). A
+                        // get that finds the ring empty by the positions
+                        // then misses on both the position and the cell.
+                        return Ok((i, pos));
+                    }
+                    Err(now) => {
+                        e = now;
                         continue;
                     }
-                    TOMB => return Err(TryPutError::Corrupt(BAD_CELL)),
-                    _ => pos = help(&ctl.enqueue_pos, pos),
                 }
-            } else if d < 0 {
-                if d == -(self.slots as i64) || d == 1 - self.slots as i64 {
-                    return Err(TryPutError::Full);
-                }
-                if !self.residue_ok(w, i) {
-                    return Err(TryPutError::Corrupt(BAD_CELL));
-                }
-                // Older than the position allows (see "Ordering of positions
-                // and cells" in the module docs): only a corrupt position or
-                // cell can do this. Look once more; if nobody moved the
-                // position, the state is impossible, and looking again would
-                // only burn steps.
-                pos = reload(&ctl.enqueue_pos, pos).map_err(TryPutError::Corrupt)?;
-            } else {
-                if !self.residue_ok(w, i) {
-                    return Err(TryPutError::Corrupt(BAD_CELL));
-                }
-                pos = self
-                    .help_past(&ctl.enqueue_pos, pos, d)
-                    .map_err(TryPutError::Corrupt)?;
             }
+            if d < 0 && (d == -(self.slots as i64) || d == 1 - self.slots as i64) {
+                return Err(TryPutError::Full);
+            }
+            if (d == 0 && owner(w) == TOMB) || !self.residue_ok(w, i) {
+                return Err(TryPutError::Corrupt(BAD_CELL));
+            }
+            // A cell older than the position allows (see "Claiming a put" in
+            // the module docs), or one claimed at or past the position: our
+            // view of the position is stale, or the position or the cell is
+            // corrupt. Look once more; if nobody moved the position, the
+            // state is impossible, and looking again would only burn steps.
+            e = reload(&ctl.enqueue_pos, e).map_err(TryPutError::Corrupt)?;
         }
         Err(TryPutError::Corrupt(NO_PROGRESS))
+    }
+
+    /// Notes for the daemon that peer `k - 1` claimed position `pos` (by its
+    /// CAS of `enqueue_pos`), if its cell is still untagged: the claimer's
+    /// tag store may not have come yet, or the claimer died before it. The
+    /// note is a word of its own, which only puts like this one write (by
+    /// CAS, and only forward), never the claimer's own plain tag store: a
+    /// CAS on the state word racing that store is sound, but loom models a
+    /// plain store and a CAS of one word only partly and reported an order
+    /// that cannot happen.
+    #[inline(never)]
+    fn note_claim(&self, pos: u64, k: u16) {
+        let i = pos & self.mask;
+        // Relaxed: we loaded the position past `pos` (Acquire) before, so
+        // the cell is at least at its free state for `pos`; whether its tag
+        // has come yet only decides whether a note is needed.
+        if self.cells.state(i).load(Ordering::Relaxed) != pack(pos, 0) {
+            return;
+        }
+        let note = self.cells.note(i);
+        let want = pack(pos, k);
+        // Relaxed: as above.
+        let mut n = note.load(Ordering::Relaxed);
+        // Forward only: a put that stalled here for a lap must not put back
+        // the note of an older claim over that of a newer one. (A fresh note
+        // is `(0, 0)`, which the claim of position 0 replaces.)
+        while n != want && diff(seq(n), pos) <= 0 {
+            // Release: the CAS of the position that follows passes the note
+            // on (AcqRel) to whoever loads the position, the daemon's
+            // recovery included.
+            match note.compare_exchange_weak(n, want, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => n = now,
+            }
+        }
     }
 
     /// `seq % slots` is the cell index or the one after.
@@ -365,19 +406,16 @@ impl Queue {
         r == i || r == (i + 1) & self.mask
     }
 
-    /// Helps the position `p` on from `pos`, whose cell showed a sequence
-    /// number `d > 0` ahead of what the caller expects there, and returns the
-    /// position to try next; `Err` if the state cannot occur.
+    /// Helps `dequeue_pos` (`p`) on from `pos`, whose cell showed a
+    /// sequence number `d > 0` ahead of what the caller expects there, and
+    /// returns the position to try next; `Err` if the state cannot occur.
     ///
     /// Normally `d > 0` only means that our `pos` is stale, and the CAS fails
     /// (returning the current position). When it succeeds, the position was
-    /// still `pos`, so every claim lies less than a lap above `pos` (for
-    /// `enqueue_pos`, which lags up to `put_lag` claims behind, see "The
-    /// lagging put position" in the module docs; `dequeue_pos` lags only
-    /// behind a consumer that died between its two CAS), and the cell can be
-    /// ahead only because the claim at `pos` has gone on since: published or
-    /// tombstoned (`d = 1` for a put), taken and released, or skipped
-    /// (`d = slots`, or `slots - 1` for a get). A cell further ahead than
+    /// still `pos`, so every claim lies less than a lap above `pos`
+    /// (`dequeue_pos` lags only behind a consumer that died between its two
+    /// CAS), and the cell can be ahead only because the claim at `pos` has
+    /// gone on since: taken and released, or skipped (`d = slots - 1`). A cell further ahead than
     /// `slots` means a corrupt position or cell: helping the position past it
     /// one step at a time could take up to 2^47 steps (a position scribbled
     /// far behind its cells).
@@ -628,12 +666,12 @@ impl Queue {
     /// # Errors
     /// [`TaskDoneError`] if called more times than items were put.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        self.ctl().task_done(&self.cells)
+        self.ctl().task_done()
     }
 
     /// Number of items put and not yet marked done.
     pub fn unfinished(&self) -> u64 {
-        self.ctl().unfinished(&self.cells)
+        self.ctl().unfinished()
     }
 
     /// Waits until every item put has been marked done, or until `deadline`.

@@ -4,13 +4,15 @@
 //! also crossbeam-queue's `ArrayQueue`), changed so that a process that dies
 //! in the middle of an operation can be repaired by the daemon: every cell's
 //! state word carries, beside the sequence number, the owner tag of the process
-//! that holds the cell (see [`state`]). Claiming a cell is a CAS on the cell,
-//! not on the shared position; the positions `enqueue_pos` and `dequeue_pos`
-//! are only hints that anybody may advance once the cell at that position has
-//! been claimed, so a process that dies between the two steps stalls no one.
+//! that holds the cell (see [`state`]). A put claims its position as Vyukov's
+//! does, by a CAS of `enqueue_pos`, which also names the claimer, and then
+//! tags the cell with a plain store (see [Claiming a put](#claiming-a-put)).
+//! A get claims by a CAS on the cell; `dequeue_pos` is only a hint that
+//! anybody may advance once the cell at that position has been claimed, so a
+//! consumer that dies between its two steps stalls no one.
 //!
 //! ```text
-//! put at pos:  cell[pos % slots]: CAS (pos, 0) -> (pos, me); [enqueue_pos: lags, see below]
+//! put at pos:  enqueue_pos: CAS (pos, prev) -> (pos+1, me); cell[pos % slots]: store (pos, me)
 //!              write len + payload; store (pos+1, 0)  [Release] ; ring not_empty
 //! get at pos:  cell[pos % slots]: CAS (pos+1, 0) -> (pos+1, me); dequeue_pos: CAS pos -> pos+1
 //!              read len + payload; store (pos+slots, 0)  [Release] ; ring not_full
@@ -38,37 +40,45 @@
 //! one atomic step, and a producer that dies between two steps of a put
 //! leaves nothing for the daemon to guess.
 //!
-//! # The lagging put position
-//! A put makes one locked instruction, its claim of the cell: it does not
-//! advance `enqueue_pos` past its claim. `enqueue_pos` may lag up to
-//! [`put_lag`] positions (16, or half the slots if fewer) behind the last
-//! claim, and every position below it is claimed. Each handle keeps a
-//! cursor, one past its last claim; a put that finds the cursor ahead of the
-//! position by less than `put_lag` claims there, and one that finds it
-//! `put_lag` ahead first moves the position up to the cursor (a CAS, once
-//! every `put_lag` puts of one producer). Anything else (no cursor yet,
-//! another producer's claim at the cursor, a position that moved past it)
-//! walks up from the position as before: each claimed cell it meets is
-//! helped past with a CAS of the position. So a claim at `pos` is made only
-//! by one who saw the position at `pos + 1 - put_lag` or higher, and every
-//! claimed position lies less than a lap above `enqueue_pos`: the bounds
-//! that tell a stale position from a corrupt one (`help_past`) still hold.
+//! # Claiming a put
+//! A put makes one locked instruction, the CAS of `enqueue_pos` from
+//! `(pos, prev)` to `(pos + 1, me)` after it found the cell of `pos` free,
+//! `(pos, 0)`; the position word is packed as a cell state word and names
+//! the last claimer. Then it stores its tag into the cell, `(pos, me)`, with
+//! a plain store (only it writes the cell now), writes, and publishes. A
+//! producer that dies between the CAS and the tag leaves a cell that looks
+//! free below the frontier, where no put will ever look again, and consumers
+//! stop at it; so the claim is found through the position while it names
+//! the claimer, and through the cell after that: the next put, before it
+//! moves the position past `(pos + 1, k)`, notes the claim `(pos, k)` in the
+//! cell's claim note (a word beside the state word that only such puts
+//! write, by a forward-only CAS) if the cell is still `(pos, 0)`, unless
+//! its own handle made that claim. The daemon's recovery of peer `k`
+//! tombstones every untagged cell below the frontier that `enqueue_pos` or
+//! the cell's note says `k` claimed, and every cell tagged `k`
+//! ([`QueueCtl::recover_owner`]). (A first version had the next put tag the
+//! state word itself, by CAS; loom cannot order a CAS and a plain store of
+//! one word fully, and reported an execution that cannot occur.) Until 2026-12-05 a put claimed by CAS on
+//! the cell and let the position lag as a hint; that CAS is on the line a
+//! caught-up consumer polls, and cost two thirds of the 1P/1C rate (see the
+//! NB in `claim_put`).
 //!
-//! Whatever reads the put side walks up from the position over the cells
-//! that show a claim, at most `put_lag` of them
-//! ([`QueueCtl::put_frontier`]): the unfinished count and `task_done`'s
-//! check, the length, the listing, the put readiness of a select. Loom
-//! models with four slots (`put_lag` 2) cover puts from the cursor and from
-//! the position, a handle shared by two threads, `join` with `task_done`,
-//! and a producer that dies at each crash point of a put from its cursor.
+//! The put frontier is the position itself ([`QueueCtl::put_frontier`]):
+//! the unfinished count and `task_done`'s check, the length, the listing,
+//! the put readiness of a select. Loom models cover two producers, a handle
+//! shared by two threads, `join` with `task_done`, and a producer that dies
+//! at each crash point of a put, with or without a put by another producer
+//! before the daemon's recovery.
 //!
 //! # Ordering of positions and cells
 //! Every store to a position is a Release CAS made after its maker saw (with
-//! an Acquire load or CAS) the claim of the cell at the old position, and
-//! every load of a position is Acquire. So a process that reads position `p`
-//! sees the claims of every position below `p`, and in particular the cell of
-//! `p` is at least at its claim of `p - slots`: a producer finds `seq >= p -
-//! slots`, a consumer `seq >= p + 1 - slots`. On x86 these orderings cost
+//! an Acquire load or CAS) the cell at the old position: for `dequeue_pos`,
+//! the claim of that cell; for `enqueue_pos`, the cell free for the claim.
+//! Every load of a position is Acquire. So a process that reads position `p`
+//! sees every cell below `p` at least in that state, and in particular the
+//! cell of `p` at least in the state its producer or consumer of the last
+//! lap saw: a producer finds `seq >= p - slots`, a consumer `seq >= p + 1 -
+//! slots`. On x86 these orderings cost
 //! nothing (loads are Acquire and CAS is a full barrier anyway); loom found
 //! that with Relaxed ones a cell can look older than its position.
 //!
@@ -101,10 +111,11 @@
 //! second line between processes: a consumer that lets items pile up and
 //! takes them in a run gets about twice the rate. The third is what a
 //! producer with one locked instruction per put instead of two gains, which
-//! is what [the lagging put position](#the-lagging-put-position) now
-//! gives. Measured as above, the two protocols in one build switched at run
+//! is what a lagging put position (a put claiming by CAS on its cell, and
+//! advancing `enqueue_pos` once every 16 puts) gave from 2026-12-04 to
+//! 2026-12-05. Measured as above, the two protocols in one build switched at run
 //! time between slices (five runs of 12 to 20 rounds, 2026-12-04, medians in
-//! M items/s, the lagging position first):
+//! M items/s, the lagging position of that time first):
 //!
 //! | consumer | vCPUs close | far |
 //! |---|---|---|
@@ -113,8 +124,10 @@
 //!
 //! Instructions per put (callgrind, `bench/icount ... queue64`): 81.1
 //! against 73.8 with the position advanced by every put; the locked
-//! instruction saved costs far more than the seven. What else was tried and
-//! not kept is in NBs in `handle.rs`.
+//! instruction saved costs far more than the seven. Which locked
+//! instruction a put keeps mattered more still: see
+//! [Claiming a put](#claiming-a-put). What else was tried and not kept is
+//! in NBs in `handle.rs`.
 //!
 //! # Files
 //! | file | what |
@@ -159,27 +172,9 @@ pub const MAX_SLOT_SIZE: u64 = 1 << 20;
 pub const DEFAULT_SLOTS: u64 = 1024;
 /// Default slot payload size in bytes.
 pub const DEFAULT_SLOT_SIZE: u64 = 256;
-/// Most positions by which `enqueue_pos` may lag behind the last write claim
-/// (see [`put_lag`]).
-pub const MAX_PUT_LAG: u64 = 16;
-
-/// How far `enqueue_pos` may lag behind the last write claim of a queue of
-/// `slots` cells: [`MAX_PUT_LAG`], or half the slots if that is less (at
-/// least 1). A producer claims position `pos` only when the position it has
-/// seen is at least `pos + 1 - put_lag`, so that every claimed position lies
-/// less than a lap ahead of `enqueue_pos` (see "The lagging put position" in
-/// the module docs). Every process that puts must use the same value.
-pub const fn put_lag(slots: u64) -> u64 {
-    let half = slots / 2;
-    if half < MAX_PUT_LAG {
-        half
-    } else {
-        MAX_PUT_LAG
-    }
-}
-
-/// Bytes of a cell before its payload: the state word and the length word.
-pub const CELL_HEADER: u64 = 16;
+/// Bytes of a cell before its payload: the state word, the claim note and the
+/// length word.
+pub const CELL_HEADER: u64 = 24;
 /// Cells start on boundaries of this many bytes, so that neighbouring cells,
 /// which a producer and a consumer use at the same time, share no cache line.
 pub const CELL_ALIGN: u64 = 64;
@@ -257,7 +252,8 @@ pub mod state {
 
 use state::pack;
 
-/// Bytes of one cell: state word, length word, payload rounded up to 8.
+/// Bytes of one cell: state word, claim note, length word, payload rounded
+/// up to 8, rounded up to [`CELL_ALIGN`].
 pub const fn cell_stride(slot_size: u64) -> u64 {
     (CELL_HEADER + round8(slot_size) + CELL_ALIGN - 1) & !(CELL_ALIGN - 1)
 }
@@ -304,6 +300,7 @@ pub fn check_params(slots: u64, slot_size: u64) -> Result<(), String> {
 pub struct HeapQueue {
     ctl: Box<QueueCtl>,
     states: Box<[AtomicU64]>,
+    notes: Box<[AtomicU64]>,
     words: Box<[UnsafeCell<u64>]>,
     slots: u64,
     slot_size: u64,
@@ -327,11 +324,13 @@ impl HeapQueue {
         let ctl = Box::<QueueCtl>::default();
         ctl.init(slots, slot_size);
         let states = (0..slots).map(|i| AtomicU64::new(pack(i, 0))).collect();
+        let notes = (0..slots).map(|_| AtomicU64::new(0)).collect();
         let per_cell = 1 + slot_size.div_ceil(8);
         let words = (0..slots * per_cell).map(|_| UnsafeCell::new(0)).collect();
         Self {
             ctl,
             states,
+            notes,
             words,
             slots,
             slot_size,
@@ -348,6 +347,7 @@ impl HeapQueue {
         let per_cell = 1 + self.slot_size.div_ceil(8) as usize;
         Cells {
             states: NonNull::from(&*self.states).cast(),
+            notes: NonNull::from(&*self.notes).cast(),
             words: NonNull::from(&*self.words).cast(),
             state_stride: core::mem::size_of::<AtomicU64>(),
             word_stride: per_cell * core::mem::size_of::<UnsafeCell<u64>>(),
@@ -415,47 +415,50 @@ mod tests {
         );
     }
 
-    /// `enqueue_pos` lags behind a producer's claims (up to `put_lag`), and
-    /// whatever reads the put side walks up to the last claim: the length,
-    /// the unfinished count, the listing, the put readiness and the claim
-    /// that stalls puts; a second producer walks up to it too.
+    /// `enqueue_pos` is the put frontier and names its last claimer; a put
+    /// by another producer notes the claim the position names while its
+    /// cell is untagged (its claimer died between its position CAS and its
+    /// tag, simulated here), and the daemon's recovery finds the claim
+    /// through the note, or through the position if no put came since.
     #[test]
-    fn lagging_put_position_is_walked_up() {
+    fn untagged_claims_are_found() {
         let q = HeapQueue::new(8, 8);
-        assert_eq!(put_lag(8), 4);
         // SAFETY: `q` outlives the handles.
         let (h, other) = unsafe { (q.handle(1), q.handle(2)) };
-        for k in 0..3u8 {
+        let e = &q.ctl().enqueue_pos;
+        h.try_put(b"a").unwrap();
+        assert_eq!(e.load(Ordering::Relaxed), pack(1, 1));
+        assert_eq!((h.len(), h.unfinished()), (1, 1));
+        // Peer 7 claims position 1 and dies before it tags the cell.
+        e.store(pack(2, 7), Ordering::Relaxed);
+        assert_eq!(h.try_get_claim().unwrap().to_vec(), b"a");
+        assert_eq!(h.try_get_claim().unwrap_err(), TryGetError::Empty);
+        assert_eq!(h.stalling_claim(true), Some(pack(1, 7)));
+        other.try_put(b"b").unwrap();
+        assert_eq!(q.state_word(1).load(Ordering::Relaxed), pack(1, 0));
+        assert_eq!(q.cells().note(1).load(Ordering::Relaxed), pack(1, 7));
+        assert_eq!(e.load(Ordering::Relaxed), pack(3, 2));
+        assert_eq!(h.stalling_claim(true), Some(pack(1, 7)));
+        assert_eq!((h.len(), h.unfinished()), (2, 3));
+        assert_eq!(q.recover_owner(7).tombstoned, 1);
+        assert_eq!(h.try_get_claim().unwrap().to_vec(), b"b");
+        assert_eq!(h.unfinished(), 2);
+        // Again, with no put before the recovery: the position names it.
+        e.store(pack(4, 7), Ordering::Relaxed);
+        assert_eq!(h.stalling_claim(true), Some(pack(3, 7)));
+        assert_eq!(q.recover_owner(7).tombstoned, 1);
+        assert_eq!(q.recover_owner(7).tombstoned, 0, "idempotent");
+        assert_eq!(h.try_get_claim().unwrap_err(), TryGetError::Empty);
+        h.try_put(b"c").unwrap();
+        assert_eq!(h.try_get_claim().unwrap().to_vec(), b"c");
+        assert_eq!(h.unfinished(), 3);
+        // A handle that made the last claim itself does not look back; the
+        // queue goes on across laps.
+        for k in 0..20u8 {
             h.try_put(&[k]).unwrap();
-        }
-        let e = q
-            .ctl()
-            .enqueue_pos
-            .load(core::sync::atomic::Ordering::Relaxed);
-        assert_eq!(e, 0, "the position lags behind three claims");
-        assert_eq!((h.len(), h.unfinished()), (3, 3));
-        assert_eq!(q.ctl().stats(&q.cells()).enqueue_pos, 3);
-        assert!(h.is_ready(false));
-        other.try_put(&[3]).unwrap();
-        assert_eq!(h.len(), 4);
-        for k in 4..8u8 {
-            h.try_put(&[k]).unwrap();
-        }
-        assert_eq!(h.try_put(b"x"), Err(TryPutError::Full));
-        assert_eq!(other.try_put(b"x"), Err(TryPutError::Full));
-        assert!(h.is_full() && !h.is_ready(false));
-        let first = h.try_get_claim().unwrap();
-        assert_eq!(first.to_vec(), [0]);
-        assert_eq!(h.stalling_claim(false), Some(state::pack(1, 1)));
-        drop(first);
-        assert!(h.is_ready(false));
-        for k in 1..8u8 {
             assert_eq!(other.try_get_claim().unwrap().to_vec(), [k]);
         }
-        other.try_put(b"y").unwrap();
-        assert_eq!(h.try_get_claim().unwrap().to_vec(), b"y");
-        assert_eq!(h.try_get_claim().unwrap_err(), TryGetError::Empty);
-        assert_eq!(h.unfinished(), 9);
+        assert_eq!(q.ctl().stats().enqueue_pos, 25);
     }
 
     #[test]
@@ -535,26 +538,30 @@ mod tests {
                 drop(h.try_get_claim().unwrap());
             }
             h.try_put(b"x").unwrap();
-            let p = if enq {
-                &q.ctl().enqueue_pos
+            // `enqueue_pos` is packed as a state word, `dequeue_pos` is not.
+            let (p, at) = if enq {
+                (&q.ctl().enqueue_pos, seq as fn(u64) -> u64)
             } else {
-                &q.ctl().dequeue_pos
+                (&q.ctl().dequeue_pos, (|w| w) as fn(u64) -> u64)
             };
-            let start = p.load(Ordering::Relaxed).wrapping_add_signed(far);
-            p.store(start, Ordering::Relaxed);
+            let w = p.load(Ordering::Relaxed);
+            let start = at(w).wrapping_add_signed(far);
+            p.store(if enq { pack(start, 1) } else { start }, Ordering::Relaxed);
             let what = if enq {
                 h.try_put(b"y").unwrap_err().to_string()
             } else {
                 h.try_get_claim().unwrap_err().to_string()
             };
             assert!(what.contains(BAD_POSITION), "enq {enq} far {far}: {what}");
-            let moved = p.load(Ordering::Relaxed).wrapping_sub(start);
+            let moved = at(p.load(Ordering::Relaxed)).wrapping_sub(start) & state::SEQ_MASK;
             assert!(moved <= 4, "enq {enq} far {far}: position walked {moved}");
         }
     }
 
-    /// A position a little behind its cells (as after a claimer died between
-    /// its two CAS) is helped on, not reported.
+    /// `dequeue_pos` a little behind its cells (as after a consumer died
+    /// between its two CAS) is helped on, not reported; `enqueue_pos` behind
+    /// its cells cannot occur (a put moves it before it touches a cell) and
+    /// is reported.
     #[test]
     fn position_slightly_behind_is_helped_on() {
         let q = HeapQueue::new(4, 8);
@@ -564,7 +571,11 @@ mod tests {
             h.try_put(&[k]).unwrap();
         }
         let e = &q.ctl().enqueue_pos;
-        e.store(e.load(Ordering::Relaxed) - 2, Ordering::Relaxed);
+        let was = e.load(Ordering::Relaxed);
+        e.store(pack(seq(was) - 2, 1), Ordering::Relaxed);
+        let what = h.try_put(b"y").unwrap_err().to_string();
+        assert!(what.contains(BAD_POSITION), "{what}");
+        e.store(was, Ordering::Relaxed);
         h.try_put(b"y").unwrap();
         let d = &q.ctl().dequeue_pos;
         assert_eq!(h.try_get_claim().unwrap().to_vec(), [0]);

@@ -73,10 +73,9 @@ pub enum CrashPoint {
     PipeRead,
     /// Pipe consumer: `head` advanced, producer not yet notified.
     PipeReleased,
-    /// Queue producer: cell CAS won, the handle's cursor not yet moved past it.
+    /// Queue producer: position CAS won, the cell not yet tagged.
     QueueClaimed,
-    /// Queue producer: claim complete (the cursor moved past it; the
-    /// position is left lagging), cell not written.
+    /// Queue producer: cell tagged, not written.
     QueueReserved,
     /// Queue producer: cell written, not yet published.
     QueueWritten,
