@@ -184,27 +184,34 @@ pub(crate) fn ring_echo(path: &str, n: u64, commit: &str) {
 const HEAD: usize = 0;
 const TAIL: usize = 128;
 const SLOTS: usize = 256;
+/// A 64-byte message.
 const SLOT: usize = 64;
-/// 16,384 slots of 64 bytes: the 1 MiB the pipe throughput runs use too.
+/// A pipe's record of a 64-byte frame: an 8-byte header, then the frame.
+pub(crate) const RECORD: usize = 72;
+/// 16,384 slots: of 64 bytes, the 1 MiB the pipe throughput runs use too.
 const NSLOTS: u64 = 1 << 14;
 
-fn slot_words(file: &ShmFile, pos: u64) -> impl Iterator<Item = &AtomicU64> {
-    let base = SLOTS + (pos % NSLOTS) as usize * SLOT;
-    (0..SLOT / 8).map(move |w| file.word(base + w * 8))
+/// The words of the slot of `pos` in a ring of `S`-byte slots.
+fn slot_words<const S: usize>(file: &ShmFile, pos: u64) -> impl Iterator<Item = &AtomicU64> {
+    let base = SLOTS + (pos % NSLOTS) as usize * S;
+    (0..S / 8).map(move |w| file.word(base + w * 8))
 }
 
-/// Raw SPSC ring of 64-byte slots, one-way messages per second of each run.
-/// Each message is written and read as eight 8-byte words and published on
-/// its own (no batching), as a pipe frame is; each side caches the other's
-/// position and re-reads it only when the ring looks full or empty.
-pub(crate) fn ring_throughput(ctx: &Ctx) -> Measured {
+/// Raw SPSC ring of `S`-byte slots, one-way messages per second of each
+/// run. Each message is written and read as `S / 8` 8-byte words and
+/// published on its own (no batching), as a pipe frame is; each side caches
+/// the other's position and re-reads it only when the ring looks full or
+/// empty. With `S` = [`RECORD`] the slots are laid out as the pipe lays out
+/// the records of 64-byte frames, one after the other, so that every other
+/// line holds the end of one and the start of the next.
+pub(crate) fn ring_throughput<const S: usize>(ctx: &Ctx) -> Measured {
     let n = ctx.counts.shm_messages;
     let mut rates = Vec::new();
     for _ in 0..ctx.counts.runs {
-        let file = ShmFile::create(SLOTS + NSLOTS as usize * SLOT);
+        let file = ShmFile::create(SLOTS + NSLOTS as usize * S);
         let kid = spawn(
             "ring-producer",
-            &[file.arg(), n.to_string()],
+            &[file.arg(), n.to_string(), S.to_string()],
             ctx.placement.child,
         );
         let (head, tail) = (file.word(HEAD), file.word(TAIL));
@@ -224,7 +231,7 @@ pub(crate) fn ring_throughput(ctx: &Ctx) -> Measured {
                 start = Some(Instant::now());
             }
             // Relaxed: ordered by the Acquire of `tail` above.
-            for w in slot_words(&file, pos) {
+            for w in slot_words::<S>(&file, pos) {
                 sum = sum.wrapping_add(w.load(Ordering::Relaxed));
             }
             pos += 1;
@@ -240,8 +247,16 @@ pub(crate) fn ring_throughput(ctx: &Ctx) -> Measured {
     Measured::rates(rates)
 }
 
-/// The `ring-producer` role.
-pub(crate) fn ring_producer(path: &str, n: u64) {
+/// The `ring-producer` role, for slots of `slot` bytes (64 or [`RECORD`]).
+pub(crate) fn ring_producer(path: &str, n: u64, slot: usize) {
+    match slot {
+        SLOT => ring_produce::<SLOT>(path, n),
+        RECORD => ring_produce::<RECORD>(path, n),
+        other => panic!("no ring of {other}-byte slots"),
+    }
+}
+
+fn ring_produce<const S: usize>(path: &str, n: u64) {
     let file = ShmFile::open(path);
     let (head, tail) = (file.word(HEAD), file.word(TAIL));
     let mut free_until = NSLOTS;
@@ -255,7 +270,7 @@ pub(crate) fn ring_producer(path: &str, n: u64) {
             }
         }
         // Relaxed: published by the Release store of `tail` below.
-        for w in slot_words(&file, pos) {
+        for w in slot_words::<S>(&file, pos) {
             w.store(pos, Ordering::Relaxed);
         }
         // Release: publishes the slot; pairs with the consumer's Acquire.

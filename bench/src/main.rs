@@ -413,7 +413,7 @@ fn child(role: &str) {
     match role {
         "daemon" => proc::daemon_main(&a),
         "floor-echo" => floor::floor_echo(&a[0], n(1)),
-        "ring-producer" => floor::ring_producer(&a[0], n(1)),
+        "ring-producer" => floor::ring_producer(&a[0], n(1), n(2) as usize),
         "mpmc-producer" => floor::mpmc_producer(&a[0], n(1)),
         "ring-echo" => floor::ring_echo(&a[0], n(1), &a[2]),
         "futex-echo" => floor::futex_echo(&a[0], n(1)),

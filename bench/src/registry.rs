@@ -177,7 +177,17 @@ pub(crate) fn registry() -> Vec<Spec> {
         64,
         Floor,
         "raw SPSC ring of 64-byte slots in /dev/shm, one publish per message",
-        Some(Box::new(|c: &Ctx| Ok(floor::ring_throughput(c)))),
+        Some(Box::new(|c: &Ctx| Ok(floor::ring_throughput::<64>(c)))),
+    );
+    add(
+        s("floor/ring-tput-record/64"),
+        Throughput,
+        64,
+        Floor,
+        "as ring-tput/64 with 72-byte slots laid out as the pipe's records of 64-byte frames (8-byte header + frame, back to back): the pipe's memory traffic with no shmbus code",
+        Some(Box::new(|c: &Ctx| {
+            Ok(floor::ring_throughput::<{ floor::RECORD }>(c))
+        })),
     );
     add(
         s("floor/mpmc-ring-tput/64"),
@@ -674,6 +684,7 @@ pub(crate) fn registry() -> Vec<Spec> {
         ];
         if size == 64 {
             v[idx].floor = Some(s("floor/ring-tput/64"));
+            v[idx].alts.insert(0, s("floor/ring-tput-record/64"));
             v[idx].alts.push(s("python/mp-pipe-tput/64"));
             v[idx].alts.push(s("python/mp-queue-tput/64"));
             // Issue #17 added the ring floor and the 256-byte rate.
@@ -732,7 +743,7 @@ pub(crate) const PRESETS: &[(&str, &str, &[&str])] = &[
             "floor/ring-rt",
             "shmbus/pipe-rt-",
             "floor/futex-rt/",
-            "floor/ring-tput/",
+            "floor/ring-tput",
             "shmbus/pipe-tput/64",
             "shmbus/pipe-tput-runtime-len/",
             "shmbus/pipe-tput-batch/",

@@ -190,7 +190,7 @@ fn rounds_report_each_row_once_with_every_rounds_figures() {
             "--rounds",
             "3",
             "--filter",
-            "cacheline-rt,ring-tput/64,shmbus/pipe-tput/64",
+            "cacheline-rt,floor/ring-tput/64,shmbus/pipe-tput/64",
         ],
     );
     let stderr = String::from_utf8_lossy(&run.stderr);
