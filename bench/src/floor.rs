@@ -297,9 +297,32 @@ fn mpmc_cell(file: &ShmFile, pos: u64) -> (&AtomicU64, impl Iterator<Item = &Ato
     )
 }
 
-/// `seq - pos` as a signed number.
-fn mpmc_diff(seq: u64, pos: u64) -> i64 {
-    seq.wrapping_sub(pos) as i64
+/// Claims the next position of one side of the MPMC floor, whose shared
+/// position word is `at` and which may take the cell of `pos` when its
+/// sequence word reads `pos + turn` (0 for the producer, 1 for the
+/// consumer). Spins while the cell is not ready; returns the position
+/// claimed, with `pos` left at it.
+fn mpmc_claim(file: &ShmFile, at: &AtomicU64, pos: &mut u64, turn: u64) -> u64 {
+    loop {
+        let seq = mpmc_cell(file, *pos).0;
+        // Acquire: pairs with the other side's Release store of the
+        // sequence word, so its writes (producer) or reads (consumer) of the
+        // cell are done before ours.
+        let d = seq.load(Ordering::Acquire).wrapping_sub(*pos + turn) as i64;
+        if d < 0 {
+            core::hint::spin_loop();
+        } else if d > 0 {
+            // Relaxed: the cells carry the order.
+            *pos = at.load(Ordering::Relaxed);
+        } else {
+            // Relaxed: the cell's Acquire above ordered the payload; the
+            // position only picks the claimer.
+            match at.compare_exchange_weak(*pos, *pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return *pos,
+                Err(now) => *pos = now,
+            }
+        }
+    }
 }
 
 /// Raw MPMC queue of 64-byte items in `/dev/shm`: Dmitry Vyukov's bounded
@@ -331,26 +354,8 @@ pub(crate) fn mpmc_throughput(ctx: &Ctx) -> Measured {
         // Relaxed: only this process consumes; the cells carry the order.
         let mut pos = deq.load(Ordering::Relaxed);
         while got < n {
-            let (seq, words) = mpmc_cell(&file, pos);
-            // Acquire: pairs with the producer's Release store of the
-            // sequence word, so the payload below is the one it wrote.
-            let d = mpmc_diff(seq.load(Ordering::Acquire), pos + 1);
-            if d < 0 {
-                core::hint::spin_loop();
-                continue;
-            }
-            if d > 0 {
-                pos = deq.load(Ordering::Relaxed);
-                continue;
-            }
-            // Relaxed: the cell's Acquire above ordered the payload; the
-            // position only picks the consumer.
-            if let Err(now) =
-                deq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                pos = now;
-                continue;
-            }
+            let claimed = mpmc_claim(&file, deq, &mut pos, 1);
+            let (seq, words) = mpmc_cell(&file, claimed);
             if start.is_none() {
                 start = Some(Instant::now());
             }
@@ -360,7 +365,7 @@ pub(crate) fn mpmc_throughput(ctx: &Ctx) -> Measured {
             }
             // Release: our reads are done before the next lap's producer
             // writes; pairs with its Acquire load of the sequence word.
-            seq.store(pos + MPMC_SLOTS, Ordering::Release);
+            seq.store(claimed + MPMC_SLOTS, Ordering::Release);
             pos += 1;
             got += 1;
         }
@@ -380,31 +385,14 @@ pub(crate) fn mpmc_producer(path: &str, n: u64) {
     let mut pos = enq.load(Ordering::Relaxed);
     let mut put = 0;
     while put < n {
-        let (seq, words) = mpmc_cell(&file, pos);
-        // Acquire: pairs with the consumer's Release store that freed the
-        // cell, so its reads are done before our writes.
-        let d = mpmc_diff(seq.load(Ordering::Acquire), pos);
-        if d < 0 {
-            core::hint::spin_loop();
-            continue;
-        }
-        if d > 0 {
-            pos = enq.load(Ordering::Relaxed);
-            continue;
-        }
-        // Relaxed: as the consumer's CAS.
-        if let Err(now) =
-            enq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed)
-        {
-            pos = now;
-            continue;
-        }
+        let claimed = mpmc_claim(&file, enq, &mut pos, 0);
+        let (seq, words) = mpmc_cell(&file, claimed);
         // Relaxed: published by the Release store of the sequence word.
         for w in words {
-            w.store(pos, Ordering::Relaxed);
+            w.store(claimed, Ordering::Relaxed);
         }
         // Release: publishes the payload; pairs with the consumer's Acquire.
-        seq.store(pos + 1, Ordering::Release);
+        seq.store(claimed + 1, Ordering::Release);
         pos += 1;
         put += 1;
     }

@@ -86,22 +86,7 @@ impl Cells {
     /// The state word of cell `i`.
     #[inline(always)]
     pub(super) fn state(&self, i: u64) -> &AtomicU64 {
-        // Every caller passes `pos & (slots - 1)` or a loop index below
-        // `slots`; the check stays in release builds because the pointer
-        // arithmetic below relies on it and it costs one predictable branch.
-        assert!(i < self.slots);
-        // SAFETY: `i < slots`, so the word is inside the cells named in
-        // `in_segment` (or the heap array of `HeapQueue`), aligned (the
-        // stride is a multiple of 8 / of the element size), and only ever
-        // accessed atomically; `self` does not outlive the mapping (the
-        // constructor's contract).
-        unsafe {
-            &*self
-                .states
-                .as_ptr()
-                .add(i as usize * self.state_stride)
-                .cast()
-        }
+        self.atomic(self.states, i)
     }
 
     /// The claim note of cell `i`: `(pos, k)` once a put saw that peer `k -
@@ -109,16 +94,24 @@ impl Cells {
     /// (see "Claiming a put" in the module docs).
     #[inline(always)]
     pub(super) fn note(&self, i: u64) -> &AtomicU64 {
+        self.atomic(self.notes, i)
+    }
+
+    /// Entry `i` of the strided array of atomic words at `base` (`states`
+    /// or `notes`, which share `state_stride`).
+    #[inline(always)]
+    fn atomic(&self, base: NonNull<u8>, i: u64) -> &AtomicU64 {
+        // Every caller passes `pos & (slots - 1)` or a loop index below
+        // `slots`; the check stays in release builds because the pointer
+        // arithmetic below relies on it and it costs one predictable branch.
         assert!(i < self.slots);
-        // SAFETY: as in `state`: the notes array has the states' stride and
-        // `slots` entries, each aligned and only accessed atomically.
-        unsafe {
-            &*self
-                .notes
-                .as_ptr()
-                .add(i as usize * self.state_stride)
-                .cast()
-        }
+        // SAFETY: `base` is `states` or `notes`, each `slots` entries
+        // `state_stride` apart, and `i < slots`, so the word is inside the
+        // cells named in `in_segment` (or a heap array of `HeapQueue`),
+        // aligned (the stride is a multiple of 8 / of the element size),
+        // and only ever accessed atomically; `self` does not outlive the
+        // mapping (the constructor's contract).
+        unsafe { &*base.as_ptr().add(i as usize * self.state_stride).cast() }
     }
 
     /// Word `j` of cell `i`'s word area (0 = length, 1.. = payload).

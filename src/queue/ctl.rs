@@ -307,22 +307,10 @@ impl QueueCtl {
         let e = self.enqueue_pos.load(Ordering::Acquire);
         let frontier = seq(e);
         if owner(e) == owner_tag {
-            let pos = seq(e).wrapping_sub(1);
-            // AcqRel: as the CAS below. Fails if the claim was tagged (the
-            // scan then finds it) or if the cell moved on.
-            if cells
-                .state(pos & mask)
-                .compare_exchange(
-                    pack(pos, 0),
-                    pack(pos.wrapping_add(1), TOMB),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                r.tombstoned += 1;
-                self.finish_tombstone();
-            }
+            // Fails if the claim was tagged (the scan then finds it) or if
+            // the cell moved on.
+            let pos = frontier.wrapping_sub(1);
+            self.tombstone_untagged(cells.state(pos & mask), pos, &mut r);
         }
         for i in 0..slots {
             let cell = cells.state(i);
@@ -333,18 +321,8 @@ impl QueueCtl {
             if owner(w) == 0 && s & mask == i && diff(frontier, s) > 0 {
                 // Free-looking below the frontier: claimed, untagged.
                 // Acquire: pairs with the Release CAS of the note.
-                if cells.note(i).load(Ordering::Acquire) == pack(s, owner_tag)
-                    && cell
-                        .compare_exchange(
-                            w,
-                            pack(s.wrapping_add(1), TOMB),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    r.tombstoned += 1;
-                    self.finish_tombstone();
+                if cells.note(i).load(Ordering::Acquire) == pack(s, owner_tag) {
+                    self.tombstone_untagged(cell, s, &mut r);
                 }
                 continue;
             }
@@ -376,6 +354,26 @@ impl QueueCtl {
         self.not_full.notify();
         self.all_done.notify();
         r
+    }
+
+    /// Turns the untagged claim of `pos`, `(pos, 0)` in `cell`, into the
+    /// tombstone `(pos+1, TOMB)` and counts it (recovery of a claimer that
+    /// died between its position CAS and its tag). Does nothing if the cell
+    /// is in any other state.
+    fn tombstone_untagged(&self, cell: &AtomicU64, pos: u64, r: &mut QueueRecovery) {
+        // AcqRel: as the repairs in `recover_owner`.
+        if cell
+            .compare_exchange(
+                pack(pos, 0),
+                pack(pos.wrapping_add(1), TOMB),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            r.tombstoned += 1;
+            self.finish_tombstone();
+        }
     }
 }
 

@@ -559,9 +559,10 @@ impl Queue {
                             // (see "Ordering of positions and cells" in the
                             // module docs). Fails if a helper advanced it.
                             // NB (issue #17, tried and not kept): the lagging
-                            // position of puts (see the module docs) for
-                            // gets, a consumer claiming from its own cursor
-                            // and storing `dequeue_pos` every 16 gets. In one
+                            // position puts had until 2026-12-05 (see the
+                            // module docs), for gets: a consumer claiming
+                            // from its own cursor and storing `dequeue_pos`
+                            // every 16 gets. In one
                             // process (one consumer, measured as in
                             // "Throughput" in the module docs, four runs of 20
                             // rounds, 2026-12-04) the busy consumer made 12.5,

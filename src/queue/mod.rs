@@ -85,13 +85,15 @@
 //! # Throughput: the lockstep at the head
 //! With one producer and a consumer busy-polling an empty queue, both work on
 //! one cell's line: the consumer reads the cell at `dequeue_pos` again and
-//! again while the producer claims it (a CAS, which must take the line back
-//! from the reader) and fills it, and the producer's next claim, a locked
-//! instruction, first waits for its publish store, whose line the reader
-//! took meanwhile. A profile (`perf record -e cpu-clock`, 1P/1C busy) puts
-//! 56 % of the producer's samples on its cell CAS. The pipe does not pay
-//! this: its producer makes no locked instruction, so its stores drain in
-//! the background.
+//! again while the producer fills it. Until 2026-12-05 the producer also
+//! claimed that cell by CAS, which must take the line back from the reader
+//! and first wait for the producer's own earlier stores, whose lines the
+//! reader took meanwhile: a profile (`perf record -e cpu-clock`, 1P/1C
+//! busy) put 56 % of the producer's samples on that CAS. The put now claims
+//! by CAS of `enqueue_pos`, a line only producers write, and stores into
+//! the cell without a locked instruction, as the pipe's producer does (see
+//! [Claiming a put](#claiming-a-put)). The figures below are of the
+//! protocols before that.
 //!
 //! Measured in one process, the producer and consumer threads pinned to the
 //! two cpus and the variants alternating in slices of 4 M items, eight
